@@ -1,0 +1,124 @@
+// The state of one key on one node: absent, valid, or invalid (a write is in flight).
+// Messages on different subjects can arrive out of order, so every event carries the
+// revision it belongs to and anything older than what the entry has already seen is ignored.
+import { assign, setup } from 'xstate';
+
+export interface EntryContext {
+  /** Revision of the committed value (or of the delete that made the key absent; 0 = never seen). */
+  rev: number;
+  value: Uint8Array | null;
+  /** The write in flight: its revision (0 = none) and value (null = delete). */
+  pendingRev: number;
+  pendingValue: Uint8Array | null;
+}
+
+export type EntryEvent =
+  | { type: 'fill'; rev: number; value: Uint8Array }
+  | { type: 'invalidate'; rev: number; value: Uint8Array | null }
+  | { type: 'validate'; rev: number }
+  | { type: 'abort'; rev: number };
+
+export type EntryStateName = 'absent' | 'valid' | 'invalid';
+
+const seenRev = (c: EntryContext) => (c.pendingRev > c.rev ? c.pendingRev : c.rev);
+
+export const cacheEntryMachine = setup({
+  types: { context: {} as EntryContext, events: {} as EntryEvent },
+  guards: {
+    isNewer: ({ context, event }) => event.rev > seenRev(context),
+    isPendingWrite: ({ context, event }) => event.rev === context.pendingRev,
+    hasValue: ({ context }) => context.value !== null,
+  },
+  actions: {
+    fill: assign(({ event }) => {
+      const e = event as Extract<EntryEvent, { type: 'fill' }>;
+      return { rev: e.rev, value: e.value, pendingRev: 0, pendingValue: null };
+    }),
+    markPending: assign(({ event }) => {
+      const e = event as Extract<EntryEvent, { type: 'invalidate' }>;
+      return { pendingRev: e.rev, pendingValue: e.value };
+    }),
+    applyPending: assign(({ context }) => ({
+      rev: context.pendingRev,
+      value: context.pendingValue,
+      pendingRev: 0,
+      pendingValue: null,
+    })),
+    dropPending: assign({ pendingRev: 0, pendingValue: null }),
+  },
+}).createMachine({
+  id: 'cacheEntry',
+  context: { rev: 0, value: null, pendingRev: 0, pendingValue: null },
+  initial: 'absent',
+  states: {
+    absent: {
+      on: {
+        fill: { guard: 'isNewer', target: 'valid', actions: 'fill' },
+        invalidate: { guard: 'isNewer', target: 'invalid', actions: 'markPending' },
+      },
+    },
+    valid: {
+      on: {
+        fill: { guard: 'isNewer', actions: 'fill' },
+        invalidate: { guard: 'isNewer', target: 'invalid', actions: 'markPending' },
+      },
+    },
+    invalid: {
+      on: {
+        // A newer write supersedes the one in flight (its validate was lost or it was aborted).
+        invalidate: { guard: 'isNewer', actions: 'markPending' },
+        // A fill newer than the pending write carries a later committed value; an older one is stale.
+        fill: { guard: 'isNewer', target: 'valid', actions: 'fill' },
+        validate: { guard: 'isPendingWrite', target: 'settling', actions: 'applyPending' },
+        abort: { guard: 'isPendingWrite', target: 'settling', actions: 'dropPending' },
+      },
+    },
+    // Transient: absent or valid by the value now in place (a delete leaves null).
+    settling: {
+      always: [{ guard: 'hasValue', target: 'valid' }, { target: 'absent' }],
+    },
+  },
+});
+
+/** An entry as the store keeps it: the machine's state name plus its context, as plain data. */
+export interface EntryRecord extends EntryContext {
+  state: EntryStateName;
+}
+
+/**
+ * The machine above, compiled by hand for the hot path. Running the machine through
+ * resolveState() + transition() costs about 16 µs per event (measured: .scratch/bench-entry.ts),
+ * which is too much for every write on every node and for installing a million-key snapshot;
+ * this function does the same in well under a microsecond. A unit test drives both with random
+ * event sequences and requires identical results, so the machine stays the specification.
+ * Mutates and returns `entry`; returns false when the event was ignored.
+ */
+export function stepEntry(entry: EntryRecord, event: EntryEvent): boolean {
+  switch (event.type) {
+    case 'fill':
+      if (event.rev <= seenRev(entry)) return false;
+      entry.state = 'valid';
+      entry.rev = event.rev;
+      entry.value = event.value;
+      entry.pendingRev = 0;
+      entry.pendingValue = null;
+      return true;
+    case 'invalidate':
+      if (event.rev <= seenRev(entry)) return false;
+      entry.state = 'invalid';
+      entry.pendingRev = event.rev;
+      entry.pendingValue = event.value;
+      return true;
+    case 'validate':
+    case 'abort':
+      if (entry.state !== 'invalid' || event.rev !== entry.pendingRev) return false;
+      if (event.type === 'validate') {
+        entry.rev = entry.pendingRev;
+        entry.value = entry.pendingValue;
+      }
+      entry.pendingRev = 0;
+      entry.pendingValue = null;
+      entry.state = entry.value === null ? 'absent' : 'valid';
+      return true;
+  }
+}

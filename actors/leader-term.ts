@@ -1,0 +1,416 @@
+// What a leader does during one epoch: run writes (invalidate every replica, wait for every
+// ack, apply, reply, validate), admit joining nodes by state transfer, grant leases, and
+// remove replicas that stop answering once their lease has certainly run out.
+// All I/O goes through the ports; time through the Clock.
+import { assert } from './assert.ts';
+import { KeyTurns } from './key-turns.ts';
+import type { Bus, Clock, Coordinator, EpochClaim, Log } from './ports.ts';
+import type { ClientReply, PeerMessage, PeerReply, PendingEntry, WriteCommand } from './protocol.ts';
+import type { ReplicaStore } from './replica-store.ts';
+import { fail } from './request.ts';
+import { deferred, sleep, type Deferred } from './time.ts';
+
+export interface TermConfig {
+  nodeId: string;
+  leaseMs: number;
+  /** Per-attempt wait for a peer's reply before the leader suspects it. */
+  ackTimeoutMs: number;
+  opTimeoutMs: number;
+  snapshotChunkEntries: number;
+  snapshotChunkBytes: number;
+}
+
+export interface TermPorts {
+  bus: Bus;
+  coordinator: Coordinator;
+  clock: Clock;
+  log: Log;
+  store: ReplicaStore;
+}
+
+/** The term ended under a write: its outcome is unknown (a later leader may still commit it). */
+export class TermEndedError extends Error {
+  constructor(reason: string) {
+    super(`leadership ended: ${reason}`);
+    this.name = 'TermEndedError';
+  }
+}
+
+/** Thrown by recover() when this node holds no complete copy but a live replica does. */
+export class ResignError extends Error {
+  constructor() {
+    super('a complete replica is alive; stepping aside for it');
+    this.name = 'ResignError';
+  }
+}
+
+const isUnreachable = (err: unknown) =>
+  err instanceof Error && (err.name === 'BusTimeoutError' || err.name === 'NoRespondersError' || err.name === 'BusClosedError');
+
+interface Joiner {
+  session: string;
+}
+
+export class LeaderTerm {
+  readonly epoch: number;
+  readonly claim: EpochClaim;
+  private readonly turns = new KeyTurns();
+  /** Complete replicas (ids, self included) as persisted in ZooKeeper. */
+  readonly replicas = new Set<string>();
+  /** Nodes that must ack every write: replicas and joiners, without self. */
+  readonly targets = new Set<string>();
+  private readonly joining = new Map<string, Joiner>();
+  private readonly replicaSession = new Map<string, string>();
+  private readonly lastGrant = new Map<string, number>();
+  private readonly removing = new Set<string>();
+  private readonly inflight = new Set<Promise<unknown>>();
+  private liveIds = new Set<string>();
+  private nextRev = 1;
+  private serving = false;
+  private stopping = false;
+  private ended: string | null = null;
+  private readonly endSignal: Deferred<never> = deferred<never>();
+  private persistChain: Promise<void> = Promise.resolve();
+  private watchTimer: unknown = null;
+  private readonly log: Log;
+
+  constructor(
+    private readonly config: TermConfig,
+    private readonly ports: TermPorts,
+    claim: EpochClaim,
+    private readonly onDeposed: (reason: string) => void,
+  ) {
+    this.claim = claim;
+    this.epoch = claim.epoch;
+    this.log = ports.log.child({ actor: 'leader', epoch: claim.epoch });
+    this.endSignal.promise.catch(() => undefined);
+    this.liveIds = new Set(ports.coordinator.memberIds());
+  }
+
+  get isServing(): boolean {
+    return this.serving && !this.stopping && this.ended === null;
+  }
+
+  get writesInFlight(): number {
+    return this.inflight.size;
+  }
+
+  replicaIds(): string[] {
+    return [...this.replicas].sort();
+  }
+
+  // ---- recovery -------------------------------------------------------------------------
+
+  /**
+   * Synchronise with every live member before serving: collect writes in flight and the highest
+   * revision, keep the complete replicas that answered, re-commit the pending writes.
+   */
+  async recover(selfComplete: boolean): Promise<void> {
+    const { coordinator, store, bus, clock } = this.ports;
+    const self = this.config.nodeId;
+    const previous = await coordinator.readReplicas();
+    const peers = coordinator.memberIds().filter((id) => id !== self);
+    const sync: PeerMessage = { type: 'sync', from: self, epoch: this.epoch, wantSnapshot: false };
+    const answers = await Promise.all(
+      peers.map(async (id) => {
+        try {
+          const reply = await bus.request(id, sync, this.config.ackTimeoutMs * 2);
+          return { id, reply };
+        } catch (err) {
+          this.log.warn({ err, peer: id }, 'no sync reply');
+          return { id, reply: null };
+        }
+      }),
+    );
+    let staleEpoch = 0;
+    const synced = new Map<string, Extract<PeerReply, { type: 'synced' }>>();
+    for (const { id, reply } of answers) {
+      if (reply?.ok && reply.type === 'synced') synced.set(id, reply);
+      else if (reply && !reply.ok && reply.code === 'STALE_EPOCH') staleEpoch = Math.max(staleEpoch, reply.epoch);
+    }
+    if (staleEpoch > this.epoch) throw new TermEndedError(`a member is at epoch ${staleEpoch}`);
+
+    const wasReplica = (id: string) => previous.ids.length === 0 || previous.ids.includes(id);
+    const completePeers = [...synced].filter(([id, r]) => r.serving && wasReplica(id)).map(([id]) => id);
+    if (previous.ids.length > 0 && !(selfComplete && wasReplica(self))) {
+      if (completePeers.length > 0) throw new ResignError();
+      this.log.error({ previous: previous.ids }, 'no complete replica survived; serving what this node holds');
+    }
+
+    // Highest revision per key over every write still in flight at a complete replica.
+    const winners = new Map<string, PendingEntry>();
+    const consider = (p: PendingEntry) => {
+      const best = winners.get(p.key);
+      if (!best || p.rev > best.rev) winners.set(p.key, p);
+    };
+    for (const p of store.pending()) consider(p);
+    let maxRev = store.maxRev;
+    for (const id of completePeers) {
+      const r = synced.get(id)!;
+      for (const p of r.pending) consider(p);
+      maxRev = Math.max(maxRev, r.maxRev);
+    }
+    for (const [, r] of synced) maxRev = Math.max(maxRev, r.maxRev);
+    this.nextRev = maxRev + 1;
+
+    // Replicas alive in ZooKeeper that did not answer may still hold a lease from the old
+    // leader: wait until it has certainly run out before writing without them.
+    const silent = previous.ids.filter((id) => id !== self && !synced.has(id) && this.liveIds.has(id));
+    if (silent.length > 0) {
+      this.log.warn({ silent }, 'waiting out leases of silent replicas');
+      await sleep(clock, this.leaseWaitMs());
+    }
+
+    this.replicas.add(self);
+    for (const id of completePeers) {
+      this.replicas.add(id);
+      this.targets.add(id);
+    }
+    await this.persistReplicas();
+    this.log.info({ replicas: this.replicaIds(), nextRev: this.nextRev, recommit: winners.size }, 'recovered');
+
+    // Every complete replica now settles each in-flight key on the highest version seen.
+    await Promise.all([...winners.values()].map((w) => this.turns.run(w.key, () => this.replicate(w.key, w.rev, w.value))));
+    this.serving = true;
+    this.startLeaseWatch();
+  }
+
+  // ---- writes -----------------------------------------------------------------------------
+
+  /** Run one client write. Resolves with the client reply; never rejects. */
+  async write(command: WriteCommand): Promise<ClientReply> {
+    if (!this.isServing) return fail(503, 'this node is not serving as leader');
+    return this.turns.run(command.key, async () => {
+      // Thesis 3.3 case 3: check the session before each write starts.
+      if (!this.isServing || this.ports.coordinator.sessionState() !== 'connected') {
+        return fail(503, 'leader has no live ZooKeeper session');
+      }
+      const current = this.ports.store.get(command.key);
+      assert(current === undefined || current.state !== 'invalid', 'no write in flight on a key whose turn we hold');
+      const exists = current !== undefined && current.value !== null;
+      if (command.value === null && !exists) return fail(404, 'no such key');
+      if (command.ifRevision !== undefined) {
+        const matches = command.ifRevision === 0 ? !exists : exists && current!.rev === command.ifRevision;
+        if (!matches) return fail(409, `revision mismatch: key is at ${exists ? current!.rev : 'absent'}`);
+      }
+      const rev = this.nextRev++;
+      try {
+        await this.replicate(command.key, rev, command.value);
+        return { ok: true, revision: rev };
+      } catch (err) {
+        if (err instanceof TermEndedError) return fail(504, 'leadership ended during the write; outcome unknown');
+        throw err;
+      }
+    });
+  }
+
+  /** Invalidate at every target, wait for every ack, apply, then validate. */
+  private async replicate(key: string, rev: number, value: Uint8Array | null): Promise<void> {
+    const { store, bus } = this.ports;
+    const work = (async () => {
+      store.apply(key, { type: 'invalidate', rev, value });
+      const message: PeerMessage = { type: 'invalidate', from: this.config.nodeId, epoch: this.epoch, key, rev, value };
+      const targets = [...this.targets];
+      await Promise.all(targets.map((id) => this.ackFrom(id, message)));
+      if (this.ended !== null) throw new TermEndedError(this.ended);
+      store.apply(key, { type: 'validate', rev });
+      const validate: PeerMessage = { type: 'validate', from: this.config.nodeId, epoch: this.epoch, key, rev };
+      for (const id of targets) if (this.targets.has(id)) bus.send(id, validate);
+    })();
+    this.inflight.add(work);
+    try {
+      await work;
+    } finally {
+      this.inflight.delete(work);
+    }
+  }
+
+  /** Resolves when `id` acked, or was dropped from the targets; rejects when the term ends. */
+  private async ackFrom(id: string, message: PeerMessage): Promise<void> {
+    for (;;) {
+      if (this.ended !== null) throw new TermEndedError(this.ended);
+      if (!this.targets.has(id)) return;
+      try {
+        const reply = await Promise.race([this.ports.bus.request(id, message, this.config.ackTimeoutMs), this.endSignal.promise]);
+        if (reply.ok) return;
+        if (reply.code === 'STALE_EPOCH' && reply.epoch > this.epoch) {
+          this.end(`member ${id} is at epoch ${reply.epoch}`);
+          throw new TermEndedError(this.ended!);
+        }
+        // NOT_READY: the peer has not yet taken in our epoch (a joiner racing its join reply).
+        await sleep(this.ports.clock, 5);
+      } catch (err) {
+        if (!isUnreachable(err)) throw err;
+        this.suspect(id, 'no ack');
+        await sleep(this.ports.clock, Math.min(50, this.config.ackTimeoutMs));
+      }
+    }
+  }
+
+  // ---- membership, leases, removal -------------------------------------------------------
+
+  /** ZooKeeper's member list changed: a member whose znode is gone is skipped at once (thesis 3.3 case 4). */
+  membersChanged(ids: string[]): void {
+    this.liveIds = new Set(ids);
+    let changed = false;
+    for (const id of [...this.targets]) {
+      if (this.liveIds.has(id)) continue;
+      this.targets.delete(id);
+      this.joining.delete(id);
+      if (this.replicas.delete(id)) changed = true;
+      this.log.info({ peer: id }, 'member gone; skipping it');
+    }
+    if (changed) void this.persistReplicas().catch((err) => this.log.warn({ err }, 'replica set update failed'));
+  }
+
+  /** A follower asks for its read lease. Granted only to complete replicas not being removed. */
+  grantLease(from: string, session: string): PeerReply {
+    if (!this.isServing) return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'leader not serving' };
+    if (this.joining.has(from)) return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'still joining' };
+    const known = this.replicaSession.get(from);
+    if (!this.replicas.has(from) || this.removing.has(from) || (known !== undefined && known !== session)) {
+      return { ok: false, code: 'NOT_REPLICA', epoch: this.epoch, reason: 'not in the replica set' };
+    }
+    this.replicaSession.set(from, session);
+    this.lastGrant.set(from, this.ports.clock.now());
+    return { ok: true, type: 'ack' };
+  }
+
+  /** Time after which any lease granted now has certainly expired (10% for clock rate drift). */
+  private leaseWaitMs(): number {
+    return Math.ceil(this.config.leaseMs * 1.1) + 20;
+  }
+
+  /**
+   * A replica stopped answering while ZooKeeper still lists it: stop renewing its lease, wait
+   * until the last one granted has run out, persist the smaller replica set, then go on without it.
+   */
+  private suspect(id: string, why: string): void {
+    if (this.removing.has(id) || !this.targets.has(id) || this.ended !== null) return;
+    this.removing.add(id);
+    const granted = this.lastGrant.get(id) ?? 0;
+    const waitMs = Math.max(0, granted + this.leaseWaitMs() - this.ports.clock.now());
+    this.log.warn({ peer: id, why, waitMs }, 'removing unresponsive replica after its lease');
+    this.ports.clock.setTimeout(() => {
+      if (this.ended !== null || !this.targets.has(id)) return;
+      this.replicas.delete(id);
+      this.joining.delete(id);
+      this.persistReplicas().then(
+        () => {
+          this.targets.delete(id);
+          this.removing.delete(id);
+          this.log.info({ peer: id, replicas: this.replicaIds() }, 'replica removed');
+        },
+        (err) => this.log.warn({ err, peer: id }, 'could not persist replica removal'),
+      );
+    }, waitMs);
+  }
+
+  /** Followers renew every leaseMs/4; one that has not for a whole lease is suspected. */
+  private startLeaseWatch(): void {
+    const tick = () => {
+      if (this.ended !== null) return;
+      const now = this.ports.clock.now();
+      for (const id of this.replicas) {
+        if (id === this.config.nodeId || this.removing.has(id)) continue;
+        const last = this.lastGrant.get(id);
+        if (last === undefined) this.lastGrant.set(id, now);
+        else if (now - last > this.config.leaseMs * 1.5) this.suspect(id, 'lease not renewed');
+      }
+      this.watchTimer = this.ports.clock.setTimeout(tick, this.config.leaseMs / 2);
+    };
+    tick();
+  }
+
+  /** Persist the replica set, one update at a time, fenced by our epoch claim. */
+  private persistReplicas(): Promise<void> {
+    const next = this.persistChain.then(async () => {
+      if (this.ended !== null) throw new TermEndedError(this.ended);
+      try {
+        await this.ports.coordinator.writeReplicas(this.replicaIds(), this.claim);
+      } catch (err) {
+        if (err instanceof Error && err.name === 'DeposedError') this.end('epoch fenced off in ZooKeeper');
+        throw err;
+      }
+    });
+    this.persistChain = next.catch(() => undefined);
+    return next;
+  }
+
+  // ---- joining ------------------------------------------------------------------------------
+
+  /**
+   * A node asks to join: from now on it acks every write; the committed data streams to it in
+   * chunks; when the stream is through it enters the persisted replica set.
+   */
+  async admit(from: string, session: string, epoch: number): Promise<PeerReply> {
+    if (!this.isServing) return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'leader not serving' };
+    if (epoch !== this.epoch) return { ok: false, code: 'STALE_EPOCH', epoch: this.epoch, reason: 'join for another epoch' };
+    if (from === this.config.nodeId || !this.liveIds.has(from)) {
+      return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'not a live member' };
+    }
+    // It flushed its copy: it must no longer count as complete anywhere, before it acks anything.
+    this.removing.delete(from);
+    if (this.replicas.delete(from)) await this.persistReplicas();
+    this.joining.set(from, { session });
+    this.replicaSession.set(from, session);
+    this.targets.add(from);
+    const earlier = [...this.inflight];
+    void this.transfer(from, session, earlier);
+    return { ok: true, type: 'ack' };
+  }
+
+  private async transfer(id: string, session: string, earlier: Promise<unknown>[]): Promise<void> {
+    const { store } = this.ports;
+    const started = this.ports.clock.now();
+    const stillJoining = () => this.joining.get(id)?.session === session && this.ended === null;
+    try {
+      // Writes that began before the joiner was a target did not invalidate it: let them finish
+      // so the snapshot carries their values.
+      await Promise.allSettled(earlier);
+      let seq = 0;
+      let entries = 0;
+      for (const chunk of store.chunks(this.config.snapshotChunkEntries, this.config.snapshotChunkBytes)) {
+        if (!stillJoining()) return;
+        await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, seq: seq++, entries: chunk, done: false, maxRev: 0 });
+        entries += chunk.length;
+      }
+      if (!stillJoining()) return;
+      await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, seq, entries: [], done: true, maxRev: Math.max(store.maxRev, this.nextRev - 1) });
+      this.replicas.add(id);
+      await this.persistReplicas();
+      this.joining.delete(id);
+      this.lastGrant.set(id, this.ports.clock.now());
+      this.log.info({ peer: id, entries, ms: Math.round(this.ports.clock.now() - started) }, 'joined');
+    } catch (err) {
+      this.log.warn({ err, peer: id }, 'state transfer failed');
+      if (this.joining.get(id)?.session === session) {
+        this.joining.delete(id);
+        this.targets.delete(id);
+      }
+    }
+  }
+
+  private async sendChunk(id: string, message: PeerMessage): Promise<void> {
+    const reply = await this.ports.bus.request(id, message, this.config.opTimeoutMs);
+    if (!reply.ok) throw new Error(`joiner refused chunk: ${reply.reason}`);
+  }
+
+  // ---- end of term ------------------------------------------------------------------------
+
+  /** Stop starting writes and wait (bounded) for those in flight: graceful handover. */
+  async drain(maxMs: number): Promise<void> {
+    this.stopping = true;
+    await Promise.race([Promise.allSettled([...this.inflight]), sleep(this.ports.clock, maxMs)]);
+  }
+
+  end(reason: string): void {
+    if (this.ended !== null) return;
+    this.ended = reason;
+    this.serving = false;
+    if (this.watchTimer !== null) this.ports.clock.clearTimeout(this.watchTimer);
+    this.endSignal.reject(new TermEndedError(reason));
+    this.log.info({ reason }, 'term ended');
+    this.onDeposed(reason);
+  }
+}

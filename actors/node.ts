@@ -1,0 +1,517 @@
+// One ZiStore node: composes the session (via the Coordinator), the leader and follower
+// machines and the replica store, and answers clients and peers. Every effect goes through
+// the ports, so the same node runs on NATS + ZooKeeper and in the deterministic simulation.
+import { createActor, fromCallback, fromPromise, type Actor } from 'xstate';
+import { followerMachine, type FollowerEvent } from './follower.machine.ts';
+import { LeaderTerm, ResignError } from './leader-term.ts';
+import { leaderMachine } from './leader.machine.ts';
+import type { Bus, Clock, CoordEvent, Coordinator, Log, MemberInfo, MemberState, Role, SessionState } from './ports.ts';
+import type { ClientReply, ClientRequest, MembersView, PeerMessage, PeerReply } from './protocol.ts';
+import { ReplicaStore } from './replica-store.ts';
+import { fail, parseKey, parseWrite } from './request.ts';
+import { deferred, DeadlineError, sleep, withDeadline, type Deferred } from './time.ts';
+
+export interface NodeConfig {
+  nodeId: string;
+  cluster: string;
+  /** Every client request is answered within this time (PROTOCOL.md: default 4 s). */
+  opTimeoutMs: number;
+  /** Read lease of a follower; must stay below the ZooKeeper session timeout (docs/safety.md). */
+  leaseMs: number;
+  ackTimeoutMs: number;
+  /** How long a follower read waits for a write in flight before asking the leader. */
+  validateWaitMs: number;
+  joinRetryMs: number;
+  syncWaitMs: number;
+  joinTimeoutMs: number;
+  snapshotChunkEntries: number;
+  snapshotChunkBytes: number;
+}
+
+export const defaultNodeConfig = {
+  opTimeoutMs: 4000,
+  leaseMs: 1000,
+  ackTimeoutMs: 300,
+  validateWaitMs: 500,
+  joinRetryMs: 100,
+  syncWaitMs: 3000,
+  joinTimeoutMs: 120_000,
+  snapshotChunkEntries: 8192,
+  snapshotChunkBytes: 1024 * 1024,
+} satisfies Partial<NodeConfig>;
+
+export interface NodePorts {
+  bus: Bus;
+  coordinator: Coordinator;
+  clock: Clock;
+  log: Log;
+}
+
+const isName = (err: unknown, name: string) => err instanceof Error && err.name === name;
+const encoder = new TextEncoder();
+
+export class ZiNode {
+  readonly store = new ReplicaStore();
+  private readonly log: Log;
+  private sessionState: SessionState = 'connecting';
+  private sessionId: string | null = null;
+  /** Highest epoch heard of (ZooKeeper or a sync): older messages are refused. */
+  private promisedEpoch = 0;
+  /** The epoch (and its leader) whose leader synchronised or admitted us: we take its writes. */
+  private syncedEpoch = 0;
+  private syncedLeader: string | null = null;
+  /** The leader named in ZooKeeper for promisedEpoch: where writes are forwarded. */
+  private latestLeader: string | null = null;
+  private leaseUntil = 0;
+  private complete = false;
+  private joinDone: Deferred<void> | null = null;
+  private term: LeaderTerm | null = null;
+  private leaderActor: Actor<typeof leaderMachine> | null = null;
+  private followerActor: Actor<typeof followerMachine> | null = null;
+  private resignAfterTerm = false;
+  private stopping = false;
+  private published = '';
+
+  constructor(
+    readonly config: NodeConfig,
+    private readonly ports: NodePorts,
+  ) {
+    this.log = ports.log.child({ node: config.nodeId });
+  }
+
+  static async start(config: NodeConfig, ports: NodePorts): Promise<ZiNode> {
+    const node = new ZiNode(config, ports);
+    await ports.bus.servePeers((m) => node.handlePeer(m));
+    await ports.bus.serveClients((r) => node.handleClient(r));
+    node.startFollower(false);
+    ports.coordinator.start((e) => node.handleCoord(e));
+    return node;
+  }
+
+  // ---- coordination events ----------------------------------------------------------------
+
+  private handleCoord(event: CoordEvent): void {
+    if (this.stopping) return;
+    switch (event.type) {
+      case 'coord.session': {
+        const previous = this.sessionId;
+        this.sessionState = event.state;
+        if (event.state === 'connected') {
+          this.sessionId = event.sessionId;
+          if (previous !== null && previous !== event.sessionId) {
+            // The old session expired: ZooKeeper let the group move on without us.
+            this.log.warn({ session: event.sessionId }, 'new session; resynchronising');
+            this.endTerm('session expired');
+            this.complete = false;
+            this.followerActor?.send({ type: 'session.new' });
+          } else {
+            this.leaderActor?.send({ type: 'session.restored' });
+          }
+        } else if (event.state === 'suspended') {
+          this.leaderActor?.send({ type: 'session.suspended' });
+        } else if (event.state === 'expired') {
+          this.endTerm('session expired');
+        }
+        this.publish();
+        return;
+      }
+      case 'coord.members':
+        this.term?.membersChanged(event.ids);
+        return;
+      case 'coord.elected':
+        if (event.sessionId === this.sessionId && this.leaderActor === null) this.becomeLeader();
+        return;
+      case 'coord.epoch':
+        if (event.epoch <= this.promisedEpoch) return;
+        this.promisedEpoch = event.epoch;
+        this.latestLeader = event.leader;
+        if (this.term !== null && this.term.epoch < event.epoch) this.endTerm(`epoch ${event.epoch} claimed by ${event.leader}`);
+        if (event.leader !== this.config.nodeId) this.followerActor?.send({ type: 'leader.changed', epoch: event.epoch, leader: event.leader });
+        return;
+    }
+  }
+
+  // ---- roles ----------------------------------------------------------------------------------
+
+  private startFollower(complete: boolean): void {
+    this.complete = complete;
+    const { clock, bus } = this.ports;
+    const machine = followerMachine.provide({
+      actors: {
+        join: fromPromise(({ input }) => this.join(input.epoch, input.leader)),
+        renewLease: fromCallback<FollowerEvent, { epoch: number; leader: string }>(({ sendBack, input }) => {
+          let stopped = false;
+          let timer: unknown = null;
+          const renew = async () => {
+            const sentAt = clock.now();
+            try {
+              const reply = await bus.request(
+                input.leader,
+                { type: 'lease', from: this.config.nodeId, epoch: input.epoch, session: this.sessionId ?? '' },
+                this.config.leaseMs / 2,
+              );
+              if (stopped) return;
+              if (reply.ok) {
+                // The lease runs from when we asked, so a slow reply only shortens it.
+                this.leaseUntil = sentAt + this.config.leaseMs;
+                sendBack({ type: 'lease.granted', leftMs: Math.max(0, this.leaseUntil - clock.now()) });
+              } else if (reply.code === 'NOT_REPLICA') {
+                this.leaseUntil = 0;
+                sendBack({ type: 'lease.refused' });
+              }
+            } catch (err) {
+              this.log.debug({ err }, 'lease renewal failed');
+            }
+            if (!stopped) timer = clock.setTimeout(renew, this.config.leaseMs / 4);
+          };
+          void renew();
+          return () => {
+            stopped = true;
+            this.leaseUntil = 0;
+            if (timer !== null) clock.clearTimeout(timer);
+          };
+        }),
+      },
+    });
+    const actor = createActor(machine, {
+      input: { leaseMs: this.config.leaseMs, joinRetryMs: this.config.joinRetryMs, syncWaitMs: this.config.syncWaitMs },
+      clock,
+    });
+    actor.on('follower.state', () => this.publish());
+    actor.subscribe({
+      next: (s) => {
+        this.complete = s.context.complete;
+      },
+      error: (err) => this.log.fatal({ err }, 'follower actor crashed'),
+    });
+    this.followerActor = actor;
+    actor.start();
+    if (complete) actor.send({ type: 'leader.synced', epoch: this.syncedEpoch, leader: this.syncedLeader ?? this.config.nodeId, replica: true });
+    if (this.latestLeader !== null && this.latestLeader !== this.config.nodeId) {
+      actor.send({ type: 'leader.changed', epoch: this.promisedEpoch, leader: this.latestLeader });
+    }
+  }
+
+  private becomeLeader(): void {
+    const wasComplete = this.complete;
+    this.followerActor?.stop();
+    this.followerActor = null;
+    this.resignAfterTerm = false;
+    const { coordinator, clock } = this.ports;
+    const machine = leaderMachine.provide({
+      actors: {
+        claimEpoch: fromPromise(async () => {
+          const claim = await coordinator.claimEpoch();
+          this.term = new LeaderTerm(
+            {
+              nodeId: this.config.nodeId,
+              leaseMs: this.config.leaseMs,
+              ackTimeoutMs: this.config.ackTimeoutMs,
+              opTimeoutMs: this.config.opTimeoutMs,
+              snapshotChunkEntries: this.config.snapshotChunkEntries,
+              snapshotChunkBytes: this.config.snapshotChunkBytes,
+            },
+            { ...this.ports, log: this.log, store: this.store },
+            claim,
+            (reason) => this.leaderActor?.send({ type: 'deposed', reason }),
+          );
+          this.promisedEpoch = Math.max(this.promisedEpoch, claim.epoch);
+          this.syncedEpoch = claim.epoch;
+          this.syncedLeader = this.latestLeader = this.config.nodeId;
+          this.log.info({ epoch: claim.epoch }, 'became leader');
+          return claim.epoch;
+        }),
+        recover: fromPromise(async () => {
+          try {
+            await this.term!.recover(wasComplete);
+            this.complete = true;
+          } catch (err) {
+            if (err instanceof ResignError) this.resignAfterTerm = true;
+            this.log.warn({ err }, 'recovery failed');
+            throw err;
+          }
+        }),
+        drain: fromPromise(() => this.term?.drain(this.config.opTimeoutMs) ?? Promise.resolve()),
+      },
+    });
+    const actor = createActor(machine, { input: { nodeId: this.config.nodeId }, clock });
+    actor.on('leader.serving', (e) => {
+      this.log.info({ epoch: e.epoch }, 'leader serving');
+      this.publish();
+    });
+    actor.on('leader.ended', (e) => this.leaderEnded(e.reason));
+    actor.subscribe({ error: (err) => this.log.fatal({ err }, 'leader actor crashed') });
+    this.leaderActor = actor;
+    actor.start();
+    this.publish();
+  }
+
+  private endTerm(reason: string): void {
+    this.term?.end(reason);
+    this.leaderActor?.send({ type: 'deposed', reason });
+  }
+
+  private leaderEnded(reason: string): void {
+    const term = this.term;
+    term?.end(reason);
+    this.term = null;
+    const actor = this.leaderActor;
+    this.leaderActor = null;
+    queueMicrotask(() => actor?.stop());
+    if (this.stopping) return;
+    this.log.info({ reason }, 'no longer leader');
+    // Still first in the election queue but not leading would stall the group: re-enter at the back.
+    if (this.sessionState === 'connected') {
+      this.ports.coordinator.resign().catch((err) => this.log.warn({ err }, 'resign failed'));
+    }
+    const stillComplete = this.complete && !this.resignAfterTerm && reason !== 'session expired';
+    this.startFollower(stillComplete);
+    this.publish();
+  }
+
+  // ---- follower side ------------------------------------------------------------------------
+
+  /** Flush, ask the leader to admit us, take in the streamed snapshot. */
+  private async join(epoch: number, leader: string): Promise<void> {
+    this.store.clear();
+    this.store.keepTombstones = true;
+    this.syncedEpoch = epoch;
+    this.syncedLeader = leader;
+    this.promisedEpoch = Math.max(this.promisedEpoch, epoch);
+    const done = deferred<void>();
+    this.joinDone = done;
+    const reply = await this.ports.bus.request(
+      leader,
+      { type: 'join', from: this.config.nodeId, epoch, session: this.sessionId ?? '' },
+      this.config.opTimeoutMs,
+    );
+    if (!reply.ok) throw new Error(`join refused: ${reply.reason}`);
+    await withDeadline(this.ports.clock, this.config.joinTimeoutMs, 'state transfer', done.promise);
+    this.store.purgeTombstones();
+    this.log.info({ epoch, leader, keys: this.store.size }, 'joined');
+  }
+
+  private canServeLocally(): boolean {
+    return (
+      this.term === null &&
+      this.sessionState === 'connected' &&
+      this.syncedEpoch === this.promisedEpoch &&
+      this.ports.clock.now() < this.leaseUntil &&
+      this.followerActor?.getSnapshot().matches({ replica: 'serving' }) === true
+    );
+  }
+
+  /** A peer message must come from the leader of the epoch we are synced to. */
+  private refuseUnlessFromLeader(message: { epoch: number; from: string }): PeerReply | null {
+    if (message.epoch < this.promisedEpoch) return { ok: false, code: 'STALE_EPOCH', epoch: this.promisedEpoch, reason: 'older epoch' };
+    if (message.epoch !== this.syncedEpoch || message.from !== this.syncedLeader) {
+      return { ok: false, code: 'NOT_READY', epoch: this.promisedEpoch, reason: 'not synchronised with this leader' };
+    }
+    return null;
+  }
+
+  // ---- peers ------------------------------------------------------------------------------------
+
+  async handlePeer(message: PeerMessage): Promise<PeerReply> {
+    const ack: PeerReply = { ok: true, type: 'ack' };
+    const notLeader: PeerReply = { ok: false, code: 'NOT_LEADER', epoch: this.promisedEpoch, reason: 'not the leader' };
+    if (this.stopping) return { ok: false, code: 'NOT_READY', epoch: this.promisedEpoch, reason: 'stopping' };
+    switch (message.type) {
+      case 'invalidate': {
+        const refused = this.refuseUnlessFromLeader(message);
+        if (refused) return refused;
+        this.store.apply(message.key, { type: 'invalidate', rev: message.rev, value: message.value });
+        return ack;
+      }
+      case 'validate': {
+        if (!this.refuseUnlessFromLeader(message)) this.store.apply(message.key, { type: 'validate', rev: message.rev });
+        return ack;
+      }
+      case 'snapshot': {
+        const refused = this.refuseUnlessFromLeader(message);
+        if (refused) return refused;
+        for (const e of message.entries) this.store.apply(e.key, { type: 'fill', rev: e.rev, value: e.value });
+        if (message.done) {
+          this.store.maxRev = Math.max(this.store.maxRev, message.maxRev);
+          this.joinDone?.resolve();
+        }
+        return ack;
+      }
+      case 'sync':
+        return this.acceptSync(message);
+      case 'forward':
+        if (!this.term) return notLeader;
+        return { ok: true, type: 'write', reply: await this.term.write(message.command) };
+      case 'read':
+        if (!this.term) return notLeader;
+        return { ok: true, type: 'write', reply: await this.leaderRead(message.key) };
+      case 'join':
+        if (!this.term) return notLeader;
+        return this.term.admit(message.from, message.session, message.epoch);
+      case 'lease':
+        if (!this.term) return notLeader;
+        if (message.epoch !== this.term.epoch) return { ok: false, code: 'STALE_EPOCH', epoch: this.term.epoch, reason: 'lease for another epoch' };
+        return this.term.grantLease(message.from, message.session);
+      case 'pull':
+        return { ok: false, code: 'BAD_MESSAGE', epoch: this.promisedEpoch, reason: 'pull is not supported' };
+    }
+  }
+
+  private acceptSync(message: Extract<PeerMessage, { type: 'sync' }>): PeerReply {
+    if (message.epoch < this.promisedEpoch || (this.term !== null && this.term.epoch >= message.epoch)) {
+      return { ok: false, code: 'STALE_EPOCH', epoch: Math.max(this.promisedEpoch, this.term?.epoch ?? 0), reason: 'older epoch' };
+    }
+    const wasComplete = this.complete;
+    if (this.term !== null) this.endTerm(`synchronised by ${message.from} at epoch ${message.epoch}`);
+    this.promisedEpoch = this.syncedEpoch = message.epoch;
+    this.syncedLeader = this.latestLeader = message.from;
+    this.leaseUntil = 0;
+    this.followerActor?.send({ type: 'leader.synced', epoch: message.epoch, leader: message.from, replica: wasComplete });
+    return { ok: true, type: 'synced', maxRev: this.store.maxRev, pending: this.store.pending(), serving: wasComplete };
+  }
+
+  // ---- clients ------------------------------------------------------------------------------------
+
+  async handleClient(request: ClientRequest): Promise<ClientReply> {
+    try {
+      if (request.op === 'members') return await this.members();
+      if (this.stopping) return fail(503, 'node is shutting down');
+      if (this.sessionState !== 'connected') return fail(503, 'no live ZooKeeper session');
+      const work = request.op === 'get' ? this.read(request) : this.write(request);
+      return await withDeadline(this.ports.clock, this.config.opTimeoutMs, request.op, work);
+    } catch (err) {
+      if (err instanceof DeadlineError) return fail(504, 'could not finish in time; the outcome is unknown');
+      this.log.error({ err, op: request.op }, 'request failed');
+      return fail(500, 'internal error');
+    }
+  }
+
+  private async read(request: ClientRequest): Promise<ClientReply> {
+    const key = parseKey(request);
+    if (typeof key !== 'string') return key;
+    if (this.term !== null) return this.leaderRead(key);
+    if (this.canServeLocally()) {
+      const settled = this.store.settled(key);
+      if (settled) await Promise.race([settled, sleep(this.ports.clock, this.config.validateWaitMs)]);
+      if (this.canServeLocally() && this.store.get(key)?.state !== 'invalid') return this.localValue(key);
+    }
+    return this.askLeader({ type: 'read', from: this.config.nodeId, epoch: this.promisedEpoch, key });
+  }
+
+  private async leaderRead(key: string): Promise<ClientReply> {
+    const term = this.term;
+    if (term === null || !term.isServing) return fail(503, 'leader is not serving yet');
+    // A write in flight on this key is undecided: no read of it returns until it is.
+    const settled = this.store.settled(key);
+    if (settled) await settled;
+    if (!term.isServing || this.sessionState !== 'connected') return fail(503, 'leader lost its session');
+    return this.localValue(key);
+  }
+
+  private localValue(key: string): ClientReply {
+    const entry = this.store.get(key);
+    if (entry === undefined || entry.value === null) return fail(404, 'no such key');
+    return { ok: true, revision: entry.rev, data: entry.value };
+  }
+
+  private async write(request: ClientRequest): Promise<ClientReply> {
+    const command = parseWrite(request);
+    if ('ok' in command) return command;
+    if (this.term !== null) return this.term.write(command);
+    return this.askLeader({ type: 'forward', from: this.config.nodeId, epoch: this.promisedEpoch, command });
+  }
+
+  /** Forward to the leader; map delivery failures to PROTOCOL.md codes. */
+  private async askLeader(message: PeerMessage): Promise<ClientReply> {
+    const leader = this.latestLeader;
+    if (leader === null || leader === this.config.nodeId) return fail(503, 'no leader yet');
+    try {
+      const reply = await this.ports.bus.request(leader, message, this.config.opTimeoutMs);
+      if (reply.ok && reply.type === 'write') return reply.reply;
+      return fail(503, reply.ok ? 'unexpected reply from leader' : `leader cannot serve: ${reply.reason}`);
+    } catch (err) {
+      if (isName(err, 'NoRespondersError')) return fail(503, 'leader unreachable');
+      if (isName(err, 'BusTimeoutError')) return fail(504, 'leader did not answer in time; the outcome is unknown');
+      throw err;
+    }
+  }
+
+  private async members(): Promise<ClientReply> {
+    const { coordinator } = this.ports;
+    let members: MemberInfo[] = [];
+    let replicas: string[] = this.term?.replicaIds() ?? [];
+    if (this.sessionState === 'connected') {
+      try {
+        members = await withDeadline(this.ports.clock, this.config.opTimeoutMs / 2, 'members', coordinator.readMembers());
+        if (this.term === null) replicas = (await withDeadline(this.ports.clock, this.config.opTimeoutMs / 2, 'replicas', coordinator.readReplicas())).ids;
+      } catch (err) {
+        this.log.warn({ err }, 'members read failed');
+      }
+    }
+    // Our own entry is what we know now, not what we last published.
+    const self = { id: this.config.nodeId, ...this.describe() };
+    members = [...members.filter((m) => m.id !== self.id), self].sort((a, b) => a.id.localeCompare(b.id));
+    const view: MembersView = {
+      cluster: this.config.cluster,
+      node: this.config.nodeId,
+      epoch: this.promisedEpoch,
+      leader: this.term !== null ? this.config.nodeId : this.latestLeader,
+      members,
+      replicas,
+    };
+    return { ok: true, data: encoder.encode(JSON.stringify(view)) };
+  }
+
+  // ---- state for members, metrics and the shell ------------------------------------------
+
+  describe(): { role: Role; state: MemberState } {
+    const role: Role = this.leaderActor !== null ? 'leader' : 'follower';
+    if (this.sessionState !== 'connected') return { role, state: 'suspended' };
+    if (this.leaderActor !== null) return { role, state: this.term?.isServing ? 'serving' : 'syncing' };
+    const snapshot = this.followerActor?.getSnapshot();
+    return { role, state: snapshot?.matches({ replica: 'serving' }) ? 'serving' : 'syncing' };
+  }
+
+  status() {
+    return {
+      node: this.config.nodeId,
+      session: this.sessionState,
+      epoch: this.promisedEpoch,
+      leader: this.term !== null ? this.config.nodeId : this.latestLeader,
+      ...this.describe(),
+      keys: this.store.size,
+      bytes: this.store.valueBytes,
+      writesInFlight: this.term?.writesInFlight ?? 0,
+      replicas: this.term?.replicaIds() ?? null,
+    };
+  }
+
+  private publish(): void {
+    if (this.sessionState !== 'connected' || this.stopping) return;
+    const info = this.describe();
+    const text = `${info.role}/${info.state}`;
+    if (text === this.published) return;
+    this.published = text;
+    this.log.info(info, 'state');
+    this.ports.coordinator.publishMember(info).catch((err) => {
+      this.published = '';
+      this.log.debug({ err }, 'publish failed');
+    });
+  }
+
+  /** Graceful stop: a leader finishes or fails its writes, then closing the session starts the next election at once. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    const leader = this.leaderActor;
+    if (leader !== null) {
+      const ended = new Promise<void>((resolve) => leader.subscribe({ complete: resolve }));
+      leader.send({ type: 'handover' });
+      await Promise.race([ended, sleep(this.ports.clock, this.config.opTimeoutMs + 500)]);
+    }
+    this.stopping = true;
+    this.followerActor?.stop();
+    this.term?.end('stopped');
+    await this.ports.coordinator.stop().catch((err) => this.log.warn({ err }, 'coordinator stop failed'));
+    await this.ports.bus.close().catch((err) => this.log.warn({ err }, 'bus close failed'));
+  }
+}

@@ -1,0 +1,67 @@
+// Shape checks for peer messages from the wire: garbage gets a clear error, never a crash.
+import type { PeerMessage } from './protocol.ts';
+
+export class BadPeerMessageError extends Error {
+  constructor(why: string) {
+    super(`bad peer message: ${why}`);
+    this.name = 'BadPeerMessageError';
+  }
+}
+
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+const isBytes = (x: unknown): x is Uint8Array => x instanceof Uint8Array;
+
+function need(ok: boolean, why: string): void {
+  if (!ok) throw new BadPeerMessageError(why);
+}
+
+function checkEntries(x: unknown, allowDelete: boolean): void {
+  need(Array.isArray(x), 'entries must be an array');
+  for (const e of x as unknown[]) {
+    need(isObject(e) && typeof e.key === 'string' && isCount(e.rev), 'entry needs key and rev');
+    const v = (e as Record<string, unknown>).value;
+    need(isBytes(v) || (allowDelete && v === null), 'entry value must be bytes');
+  }
+}
+
+export function checkPeerMessage(x: unknown): PeerMessage {
+  need(isObject(x), 'not an object');
+  const m = x as Record<string, unknown>;
+  need(typeof m.type === 'string' && typeof m.from === 'string' && isCount(m.epoch), 'needs type, from and epoch');
+  switch (m.type) {
+    case 'forward': {
+      const c = m.command;
+      need(isObject(c) && typeof c.key === 'string', 'forward needs a command with a key');
+      const cmd = c as Record<string, unknown>;
+      need(cmd.value === null || isBytes(cmd.value), 'command value must be bytes or null');
+      need(cmd.ifRevision === undefined || isCount(cmd.ifRevision), 'ifRevision must be a count');
+      break;
+    }
+    case 'read':
+      need(typeof m.key === 'string', 'read needs a key');
+      break;
+    case 'join':
+    case 'lease':
+      need(typeof m.session === 'string', `${m.type} needs a session`);
+      break;
+    case 'invalidate':
+      need(typeof m.key === 'string' && isCount(m.rev) && (m.value === null || isBytes(m.value)), 'invalidate needs key, rev, value');
+      break;
+    case 'validate':
+      need(typeof m.key === 'string' && isCount(m.rev), 'validate needs key and rev');
+      break;
+    case 'sync':
+      break;
+    case 'snapshot':
+      need(isCount(m.seq) && isCount(m.maxRev) && typeof m.done === 'boolean', 'snapshot needs seq, maxRev, done');
+      checkEntries(m.entries, false);
+      break;
+    case 'pull':
+      need(isCount(m.cursor), 'pull needs a cursor');
+      break;
+    default:
+      throw new BadPeerMessageError(`unknown type ${String(m.type).slice(0, 40)}`);
+  }
+  return m as unknown as PeerMessage;
+}

@@ -1,0 +1,88 @@
+// What the node needs from the world. Adapters live in bus/ (NATS, memory) and
+// coordination/ (ZooKeeper, memory); tests and the simulation provide fakes of the same shape.
+import type { ClientReply, ClientRequest, PeerMessage, PeerReply } from './protocol.ts';
+
+/** Time and timers. Real: performance.now + setTimeout; simulation: virtual time. Shape matches XState's clock. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: (...args: unknown[]) => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** The subset of pino the core uses: a structural port, so tests can pass a silent logger. */
+export interface Log {
+  child(bindings: Record<string, unknown>): Log;
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  fatal(obj: object, msg?: string): void;
+}
+
+export type ClientHandler = (request: ClientRequest) => Promise<ClientReply>;
+export type PeerHandler = (message: PeerMessage) => Promise<PeerReply>;
+
+/** Messaging. Peer requests are addressed by node id; the adapter maps ids to subjects. */
+export interface Bus {
+  /** Serve the public client contract (PROTOCOL.md) for this node. */
+  serveClients(handler: ClientHandler): Promise<void>;
+  /** Serve peer requests addressed to this node. */
+  servePeers(handler: PeerHandler): Promise<void>;
+  /**
+   * Request-reply to one peer. Rejects with BusTimeoutError (no reply in time: unknown outcome),
+   * NoRespondersError (nobody listening: the message was not delivered) or BusClosedError.
+   */
+  request(to: string, message: PeerMessage, timeoutMs: number): Promise<PeerReply>;
+  /** Fire and forget (validations, best effort). */
+  send(to: string, message: PeerMessage): void;
+  close(): Promise<void>;
+}
+
+export type SessionState = 'connecting' | 'connected' | 'suspended' | 'expired';
+export type MemberState = 'syncing' | 'serving' | 'suspended' | 'removed';
+export type Role = 'leader' | 'follower';
+
+export interface MemberInfo {
+  id: string;
+  role: Role;
+  state: MemberState;
+}
+
+/** Facts the coordinator reports. A new session (after expiry) gets a new sessionId. */
+export type CoordEvent =
+  | { type: 'coord.session'; state: SessionState; sessionId: string }
+  | { type: 'coord.members'; ids: string[] }
+  | { type: 'coord.elected'; sessionId: string }
+  | { type: 'coord.epoch'; epoch: number; leader: string | null };
+
+export interface EpochClaim {
+  epoch: number;
+  /** ZooKeeper version of the epoch znode after our bump; fences later writes of the replica set. */
+  fence: number;
+}
+
+/** Coordination: ZooKeeper is the only authority for sessions, leadership and membership. */
+export interface Coordinator {
+  /**
+   * Connects and, for every new session, registers this node (members/<id> ephemeral) and enters
+   * the election (election/n_ ephemeral-sequential). Events arrive through the listener.
+   */
+  start(listener: (event: CoordEvent) => void): void;
+  sessionState(): SessionState;
+  /** Live member ids, as of the last membership watch. */
+  memberIds(): string[];
+  /** Fresh read of every member's published role and state. */
+  readMembers(): Promise<MemberInfo[]>;
+  /** Publish this node's role and state in its member znode. */
+  publishMember(info: { role: Role; state: MemberState }): Promise<void>;
+  /** Leader only: bump the epoch counter by compare-and-set, naming this node the leader. */
+  claimEpoch(): Promise<EpochClaim>;
+  readEpoch(): Promise<{ epoch: number; leader: string | null }>;
+  readReplicas(): Promise<{ ids: string[]; epoch: number }>;
+  /** Leader only: replace the replica set, atomically checked against the epoch fence. Rejects with DeposedError if fenced off. */
+  writeReplicas(ids: string[], claim: EpochClaim): Promise<void>;
+  /** Leave the election and enter it again at the back of the queue (a leader without a complete copy steps aside). */
+  resign(): Promise<void>;
+  /** Close the session: ephemeral znodes go at once, so the next election starts without waiting for expiry. */
+  stop(): Promise<void>;
+}

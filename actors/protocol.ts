@@ -1,0 +1,74 @@
+// Messages between clients and nodes, and between nodes. Plain data only.
+import type { MemberState, Role } from './ports.ts';
+
+export type ClientOp = 'get' | 'put' | 'delete' | 'members';
+
+/** A client request as the bus received it. Header names keep their exact case. */
+export interface ClientRequest {
+  op: ClientOp;
+  headers: ReadonlyMap<string, readonly string[]>;
+  data: Uint8Array;
+}
+
+/** PROTOCOL.md error codes. */
+export type ErrorCode = 400 | 404 | 409 | 413 | 500 | 503 | 504;
+
+export type ClientReply =
+  | { ok: true; revision?: number; data?: Uint8Array }
+  | { ok: false; code: ErrorCode; description: string };
+
+export interface MembersView {
+  cluster: string;
+  node: string;
+  epoch: number;
+  leader: string | null;
+  members: { id: string; role: Role; state: MemberState }[];
+  replicas: string[];
+}
+
+/** A write as the leader runs it. `value` null means delete. */
+export interface WriteCommand {
+  key: string;
+  value: Uint8Array | null;
+  /** Zi-If-Revision; 0 = the key must not exist. */
+  ifRevision?: number;
+}
+
+export interface SnapshotEntry {
+  key: string;
+  rev: number;
+  value: Uint8Array;
+}
+
+export interface PendingEntry {
+  key: string;
+  rev: number;
+  value: Uint8Array | null;
+}
+
+/** Every peer message names its sender and the epoch it belongs to (fencing). */
+export type PeerMessage =
+  // follower -> leader
+  | { type: 'forward'; from: string; epoch: number; command: WriteCommand }
+  | { type: 'read'; from: string; epoch: number; key: string }
+  | { type: 'join'; from: string; epoch: number; session: string }
+  | { type: 'lease'; from: string; epoch: number; session: string }
+  // leader -> follower
+  | { type: 'invalidate'; from: string; epoch: number; key: string; rev: number; value: Uint8Array | null }
+  | { type: 'validate'; from: string; epoch: number; key: string; rev: number }
+  | { type: 'sync'; from: string; epoch: number; wantSnapshot: boolean }
+  | { type: 'snapshot'; from: string; epoch: number; seq: number; entries: SnapshotEntry[]; done: boolean; maxRev: number }
+  // new leader -> replica, to pull a full copy when the new leader holds none
+  | { type: 'pull'; from: string; epoch: number; cursor: number };
+
+export type PeerReply =
+  | { ok: true; type: 'ack' }
+  | { ok: true; type: 'write'; reply: ClientReply }
+  | { ok: true; type: 'synced'; maxRev: number; pending: PendingEntry[]; serving: boolean }
+  | { ok: true; type: 'chunk'; entries: SnapshotEntry[]; done: boolean; cursor: number; maxRev: number }
+  | { ok: false; code: PeerErrorCode; epoch: number; reason: string };
+
+export type PeerErrorCode = 'STALE_EPOCH' | 'NOT_LEADER' | 'NOT_READY' | 'NOT_REPLICA' | 'BAD_MESSAGE';
+
+export const MAX_KEY_BYTES = 1024;
+export const MAX_VALUE_BYTES = 1024 * 1024;

@@ -1,0 +1,51 @@
+// Validation of client requests against PROTOCOL.md. Pure functions.
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES, type ClientReply, type ClientRequest, type ErrorCode, type WriteCommand } from './protocol.ts';
+
+export const KEY_HEADER = 'Zi-Key';
+export const IF_REVISION_HEADER = 'Zi-If-Revision';
+
+export const fail = (code: ErrorCode, description: string): ClientReply => ({ ok: false, code, description });
+
+const encoder = new TextEncoder();
+// Control characters and U+FFFD (what invalid UTF-8 decodes to) are refused.
+const FORBIDDEN_KEY_CHARS = /[\u0000-\u001f\u007f\ufffd]/;
+
+/** Returns the key, or an error reply. Header names are matched case-sensitively. */
+export function parseKey(request: ClientRequest): string | ClientReply {
+  const values = request.headers.get(KEY_HEADER);
+  if (!values || values.length === 0) return fail(400, `missing ${KEY_HEADER} header`);
+  if (values.length > 1) return fail(400, `more than one ${KEY_HEADER} header`);
+  const key = values[0]!;
+  if (key.length === 0) return fail(400, 'empty key');
+  if (FORBIDDEN_KEY_CHARS.test(key)) return fail(400, 'key contains a control character or invalid UTF-8');
+  if (key.trim() !== key) return fail(400, 'key has leading or trailing white space');
+  if (key.length > MAX_KEY_BYTES || encoder.encode(key).byteLength > MAX_KEY_BYTES) return fail(400, `key longer than ${MAX_KEY_BYTES} bytes`);
+  return key;
+}
+
+/** Returns the expected revision, undefined when absent, or an error reply. */
+export function parseIfRevision(request: ClientRequest): number | undefined | ClientReply {
+  const values = request.headers.get(IF_REVISION_HEADER);
+  if (!values || values.length === 0) return undefined;
+  if (values.length > 1) return fail(400, `more than one ${IF_REVISION_HEADER} header`);
+  const text = values[0]!;
+  if (!/^\d{1,16}$/.test(text)) return fail(400, `${IF_REVISION_HEADER} must be a decimal integer`);
+  const n = Number(text);
+  if (!Number.isSafeInteger(n)) return fail(400, `${IF_REVISION_HEADER} out of range`);
+  return n;
+}
+
+/** A put or delete as a write command, or an error reply. */
+export function parseWrite(request: ClientRequest): WriteCommand | ClientReply {
+  const key = parseKey(request);
+  if (typeof key !== 'string') return key;
+  const ifRevision = parseIfRevision(request);
+  if (typeof ifRevision === 'object') return ifRevision;
+  if (request.op === 'put') {
+    if (request.data.byteLength > MAX_VALUE_BYTES) return fail(413, `value larger than ${MAX_VALUE_BYTES} bytes`);
+    return { key, value: request.data, ifRevision };
+  }
+  return { key, value: null, ifRevision };
+}
+
+export const isReply = (x: unknown): x is ClientReply => typeof x === 'object' && x !== null && 'ok' in x;

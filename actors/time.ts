@@ -1,0 +1,45 @@
+// Timing helpers over the Clock port, so the same code runs on real and virtual time.
+import type { Clock } from './ports.ts';
+
+export const sleep = (clock: Clock, ms: number): Promise<void> =>
+  new Promise((resolve) => clock.setTimeout(() => resolve(), Math.max(0, ms)));
+
+export class DeadlineError extends Error {
+  constructor(what: string) {
+    super(`${what}: deadline passed`);
+    this.name = 'DeadlineError';
+  }
+}
+
+/** Settles like `work`, or rejects with DeadlineError after `ms`. `work` itself goes on. */
+export function withDeadline<T>(clock: Clock, ms: number, what: string, work: Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = clock.setTimeout(() => reject(new DeadlineError(what)), Math.max(0, ms));
+    work.then(
+      (value) => {
+        clock.clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clock.clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
+export interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(err: unknown): void;
+}
+
+export function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}

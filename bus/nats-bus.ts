@@ -1,0 +1,173 @@
+// The Bus port on a real NATS connection: the public client contract as endpoints of the NATS
+// service `zistore` (so $SRV.PING/INFO/STATS discover nodes), and peer request-reply.
+import { connect, ErrorCode, headers as natsHeaders, type Msg, type NatsConnection, type NatsError, type ServiceMsg, type Subscription } from 'nats';
+import type { Bus, ClientHandler, Log, PeerHandler } from '../actors/ports.ts';
+import type { ClientOp, ClientReply, PeerMessage, PeerReply } from '../actors/protocol.ts';
+import { checkPeerMessage } from '../actors/peer-check.ts';
+import { decode, encode } from './codec.ts';
+import { BusClosedError, BusTimeoutError, MaxPayloadError, NoRespondersError } from './errors.ts';
+import { CLIENT_OPS, SERVICE_NAME, subjects } from './subjects.ts';
+
+/** Peer messages carry a value plus metadata: the server must allow well over 1 MiB. */
+export const MIN_MAX_PAYLOAD_BYTES = 2 * 1024 * 1024;
+export const REVISION_HEADER = 'Zi-Revision';
+
+export interface NatsBusOptions {
+  servers: string | string[];
+  cluster: string;
+  nodeId: string;
+  log: Log;
+  version?: string;
+  /** Extra connection options (credentials, TLS) passed through to nats.connect. */
+  connectOptions?: Record<string, unknown>;
+}
+
+export async function connectNats(servers: string | string[], name: string, extra: Record<string, unknown> = {}): Promise<NatsConnection> {
+  return connect({
+    servers,
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    // Notice a dead link within seconds, not the 2-minute default.
+    pingInterval: 2000,
+    maxPingOut: 2,
+    ...extra,
+  });
+}
+
+export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
+  const nc = await connectNats(options.servers, `zistore-${options.cluster}-${options.nodeId}`, options.connectOptions);
+  const maxPayload = nc.info?.max_payload ?? 0;
+  if (maxPayload < MIN_MAX_PAYLOAD_BYTES) {
+    await nc.close();
+    throw new MaxPayloadError(maxPayload, MIN_MAX_PAYLOAD_BYTES);
+  }
+  return new NatsBus(nc, options);
+}
+
+const toHeaderMap = (msg: Msg): Map<string, string[]> => {
+  const map = new Map<string, string[]>();
+  if (msg.headers) for (const [name, values] of msg.headers) map.set(name, values);
+  return map;
+};
+
+export class NatsBus implements Bus {
+  private readonly subscriptions: Subscription[] = [];
+  private closed = false;
+  private readonly log: Log;
+
+  constructor(
+    readonly nc: NatsConnection,
+    private readonly options: NatsBusOptions,
+  ) {
+    this.log = options.log.child({ actor: 'bus' });
+    void this.watchStatus();
+  }
+
+  private async watchStatus(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      this.log.info({ type: status.type, data: String(status.data) }, 'nats status');
+    }
+  }
+
+  async serveClients(handler: ClientHandler): Promise<void> {
+    const { cluster, nodeId } = this.options;
+    const service = await this.nc.services.add({
+      name: SERVICE_NAME,
+      version: this.options.version ?? '0.1.0',
+      description: 'ZiStore key-value node',
+      metadata: { cluster, node: nodeId },
+      queue: SERVICE_NAME,
+    });
+    const serve = (op: ClientOp) => (err: NatsError | null, msg: ServiceMsg) => {
+      if (err) {
+        this.log.warn({ err }, 'service endpoint error');
+        return;
+      }
+      handler({ op, headers: toHeaderMap(msg), data: msg.data }).then(
+        (reply) => this.respondClient(msg, reply),
+        (e: unknown) => {
+          this.log.error({ err: e, op }, 'client handler failed');
+          msg.respondError(500, 'internal error');
+        },
+      );
+    };
+    for (const op of CLIENT_OPS) {
+      service.addEndpoint(op, { subject: subjects.client(cluster, op), handler: serve(op), metadata: { scope: 'cluster' } });
+      // Node-specific subjects: a queue group of one, named after the node.
+      service.addEndpoint(`node-${op}`, { subject: subjects.nodeClient(cluster, nodeId, op), handler: serve(op), queue: `node-${nodeId}` });
+    }
+  }
+
+  private respondClient(msg: ServiceMsg, reply: ClientReply): void {
+    if (!reply.ok) {
+      msg.respondError(reply.code, reply.description);
+      return;
+    }
+    const h = natsHeaders();
+    if (reply.revision !== undefined) h.set(REVISION_HEADER, String(reply.revision));
+    msg.respond(reply.data ?? new Uint8Array(0), { headers: h });
+  }
+
+  async servePeers(handler: PeerHandler): Promise<void> {
+    const { cluster, nodeId } = this.options;
+    const sub = this.nc.subscribe(subjects.peerAll(cluster, nodeId), {
+      callback: (err, msg) => {
+        if (err) {
+          this.log.warn({ err }, 'peer subscription error');
+          return;
+        }
+        let message: PeerMessage;
+        try {
+          message = checkPeerMessage(decode<unknown>(msg.data));
+        } catch (e) {
+          this.log.warn({ err: e, subject: msg.subject }, 'bad peer message');
+          const reply: PeerReply = { ok: false, code: 'BAD_MESSAGE', epoch: 0, reason: e instanceof Error ? e.message : 'malformed' };
+          if (msg.reply) msg.respond(encode(reply));
+          return;
+        }
+        handler(message).then(
+          (reply) => {
+            if (msg.reply) msg.respond(encode(reply));
+          },
+          (e: unknown) => this.log.error({ err: e, type: message.type }, 'peer handler failed'),
+        );
+      },
+    });
+    this.subscriptions.push(sub);
+  }
+
+  async request(to: string, message: PeerMessage, timeoutMs: number): Promise<PeerReply> {
+    if (this.closed || this.nc.isClosed()) throw new BusClosedError();
+    const subject = subjects.peer(this.options.cluster, to, message.type);
+    try {
+      const reply = await this.nc.request(subject, encode(message), { timeout: Math.max(1, Math.round(timeoutMs)) });
+      return decode<PeerReply>(reply.data);
+    } catch (err) {
+      const code = (err as NatsError | undefined)?.code;
+      if (code === ErrorCode.NoResponders) throw new NoRespondersError(subject, { cause: err });
+      if (code === ErrorCode.Timeout) throw new BusTimeoutError(subject, { cause: err });
+      if (code === ErrorCode.ConnectionClosed || this.nc.isClosed()) throw new BusClosedError({ cause: err });
+      throw err;
+    }
+  }
+
+  send(to: string, message: PeerMessage): void {
+    if (this.closed || this.nc.isClosed()) return;
+    try {
+      this.nc.publish(subjects.peer(this.options.cluster, to, message.type), encode(message));
+    } catch (err) {
+      this.log.warn({ err, to }, 'send failed');
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.nc.drain();
+    } catch {
+      await this.nc.close().catch(() => undefined);
+    }
+  }
+}

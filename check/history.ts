@@ -1,0 +1,95 @@
+/**
+ * History format consumed by the linearizability checker.
+ *
+ * This is the contract between whatever records client operations (the
+ * nemesis runner, the simulator, integration tests) and the checker. Keep it
+ * stable: producers construct these objects directly.
+ */
+
+/** What a client asked the store to do. Every operation touches exactly one key. */
+export type KvInput =
+  | { op: 'get'; key: string }
+  /** `ifRevision: 0` means "the key must not exist". */
+  | { op: 'put'; key: string; value: string; ifRevision?: number }
+  | { op: 'delete'; key: string; ifRevision?: number };
+
+/** What the client observed. */
+export type KvOutput =
+  /** get: value + revision; put/delete: revision of the write. */
+  | { status: 'ok'; value?: string; revision?: number }
+  /** get or delete of a missing key (HTTP 404). */
+  | { status: 'not-found' }
+  /** Zi-If-Revision mismatch (HTTP 409). */
+  | { status: 'conflict' }
+  /** HTTP 503: the store guarantees the operation had no effect. */
+  | { status: 'unavailable' }
+  /** 504, timeout or no reply: the operation may or may not have taken effect. */
+  | { status: 'unknown' };
+
+export interface Operation {
+  /** Unique within a history; used in reports ("op12"). */
+  id: number;
+  /** Logical client / process name; used in reports only. */
+  client: string;
+  input: KvInput;
+  /** Time the request was issued (any monotonic clock, e.g. performance.now()). */
+  call: number;
+  /** Time the reply was received, or null when no reply arrived. */
+  ret: number | null;
+  output: KvOutput;
+}
+
+/** Why a history was rejected. */
+export type FailureKind =
+  /** No sequential order of one key's operations explains what clients saw. */
+  | 'not-linearizable'
+  /** Two acknowledged writes were given the same revision. */
+  | 'duplicate-revision'
+  /** A write that started after another write had finished got a smaller revision. */
+  | 'revision-order';
+
+export interface CheckFailure {
+  ok: false;
+  kind: FailureKind;
+  /** The key whose history fails (for cross-key revision failures: the key of the first op). */
+  key: string;
+  /**
+   * A small set of operations that on its own already fails the check, sorted
+   * by call time. For 'not-linearizable' this is the key's history, greedily
+   * shrunk when shrinking is enabled; for revision failures the two culprits.
+   */
+  ops: Operation[];
+  /** One-line human explanation. */
+  explanation: string;
+  /** Number of operations on `key` in the checked history (unavailable ops excluded). */
+  keyOpCount: number;
+  /** Number of operations in the checked history (unavailable ops excluded). */
+  totalOpCount: number;
+  /** True when `ops` is smaller than the key's full history. */
+  shrunk: boolean;
+  /**
+   * For 'not-linearizable': the longest prefix of a linearization of `ops`
+   * that the search found, in linearization order.
+   */
+  linearized?: Operation[];
+}
+
+export interface CheckUnknown {
+  ok: 'unknown';
+  reason: 'budget';
+  /** The key being searched when the budget ran out. */
+  key?: string;
+}
+
+export type CheckResult = { ok: true } | CheckFailure | CheckUnknown;
+
+export interface CheckOptions {
+  /** Wall-clock budget for the search itself (default 10 000 ms). */
+  budgetMs?: number;
+  /** Upper bound on search steps across all keys (default: unlimited). */
+  maxSteps?: number;
+  /** Shrink the failing key history before reporting (default true). */
+  shrink?: boolean;
+  /** Wall-clock budget for shrinking, on top of `budgetMs` (default 5 000 ms). */
+  shrinkBudgetMs?: number;
+}

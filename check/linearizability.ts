@@ -1,0 +1,586 @@
+/**
+ * Linearizability checker for ZiStore histories.
+ *
+ * Strategy
+ * --------
+ * 1. Drop `unavailable` operations (guaranteed no effect) and gets with an
+ *    unknown outcome (no effect, nothing observed).
+ * 2. Cheap cluster-wide revision checks over acknowledged writes:
+ *    revisions are unique, and a write that started after another write
+ *    finished has a larger revision.
+ * 3. Per key (operations on different keys commute, so a history is
+ *    linearizable iff every key's sub-history is), a Wing & Gong style
+ *    backtracking search with Lowe's memoisation: the history is a linked
+ *    list of call/return events in time order; the search repeatedly picks a
+ *    pending call that the model accepts, removes it (and its return) from
+ *    the list, and backtracks when it reaches a return whose operation has not
+ *    been placed yet. Visited (set of placed operations, model state) pairs
+ *    are cached, since the rest of the search depends only on them.
+ *
+ *    Operations with unknown outcome (status `unknown`, or no reply even if
+ *    a status was filled in) have no return event: they may take effect at
+ *    any point after their call, or never. The search may place them (with
+ *    the effect of succeeding) but is done as soon as every operation with a
+ *    known outcome has been placed. Left alone, such operations make the
+ *    search enumerate subsets of themselves, so two refinements keep it
+ *    tractable (see `searchKey`): the cache prunes a configuration when one
+ *    with the same known ops, fewer optional ops and a looser revision bound
+ *    already failed, and a run of consecutive unknown-outcome placements may
+ *    only start with an unconditional write.
+ * 4. On failure, the smallest failing key (keys are tried smallest first) is
+ *    shrunk greedily: chunks, then single operations, are removed as long as
+ *    the remainder still fails, so the report shows a small core.
+ *
+ * Events at equal times are treated as overlapping (calls sort before
+ * returns), which errs on the side of accepting a history when clock
+ * resolution cannot order two operations.
+ */
+
+import type { CheckFailure, CheckOptions, CheckResult, Operation } from './history.ts';
+import { applyUnknown, covers, describeState, initialState, shapeKey, step } from './kv-model.ts';
+import type { KvState } from './kv-model.ts';
+import { describeOp, formatInput } from './format.ts';
+
+const DEFAULT_BUDGET_MS = 10_000;
+const DEFAULT_SHRINK_BUDGET_MS = 5_000;
+
+/** True when the operation's effect (and reply) is unknown. */
+export function hasUnknownOutcome(op: Operation): boolean {
+  return op.ret === null || op.output.status === 'unknown';
+}
+
+/** Operations the checker actually considers. */
+export function relevantOps(ops: readonly Operation[]): Operation[] {
+  return ops.filter((op) => {
+    if (op.output.status === 'unavailable') return false;
+    if (op.input.op === 'get' && hasUnknownOutcome(op)) return false;
+    return true;
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Budget
+
+class Budget {
+  steps = 0;
+  constructor(
+    private readonly deadline: number,
+    private readonly maxSteps: number,
+  ) {}
+
+  /** Count one step; false once the budget is exhausted. */
+  tick(): boolean {
+    this.steps++;
+    if (this.steps > this.maxSteps) return false;
+    if ((this.steps & 1023) === 0 && performance.now() > this.deadline) return false;
+    return true;
+  }
+
+  expired(): boolean {
+    return this.steps > this.maxSteps || performance.now() > this.deadline;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Per-key search
+
+interface EventNode {
+  isCall: boolean;
+  /** Index into the key's operation array; -1 for the list head. */
+  idx: number;
+  time: number;
+  /** For a call of a known-outcome op: its return event. */
+  ret: EventNode | null;
+  prev: EventNode | null;
+  next: EventNode | null;
+}
+
+type SearchOutcome =
+  | { kind: 'ok' }
+  | { kind: 'fail'; longest: number[] }
+  | { kind: 'budget' };
+
+/** Small deterministic PRNG for Zobrist hashing of the placed-operation set. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}
+
+function buildEvents(ops: readonly Operation[], unknown: readonly boolean[]): EventNode {
+  const events: EventNode[] = [];
+  ops.forEach((op, idx) => {
+    const call: EventNode = { isCall: true, idx, time: op.call, ret: null, prev: null, next: null };
+    events.push(call);
+    if (!unknown[idx]) {
+      const ret: EventNode = { isCall: false, idx, time: op.ret as number, ret: null, prev: null, next: null };
+      call.ret = ret;
+      events.push(ret);
+    }
+  });
+  events.sort((a, b) => {
+    if (a.time !== b.time) return a.time - b.time;
+    if (a.isCall !== b.isCall) return a.isCall ? -1 : 1;
+    return a.idx - b.idx;
+  });
+  const head: EventNode = { isCall: false, idx: -1, time: -Infinity, ret: null, prev: null, next: null };
+  let last = head;
+  for (const e of events) {
+    last.next = e;
+    e.prev = last;
+    last = e;
+  }
+  return head;
+}
+
+function unlink(e: EventNode): void {
+  (e.prev as EventNode).next = e.next;
+  if (e.next) e.next.prev = e.prev;
+}
+
+function relink(e: EventNode): void {
+  (e.prev as EventNode).next = e;
+  if (e.next) e.next.prev = e;
+}
+
+/** Search for a linearization of one key's operations. */
+function searchKey(ops: readonly Operation[], budget: Budget): SearchOutcome {
+  const n = ops.length;
+  const unknown = ops.map(hasUnknownOutcome);
+  let remainingKnown = unknown.filter((u) => !u).length;
+  if (remainingKnown === 0) return { kind: 'ok' };
+
+  const head = buildEvents(ops, unknown);
+  const words = (n + 31) >>> 5;
+  /** Placed operations (known and unknown outcome). */
+  const bits = new Uint32Array(words);
+  /** Which indices are known-outcome operations. */
+  const knownMask = new Uint32Array(words);
+  unknown.forEach((u, i) => {
+    if (!u) knownMask[i >>> 5] = (knownMask[i >>> 5] as number) | (1 << (i & 31));
+  });
+  // Zobrist hash over the placed *known* operations only, see `remember`.
+  const rnd = mulberry32(0x5eed);
+  const z1 = Array.from({ length: n }, rnd);
+  const z2 = Array.from({ length: n }, rnd);
+  let h1 = 0;
+  let h2 = 0;
+  const valueIds = new Map<string, number>();
+  const valueId = (v: string): number => {
+    let id = valueIds.get(v);
+    if (id === undefined) {
+      id = valueIds.size;
+      valueIds.set(v, id);
+    }
+    return id;
+  };
+  /**
+   * Explored configurations. A configuration is (placed known-outcome ops K,
+   * placed unknown-outcome ops U, model state s, whether the last placed op
+   * had unknown outcome). A stored (K, U', s', c) that failed rules out
+   * (K, U, s, c) when U' ⊆ U and s' covers s: the ops in U \ U' are optional
+   * and have no return event, and a looser revision bound accepts everything
+   * a tighter one does, so any completion of the latter completes the former.
+   * Entries are bucketed by (hash of K, shape of s, c); the search is depth
+   * first, so an entry that is still on the current path is covered by the
+   * exploration in progress.
+   */
+  const cache = new Map<string, { bits: Uint32Array; state: KvState }[]>();
+  const dominated = (stored: Uint32Array): boolean => {
+    for (let w = 0; w < words; w++) {
+      const cur = bits[w] as number;
+      const old = stored[w] as number;
+      // Nothing placed in `stored` may be missing now, and no known op may be extra now.
+      if ((old & ~cur) !== 0 || (cur & ~old & (knownMask[w] as number)) !== 0) return false;
+    }
+    return true;
+  };
+  /** Record the current configuration; false when an explored one dominates it. */
+  const remember = (s: KvState, chained: boolean): boolean => {
+    const key = `${h1}:${h2}:${shapeKey(s, valueId)}:${chained ? 1 : 0}`;
+    const seen = cache.get(key);
+    if (seen === undefined) {
+      cache.set(key, [{ bits: bits.slice(), state: s }]);
+      return true;
+    }
+    for (const e of seen) if (covers(e.state, s) && dominated(e.bits)) return false;
+    seen.push({ bits: bits.slice(), state: s });
+    return true;
+  };
+  const flip = (idx: number): void => {
+    bits[idx >>> 5] = (bits[idx >>> 5] as number) ^ (1 << (idx & 31));
+    if (!unknown[idx]) {
+      h1 = (h1 ^ (z1[idx] as number)) >>> 0;
+      h2 = (h2 ^ (z2[idx] as number)) >>> 0;
+    }
+  };
+
+  // Candidates before the first pending return are tried in two passes:
+  // known-outcome calls first, then unknown-outcome ones. Any order is
+  // complete; this one reaches configurations with few optional ops placed
+  // first, which makes the dominance pruning above effective.
+  //
+  // Runs of consecutive unknown-outcome placements are further restricted:
+  // only the first op of a run may be unconditional. An unconditional put
+  // (or delete) later in a run overwrites whatever the ops before it in the
+  // run did, leaving only a tighter revision bound, so dropping that prefix
+  // (and, for a delete of a key the prefix created, the delete too) gives a
+  // linearization that is at least as permissive. Without this rule the
+  // search would enumerate every subset of pending unknown-outcome writes.
+  const stack: { call: EventNode; prevState: KvState; pass: 0 | 1 }[] = [];
+  let state = initialState;
+  let longest: number[] = [];
+  let longestKnown = -1;
+  let placedKnown = 0;
+  let entry = head.next;
+  let pass: 0 | 1 = 0;
+  /** Whether the last placed op had unknown outcome. */
+  const chained = (): boolean => {
+    const top = stack[stack.length - 1];
+    return top !== undefined && (unknown[top.call.idx] as boolean);
+  };
+
+  for (;;) {
+    if (remainingKnown === 0) return { kind: 'ok' };
+    if (!budget.tick()) return { kind: 'budget' };
+    if (entry !== null && entry.isCall) {
+      const idx = entry.idx;
+      if (unknown[idx] !== (pass === 1)) {
+        entry = entry.next;
+        continue;
+      }
+      const op = ops[idx] as Operation;
+      if (pass === 1 && op.input.op !== 'get' && op.input.ifRevision === undefined && chained()) {
+        entry = entry.next;
+        continue;
+      }
+      let next: KvState | null;
+      if (unknown[idx]) {
+        next = applyUnknown(state, op.input);
+      } else {
+        const r = step(state, op.input, op.output);
+        next = r.ok ? r.state : null;
+      }
+      if (next !== null) {
+        flip(idx);
+        if (remember(next, unknown[idx] as boolean)) {
+          stack.push({ call: entry, prevState: state, pass });
+          state = next;
+          unlink(entry);
+          if (entry.ret) unlink(entry.ret);
+          if (!unknown[idx]) {
+            remainingKnown--;
+            placedKnown++;
+            if (placedKnown > longestKnown) {
+              longestKnown = placedKnown;
+              longest = stack.map((f) => f.call.idx);
+            }
+          }
+          entry = head.next;
+          pass = 0;
+          continue;
+        }
+        flip(idx);
+      }
+      entry = entry.next;
+      continue;
+    }
+    // Reached the first pending return (or, defensively, the end of the list).
+    if (pass === 0) {
+      pass = 1;
+      entry = head.next;
+      continue;
+    }
+    // Every candidate failed: backtrack.
+    const frame = stack.pop();
+    if (frame === undefined) return { kind: 'fail', longest };
+    const call = frame.call;
+    if (call.ret) relink(call.ret);
+    relink(call);
+    flip(call.idx);
+    state = frame.prevState;
+    if (!unknown[call.idx]) {
+      remainingKnown++;
+      placedKnown--;
+    }
+    entry = call.next;
+    pass = frame.pass;
+  }
+}
+
+/**
+ * Where the search got stuck: the model state after the longest partial
+ * linearization, and the blocking operation: among the known-outcome
+ * operations missing from it, the one that returns first (its return is
+ * where the search had to give up).
+ */
+function stuckAt(ops: readonly Operation[], longest: readonly number[]): { state: KvState; blocker: Operation | null } {
+  let state = initialState;
+  for (const idx of longest) {
+    const op = ops[idx] as Operation;
+    if (hasUnknownOutcome(op)) {
+      state = applyUnknown(state, op.input) ?? state;
+    } else {
+      const r = step(state, op.input, op.output);
+      if (r.ok) state = r.state;
+    }
+  }
+  const placed = new Set(longest);
+  let blocker: Operation | null = null;
+  ops.forEach((op, idx) => {
+    if (placed.has(idx) || hasUnknownOutcome(op)) return;
+    if (blocker === null || (op.ret as number) < (blocker.ret as number)) blocker = op;
+  });
+  return { state, blocker };
+}
+
+/** Explain a failure from the longest partial linearization. */
+function explain(key: string, ops: readonly Operation[], longest: readonly number[]): string {
+  const { state, blocker } = stuckAt(ops, longest);
+  const where =
+    longest.length === 0
+      ? `in the initial state ${describeState(key, state)}`
+      : `after [${longest.map((i) => `op${(ops[i] as Operation).id}`).join(', ')}] the model has ${describeState(key, state)}`;
+  if (blocker === null) return `no linearization: ${where}`;
+  const r = step(state, blocker.input, blocker.output);
+  if (!r.ok) return `no linearization: ${where} but op${blocker.id} ${r.reason}`;
+  return `no linearization: ${where}, and no order of the pending operations lets op${blocker.id} ${describeOp(blocker)} be placed before it returns`;
+}
+
+// ---------------------------------------------------------------------------
+// Cluster-wide revision checks
+
+interface AckedWrite {
+  op: Operation;
+  rev: number;
+  ret: number;
+}
+
+function ackedWrites(ops: readonly Operation[]): AckedWrite[] {
+  const out: AckedWrite[] = [];
+  for (const op of ops) {
+    if (op.input.op === 'get' || op.ret === null || op.output.status !== 'ok') continue;
+    const rev = op.output.revision;
+    if (typeof rev !== 'number') continue;
+    out.push({ op, rev, ret: op.ret });
+  }
+  return out;
+}
+
+function byCall(a: Operation, b: Operation): number {
+  return a.call - b.call || a.id - b.id;
+}
+
+function revisionFailure(
+  kind: 'duplicate-revision' | 'revision-order',
+  a: Operation,
+  b: Operation,
+  explanation: string,
+  ops: readonly Operation[],
+): CheckFailure {
+  const key = a.input.key;
+  const keyOpCount = ops.filter((o) => o.input.key === key).length;
+  return {
+    ok: false,
+    kind,
+    key,
+    ops: [a, b].sort(byCall),
+    explanation,
+    keyOpCount,
+    totalOpCount: ops.length,
+    shrunk: keyOpCount > 2,
+  };
+}
+
+/** Unique revisions and real-time order of revisions over acknowledged writes. */
+export function checkRevisions(ops: readonly Operation[]): CheckFailure | null {
+  const writes = ackedWrites(ops);
+  const byRev = new Map<number, Operation>();
+  for (const w of writes) {
+    const other = byRev.get(w.rev);
+    if (other !== undefined) {
+      const [a, b] = [other, w.op].sort(byCall) as [Operation, Operation];
+      return revisionFailure(
+        'duplicate-revision',
+        a,
+        b,
+        `duplicate revision: op${a.id} ${formatInput(a.input)} and op${b.id} ${formatInput(b.input)} were both acknowledged with rev=${w.rev}`,
+        ops,
+      );
+    }
+    byRev.set(w.rev, w.op);
+  }
+  // Sweep writes in call order; `best` is the highest-revision write that
+  // returned strictly before the current write was called.
+  const calls = [...writes].sort((a, b) => byCall(a.op, b.op));
+  const rets = [...writes].sort((a, b) => a.ret - b.ret || a.op.id - b.op.id);
+  let j = 0;
+  let best: AckedWrite | null = null;
+  for (const w of calls) {
+    while (j < rets.length && (rets[j] as AckedWrite).ret < w.op.call) {
+      const r = rets[j] as AckedWrite;
+      if (best === null || r.rev > best.rev) best = r;
+      j++;
+    }
+    if (best !== null && best.rev >= w.rev) {
+      const a = best.op;
+      const b = w.op;
+      return revisionFailure(
+        'revision-order',
+        a,
+        b,
+        `revision went backwards: op${a.id} ${formatInput(a.input)} got rev=${best.rev} and returned at ${fmtTime(best.ret)}, ` +
+          `but op${b.id} ${formatInput(b.input)}, called later at ${fmtTime(b.call)}, got rev=${w.rev}`,
+        ops,
+      );
+    }
+  }
+  return null;
+}
+
+function fmtTime(t: number): string {
+  return t.toFixed(1);
+}
+
+// ---------------------------------------------------------------------------
+// Shrinking
+
+/**
+ * Greedy shrinking: remove chunks of operations (halving the chunk size down
+ * to single operations) while the remainder still fails *in the same way*.
+ *
+ * Any failing subset would be a valid counterexample, but an unconstrained
+ * shrinker tends to manufacture a different, less useful failure (drop the
+ * put and a stale read becomes "read of a value nobody wrote"; drop the puts
+ * before a delete and it becomes "delete of a missing key"). So a candidate
+ * is accepted only if
+ * - the search still gets stuck on the same operation, with the key
+ *   existing (or missing) in the model at that point, as originally, and
+ * - every successful read still has at least one write of the value it read
+ *   (when the full history has one).
+ */
+function shrink(ops: Operation[], target: { blocker: Operation | null; state: KvState }, budget: Budget): Operation[] {
+  const written = new Set<string>();
+  for (const op of ops) if (op.input.op === 'put') written.add(op.input.value);
+  const explained = (cand: Operation[]): boolean => {
+    const have = new Set<string>();
+    for (const op of cand) if (op.input.op === 'put') have.add(op.input.value);
+    for (const op of cand) {
+      if (op.input.op !== 'get' || op.output.status !== 'ok') continue;
+      const v = op.output.value;
+      if (v !== undefined && written.has(v) && !have.has(v)) return false;
+    }
+    return true;
+  };
+  const sameFailure = (cand: Operation[], longest: number[]): boolean => {
+    if (target.blocker === null) return true;
+    const at = stuckAt(cand, longest);
+    return at.blocker?.id === target.blocker.id && at.state.exists === target.state.exists;
+  };
+  const fails = (cand: Operation[]): boolean => {
+    if (budget.expired() || !explained(cand)) return false;
+    const r = searchKey(cand, budget);
+    return r.kind === 'fail' && sameFailure(cand, r.longest);
+  };
+  let cur = ops;
+  let chunk = Math.max(1, Math.floor(cur.length / 2));
+  for (;;) {
+    let changed = false;
+    let i = 0;
+    while (i < cur.length && !budget.expired()) {
+      const cand = cur.slice(0, i).concat(cur.slice(i + chunk));
+      if (cand.length > 0 && fails(cand)) {
+        cur = cand;
+        changed = true;
+      } else {
+        i += chunk;
+      }
+    }
+    if (budget.expired()) break;
+    if (chunk > 1) chunk = Math.max(1, Math.floor(chunk / 2));
+    else if (!changed) break;
+  }
+  return cur;
+}
+
+// ---------------------------------------------------------------------------
+// Entry points
+
+export interface KeyCheck {
+  result: 'ok' | 'fail' | 'budget';
+  explanation?: string;
+  linearized?: Operation[];
+}
+
+/** Check one key's operations (all must have the same key). Exposed for tests and tools. */
+export function checkKeyHistory(ops: readonly Operation[], opts: CheckOptions = {}): KeyCheck {
+  const budget = new Budget(performance.now() + (opts.budgetMs ?? DEFAULT_BUDGET_MS), opts.maxSteps ?? Infinity);
+  const sorted = relevantOps(ops).sort(byCall);
+  const r = searchKey(sorted, budget);
+  if (r.kind !== 'fail') return { result: r.kind };
+  const key = sorted[0]?.input.key ?? '';
+  return {
+    result: 'fail',
+    explanation: explain(key, sorted, r.longest),
+    linearized: r.longest.map((i) => sorted[i] as Operation),
+  };
+}
+
+/**
+ * Check a history for linearizability against the key-value model.
+ * Returns `{ ok: true }`, a failure with a small explained counterexample, or
+ * `{ ok: 'unknown' }` if the search budget ran out before a verdict.
+ */
+export function checkHistory(history: readonly Operation[], opts: CheckOptions = {}): CheckResult {
+  const ops = relevantOps(history);
+  const budget = new Budget(performance.now() + (opts.budgetMs ?? DEFAULT_BUDGET_MS), opts.maxSteps ?? Infinity);
+
+  const revFailure = checkRevisions(ops);
+  if (revFailure !== null) return revFailure;
+
+  const byKey = new Map<string, Operation[]>();
+  for (const op of ops) {
+    let list = byKey.get(op.input.key);
+    if (list === undefined) {
+      list = [];
+      byKey.set(op.input.key, list);
+    }
+    list.push(op);
+  }
+  // Smallest keys first: the first failure found is the smallest failing key.
+  const keys = [...byKey.entries()].sort((a, b) => a[1].length - b[1].length || (a[0] < b[0] ? -1 : 1));
+
+  for (const [key, list] of keys) {
+    list.sort(byCall);
+    const r = searchKey(list, budget);
+    if (r.kind === 'ok') continue;
+    // The budget is shared, so once it is spent no further key can be decided.
+    if (r.kind === 'budget') return { ok: 'unknown', reason: 'budget', key };
+    let core = list;
+    if (opts.shrink !== false) {
+      const shrinkBudget = new Budget(performance.now() + (opts.shrinkBudgetMs ?? DEFAULT_SHRINK_BUDGET_MS), Infinity);
+      core = shrink(list, stuckAt(list, r.longest), shrinkBudget);
+    }
+    // Re-run on the core for an explanation that matches what is shown.
+    const final = core === list ? r : searchKey(core, new Budget(Infinity, Infinity));
+    const longest = final.kind === 'fail' ? final.longest : r.longest;
+    const shown = final.kind === 'fail' ? core : list;
+    return {
+      ok: false,
+      kind: 'not-linearizable',
+      key,
+      ops: shown,
+      explanation: explain(key, shown, longest),
+      keyOpCount: list.length,
+      totalOpCount: ops.length,
+      shrunk: shown.length < list.length,
+      linearized: longest.map((i) => shown[i] as Operation),
+    };
+  }
+  return { ok: true };
+}

@@ -1,0 +1,40 @@
+// `zistore node`: one node in the foreground, logging JSON to stdout. SIGTERM/SIGINT stop it
+// gracefully (a leader hands over: its session closes so the next election starts at once).
+import { CLUSTER_NAME_PATTERN, NODE_ID_PATTERN } from '../bus/subjects.ts';
+import { intFlag, UsageError } from './args.ts';
+import { createLogger, DEFAULT_SESSION_TIMEOUT_MS, runNode } from './runtime.ts';
+
+export async function runNodeCommand(values: Record<string, string | undefined>): Promise<number> {
+  const id = values.id;
+  const cluster = values.cluster;
+  if (!id || !NODE_ID_PATTERN.test(id)) throw new UsageError('--id is required: letters, digits, _ and - only');
+  if (!cluster || !CLUSTER_NAME_PATTERN.test(cluster)) throw new UsageError('--cluster is required: letters, digits, _ and - only');
+  if (!values.zk) throw new UsageError('--zk HOST:PORT[,HOST:PORT...] is required');
+  if (!values.nats) throw new UsageError('--nats URL is required');
+  const sessionTimeoutMs = intFlag(values, 'session-timeout', 500, 600_000) ?? DEFAULT_SESSION_TIMEOUT_MS;
+  const log = createLogger().child({ node: id, cluster });
+  const node = await runNode({
+    nodeId: id,
+    cluster,
+    zk: values.zk,
+    nats: values.nats.split(','),
+    sessionTimeoutMs,
+    leaseMs: intFlag(values, 'lease', 100, 600_000),
+    opTimeoutMs: intFlag(values, 'op-timeout', 100, 600_000),
+    log,
+  });
+  log.info({ sessionTimeoutMs, leaseMs: node.config.leaseMs, opTimeoutMs: node.config.opTimeoutMs }, 'node started');
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping');
+      node.stop().then(resolve, (err) => {
+        log.error({ err }, 'stop failed');
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  log.info({}, 'stopped');
+  return 0;
+}

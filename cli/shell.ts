@@ -1,0 +1,196 @@
+// The interactive shell (thesis 4.5): data commands over the public NATS contract, and process
+// commands (kill, rmi-down, zk-down, …) through a ShellControl, in-process under `zistore up`
+// or over the admin subject when attached with `zistore shell`.
+import { createInterface } from 'node:readline';
+import { readFileSync, appendFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { ZiClient, ZiStoreError, ZiTimeoutError } from '../client/index.ts';
+import type { NodeView } from '../cluster/local-cluster.ts';
+
+/** What the shell may do to processes; present only when a `zistore up` is in charge. */
+export interface ShellControl {
+  newClient(): Promise<string>;
+  kill(id: string): Promise<void>;
+  restart(id: string): Promise<void>;
+  rmiDown(id: string): Promise<void>;
+  rmiUp(id: string): Promise<void>;
+  zkDown(id: string): Promise<void>;
+  zkUp(id: string): Promise<void>;
+  view(): Promise<NodeView[]>;
+  logFile?(id: string): Promise<string>;
+}
+
+export const HELP = `commands:
+  get KEY [NODE]            read a key (at NODE, or any node)
+  put KEY VALUE [NODE]      write a key (quote VALUE with "..." for spaces)
+  delete KEY [NODE]         delete a key
+  list                      members: role, state, epoch, leader, replica set, faults
+  new-client                start one more node
+  kill NODE                 kill -9 a node
+  restart NODE              start a killed node again (same id)
+  rmi-down NODE / rmi-up NODE   cut / restore NODE's messaging (its NATS connection)
+  zk-down NODE / zk-up NODE     cut / restore NODE's ZooKeeper connection
+  help                      this text
+  quit                      leave (under 'zistore up': stop the cluster)`;
+
+/** Splits a command line into words; "double quotes" keep spaces, \\" escapes a quote. */
+export function splitWords(line: string): string[] {
+  const words: string[] = [];
+  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
+  for (let m = re.exec(line); m !== null; m = re.exec(line)) {
+    words.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]!);
+  }
+  return words;
+}
+
+export class Shell {
+  constructor(
+    private readonly client: ZiClient,
+    private readonly control: ShellControl | null,
+    private readonly print: (text: string) => void,
+  ) {}
+
+  /** Runs one command line; returns false on quit. Never throws: errors are printed. */
+  async run(line: string): Promise<boolean> {
+    const [command, ...args] = splitWords(line.trim());
+    if (command === undefined) return true;
+    try {
+      return await this.dispatch(command, args);
+    } catch (err) {
+      if (err instanceof ZiStoreError) this.print(`error ${err.code}: ${err.reason}`);
+      else if (err instanceof ZiTimeoutError) this.print(`timeout: ${err.message}`);
+      else this.print(`error: ${err instanceof Error ? err.message : String(err)}`);
+      return true;
+    }
+  }
+
+  private needControl(): ShellControl {
+    if (!this.control) throw new Error('this command needs a cluster started by `zistore up`');
+    return this.control;
+  }
+
+  private static arity(command: string, args: string[], min: number, max: number, usage: string): void {
+    if (args.length < min || args.length > max) throw new Error(`usage: ${command} ${usage}`);
+  }
+
+  private async dispatch(command: string, args: string[]): Promise<boolean> {
+    switch (command) {
+      case 'get': {
+        Shell.arity(command, args, 1, 2, 'KEY [NODE]');
+        const r = await this.client.get(args[0]!, { node: args[1] });
+        this.print(r === null ? '(not found)' : `${JSON.stringify(r.text())} (revision ${r.revision})`);
+        return true;
+      }
+      case 'put': {
+        Shell.arity(command, args, 2, 3, 'KEY VALUE [NODE]');
+        const r = await this.client.put(args[0]!, args[1]!, { node: args[2] });
+        this.print(`ok (revision ${r.revision})`);
+        return true;
+      }
+      case 'delete': {
+        Shell.arity(command, args, 1, 2, 'KEY [NODE]');
+        const r = await this.client.delete(args[0]!, { node: args[1] });
+        this.print(`deleted (revision ${r.revision})`);
+        return true;
+      }
+      case 'list':
+        Shell.arity(command, args, 0, 0, '');
+        await this.list();
+        return true;
+      case 'new-client': {
+        Shell.arity(command, args, 0, 0, '');
+        this.print(`started ${await this.needControl().newClient()}`);
+        return true;
+      }
+      case 'kill':
+      case 'restart':
+      case 'rmi-down':
+      case 'rmi-up':
+      case 'zk-down':
+      case 'zk-up': {
+        Shell.arity(command, args, 1, 1, 'NODE');
+        const control = this.needControl();
+        const id = args[0]!;
+        const action = {
+          kill: () => control.kill(id),
+          restart: () => control.restart(id),
+          'rmi-down': () => control.rmiDown(id),
+          'rmi-up': () => control.rmiUp(id),
+          'zk-down': () => control.zkDown(id),
+          'zk-up': () => control.zkUp(id),
+        }[command];
+        await action();
+        this.print(`${command} ${id}: done`);
+        return true;
+      }
+      case 'help':
+      case '?':
+        this.print(HELP);
+        return true;
+      case 'quit':
+      case 'exit':
+        return false;
+      default:
+        throw new Error(`unknown command '${command}' (type 'help')`);
+    }
+  }
+
+  private async list(): Promise<void> {
+    const processes = this.control ? await this.control.view() : null;
+    const ids = processes ? processes.map((p) => p.id) : (await this.client.members()).members.map((m) => m.id);
+    const rows: string[][] = [['node', 'role', 'state', 'epoch', 'leader', 'pid', 'rmi', 'zk']];
+    let replicas: string[] | null = null;
+    for (const id of ids) {
+      const proc = processes?.find((p) => p.id === id);
+      const row = [id, '-', proc && !proc.running ? 'down' : 'unreachable', '-', '-', String(proc?.pid ?? '-'), proc?.rmi ?? '-', proc?.zk ?? '-'];
+      if (!proc || proc.running) {
+        try {
+          const view = await this.client.members({ node: id, timeoutMs: 1500 });
+          const self = view.members.find((m) => m.id === id);
+          row[1] = self?.role ?? '-';
+          row[2] = self?.state ?? '-';
+          row[3] = String(view.epoch);
+          row[4] = view.leader ?? '-';
+          if (view.leader === id || replicas === null) replicas = view.replicas;
+        } catch {
+          // unreachable over NATS (rmi-down, paused or starting): the row says so
+        }
+      }
+      rows.push(row);
+    }
+    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+    for (const r of rows) this.print(r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
+    this.print(`replica set: ${replicas ? replicas.join(', ') || '(empty)' : 'unknown'}`);
+  }
+}
+
+const HISTORY_FILE = join(homedir(), '.zistore_history');
+
+function loadHistory(): string[] {
+  try {
+    return readFileSync(HISTORY_FILE, 'utf8').split('\n').filter(Boolean).reverse().slice(0, 500);
+  } catch {
+    return [];
+  }
+}
+
+/** An interactive prompt with history (kept in ~/.zistore_history). Resolves on quit or EOF. */
+export async function interactiveShell(shell: Shell, banner: string): Promise<void> {
+  const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: 'zistore> ', history: loadHistory(), historySize: 500 });
+  rl.on('SIGINT', () => rl.close()); // Ctrl-C leaves like quit
+  process.stdout.write(`${banner}\ntype 'help' for commands\n`);
+  rl.prompt();
+  for await (const line of rl) {
+    if (line.trim()) {
+      try {
+        appendFileSync(HISTORY_FILE, `${line}\n`);
+      } catch {
+        // history is a convenience; a read-only home must not break the shell
+      }
+    }
+    if (!(await shell.run(line))) break;
+    rl.prompt();
+  }
+  rl.close();
+}

@@ -1,0 +1,142 @@
+// A typed client for the ZiStore contract (PROTOCOL.md) over any NATS connection.
+//   import { connect } from 'zistore';
+//   const kv = await connect({ servers: 'nats://127.0.0.1:4222' });
+//   const { revision } = await kv.put('greeting', 'hello');
+import { connect as natsConnect, headers as natsHeaders, type ConnectionOptions, type Msg, type NatsConnection, type NatsError } from 'nats';
+
+export const KEY_HEADER = 'Zi-Key';
+export const REVISION_HEADER = 'Zi-Revision';
+export const IF_REVISION_HEADER = 'Zi-If-Revision';
+
+/** A request the store answered with an error code (PROTOCOL.md "Errors"). */
+export class ZiStoreError extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+  ) {
+    super(`${code} ${reason}`);
+    this.name = 'ZiStoreError';
+  }
+  /** 503: guaranteed to have had no effect; safe to retry. */
+  get retryable(): boolean {
+    return this.code === 503;
+  }
+}
+
+/** No reply in time: the outcome is unknown, as with ZooKeeper's ConnectionLoss. */
+export class ZiTimeoutError extends Error {
+  constructor(subject: string, options?: { cause?: unknown }) {
+    super(`no reply on ${subject} in time; the outcome is unknown`, options);
+    this.name = 'ZiTimeoutError';
+  }
+}
+
+export interface GetResult {
+  value: Uint8Array;
+  revision: number;
+  text(): string;
+}
+
+export interface MembersView {
+  cluster: string;
+  node: string;
+  epoch: number;
+  leader: string | null;
+  members: { id: string; role: 'leader' | 'follower'; state: 'syncing' | 'serving' | 'suspended' | 'removed' }[];
+  replicas: string[];
+}
+
+export interface CallOptions {
+  /** Send to this node only (`zistore.<cluster>.node.<node>.*`). */
+  node?: string;
+  /** Per-call timeout; default the client's timeoutMs. */
+  timeoutMs?: number;
+}
+
+export interface WriteOptions extends CallOptions {
+  /** Succeed only if the key is at this revision; 0 = the key must not exist. */
+  ifRevision?: number;
+}
+
+export interface ClientOptions {
+  cluster?: string;
+  /** Default 5000: a little longer than a node's 4 s operation timeout. */
+  timeoutMs?: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const toBytes = (v: Uint8Array | string) => (typeof v === 'string' ? encoder.encode(v) : v);
+
+export class ZiClient {
+  readonly cluster: string;
+  readonly timeoutMs: number;
+
+  constructor(
+    readonly nc: NatsConnection,
+    options: ClientOptions = {},
+  ) {
+    this.cluster = options.cluster ?? 'default';
+    this.timeoutMs = options.timeoutMs ?? 5000;
+  }
+
+  subject(op: string, node?: string): string {
+    return node ? `zistore.${this.cluster}.node.${node}.${op}` : `zistore.${this.cluster}.${op}`;
+  }
+
+  private async call(op: string, key: string | null, body: Uint8Array, opts: WriteOptions = {}): Promise<Msg> {
+    const h = natsHeaders();
+    if (key !== null) h.set(KEY_HEADER, key);
+    if (opts.ifRevision !== undefined) h.set(IF_REVISION_HEADER, String(opts.ifRevision));
+    const subject = this.subject(op, opts.node);
+    let msg: Msg;
+    try {
+      msg = await this.nc.request(subject, body, { timeout: opts.timeoutMs ?? this.timeoutMs, headers: h });
+    } catch (err) {
+      const code = (err as NatsError).code;
+      if (code === 'TIMEOUT') throw new ZiTimeoutError(subject, { cause: err });
+      if (code === '503') throw new ZiStoreError(503, 'no node is serving this subject');
+      throw err;
+    }
+    const errorCode = msg.headers?.get('Nats-Service-Error-Code');
+    if (errorCode) throw new ZiStoreError(Number(errorCode), msg.headers?.get('Nats-Service-Error') ?? '');
+    return msg;
+  }
+
+  private static revision(msg: Msg): number {
+    return Number(msg.headers?.get(REVISION_HEADER) ?? NaN);
+  }
+
+  /** The value and its revision, or null when the key does not exist. */
+  async get(key: string, opts?: CallOptions): Promise<GetResult | null> {
+    try {
+      const msg = await this.call('get', key, new Uint8Array(0), opts);
+      const value = msg.data;
+      return { value, revision: ZiClient.revision(msg), text: () => decoder.decode(value) };
+    } catch (err) {
+      if (err instanceof ZiStoreError && err.code === 404) return null;
+      throw err;
+    }
+  }
+
+  async put(key: string, value: Uint8Array | string, opts?: WriteOptions): Promise<{ revision: number }> {
+    return { revision: ZiClient.revision(await this.call('put', key, toBytes(value), opts)) };
+  }
+
+  async delete(key: string, opts?: WriteOptions): Promise<{ revision: number }> {
+    return { revision: ZiClient.revision(await this.call('delete', key, new Uint8Array(0), opts)) };
+  }
+
+  async members(opts?: CallOptions): Promise<MembersView> {
+    const msg = await this.call('members', null, new Uint8Array(0), opts);
+    return JSON.parse(decoder.decode(msg.data)) as MembersView;
+  }
+}
+
+/** Connect to NATS and return a client; `close()` closes the connection. */
+export async function connect(options: ConnectionOptions & ClientOptions = {}): Promise<ZiClient & { close(): Promise<void> }> {
+  const { cluster, timeoutMs, ...natsOptions } = options;
+  const nc = await natsConnect({ maxReconnectAttempts: -1, reconnectTimeWait: 250, ...natsOptions });
+  const client = new ZiClient(nc, { cluster, timeoutMs });
+  return Object.assign(client, { close: () => nc.close() });
+}

@@ -1,0 +1,237 @@
+// A whole ZiStore cluster on this machine: one ZooKeeper, one nats-server, and node processes,
+// each reaching ZooKeeper and NATS through its own TCP proxy so faults are real: `rmiDown`
+// closes the node's NATS connection and refuses new ones, `zkDown` does the same to its
+// ZooKeeper link, `kill` is SIGKILL. Used by `zistore up`, the tests, the bench and the nemesis.
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { mkdir } from 'node:fs/promises';
+import { connect, type NatsConnection } from 'nats';
+import { spawnManaged, type ManagedProcess } from './child-process.ts';
+import type { ClusterLogger } from './logger.ts';
+import { startNatsServer, type NatsServerHandle } from './nats-server.ts';
+import { startTcpProxy, type CutMode, type TcpProxyHandle } from './tcp-proxy.ts';
+import { makeTempDir, removeTempDir } from './temp-dir.ts';
+import { startZooKeeper, type ZooKeeperHandle } from './zookeeper-server.ts';
+
+const PROJECT_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const ZISTORE_BIN = join(PROJECT_ROOT, 'cli', 'zistore.js');
+
+export interface LocalClusterOptions {
+  nodes?: number;
+  cluster?: string;
+  natsPort?: number;
+  zkPort?: number;
+  /** Data and logs go here; a temp dir (removed on stop) when omitted. */
+  dataDir?: string;
+  sessionTimeoutMs?: number;
+  leaseMs?: number;
+  opTimeoutMs?: number;
+  /** Extra flags for every `zistore node`. */
+  nodeArgs?: string[];
+  logLevel?: string;
+  log?: ClusterLogger;
+}
+
+export interface NodeHandle {
+  readonly id: string;
+  process: ManagedProcess | null;
+  readonly natsProxy: TcpProxyHandle;
+  readonly zkProxy: TcpProxyHandle;
+  readonly logFile: string;
+}
+
+export interface NodeView {
+  id: string;
+  pid: number | null;
+  running: boolean;
+  rmi: 'up' | 'down';
+  zk: 'up' | 'down';
+  logFile: string;
+}
+
+export class LocalCluster {
+  readonly nodes = new Map<string, NodeHandle>();
+  private nextIndex = 1;
+  private client: NatsConnection | null = null;
+
+  private constructor(
+    readonly name: string,
+    readonly dataDir: string,
+    private readonly ownsDataDir: boolean,
+    readonly zookeeper: ZooKeeperHandle,
+    readonly nats: NatsServerHandle,
+    private readonly options: LocalClusterOptions,
+  ) {}
+
+  static async start(options: LocalClusterOptions = {}): Promise<LocalCluster> {
+    const ownsDataDir = options.dataDir === undefined;
+    const dataDir = options.dataDir ? resolve(options.dataDir) : await makeTempDir('cluster');
+    await mkdir(dataDir, { recursive: true });
+    const started: { stop(): Promise<void> }[] = [];
+    try {
+      const zookeeper = await startZooKeeper({ port: options.zkPort, dataDir: join(dataDir, 'zookeeper'), log: options.log });
+      started.push(zookeeper);
+      const nats = await startNatsServer({ port: options.natsPort, dir: join(dataDir, 'nats'), log: options.log });
+      started.push(nats);
+      const cluster = new LocalCluster(options.cluster ?? 'default', dataDir, ownsDataDir, zookeeper, nats, options);
+      for (let i = 0; i < (options.nodes ?? 3); i++) await cluster.addNode();
+      return cluster;
+    } catch (err) {
+      for (const s of started.reverse()) await s.stop().catch(() => undefined);
+      if (ownsDataDir) await removeTempDir(dataDir);
+      throw err;
+    }
+  }
+
+  get natsUrl(): string {
+    return this.nats.url;
+  }
+
+  get zkConnectString(): string {
+    return this.zookeeper.connectString;
+  }
+
+  /** Adds a node (`new-client`): its proxies, then its process. Returns its id. */
+  async addNode(id = `n${this.nextIndex++}`): Promise<string> {
+    if (this.nodes.has(id)) throw new Error(`node ${id} already exists`);
+    const natsProxy = await startTcpProxy({ target: { host: '127.0.0.1', port: this.nats.port }, log: this.options.log });
+    const zkProxy = await startTcpProxy({ target: { host: '127.0.0.1', port: this.zookeeper.port }, log: this.options.log });
+    const handle: NodeHandle = { id, process: null, natsProxy, zkProxy, logFile: join(this.dataDir, `${id}.log`) };
+    this.nodes.set(id, handle);
+    await this.startProcess(handle);
+    return id;
+  }
+
+  private async startProcess(handle: NodeHandle): Promise<void> {
+    const o = this.options;
+    const args = [
+      ZISTORE_BIN, 'node',
+      '--id', handle.id,
+      '--cluster', this.name,
+      '--zk', handle.zkProxy.address,
+      '--nats', `nats://${handle.natsProxy.address}`,
+      ...(o.sessionTimeoutMs ? ['--session-timeout', String(o.sessionTimeoutMs)] : []),
+      ...(o.leaseMs ? ['--lease', String(o.leaseMs)] : []),
+      ...(o.opTimeoutMs ? ['--op-timeout', String(o.opTimeoutMs)] : []),
+      ...(o.nodeArgs ?? []),
+    ];
+    handle.process = await spawnManaged({
+      name: `zistore-${handle.id}`,
+      command: process.execPath,
+      args,
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, ZISTORE_LOG_LEVEL: o.logLevel ?? process.env.ZISTORE_LOG_LEVEL ?? 'info' },
+      logFile: handle.logFile,
+      log: o.log,
+      stopGraceMs: (o.opTimeoutMs ?? 4000) + 3000,
+    });
+  }
+
+  private node(id: string): NodeHandle {
+    const handle = this.nodes.get(id);
+    if (!handle) throw new Error(`no node named ${id} (nodes: ${[...this.nodes.keys()].join(', ')})`);
+    return handle;
+  }
+
+  /** kill -9. */
+  async kill(id: string): Promise<void> {
+    const handle = this.node(id);
+    if (!handle.process?.isRunning()) throw new Error(`node ${id} is not running`);
+    await handle.process.kill();
+  }
+
+  /** SIGTERM: graceful stop (a leader hands over). */
+  async stopNode(id: string): Promise<void> {
+    const handle = this.node(id);
+    await handle.process?.stop();
+  }
+
+  /** Start a stopped or killed node again, with the same id. */
+  async restart(id: string): Promise<void> {
+    const handle = this.node(id);
+    if (handle.process?.isRunning()) throw new Error(`node ${id} is running`);
+    await this.startProcess(handle);
+  }
+
+  async pause(id: string): Promise<void> {
+    await this.node(id).process?.pause();
+  }
+
+  async resume(id: string): Promise<void> {
+    await this.node(id).process?.resume();
+  }
+
+  rmiDown(id: string, mode: CutMode = 'close'): void {
+    this.node(id).natsProxy.cut(mode);
+  }
+
+  rmiUp(id: string): void {
+    this.node(id).natsProxy.restore();
+  }
+
+  zkDown(id: string, mode: CutMode = 'close'): void {
+    this.node(id).zkProxy.cut(mode);
+  }
+
+  zkUp(id: string): void {
+    this.node(id).zkProxy.restore();
+  }
+
+  view(): NodeView[] {
+    return [...this.nodes.values()].map((n) => ({
+      id: n.id,
+      pid: n.process?.pid ?? null,
+      running: n.process?.isRunning() ?? false,
+      rmi: n.natsProxy.isCut ? 'down' : 'up',
+      zk: n.zkProxy.isCut ? 'down' : 'up',
+      logFile: n.logFile,
+    }));
+  }
+
+  /** A NATS connection for clients of this cluster (not through any node's proxy). */
+  async connectClient(): Promise<NatsConnection> {
+    return connect({ servers: this.natsUrl, name: `zistore-${this.name}-client`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+  }
+
+  /** Resolves when every running node answers `members` on its own subject as serving. */
+  async waitServing(timeoutMs = 30_000, ids?: string[]): Promise<void> {
+    this.client ??= await this.connectClient();
+    const want = ids ?? [...this.nodes.values()].filter((n) => n.process?.isRunning()).map((n) => n.id);
+    const deadline = Date.now() + timeoutMs;
+    const pending = new Set(want);
+    let last = '';
+    while (pending.size > 0) {
+      for (const id of [...pending]) {
+        try {
+          const reply = await this.client.request(`zistore.${this.name}.node.${id}.members`, new Uint8Array(0), { timeout: 1000 });
+          const view = JSON.parse(new TextDecoder().decode(reply.data)) as { members: { id: string; state: string }[] };
+          const self = view.members.find((m) => m.id === id);
+          last = `${id}: ${self?.state ?? 'unknown'}`;
+          if (self?.state === 'serving') pending.delete(id);
+        } catch (err) {
+          last = `${id}: ${(err as Error).message}`;
+        }
+      }
+      if (pending.size === 0) break;
+      if (Date.now() > deadline) throw new Error(`nodes not serving after ${timeoutMs} ms: ${[...pending].join(', ')} (last: ${last})`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Stop everything this cluster started, by PID, and remove its temp dir. */
+  async stop(): Promise<void> {
+    if (this.client) await this.client.close().catch(() => undefined);
+    this.client = null;
+    await Promise.all(
+      [...this.nodes.values()].map(async (n) => {
+        // A paused process cannot handle SIGTERM; stop() sends SIGCONT too.
+        await n.process?.stop().catch(() => undefined);
+        await n.natsProxy.stop();
+        await n.zkProxy.stop();
+      }),
+    );
+    await this.nats.stop();
+    await this.zookeeper.stop();
+    if (this.ownsDataDir) await removeTempDir(this.dataDir);
+  }
+}

@@ -1,0 +1,191 @@
+// Goal: the public client contract (PROTOCOL.md) on a real cluster: real ZooKeeper, real
+// nats-server, three node processes. Method: drive it exactly as an outside client would,
+// with raw NATS requests, and assert on data and codes.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import type { NatsConnection } from 'nats';
+import { LocalCluster } from '../../cluster/local-cluster.ts';
+import { eventually, kv } from '../support/raw-client.ts';
+
+const SESSION_TIMEOUT_MS = 2000;
+let cluster: LocalCluster;
+let nc: NatsConnection;
+let store: ReturnType<typeof kv>;
+const NODES = ['n1', 'n2', 'n3'];
+
+beforeAll(async () => {
+  cluster = await LocalCluster.start({ nodes: 3, cluster: 'contract', sessionTimeoutMs: SESSION_TIMEOUT_MS });
+  await cluster.waitServing(60_000);
+  nc = await cluster.connectClient();
+  store = kv(nc, 'contract');
+});
+
+afterAll(async () => {
+  await nc?.close();
+  const pids = cluster ? cluster.view().map((n) => n.pid) : [];
+  const dir = cluster?.dataDir;
+  const serverPids = cluster ? [cluster.zookeeper.pid, cluster.nats.pid] : [];
+  await cluster?.stop();
+  // Stopping leaves no process and no temp directory behind.
+  for (const pid of [...pids, ...serverPids]) {
+    if (pid !== null) expect(() => process.kill(pid, 0), `pid ${pid} still alive`).toThrow();
+  }
+  if (dir) expect(existsSync(dir)).toBe(false);
+});
+
+describe('contract', () => {
+  it('discovery - $SRV.PING.zistore finds every node, $SRV.INFO names cluster and node', async () => {
+    const found = new Map<string, { cluster: string; node: string }>();
+    const inbox = nc.subscribe('_INBOX.srvinfo.*');
+    const done = (async () => {
+      for await (const m of inbox) {
+        const info = JSON.parse(new TextDecoder().decode(m.data)) as { metadata: { cluster: string; node: string }; id: string };
+        if (info.metadata?.cluster === 'contract') found.set(info.metadata.node, info.metadata);
+      }
+    })();
+    nc.publish('$SRV.INFO.zistore', new Uint8Array(0), { reply: '_INBOX.srvinfo.1' });
+    let pings = 0;
+    const pingSub = nc.subscribe('_INBOX.srvping.*', { callback: () => pings++ });
+    nc.publish('$SRV.PING.zistore', new Uint8Array(0), { reply: '_INBOX.srvping.1' });
+    await new Promise((r) => setTimeout(r, 700));
+    inbox.unsubscribe();
+    pingSub.unsubscribe();
+    await done;
+    expect([...found.keys()].sort()).toEqual(NODES);
+    expect(pings).toBe(3);
+  });
+
+  it('put/get - read-your-write across nodes, revision grows', async () => {
+    const first = await store.put('greeting', 'hello', 'n1');
+    expect(first.code).toBe(200);
+    expect(first.data.byteLength).toBe(0);
+    expect(first.revision).toBeGreaterThan(0);
+    for (const node of NODES) {
+      const got = await store.get('greeting', node);
+      expect(got.code).toBe(200);
+      expect(got.text).toBe('hello');
+      expect(got.revision).toBe(first.revision);
+    }
+    const second = await store.put('greeting', 'world', 'n3');
+    expect(second.revision).toBeGreaterThan(first.revision!);
+    for (const node of NODES) expect((await store.get('greeting', node)).text).toBe('world');
+    expect((await store.get('greeting')).text).toBe('world');
+  });
+
+  it('put/get - binary values and the 0-byte and 1 MiB bounds', async () => {
+    const bytes = new Uint8Array(256).map((_, i) => i);
+    expect((await store.put('bin', bytes, 'n2')).code).toBe(200);
+    expect(Buffer.from((await store.get('bin', 'n3')).data).equals(Buffer.from(bytes))).toBe(true);
+    expect((await store.put('empty', new Uint8Array(0))).code).toBe(200);
+    const empty = await store.get('empty', 'n1');
+    expect(empty.code).toBe(200);
+    expect(empty.data.byteLength).toBe(0);
+    const mib = new Uint8Array(1024 * 1024).fill(7);
+    expect((await store.put('big', mib, 'n2')).code).toBe(200);
+    expect((await store.get('big', 'n1')).data.byteLength).toBe(1024 * 1024);
+    const tooBig = await store.put('big', new Uint8Array(1024 * 1024 + 1), 'n1');
+    expect(tooBig.code).toBe(413);
+    expect((await store.get('big', 'n3')).data.byteLength).toBe(1024 * 1024);
+  });
+
+  it('concurrency - writers racing on one key end identical on every node', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 4 }, (_, w) =>
+        (async () => {
+          const revs: number[] = [];
+          for (let i = 0; i < 15; i++) {
+            const r = await store.put('race', `w${w}-${i}`, NODES[(w + i) % 3]);
+            expect(r.code).toBe(200);
+            revs.push(r.revision!);
+          }
+          return revs;
+        })(),
+      ),
+    );
+    const all = results.flat();
+    expect(new Set(all).size).toBe(all.length); // every acknowledged write has its own revision
+    const finals = await Promise.all(NODES.map((n) => store.get('race', n)));
+    const last = Math.max(...all);
+    for (const f of finals) {
+      expect(f.revision).toBe(last);
+      expect(f.text).toBe(finals[0]!.text);
+    }
+  });
+
+  it('delete - removes the key everywhere; a missing key is 404', async () => {
+    await store.put('doomed', 'x', 'n1');
+    const del = await store.delete('doomed', 'n2');
+    expect(del.code).toBe(200);
+    expect(del.revision).toBeGreaterThan(0);
+    for (const node of NODES) expect((await store.get('doomed', node)).code).toBe(404);
+    expect((await store.delete('doomed', 'n3')).code).toBe(404);
+    expect((await store.get('never-written', 'n1')).code).toBe(404);
+  });
+
+  it('conditional - Zi-If-Revision for put and delete', async () => {
+    const created = await store.put('cas', 'a', 'n2', 0);
+    expect(created.code).toBe(200);
+    expect((await store.put('cas', 'b', 'n3', 0)).code).toBe(409);
+    const next = await store.put('cas', 'b', 'n1', created.revision!);
+    expect(next.code).toBe(200);
+    expect((await store.put('cas', 'c', 'n3', created.revision!)).code).toBe(409);
+    expect((await store.get('cas', 'n3')).text).toBe('b');
+    expect((await store.delete('cas', 'n2', created.revision!)).code).toBe(409);
+    expect((await store.delete('cas', 'n2', next.revision!)).code).toBe(200);
+    expect((await store.delete('cas', 'n2', next.revision!)).code).toBe(404);
+    // A deleted key does not exist: revision 0 may create it again.
+    expect((await store.put('cas', 'again', 'n1', 0)).code).toBe(200);
+  });
+
+  it('errors - 400 for bad keys and headers, with the services error headers and an empty body', async () => {
+    const cases: [string, [string, string][]][] = [
+      ['no key', []],
+      ['two keys', [['Zi-Key', 'a'], ['Zi-Key', 'b']]],
+      ['wrong case', [['zi-key', 'a']]],
+      ['control char', [['Zi-Key', 'a\u0001b']]],
+      ['too long', [['Zi-Key', 'k'.repeat(1025)]]],
+      ['bad if-revision', [['Zi-Key', 'a'], ['Zi-If-Revision', 'abc']]],
+    ];
+    for (const [what, headers] of cases) {
+      const r = await store.raw('put', { headers, data: 'v' }, 'n2');
+      expect(r.code, what).toBe(400);
+      expect(r.description.length, what).toBeGreaterThan(0);
+      expect(r.data.byteLength, what).toBe(0);
+    }
+    expect((await store.raw('get', { headers: [] })).code).toBe(400);
+    expect((await store.put('k'.repeat(1024), 'max-length key', 'n1')).code).toBe(200);
+    expect((await store.put('ключ-🔑', 'utf8 key', 'n1')).code).toBe(200);
+    expect((await store.get('ключ-🔑', 'n3')).text).toBe('utf8 key');
+  });
+
+  it('members - reports cluster, node, leader, epoch, roles, states and replicas', async () => {
+    for (const node of NODES) {
+      const view = await store.members(node);
+      expect(view.cluster).toBe('contract');
+      expect(view.node).toBe(node);
+      expect(view.epoch).toBeGreaterThan(0);
+      expect(NODES).toContain(view.leader);
+      expect(view.members.map((m) => m.id)).toEqual(NODES);
+      expect(view.members.filter((m) => m.role === 'leader').map((m) => m.id)).toEqual([view.leader]);
+      expect(view.members.every((m) => m.state === 'serving')).toBe(true);
+      expect([...view.replicas].sort()).toEqual(NODES);
+    }
+  });
+
+  it('partition - zk-down makes a node answer 503 within the session timeout, zk-up brings it back', async () => {
+    const leader = (await store.members('n1')).leader!;
+    const victim = NODES.find((n) => n !== leader)!;
+    cluster.zkDown(victim);
+    const ms = await eventually(async () => (await store.get('greeting', victim)).code === 503, SESSION_TIMEOUT_MS, '503 after zk-down');
+    expect(ms).toBeLessThanOrEqual(SESSION_TIMEOUT_MS);
+    const put = await store.put('greeting', 'while-cut', victim);
+    expect(put.code).toBe(503);
+    // The rest of the group goes on once ZooKeeper has dropped the cut node.
+    await eventually(async () => (await store.put('during-cut', 'ok', leader)).code === 200, 15_000, 'write during zk-down');
+    cluster.zkUp(victim);
+    await cluster.waitServing(30_000, [victim]);
+    const got = await store.get('during-cut', victim);
+    expect(got.code).toBe(200);
+    expect(got.text).toBe('ok');
+  });
+});

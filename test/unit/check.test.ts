@@ -1,0 +1,606 @@
+import { describe, it, expect } from 'vitest';
+import { applyUnknown, checkHistory, checkKeyHistory, formatFailure, formatOperations, initialState, step } from '../../check/index.ts';
+import type { CheckFailure, CheckResult, KvInput, KvOutput, KvState, Operation } from '../../check/index.ts';
+
+// ---------------------------------------------------------------------------
+// History builder
+
+type Span = [call: number, ret: number | null];
+
+class H {
+  readonly ops: Operation[] = [];
+  private add(client: string, input: KvInput, [call, ret]: Span, output: KvOutput): this {
+    this.ops.push({ id: this.ops.length + 1, client, input, call, ret, output });
+    return this;
+  }
+  put(c: string, key: string, value: string, span: Span, output: KvOutput, ifRevision?: number): this {
+    const input: KvInput = ifRevision === undefined ? { op: 'put', key, value } : { op: 'put', key, value, ifRevision };
+    return this.add(c, input, span, output);
+  }
+  get(c: string, key: string, span: Span, output: KvOutput): this {
+    return this.add(c, { op: 'get', key }, span, output);
+  }
+  del(c: string, key: string, span: Span, output: KvOutput, ifRevision?: number): this {
+    const input: KvInput = ifRevision === undefined ? { op: 'delete', key } : { op: 'delete', key, ifRevision };
+    return this.add(c, input, span, output);
+  }
+}
+
+const ok = (revision: number): KvOutput => ({ status: 'ok', revision });
+const val = (value: string, revision: number): KvOutput => ({ status: 'ok', value, revision });
+const NF: KvOutput = { status: 'not-found' };
+const CONFLICT: KvOutput = { status: 'conflict' };
+const UNKNOWN: KvOutput = { status: 'unknown' };
+const UNAVAILABLE: KvOutput = { status: 'unavailable' };
+
+function expectFailure(r: CheckResult): CheckFailure {
+  expect(r.ok).toBe(false);
+  if (r.ok !== false) throw new Error('expected a failure');
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// Random linearizable histories from a simulated atomic store
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Planned {
+  id: number;
+  client: number;
+  kind: 'get' | 'put' | 'delete';
+  key: string;
+  call: number;
+  lin: number;
+  ret: number;
+  conditional: boolean;
+  fate: 'normal' | 'unknown' | 'unavailable';
+}
+
+/**
+ * Each client issues operations one after another; every operation gets a
+ * random interval and a linearization point inside it. Outputs are computed
+ * by applying operations to an atomic store in linearization-point order, so
+ * the history is linearizable by construction.
+ */
+function randomHistory(opts: { seed: number; ops: number; keys: number; clients: number; unknownRate?: number; unavailableRate?: number }): Operation[] {
+  const rnd = mulberry32(opts.seed);
+  const planned: Planned[] = [];
+  const clock = new Array<number>(opts.clients).fill(0);
+  for (let id = 1; id <= opts.ops; id++) {
+    const client = Math.floor(rnd() * opts.clients);
+    const call = (clock[client] as number) + rnd() * 2;
+    const lin = call + rnd() * 6;
+    const ret = lin + rnd() * 6;
+    clock[client] = ret;
+    const x = rnd();
+    const kind = x < 0.45 ? 'get' : x < 0.85 ? 'put' : 'delete';
+    const y = rnd();
+    const fate = y < (opts.unknownRate ?? 0) ? 'unknown' : y < (opts.unknownRate ?? 0) + (opts.unavailableRate ?? 0) ? 'unavailable' : 'normal';
+    planned.push({ id, client, kind, key: `k${Math.floor(rnd() * opts.keys)}`, call, lin, ret, conditional: rnd() < 0.35, fate });
+  }
+  planned.sort((a, b) => a.lin - b.lin);
+  const store = new Map<string, { value: string; rev: number }>();
+  const seen = new Map<string, number>(); // client/key -> last revision the client saw
+  let counter = 0;
+  const out: Operation[] = [];
+  for (const p of planned) {
+    const cur = store.get(p.key);
+    const lastSeen = seen.get(`${p.client}/${p.key}`) ?? 0;
+    // Conditional writes use what this client last saw (sometimes stale), or 0.
+    const ifRevision = p.conditional && p.kind !== 'get' ? (rnd() < 0.7 ? lastSeen : 0) : undefined;
+    let input: KvInput;
+    let output: KvOutput;
+    const applies = p.fate === 'normal' || (p.fate === 'unknown' && rnd() < 0.5);
+    const condHolds = ifRevision === undefined || (ifRevision === 0 ? cur === undefined : cur?.rev === ifRevision);
+    if (p.kind === 'get') {
+      input = { op: 'get', key: p.key };
+      output = cur ? { status: 'ok', value: cur.value, revision: cur.rev } : { status: 'not-found' };
+    } else if (p.kind === 'put') {
+      const value = `v${p.id}`;
+      input = ifRevision === undefined ? { op: 'put', key: p.key, value } : { op: 'put', key: p.key, value, ifRevision };
+      if (!condHolds) output = { status: 'conflict' };
+      else if (!applies) output = { status: 'ok' }; // replaced below
+      else {
+        counter++;
+        store.set(p.key, { value, rev: counter });
+        output = { status: 'ok', revision: counter };
+      }
+    } else {
+      input = ifRevision === undefined ? { op: 'delete', key: p.key } : { op: 'delete', key: p.key, ifRevision };
+      if (cur === undefined) output = { status: 'not-found' };
+      else if (!condHolds) output = { status: 'conflict' };
+      else if (!applies) output = { status: 'ok' };
+      else {
+        counter++;
+        store.delete(p.key);
+        output = { status: 'ok', revision: counter };
+      }
+    }
+    if (p.fate === 'normal' && output.status === 'ok' && p.kind !== 'get') {
+      seen.set(`${p.client}/${p.key}`, output.revision as number);
+    }
+    if (p.kind === 'get' && output.status === 'ok') seen.set(`${p.client}/${p.key}`, output.revision as number);
+    if (p.fate === 'unknown') output = { status: 'unknown' };
+    if (p.fate === 'unavailable') output = { status: 'unavailable' };
+    const ret = p.fate === 'unknown' && rnd() < 0.5 ? null : p.ret;
+    out.push({ id: p.id, client: `c${p.client}`, input, call: p.call, ret, output });
+  }
+  return out.sort((a, b) => a.id - b.id);
+}
+
+/**
+ * Exhaustive reference checker for tiny single-key histories: tries every
+ * order that respects real time, with unknown-outcome ops optional.
+ */
+function bruteForceLinearizable(history: Operation[]): boolean {
+  const ops = history.filter(
+    (o) => o.output.status !== 'unavailable' && !(o.input.op === 'get' && (o.ret === null || o.output.status === 'unknown')),
+  );
+  const unknown = ops.map((o) => o.ret === null || o.output.status === 'unknown');
+  const placed = ops.map(() => false);
+  const search = (s: KvState): boolean => {
+    if (ops.every((_, i) => unknown[i] || placed[i])) return true;
+    for (let i = 0; i < ops.length; i++) {
+      if (placed[i]) continue;
+      const op = ops[i] as Operation;
+      // Every known op that returned strictly before this call must come first.
+      if (ops.some((a, j) => !placed[j] && !unknown[j] && (a.ret as number) < op.call)) continue;
+      let next: KvState | null;
+      if (unknown[i]) next = applyUnknown(s, op.input);
+      else {
+        const r = step(s, op.input, op.output);
+        next = r.ok ? r.state : null;
+      }
+      if (next === null) continue;
+      placed[i] = true;
+      const found = search(next);
+      placed[i] = false;
+      if (found) return true;
+    }
+    return false;
+  };
+  return search(initialState);
+}
+
+// ---------------------------------------------------------------------------
+
+describe('linearizable histories', () => {
+  it('checker - sequential put then get is ok', () => {
+    const h = new H().put('c1', 'k', 'a', [0, 1], ok(1)).get('c1', 'k', [2, 3], val('a', 1));
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+
+  it('checker - empty history is ok', () => {
+    expect(checkHistory([])).toEqual({ ok: true });
+  });
+
+  it('checker - concurrent puts with overlapping gets are ok', () => {
+    const h = new H()
+      .put('c1', 'k', 'a', [0, 10], ok(1))
+      .put('c2', 'k', 'b', [2, 12], ok(2))
+      .get('c3', 'k', [1, 11], NF)
+      .get('c3', 'k', [11.5, 11.8], val('a', 1))
+      .get('c4', 'k', [3, 13], val('b', 2))
+      .get('c3', 'k', [14, 15], val('b', 2));
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+
+  it('checker - unknown-outcome put that was later read is ok', () => {
+    const h = new H()
+      .put('c1', 'k', 'a', [0, 1], ok(1))
+      .put('c1', 'k', 'x', [2, 50], UNKNOWN)
+      .get('c2', 'k', [60, 61], val('x', 7))
+      // The revision observed by the get pins the unknown put down.
+      .put('c2', 'k', 'y', [62, 63], ok(9), 7)
+      .get('c2', 'k', [64, 65], val('y', 9));
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+
+  it('checker - put with no reply may take effect long after its call', () => {
+    const h = new H()
+      .put('c1', 'k', 'x', [0, null], UNKNOWN)
+      .get('c2', 'k', [10, 11], NF)
+      .get('c2', 'k', [20, 21], NF)
+      .get('c2', 'k', [30, 31], val('x', 3));
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+
+  it('checker - unknown put never read is ok', () => {
+    const h = new H()
+      .put('c1', 'k', 'a', [0, 1], ok(1))
+      .put('c1', 'k', 'b', [2, 3], UNKNOWN)
+      .put('c2', 'k', 'c', [2.5, null], UNKNOWN)
+      .get('c2', 'k', [4, 5], val('a', 1))
+      .get('c1', 'k', [10, 11], val('a', 1));
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+
+  it('checker - unknown delete may or may not have happened', () => {
+    const took = new H().put('c1', 'k', 'a', [0, 1], ok(1)).del('c1', 'k', [2, 3], UNKNOWN).get('c2', 'k', [4, 5], NF);
+    const didNot = new H().put('c1', 'k', 'a', [0, 1], ok(1)).del('c1', 'k', [2, 3], UNKNOWN).get('c2', 'k', [4, 5], val('a', 1));
+    expect(checkHistory(took.ops)).toEqual({ ok: true });
+    expect(checkHistory(didNot.ops)).toEqual({ ok: true });
+  });
+
+  it('checker - chain of unknown delete then create-if-absent explains a read', () => {
+    const h = new H()
+      .put('c1', 'k', 'a', [0, 1], ok(1))
+      .del('c1', 'k', [2, null], UNKNOWN)
+      .put('c2', 'k', 'b', [3, 4], UNKNOWN, 0)
+      .get('c3', 'k', [10, 11], val('b', 6));
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+
+  it('checker - unknown conditional put succeeds against an unobserved revision', () => {
+    // The unknown put of "x" got some revision >= 2; the CAS names revision 4,
+    // which is consistent with it.
+    const h = new H()
+      .put('c1', 'k', 'a', [0, 1], ok(1))
+      .put('c1', 'k', 'x', [2, 3], UNKNOWN)
+      .put('c2', 'k', 'y', [4, 5], ok(6), 4)
+      .get('c2', 'k', [7, 8], val('y', 6));
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+
+  it('checker - conditional puts succeed and conflict as the revision dictates', () => {
+    const h = new H()
+      .put('c1', 'k', 'a', [0, 1], ok(1), 0)
+      .put('c2', 'k', 'b', [2, 3], CONFLICT, 0)
+      .put('c1', 'k', 'c', [4, 5], ok(3), 1)
+      .put('c2', 'k', 'd', [6, 7], CONFLICT, 1)
+      .put('c2', 'k', 'e', [8, 9], CONFLICT, 99)
+      .get('c1', 'k', [10, 11], val('c', 3));
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+
+  it('checker - concurrent compare-and-set: one wins, one conflicts', () => {
+    const h = new H()
+      .put('c1', 'k', 'a', [0, 1], ok(1))
+      .put('c1', 'k', 'b', [2, 6], CONFLICT, 1)
+      .put('c2', 'k', 'c', [3, 5], ok(2), 1)
+      .get('c3', 'k', [7, 8], val('c', 2));
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+
+  it('checker - deletes, not-found and re-creation are ok', () => {
+    const h = new H()
+      .del('c1', 'k', [0, 1], NF)
+      .put('c1', 'k', 'a', [2, 3], ok(1))
+      .del('c2', 'k', [4, 5], CONFLICT, 7)
+      .del('c2', 'k', [6, 7], ok(2), 1)
+      .get('c1', 'k', [8, 9], NF)
+      .del('c1', 'k', [10, 11], NF)
+      .del('c1', 'k', [12, 13], CONFLICT, 2) // conditional delete of a missing key: conflict accepted
+      .del('c1', 'k', [13, 13.5], NF, 2) // ... and so is not-found
+      .put('c2', 'k', 'b', [14, 15], ok(5), 0)
+      .get('c1', 'k', [16, 17], val('b', 5));
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+
+  it('checker - many keys interleaved are checked independently', () => {
+    const h = new H();
+    let rev = 0;
+    for (let i = 0; i < 10; i++) {
+      const t = i * 3;
+      for (let k = 0; k < 5; k++) {
+        rev++;
+        h.put(`c${k}`, `k${k}`, `v${i}`, [t + k * 0.1, t + 2], ok(rev));
+      }
+      for (let k = 0; k < 5; k++) h.get(`c${k}`, `k${k}`, [t + 2.5, t + 2.9], val(`v${i}`, rev - 4 + k));
+    }
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+
+  it('checker - unavailable operations are ignored', () => {
+    const h = new H()
+      .put('c1', 'k', 'a', [0, 1], ok(1))
+      .put('c1', 'k', 'b', [2, 3], UNAVAILABLE)
+      .del('c2', 'k', [2, 3], UNAVAILABLE)
+      .get('c2', 'k', [4, 5], val('a', 1));
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+
+  it('checker - events at the same instant count as concurrent', () => {
+    const h = new H().put('c1', 'k', 'a', [0, 5], ok(1)).get('c2', 'k', [5, 6], NF);
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+
+  it('checker - acknowledged write without a revision leaves the revision open', () => {
+    const h = new H()
+      .put('c1', 'k', 'a', [0, 1], ok(2))
+      .put('c1', 'k', 'b', [2, 3], { status: 'ok' })
+      .get('c2', 'k', [4, 5], val('b', 6));
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+});
+
+describe('non-linearizable histories', () => {
+  it('checker - stale read is rejected', () => {
+    const h = new H()
+      .put('c1', 'k', 'a', [0, 1], ok(1))
+      .put('c1', 'k', 'b', [2, 3], ok(2))
+      .get('c2', 'k', [4, 5], val('a', 1));
+    const f = expectFailure(checkHistory(h.ops));
+    expect(f.kind).toBe('not-linearizable');
+    expect(f.key).toBe('k');
+    expect(f.explanation).toContain('no linearization');
+  });
+
+  it('checker - lost write is rejected', () => {
+    const h = new H()
+      .put('c1', 'k', 'a', [0, 1], ok(1))
+      .put('c2', 'k', 'b', [2, 3], ok(2))
+      .get('c3', 'k', [4, 5], val('b', 2))
+      .put('c1', 'k', 'c', [6, 7], ok(5))
+      .get('c2', 'k', [8, 9], val('b', 2));
+    const f = expectFailure(checkHistory(h.ops));
+    expect(f.kind).toBe('not-linearizable');
+  });
+
+  it('checker - acknowledged write that vanishes is rejected', () => {
+    const h = new H().put('c1', 'k', 'a', [0, 1], ok(1)).get('c2', 'k', [2, 3], NF);
+    expect(expectFailure(checkHistory(h.ops)).key).toBe('k');
+  });
+
+  it('checker - read of a never-written value is rejected', () => {
+    const h = new H().put('c1', 'k', 'a', [0, 1], ok(1)).get('c2', 'k', [0.5, 3], val('zzz', 1));
+    expectFailure(checkHistory(h.ops));
+  });
+
+  it('checker - read of a key that was never written is rejected', () => {
+    const h = new H().get('c2', 'k', [0, 1], val('a', 1));
+    expectFailure(checkHistory(h.ops));
+  });
+
+  it('checker - read with the right value but wrong revision is rejected', () => {
+    const h = new H().put('c1', 'k', 'a', [0, 1], ok(3)).get('c2', 'k', [2, 3], val('a', 4));
+    const f = expectFailure(checkHistory(h.ops));
+    expect(f.explanation).toContain('"a"@rev4');
+  });
+
+  it('checker - compare-and-set that succeeds twice from the same revision is rejected', () => {
+    const h = new H()
+      .put('c1', 'k', 'a', [0, 1], ok(1))
+      .put('c1', 'k', 'b', [2, 4], ok(2), 1)
+      .put('c2', 'k', 'c', [2.5, 5], ok(3), 1);
+    expectFailure(checkHistory(h.ops));
+  });
+
+  it('checker - create-if-absent that succeeds twice is rejected', () => {
+    const h = new H().put('c1', 'k', 'a', [0, 2], ok(1), 0).put('c2', 'k', 'b', [0, 2], ok(2), 0);
+    expectFailure(checkHistory(h.ops));
+  });
+
+  it('checker - conflict when the revision matched is rejected', () => {
+    const h = new H().put('c1', 'k', 'a', [0, 1], ok(1)).put('c1', 'k', 'b', [2, 3], CONFLICT, 1);
+    const f = expectFailure(checkHistory(h.ops));
+    expect(f.explanation).toContain('conflict although the revision matched');
+  });
+
+  it('checker - delete that returns ok on a missing key is rejected', () => {
+    const h = new H().del('c1', 'k', [0, 1], ok(1));
+    const f = expectFailure(checkHistory(h.ops));
+    expect(f.explanation).toContain('does not exist');
+  });
+
+  it('checker - delete that returns not-found on an existing key is rejected', () => {
+    const h = new H().put('c1', 'k', 'a', [0, 1], ok(1)).del('c1', 'k', [2, 3], NF);
+    expectFailure(checkHistory(h.ops));
+  });
+
+  it('checker - value of an unknown put cannot disappear once read', () => {
+    const h = new H()
+      .put('c1', 'k', 'a', [0, 1], ok(1))
+      .put('c1', 'k', 'b', [2, null], UNKNOWN)
+      .get('c2', 'k', [3, 4], val('b', 5))
+      .get('c2', 'k', [5, 6], val('a', 1));
+    expectFailure(checkHistory(h.ops));
+  });
+
+  it('checker - unknown put cannot be read before it was called', () => {
+    const h = new H().get('c2', 'k', [0, 1], val('x', 1)).put('c1', 'k', 'x', [2, null], UNKNOWN);
+    expectFailure(checkHistory(h.ops));
+  });
+
+  it('checker - revision going backwards in real time is rejected', () => {
+    const h = new H().put('c1', 'k1', 'a', [0, 1], ok(5)).put('c2', 'k2', 'b', [2, 3], ok(3));
+    const f = expectFailure(checkHistory(h.ops));
+    expect(f.kind).toBe('revision-order');
+    expect(f.ops.map((o) => o.id)).toEqual([1, 2]);
+    expect(f.explanation).toContain('rev=5');
+  });
+
+  it('checker - concurrent writes may get revisions in either order', () => {
+    const h = new H().put('c1', 'k1', 'a', [0, 3], ok(5)).put('c2', 'k2', 'b', [1, 2], ok(3));
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+
+  it('checker - duplicate revisions are rejected', () => {
+    const h = new H().put('c1', 'k1', 'a', [0, 2], ok(4)).put('c2', 'k2', 'b', [1, 3], ok(4));
+    const f = expectFailure(checkHistory(h.ops));
+    expect(f.kind).toBe('duplicate-revision');
+    expect(f.explanation).toContain('rev=4');
+  });
+
+  it('checker - per-key revisions must grow in linearization order', () => {
+    // The read after both puts shows "a" won, so "a" was written last, yet it
+    // has the smaller revision.
+    const h = new H()
+      .put('c1', 'k', 'a', [0, 3], ok(5))
+      .put('c2', 'k', 'b', [1, 2], ok(6))
+      .get('c3', 'k', [4, 5], val('a', 5));
+    const f = expectFailure(checkHistory(h.ops));
+    expect(f.kind).toBe('not-linearizable');
+  });
+
+  it('checker - put revision not above a revision observed earlier on the key is rejected', () => {
+    const h = new H()
+      .put('c1', 'k', 'a', [0, null], UNKNOWN)
+      .get('c2', 'k', [1, 2], val('a', 10))
+      .put('c2', 'k', 'b', [3, 4], ok(3)) // concurrent with nothing acknowledged, so only the model catches it
+      .get('c2', 'k', [5, 6], val('b', 3));
+    expectFailure(checkHistory(h.ops));
+  });
+});
+
+describe('failure reports', () => {
+  it('checker - report names the failing key and is smaller than the history', () => {
+    const h = new H();
+    let rev = 0;
+    // Unrelated, linearizable traffic on other keys and on the failing key.
+    for (let i = 0; i < 30; i++) {
+      const t = i * 10;
+      rev++;
+      h.put('c1', `other${i % 5}`, `o${i}`, [t, t + 1], ok(rev));
+      h.get('c2', `other${i % 5}`, [t + 2, t + 3], val(`o${i}`, rev));
+      rev++;
+      h.put('c3', 'bad', `x${i}`, [t + 4, t + 5], ok(rev));
+      h.get('c3', 'bad', [t + 6, t + 7], val(`x${i}`, rev));
+    }
+    // The violation: a read of an overwritten value.
+    h.put('c1', 'bad', 'new', [400, 401], ok(++rev));
+    h.get('c2', 'bad', [402, 403], val('x29', rev - 1));
+    const r = checkHistory(h.ops);
+    const f = expectFailure(r);
+    expect(f.key).toBe('bad');
+    expect(f.keyOpCount).toBe(62);
+    expect(f.totalOpCount).toBe(122);
+    expect(f.shrunk).toBe(true);
+    expect(f.ops.length).toBeLessThan(f.keyOpCount);
+    expect(f.ops.length).toBeLessThanOrEqual(3);
+    // The shrunk core still fails on its own.
+    expect(checkKeyHistory(f.ops).result).toBe('fail');
+    const text = formatFailure(f);
+    expect(text).toContain('"bad"');
+    expect(text).toContain('get(bad) -> ok "x29"');
+    expect(text).toContain('put(bad, "x29")');
+    expect(text).toContain('put(bad, "new")');
+    expect(text).toContain('no linearization');
+    expect(text.split('\n').length).toBe(f.ops.length + 2);
+  });
+
+  it('checker - explanation comes from the longest partial linearization', () => {
+    const h = new H()
+      .put('c1', 'k1', 'a', [0, 1], ok(5))
+      .put('c2', 'k1', 'b', [2, 3], ok(7))
+      .get('c3', 'k1', [4, 5], val('a', 5));
+    const f = expectFailure(checkHistory(h.ops, { shrink: false }));
+    expect(f.explanation).toBe('no linearization: after [op1, op2] the model has k1="b"@rev7 but op3 get returned "a"@rev5');
+    expect(f.linearized?.map((o) => o.id)).toEqual([1, 2]);
+  });
+
+  it('checker - the smallest failing key is reported', () => {
+    const h = new H();
+    for (let i = 0; i < 5; i++) h.get('c1', 'big', [i * 2, i * 2 + 1], NF);
+    h.get('c1', 'big', [20, 21], val('ghost', 1));
+    h.get('c2', 'small', [0, 1], val('ghost', 2));
+    expect(expectFailure(checkHistory(h.ops)).key).toBe('small');
+  });
+
+  it('checker - operations are rendered one per line, sorted by call time', () => {
+    const h = new H()
+      .get('c1', 'k1', [20, 21], val('b', 7))
+      .put('c2', 'k1', 'b', [12, 15.5], ok(7))
+      .del('c3', 'k1', [30, null], UNKNOWN, 7);
+    const lines = formatOperations(h.ops);
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^ {2}\[c2\] put\(k1, "b"\) -> ok rev=7 +call=12\.0 ret=15\.5 +op2$/);
+    expect(lines[1]).toMatch(/^ {2}\[c1\] get\(k1\) -> ok "b" rev=7 +call=20\.0 ret=21\.0 +op1$/);
+    expect(lines[2]).toMatch(/^ {2}\[c3\] delete\(k1, if=7\) -> unknown +call=30\.0 ret=\? +op3$/);
+  });
+
+  it('checker - revision failures are formatted with both operations', () => {
+    const h = new H().put('c1', 'k1', 'a', [0, 1], ok(5)).put('c2', 'k2', 'b', [2, 3], ok(3));
+    const text = formatFailure(expectFailure(checkHistory(h.ops)));
+    expect(text).toContain('revisions are not ordered with real time');
+    expect(text).toContain('put(k1, "a")');
+    expect(text).toContain('put(k2, "b")');
+  });
+});
+
+describe('budget and scale', () => {
+  it('checker - exhausted step budget yields unknown', () => {
+    const h = new H()
+      .put('c1', 'k', 'a', [0, 10], ok(1))
+      .put('c2', 'k', 'b', [0, 10], ok(2))
+      .get('c3', 'k', [11, 12], val('b', 2));
+    expect(checkHistory(h.ops, { maxSteps: 1 })).toEqual({ ok: 'unknown', reason: 'budget', key: 'k' });
+  });
+
+  it('checker - 2,000-op random linearizable history over 20 keys with 4 clients is ok', () => {
+    const ops = randomHistory({ seed: 42, ops: 2000, keys: 20, clients: 4 });
+    expect(ops).toHaveLength(2000);
+    // Sanity: the generator really produces overlapping operations.
+    const sorted = [...ops].sort((a, b) => a.call - b.call);
+    const overlaps = sorted.filter((op, i) => i > 0 && op.call < ((sorted[i - 1] as Operation).ret ?? Infinity)).length;
+    expect(overlaps).toBeGreaterThan(500);
+    expect(checkHistory(ops, { budgetMs: 60_000 })).toEqual({ ok: true });
+  });
+
+  it('checker - random history with unknown and unavailable outcomes is ok', () => {
+    for (const seed of [1, 2, 3]) {
+      const ops = randomHistory({ seed, ops: 1000, keys: 20, clients: 4, unknownRate: 0.03, unavailableRate: 0.03 });
+      expect(checkHistory(ops, { budgetMs: 60_000 })).toEqual({ ok: true });
+    }
+  });
+
+  it('checker - hot single key with many unknown outcomes is ok', () => {
+    const ops = randomHistory({ seed: 5, ops: 800, keys: 1, clients: 6, unknownRate: 0.05 });
+    expect(checkHistory(ops, { budgetMs: 60_000 })).toEqual({ ok: true });
+  });
+
+  it('checker - agrees with brute force on small random histories', () => {
+    const rnd = mulberry32(99);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
+    let linearizable = 0;
+    let rejected = 0;
+    for (let seed = 0; seed < 600; seed++) {
+      const base = randomHistory({ seed, ops: 5 + Math.floor(rnd() * 5), keys: 1, clients: 3, unknownRate: 0.3 });
+      // Perturb some outputs and conditions so that many histories are wrong.
+      const ops = base.map((o): Operation => {
+        if (rnd() < 0.15) {
+          const outputs: KvOutput[] = [
+            NF,
+            CONFLICT,
+            UNKNOWN,
+            { status: 'ok' },
+            ok(1 + Math.floor(rnd() * 6)),
+            val(`v${1 + Math.floor(rnd() * 8)}`, 1 + Math.floor(rnd() * 6)),
+          ];
+          return { ...o, output: pick(outputs) };
+        }
+        if (rnd() < 0.1 && o.input.op !== 'get') return { ...o, input: { ...o.input, ifRevision: Math.floor(rnd() * 5) } };
+        return o;
+      });
+      const result = checkHistory(ops, { shrink: false });
+      if (result.ok === 'unknown') throw new Error('budget exhausted on a tiny history');
+      if (result.ok === false && result.kind !== 'not-linearizable') continue; // global revision check fired first
+      const expected = bruteForceLinearizable(ops);
+      expect({ seed, ok: result.ok }).toEqual({ seed, ok: expected });
+      if (expected) linearizable++;
+      else rejected++;
+    }
+    // Both verdicts are well represented.
+    expect(linearizable).toBeGreaterThan(100);
+    expect(rejected).toBeGreaterThan(100);
+  });
+
+  it('checker - corrupting one read of a random history is detected', () => {
+    const ops = randomHistory({ seed: 7, ops: 2000, keys: 20, clients: 4 });
+    const victim = ops.find((o, i) => i > 1000 && o.input.op === 'get' && o.output.status === 'ok') as Operation;
+    const corrupted = ops.map((o) => (o === victim ? { ...o, output: { status: 'ok' as const, value: 'corrupt', revision: 1 } } : o));
+    const f = expectFailure(checkHistory(corrupted, { budgetMs: 60_000 }));
+    expect(f.key).toBe(victim.input.key);
+    expect(f.ops.some((o) => o.id === victim.id)).toBe(true);
+    expect(f.ops.length).toBeLessThanOrEqual(2);
+  });
+});
