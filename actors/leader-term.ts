@@ -237,6 +237,7 @@ export class LeaderTerm {
           this.end(`member ${id} is at epoch ${reply.epoch}`);
           throw new TermEndedError(this.ended!);
         }
+        assert(reply.code !== 'BAD_MESSAGE', `peer ${id} could not read our message: ${reply.reason}`);
         // NOT_READY: the peer has not yet taken in our epoch (a joiner racing its join reply).
         await sleep(this.ports.clock, 5);
       } catch (err) {

@@ -8,9 +8,11 @@ const decoder = new TextDecoder();
 
 export function encode(message: unknown): Uint8Array {
   const blobs: Uint8Array[] = [];
-  const json = JSON.stringify(message, (_key, value: unknown) => {
-    if (value instanceof Uint8Array) {
-      blobs.push(value);
+  // Read the raw property from the holder: a Buffer would already have been through toJSON.
+  const json = JSON.stringify(message, function (this: Record<string, unknown>, key: string, value: unknown) {
+    const raw = this[key];
+    if (raw instanceof Uint8Array) {
+      blobs.push(raw);
       return { $b: blobs.length - 1 };
     }
     return value;

@@ -731,6 +731,7 @@ export function createZkCoordinator(opts: ZkCoordinatorOptions): Coordinator {
           s.announced = false;
           s.electionName = null;
           s.elected = false;
+          s.abandonedElection.clear();
           s.latest.clear();
           s.emittedKeys.clear();
         }
@@ -777,6 +778,8 @@ export function createZkCoordinator(opts: ZkCoordinatorOptions): Coordinator {
    * otherwise, or if that takes longer than opTimeoutMs, its socket is destroyed. The library
    * reconnects on a socket close in any state but CLOSING, and a reconnect timer may be pending,
    * so the client's connect() is disabled first: a retired client must never revive its session.
+   * Done when the library reports CLOSED, or when no live socket is left after any pending
+   * reconnect timer (at most spinDelay) had its chance to fire.
    */
   function closeClient(s: Session): Promise<void> {
     if (s.closed !== null) return s.closed;
@@ -814,13 +817,22 @@ export function createZkCoordinator(opts: ZkCoordinatorOptions): Coordinator {
         const startedMs = performance.now();
         reaper = setInterval(() => {
           if (cm.state === CM_CLOSED) return finish('closed');
-          if (performance.now() - startedMs > CLOSE_REAP_MS_MAX) return finish('gave up');
-          // While CLOSING, a socket close ends in CLOSED; a destroyed socket means a new one is on its way.
+          const elapsedMs = performance.now() - startedMs;
           const socket = cm.socket;
-          if (socket !== undefined && !socket.destroyed) socket.destroy();
+          const live = socket !== undefined && !socket.destroyed;
+          if (!live && elapsedMs > SPIN_DELAY_MS * 2) return finish('closed');
+          if (elapsedMs > CLOSE_REAP_MS_MAX) return finish('gave up');
+          // While CLOSING, a socket close ends in CLOSED; with connect() disabled it ends anyway.
+          if (live) socket.destroy();
         }, 20);
       };
-      s.client.close();
+      try {
+        s.client.close();
+      } catch (err) {
+        // The library writes the close request to its socket, and throws if it has none yet
+        // (a connect still pending): nothing to close gracefully then, the reaper takes over.
+        log.session.debug({ err }, 'close without a socket');
+      }
       if (graceful) grace = setTimeout(reap, opTimeoutMs);
       else reap();
     });
