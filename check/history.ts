@@ -92,4 +92,15 @@ export interface CheckOptions {
   shrink?: boolean;
   /** Wall-clock budget for shrinking, on top of `budgetMs` (default 5 000 ms). */
   shrinkBudgetMs?: number;
+  /**
+   * Assume an operation with unknown outcome takes effect no later than
+   * `call + maxUnknownDelay` (same units as `call`/`ret`), or never.
+   * Default: Infinity, i.e. it may take effect at any later time, which is
+   * what the history format promises. A hot key with many unknown outcomes can
+   * then exhaust the budget (every such op stays a candidate for the rest of
+   * the search); a finite bound that the store actually guarantees (e.g. the
+   * longest a request can linger before it is applied or abandoned) keeps the
+   * search small. A bound the store does not guarantee can cause false alarms.
+   */
+  maxUnknownDelay?: number;
 }

@@ -89,8 +89,14 @@ interface EventNode {
   /** Index into the key's operation array; -1 for the list head. */
   idx: number;
   time: number;
-  /** For a call of a known-outcome op: its return event. */
+  /**
+   * For a call: its closing event, if any. Known-outcome ops close with their
+   * return; unknown-outcome ops only with a finite `maxUnknownDelay`, at
+   * call + delay (a deadline: place the op before it or drop it).
+   */
   ret: EventNode | null;
+  /** For a closing event: its call. */
+  call: EventNode | null;
   prev: EventNode | null;
   next: EventNode | null;
 }
@@ -112,13 +118,14 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-function buildEvents(ops: readonly Operation[], unknown: readonly boolean[]): EventNode {
+function buildEvents(ops: readonly Operation[], unknown: readonly boolean[], maxUnknownDelay: number): EventNode {
   const events: EventNode[] = [];
   ops.forEach((op, idx) => {
-    const call: EventNode = { isCall: true, idx, time: op.call, ret: null, prev: null, next: null };
+    const call: EventNode = { isCall: true, idx, time: op.call, ret: null, call: null, prev: null, next: null };
     events.push(call);
-    if (!unknown[idx]) {
-      const ret: EventNode = { isCall: false, idx, time: op.ret as number, ret: null, prev: null, next: null };
+    const end = unknown[idx] ? op.call + maxUnknownDelay : (op.ret as number);
+    if (end !== Infinity) {
+      const ret: EventNode = { isCall: false, idx, time: end, ret: null, call, prev: null, next: null };
       call.ret = ret;
       events.push(ret);
     }
@@ -128,7 +135,7 @@ function buildEvents(ops: readonly Operation[], unknown: readonly boolean[]): Ev
     if (a.isCall !== b.isCall) return a.isCall ? -1 : 1;
     return a.idx - b.idx;
   });
-  const head: EventNode = { isCall: false, idx: -1, time: -Infinity, ret: null, prev: null, next: null };
+  const head: EventNode = { isCall: false, idx: -1, time: -Infinity, ret: null, call: null, prev: null, next: null };
   let last = head;
   for (const e of events) {
     last.next = e;
@@ -148,16 +155,44 @@ function relink(e: EventNode): void {
   if (e.next) e.next.prev = e;
 }
 
-/** Search for a linearization of one key's operations. */
-function searchKey(ops: readonly Operation[], budget: Budget): SearchOutcome {
+function lift(call: EventNode): void {
+  unlink(call);
+  if (call.ret) unlink(call.ret);
+}
+
+function unlift(call: EventNode): void {
+  if (call.ret) relink(call.ret);
+  relink(call);
+}
+
+interface Frame {
+  call: EventNode;
+  prevState: KvState;
+  /** Pass in which the call was found, to resume the scan after backtracking. */
+  pass: 0 | 1;
+  /** True when the op was dropped at its deadline rather than placed. */
+  dropped: boolean;
+}
+
+/**
+ * Search for a linearization of one key's operations.
+ *
+ * The scan walks the event list from the head. Every call before the first
+ * pending closing event is a candidate; placing one (the model accepts it
+ * and the configuration is new) removes its events and restarts the scan.
+ * Reaching a return means some op that had to be placed was not: backtrack.
+ * Reaching the deadline of an unknown-outcome op means it can no longer
+ * take effect: drop it (a forced move, so backtracking skips over it).
+ */
+function searchKey(ops: readonly Operation[], budget: Budget, maxUnknownDelay = Infinity): SearchOutcome {
   const n = ops.length;
   const unknown = ops.map(hasUnknownOutcome);
   let remainingKnown = unknown.filter((u) => !u).length;
   if (remainingKnown === 0) return { kind: 'ok' };
 
-  const head = buildEvents(ops, unknown);
+  const head = buildEvents(ops, unknown, maxUnknownDelay);
   const words = (n + 31) >>> 5;
-  /** Placed operations (known and unknown outcome). */
+  /** Operations removed from the list: placed, or dropped at their deadline. */
   const bits = new Uint32Array(words);
   /** Which indices are known-outcome operations. */
   const knownMask = new Uint32Array(words);
@@ -181,10 +216,10 @@ function searchKey(ops: readonly Operation[], budget: Budget): SearchOutcome {
   };
   /**
    * Explored configurations. A configuration is (placed known-outcome ops K,
-   * placed unknown-outcome ops U, model state s, whether the last placed op
+   * removed unknown-outcome ops U, model state s, whether the last placed op
    * had unknown outcome). A stored (K, U', s', c) that failed rules out
    * (K, U, s, c) when U' ⊆ U and s' covers s: the ops in U \ U' are optional
-   * and have no return event, and a looser revision bound accepts everything
+   * and still pending there, and a looser revision bound accepts everything
    * a tighter one does, so any completion of the latter completes the former.
    * Entries are bucketed by (hash of K, shape of s, c); the search is depth
    * first, so an entry that is still on the current path is covered by the
@@ -195,7 +230,7 @@ function searchKey(ops: readonly Operation[], budget: Budget): SearchOutcome {
     for (let w = 0; w < words; w++) {
       const cur = bits[w] as number;
       const old = stored[w] as number;
-      // Nothing placed in `stored` may be missing now, and no known op may be extra now.
+      // Nothing removed in `stored` may be pending now, and no known op may be extra now.
       if ((old & ~cur) !== 0 || (cur & ~old & (knownMask[w] as number)) !== 0) return false;
     }
     return true;
@@ -220,10 +255,10 @@ function searchKey(ops: readonly Operation[], budget: Budget): SearchOutcome {
     }
   };
 
-  // Candidates before the first pending return are tried in two passes:
-  // known-outcome calls first, then unknown-outcome ones. Any order is
-  // complete; this one reaches configurations with few optional ops placed
-  // first, which makes the dominance pruning above effective.
+  // Candidates before the first pending closing event are tried in two
+  // passes: known-outcome calls first, then unknown-outcome ones. Any order
+  // is complete; this one reaches configurations with few optional ops
+  // placed first, which makes the dominance pruning above effective.
   //
   // Runs of consecutive unknown-outcome placements are further restricted:
   // only the first op of a run may be unconditional. An unconditional put
@@ -232,17 +267,21 @@ function searchKey(ops: readonly Operation[], budget: Budget): SearchOutcome {
   // (and, for a delete of a key the prefix created, the delete too) gives a
   // linearization that is at least as permissive. Without this rule the
   // search would enumerate every subset of pending unknown-outcome writes.
-  const stack: { call: EventNode; prevState: KvState; pass: 0 | 1 }[] = [];
+  const stack: Frame[] = [];
   let state = initialState;
   let longest: number[] = [];
   let longestKnown = -1;
   let placedKnown = 0;
   let entry = head.next;
   let pass: 0 | 1 = 0;
-  /** Whether the last placed op had unknown outcome. */
-  const chained = (): boolean => {
-    const top = stack[stack.length - 1];
-    return top !== undefined && (unknown[top.call.idx] as boolean);
+  /** Whether the last placed (not dropped) op had unknown outcome. */
+  let chained = false;
+  const chainedAt = (): boolean => {
+    for (let i = stack.length - 1; i >= 0; i--) {
+      const f = stack[i] as Frame;
+      if (!f.dropped) return unknown[f.call.idx] as boolean;
+    }
+    return false;
   };
 
   for (;;) {
@@ -250,12 +289,8 @@ function searchKey(ops: readonly Operation[], budget: Budget): SearchOutcome {
     if (!budget.tick()) return { kind: 'budget' };
     if (entry !== null && entry.isCall) {
       const idx = entry.idx;
-      if (unknown[idx] !== (pass === 1)) {
-        entry = entry.next;
-        continue;
-      }
       const op = ops[idx] as Operation;
-      if (pass === 1 && op.input.op !== 'get' && op.input.ifRevision === undefined && chained()) {
+      if (unknown[idx] !== (pass === 1) || (pass === 1 && chained && op.input.op !== 'get' && op.input.ifRevision === undefined)) {
         entry = entry.next;
         continue;
       }
@@ -269,16 +304,16 @@ function searchKey(ops: readonly Operation[], budget: Budget): SearchOutcome {
       if (next !== null) {
         flip(idx);
         if (remember(next, unknown[idx] as boolean)) {
-          stack.push({ call: entry, prevState: state, pass });
+          stack.push({ call: entry, prevState: state, pass, dropped: false });
           state = next;
-          unlink(entry);
-          if (entry.ret) unlink(entry.ret);
+          chained = unknown[idx] as boolean;
+          lift(entry);
           if (!unknown[idx]) {
             remainingKnown--;
             placedKnown++;
             if (placedKnown > longestKnown) {
               longestKnown = placedKnown;
-              longest = stack.map((f) => f.call.idx);
+              longest = stack.filter((f) => !f.dropped).map((f) => f.call.idx);
             }
           }
           entry = head.next;
@@ -290,24 +325,39 @@ function searchKey(ops: readonly Operation[], budget: Budget): SearchOutcome {
       entry = entry.next;
       continue;
     }
-    // Reached the first pending return (or, defensively, the end of the list).
+    // Reached the first pending closing event (or, defensively, the end).
     if (pass === 0) {
       pass = 1;
       entry = head.next;
       continue;
     }
-    // Every candidate failed: backtrack.
-    const frame = stack.pop();
+    if (entry !== null && entry.call !== null && unknown[entry.idx]) {
+      // Deadline of an unknown-outcome op that was not placed: it never happened.
+      const call = entry.call;
+      flip(call.idx);
+      stack.push({ call, prevState: state, pass, dropped: true });
+      lift(call);
+      entry = head.next;
+      pass = 0;
+      continue;
+    }
+    // Every candidate failed: backtrack past any forced drops.
+    let frame = stack.pop();
+    while (frame !== undefined && frame.dropped) {
+      unlift(frame.call);
+      flip(frame.call.idx);
+      frame = stack.pop();
+    }
     if (frame === undefined) return { kind: 'fail', longest };
     const call = frame.call;
-    if (call.ret) relink(call.ret);
-    relink(call);
+    unlift(call);
     flip(call.idx);
     state = frame.prevState;
     if (!unknown[call.idx]) {
       remainingKnown++;
       placedKnown--;
     }
+    chained = chainedAt();
     entry = call.next;
     pass = frame.pass;
   }
@@ -464,7 +514,12 @@ function fmtTime(t: number): string {
  * - every successful read still has at least one write of the value it read
  *   (when the full history has one).
  */
-function shrink(ops: Operation[], target: { blocker: Operation | null; state: KvState }, budget: Budget): Operation[] {
+function shrink(
+  ops: Operation[],
+  target: { blocker: Operation | null; state: KvState },
+  budget: Budget,
+  maxUnknownDelay: number,
+): Operation[] {
   const written = new Set<string>();
   for (const op of ops) if (op.input.op === 'put') written.add(op.input.value);
   const explained = (cand: Operation[]): boolean => {
@@ -484,7 +539,7 @@ function shrink(ops: Operation[], target: { blocker: Operation | null; state: Kv
   };
   const fails = (cand: Operation[]): boolean => {
     if (budget.expired() || !explained(cand)) return false;
-    const r = searchKey(cand, budget);
+    const r = searchKey(cand, budget, maxUnknownDelay);
     return r.kind === 'fail' && sameFailure(cand, r.longest);
   };
   let cur = ops;
@@ -521,7 +576,7 @@ export interface KeyCheck {
 export function checkKeyHistory(ops: readonly Operation[], opts: CheckOptions = {}): KeyCheck {
   const budget = new Budget(performance.now() + (opts.budgetMs ?? DEFAULT_BUDGET_MS), opts.maxSteps ?? Infinity);
   const sorted = relevantOps(ops).sort(byCall);
-  const r = searchKey(sorted, budget);
+  const r = searchKey(sorted, budget, opts.maxUnknownDelay);
   if (r.kind !== 'fail') return { result: r.kind };
   const key = sorted[0]?.input.key ?? '';
   return {
@@ -540,6 +595,7 @@ export function checkHistory(history: readonly Operation[], opts: CheckOptions =
   const ops = relevantOps(history);
   const budget = new Budget(performance.now() + (opts.budgetMs ?? DEFAULT_BUDGET_MS), opts.maxSteps ?? Infinity);
 
+  const delay = opts.maxUnknownDelay ?? Infinity;
   const revFailure = checkRevisions(ops);
   if (revFailure !== null) return revFailure;
 
@@ -557,17 +613,17 @@ export function checkHistory(history: readonly Operation[], opts: CheckOptions =
 
   for (const [key, list] of keys) {
     list.sort(byCall);
-    const r = searchKey(list, budget);
+    const r = searchKey(list, budget, delay);
     if (r.kind === 'ok') continue;
     // The budget is shared, so once it is spent no further key can be decided.
     if (r.kind === 'budget') return { ok: 'unknown', reason: 'budget', key };
     let core = list;
     if (opts.shrink !== false) {
       const shrinkBudget = new Budget(performance.now() + (opts.shrinkBudgetMs ?? DEFAULT_SHRINK_BUDGET_MS), Infinity);
-      core = shrink(list, stuckAt(list, r.longest), shrinkBudget);
+      core = shrink(list, stuckAt(list, r.longest), shrinkBudget, delay);
     }
     // Re-run on the core for an explanation that matches what is shown.
-    const final = core === list ? r : searchKey(core, new Budget(Infinity, Infinity));
+    const final = core === list ? r : searchKey(core, new Budget(Infinity, Infinity), delay);
     const longest = final.kind === 'fail' ? final.longest : r.longest;
     const shown = final.kind === 'fail' ? core : list;
     return {

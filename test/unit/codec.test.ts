@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { decode, encode } from '../../bus/codec.ts';
+import { checkPeerMessage } from '../../actors/peer-check.ts';
+
+describe('codec', () => {
+  it('codec - byte values (Uint8Array and Buffer) round-trip as raw bytes', () => {
+    const message = {
+      type: 'snapshot', from: 'n1', epoch: 3, seq: 0, done: false, maxRev: 9,
+      entries: [{ key: 'a', rev: 1, value: new Uint8Array([1, 2, 3]) }, { key: 'b', rev: 2, value: Buffer.from('hi') }],
+    };
+    const out = decode<typeof message>(encode(message));
+    expect(out.entries[0]!.value).toEqual(new Uint8Array([1, 2, 3]));
+    expect(Buffer.from(out.entries[1]!.value).toString()).toBe('hi');
+    expect(checkPeerMessage(out).type).toBe('snapshot');
+  });
+
+  it('codec - null values and empty values survive', () => {
+    const out = decode<{ value: Uint8Array | null; empty: Uint8Array }>(encode({ value: null, empty: new Uint8Array(0) }));
+    expect(out.value).toBeNull();
+    expect(out.empty.byteLength).toBe(0);
+  });
+
+  it('codec - garbage gets a CodecError, never a crash', () => {
+    for (const bad of [new Uint8Array(0), new Uint8Array([0, 0, 0, 200, 1]), new Uint8Array([0, 0, 0, 1, 0x7b, 0, 0, 0, 0])]) {
+      expect(() => decode(bad)).toThrowError(expect.objectContaining({ name: 'CodecError' }));
+    }
+  });
+
+  it('peer check - malformed peer messages are refused by name', () => {
+    for (const bad of [null, 7, { type: 'invalidate', from: 'n1', epoch: 1, key: 'k', rev: -1, value: null }, { type: 'nope', from: 'x', epoch: 1 }, { type: 'sync', from: 1, epoch: 1 }]) {
+      expect(() => checkPeerMessage(bad)).toThrowError(expect.objectContaining({ name: 'BadPeerMessageError' }));
+    }
+  });
+});

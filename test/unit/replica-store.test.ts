@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { ReplicaStore } from '../../actors/replica-store.ts';
+
+const v = (s: string) => new TextEncoder().encode(s);
+
+describe('replica store', () => {
+  it('replica store - counts keys and bytes, drops deleted entries, tracks the highest revision', () => {
+    const s = new ReplicaStore();
+    s.apply('a', { type: 'fill', rev: 3, value: v('xyz') });
+    s.apply('b', { type: 'invalidate', rev: 4, value: v('12') });
+    expect(s.size).toBe(1);
+    s.apply('b', { type: 'validate', rev: 4 });
+    expect(s.size).toBe(2);
+    expect(s.valueBytes).toBe(5);
+    s.apply('a', { type: 'invalidate', rev: 9, value: null });
+    s.apply('a', { type: 'validate', rev: 9 });
+    expect(s.get('a')).toBeUndefined();
+    expect(s.size).toBe(1);
+    expect(s.maxRev).toBe(9);
+  });
+
+  it('replica store - readers of an invalid key wake on validate', async () => {
+    const s = new ReplicaStore();
+    s.apply('k', { type: 'invalidate', rev: 1, value: v('new') });
+    const waiting = s.settled('k');
+    expect(waiting).not.toBeNull();
+    let woke = false;
+    void waiting!.then(() => (woke = true));
+    await Promise.resolve();
+    expect(woke).toBe(false);
+    s.apply('k', { type: 'validate', rev: 1 });
+    await waiting;
+    expect(woke).toBe(true);
+    expect(s.settled('k')).toBeNull();
+  });
+
+  it('replica store - tombstones while syncing keep a stale snapshot fill out', () => {
+    const s = new ReplicaStore();
+    s.keepTombstones = true;
+    s.apply('k', { type: 'invalidate', rev: 8, value: null });
+    s.apply('k', { type: 'validate', rev: 8 });
+    s.apply('k', { type: 'fill', rev: 5, value: v('old') });
+    expect(s.get('k')?.value).toBeNull();
+    s.purgeTombstones();
+    expect(s.get('k')).toBeUndefined();
+  });
+
+  it('replica store - snapshot chunks respect entry and byte bounds and skip pending-only keys', () => {
+    const s = new ReplicaStore();
+    for (let i = 0; i < 10; i++) s.apply(`k${i}`, { type: 'fill', rev: i + 1, value: new Uint8Array(100) });
+    s.apply('p', { type: 'invalidate', rev: 50, value: v('p') });
+    const chunks = [...s.chunks(4, 1_000_000)];
+    expect(chunks.map((c) => c.length)).toEqual([4, 4, 2]);
+    // A chunk closes at the first entry that reaches the byte bound (~118 bytes per entry here).
+    expect([...s.chunks(100, 250)].map((c) => c.length)).toEqual([3, 3, 3, 1]);
+    expect(s.pending()).toEqual([{ key: 'p', rev: 50, value: v('p') }]);
+  });
+});
