@@ -47,6 +47,13 @@ export interface NodePorts {
   log: Log;
 }
 
+class LeaderGoneError extends Error {
+  constructor(why: string) {
+    super(`leader gone: ${why}`);
+    this.name = 'LeaderGoneError';
+  }
+}
+
 const isName = (err: unknown, name: string) => err instanceof Error && err.name === name;
 const encoder = new TextEncoder();
 
@@ -63,6 +70,8 @@ export class ZiNode {
   /** The leader named in ZooKeeper for promisedEpoch: where writes are forwarded. */
   private latestLeader: string | null = null;
   private leaseUntil = 0;
+  /** Rejected when the leader we forward to is gone (member znode deleted, or a newer epoch). */
+  private leaderLost: Deferred<never> = ZiNode.newLeaderLost();
   private complete = false;
   private joinDone: Deferred<void> | null = null;
   private term: LeaderTerm | null = null;
@@ -77,6 +86,18 @@ export class ZiNode {
     private readonly ports: NodePorts,
   ) {
     this.log = ports.log.child({ node: config.nodeId });
+  }
+
+  private static newLeaderLost(): Deferred<never> {
+    const d = deferred<never>();
+    d.promise.catch(() => undefined);
+    return d;
+  }
+
+  /** Requests waiting on a leader that is gone cannot be answered by it: stop waiting. */
+  private abandonLeader(why: string): void {
+    this.leaderLost.reject(new LeaderGoneError(why));
+    this.leaderLost = ZiNode.newLeaderLost();
   }
 
   static async start(config: NodeConfig, ports: NodePorts): Promise<ZiNode> {
@@ -117,6 +138,7 @@ export class ZiNode {
       }
       case 'coord.members':
         this.term?.membersChanged(event.ids);
+        if (this.latestLeader !== null && !event.ids.includes(this.latestLeader)) this.abandonLeader(`leader ${this.latestLeader} left`);
         return;
       case 'coord.elected':
         if (event.sessionId === this.sessionId && this.leaderActor === null) this.becomeLeader();
@@ -124,6 +146,7 @@ export class ZiNode {
       case 'coord.epoch':
         if (event.epoch <= this.promisedEpoch) return;
         this.promisedEpoch = event.epoch;
+        if (event.leader !== this.latestLeader) this.abandonLeader(`epoch ${event.epoch} has leader ${event.leader}`);
         this.latestLeader = event.leader;
         if (this.term !== null && this.term.epoch < event.epoch) this.endTerm(`epoch ${event.epoch} claimed by ${event.leader}`);
         if (event.leader !== this.config.nodeId) this.followerActor?.send({ type: 'leader.changed', epoch: event.epoch, leader: event.leader });
@@ -364,6 +387,7 @@ export class ZiNode {
     const wasComplete = this.complete;
     if (this.term !== null) this.endTerm(`synchronised by ${message.from} at epoch ${message.epoch}`);
     this.promisedEpoch = this.syncedEpoch = message.epoch;
+    if (this.latestLeader !== message.from) this.abandonLeader(`synchronised by ${message.from}`);
     this.syncedLeader = this.latestLeader = message.from;
     this.leaseUntil = 0;
     this.followerActor?.send({ type: 'leader.synced', epoch: message.epoch, leader: message.from, replica: wasComplete });
@@ -426,10 +450,12 @@ export class ZiNode {
     const leader = this.latestLeader;
     if (leader === null || leader === this.config.nodeId) return fail(503, 'no leader yet');
     try {
-      const reply = await this.ports.bus.request(leader, message, this.config.opTimeoutMs);
+      const reply = await Promise.race([this.ports.bus.request(leader, message, this.config.opTimeoutMs), this.leaderLost.promise]);
       if (reply.ok && reply.type === 'write') return reply.reply;
       return fail(503, reply.ok ? 'unexpected reply from leader' : `leader cannot serve: ${reply.reason}`);
     } catch (err) {
+      // A read has no effect, so it can say 503; a forwarded write may have happened.
+      if (err instanceof LeaderGoneError) return message.type === 'read' ? fail(503, err.message) : fail(504, `${err.message}; the outcome is unknown`);
       if (isName(err, 'NoRespondersError')) return fail(503, 'leader unreachable');
       if (isName(err, 'BusTimeoutError')) return fail(504, 'leader did not answer in time; the outcome is unknown');
       throw err;

@@ -6,6 +6,9 @@
  * keys are independent; cluster-wide revision properties are checked
  * separately in linearizability.ts).
  *
+ * Every key starts out missing: histories must be recorded against an empty
+ * store or use keys that nothing else wrote before.
+ *
  * ## Revisions
  *
  * Every successful put or delete gets a fresh revision from one cluster-wide,

@@ -22,11 +22,15 @@
  *    any point after their call, or never. The search may place them (with
  *    the effect of succeeding) but is done as soon as every operation with a
  *    known outcome has been placed. Left alone, such operations make the
- *    search enumerate subsets of themselves, so two refinements keep it
- *    tractable (see `searchKey`): the cache prunes a configuration when one
- *    with the same known ops, fewer optional ops and a looser revision bound
- *    already failed, and a run of consecutive unknown-outcome placements may
- *    only start with an unconditional write.
+ *    search enumerate subsets of themselves, so some refinements keep it
+ *    tractable (see `searchKey` and `decideKey`): the cache prunes a
+ *    configuration when one with the same known ops, fewer optional ops and
+ *    a looser revision bound already failed; in a run of consecutive
+ *    unknown-outcome placements only the first may be an unconditional
+ *    write; and before the unrestricted search, quick searches assume such
+ *    ops take effect within a few multiples of the key's longest latency
+ *    (a success there is a success, a failure falls through). The option
+ *    `maxUnknownDelay` makes such a bound a hard assumption instead.
  * 4. On failure, the smallest failing key (keys are tried smallest first) is
  *    shrunk greedily: chunks, then single operations, are removed as long as
  *    the remainder still fails, so the report shows a small core.
@@ -66,11 +70,13 @@ class Budget {
   constructor(
     private readonly deadline: number,
     private readonly maxSteps: number,
+    private readonly parent: Budget | null = null,
   ) {}
 
   /** Count one step; false once the budget is exhausted. */
   tick(): boolean {
     this.steps++;
+    if (this.parent !== null) this.parent.steps++;
     if (this.steps > this.maxSteps) return false;
     if ((this.steps & 1023) === 0 && performance.now() > this.deadline) return false;
     return true;
@@ -78,6 +84,14 @@ class Budget {
 
   expired(): boolean {
     return this.steps > this.maxSteps || performance.now() > this.deadline;
+  }
+
+  /** A budget limited to `fraction` of what is left of this one; its steps count here too. */
+  slice(fraction: number): Budget {
+    const now = performance.now();
+    const deadline = this.deadline === Infinity ? Infinity : now + Math.max(0, this.deadline - now) * fraction;
+    const steps = this.maxSteps === Infinity ? Infinity : Math.floor(Math.max(0, this.maxSteps - this.steps) * fraction);
+    return new Budget(deadline, steps, this);
   }
 }
 
@@ -364,6 +378,24 @@ function searchKey(ops: readonly Operation[], budget: Budget, maxUnknownDelay = 
 }
 
 /**
+ * Decide one key. With an unbounded `maxUnknownDelay` and unknown-outcome ops
+ * present, first try cheap searches that assume such ops take effect within a
+ * few multiples of the key's longest observed latency. Those searches only
+ * restrict the linearizations allowed, so success is final; failure is not,
+ * and the unrestricted search runs on what is left of the budget.
+ */
+function decideKey(ops: readonly Operation[], budget: Budget, maxUnknownDelay: number): SearchOutcome {
+  if (maxUnknownDelay !== Infinity || !ops.some(hasUnknownOutcome)) return searchKey(ops, budget, maxUnknownDelay);
+  let latency = 0;
+  for (const op of ops) if (!hasUnknownOutcome(op)) latency = Math.max(latency, (op.ret as number) - op.call);
+  for (const factor of [4, 64]) {
+    const r = searchKey(ops, budget.slice(0.25), latency * factor);
+    if (r.kind === 'ok') return r;
+  }
+  return searchKey(ops, budget, Infinity);
+}
+
+/**
  * Where the search got stuck: the model state after the longest partial
  * linearization, and the blocking operation: among the known-outcome
  * operations missing from it, the one that returns first (its return is
@@ -539,7 +571,7 @@ function shrink(
   };
   const fails = (cand: Operation[]): boolean => {
     if (budget.expired() || !explained(cand)) return false;
-    const r = searchKey(cand, budget, maxUnknownDelay);
+    const r = decideKey(cand, budget, maxUnknownDelay);
     return r.kind === 'fail' && sameFailure(cand, r.longest);
   };
   let cur = ops;
@@ -574,9 +606,10 @@ export interface KeyCheck {
 
 /** Check one key's operations (all must have the same key). Exposed for tests and tools. */
 export function checkKeyHistory(ops: readonly Operation[], opts: CheckOptions = {}): KeyCheck {
+  validate(ops);
   const budget = new Budget(performance.now() + (opts.budgetMs ?? DEFAULT_BUDGET_MS), opts.maxSteps ?? Infinity);
   const sorted = relevantOps(ops).sort(byCall);
-  const r = searchKey(sorted, budget, opts.maxUnknownDelay);
+  const r = decideKey(sorted, budget, opts.maxUnknownDelay ?? Infinity);
   if (r.kind !== 'fail') return { result: r.kind };
   const key = sorted[0]?.input.key ?? '';
   return {
@@ -586,16 +619,26 @@ export function checkKeyHistory(ops: readonly Operation[], opts: CheckOptions = 
   };
 }
 
+/** Reject malformed histories up front rather than report nonsense. */
+function validate(history: readonly Operation[]): void {
+  for (const op of history) {
+    if (!Number.isFinite(op.call)) throw new RangeError(`op${op.id}: call time must be a finite number`);
+    if (op.ret !== null && !(op.ret >= op.call)) throw new RangeError(`op${op.id}: ret (${op.ret}) precedes call (${op.call})`);
+  }
+}
+
 /**
  * Check a history for linearizability against the key-value model.
  * Returns `{ ok: true }`, a failure with a small explained counterexample, or
  * `{ ok: 'unknown' }` if the search budget ran out before a verdict.
  */
 export function checkHistory(history: readonly Operation[], opts: CheckOptions = {}): CheckResult {
+  validate(history);
   const ops = relevantOps(history);
   const budget = new Budget(performance.now() + (opts.budgetMs ?? DEFAULT_BUDGET_MS), opts.maxSteps ?? Infinity);
 
   const delay = opts.maxUnknownDelay ?? Infinity;
+  const shrinkMs = opts.shrinkBudgetMs ?? DEFAULT_SHRINK_BUDGET_MS;
   const revFailure = checkRevisions(ops);
   if (revFailure !== null) return revFailure;
 
@@ -613,17 +656,17 @@ export function checkHistory(history: readonly Operation[], opts: CheckOptions =
 
   for (const [key, list] of keys) {
     list.sort(byCall);
-    const r = searchKey(list, budget, delay);
+    const r = decideKey(list, budget, delay);
     if (r.kind === 'ok') continue;
     // The budget is shared, so once it is spent no further key can be decided.
     if (r.kind === 'budget') return { ok: 'unknown', reason: 'budget', key };
     let core = list;
     if (opts.shrink !== false) {
-      const shrinkBudget = new Budget(performance.now() + (opts.shrinkBudgetMs ?? DEFAULT_SHRINK_BUDGET_MS), Infinity);
+      const shrinkBudget = new Budget(performance.now() + shrinkMs, Infinity);
       core = shrink(list, stuckAt(list, r.longest), shrinkBudget, delay);
     }
     // Re-run on the core for an explanation that matches what is shown.
-    const final = core === list ? r : searchKey(core, new Budget(Infinity, Infinity), delay);
+    const final = core === list ? r : decideKey(core, new Budget(performance.now() + shrinkMs, Infinity), delay);
     const longest = final.kind === 'fail' ? final.longest : r.longest;
     const shown = final.kind === 'fail' ? core : list;
     return {

@@ -141,7 +141,7 @@ function randomHistory(opts: { seed: number; ops: number; keys: number; clients:
  * Exhaustive reference checker for tiny single-key histories: tries every
  * order that respects real time, with unknown-outcome ops optional.
  */
-function bruteForceLinearizable(history: Operation[]): boolean {
+function bruteForceLinearizable(history: Operation[], maxUnknownDelay = Infinity): boolean {
   const ops = history.filter(
     (o) => o.output.status !== 'unavailable' && !(o.input.op === 'get' && (o.ret === null || o.output.status === 'unknown')),
   );
@@ -154,6 +154,8 @@ function bruteForceLinearizable(history: Operation[]): boolean {
       const op = ops[i] as Operation;
       // Every known op that returned strictly before this call must come first.
       if (ops.some((a, j) => !placed[j] && !unknown[j] && (a.ret as number) < op.call)) continue;
+      // An unknown-outcome op cannot take effect after an op called past its deadline.
+      if (unknown[i] && ops.some((b, j) => placed[j] && b.call > op.call + maxUnknownDelay)) continue;
       let next: KvState | null;
       if (unknown[i]) next = applyUnknown(s, op.input);
       else {
@@ -177,6 +179,11 @@ describe('linearizable histories', () => {
   it('checker - sequential put then get is ok', () => {
     const h = new H().put('c1', 'k', 'a', [0, 1], ok(1)).get('c1', 'k', [2, 3], val('a', 1));
     expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+
+  it('checker - malformed times are rejected up front', () => {
+    const h = new H().put('c1', 'k', 'a', [5, 1], ok(1));
+    expect(() => checkHistory(h.ops)).toThrow(RangeError);
   });
 
   it('checker - empty history is ok', () => {
@@ -553,9 +560,23 @@ describe('budget and scale', () => {
     }
   });
 
+  it('checker - maxUnknownDelay bounds when an unknown-outcome op can take effect', () => {
+    const h = new H()
+      .put('c1', 'k', 'a', [0, 1], ok(1))
+      .put('c1', 'k', 'x', [2, null], UNKNOWN)
+      .get('c2', 'k', [60, 61], val('a', 1))
+      .get('c2', 'k', [100, 101], val('x', 3));
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
+    expect(checkHistory(h.ops, { maxUnknownDelay: 200 })).toEqual({ ok: true });
+    const f = expectFailure(checkHistory(h.ops, { maxUnknownDelay: 50 }));
+    expect(f.explanation).toContain('"x"@rev3');
+  });
+
   it('checker - hot single key with many unknown outcomes is ok', () => {
-    const ops = randomHistory({ seed: 5, ops: 800, keys: 1, clients: 6, unknownRate: 0.05 });
+    const ops = randomHistory({ seed: 5, ops: 2000, keys: 1, clients: 6, unknownRate: 0.05 });
     expect(checkHistory(ops, { budgetMs: 60_000 })).toEqual({ ok: true });
+    // The generator applies unknown-outcome ops within 6 time units of their call.
+    expect(checkHistory(ops, { budgetMs: 60_000, maxUnknownDelay: 6 })).toEqual({ ok: true });
   });
 
   it('checker - agrees with brute force on small random histories', () => {
@@ -581,11 +602,12 @@ describe('budget and scale', () => {
         if (rnd() < 0.1 && o.input.op !== 'get') return { ...o, input: { ...o.input, ifRevision: Math.floor(rnd() * 5) } };
         return o;
       });
-      const result = checkHistory(ops, { shrink: false });
+      const maxUnknownDelay = pick([0.5, 3, Infinity]);
+      const result = checkHistory(ops, { shrink: false, maxUnknownDelay });
       if (result.ok === 'unknown') throw new Error('budget exhausted on a tiny history');
       if (result.ok === false && result.kind !== 'not-linearizable') continue; // global revision check fired first
-      const expected = bruteForceLinearizable(ops);
-      expect({ seed, ok: result.ok }).toEqual({ seed, ok: expected });
+      const expected = bruteForceLinearizable(ops, maxUnknownDelay);
+      expect({ seed, maxUnknownDelay, ok: result.ok }).toEqual({ seed, maxUnknownDelay, ok: expected });
       if (expected) linearizable++;
       else rejected++;
     }

@@ -93,7 +93,7 @@ function leader(recover: () => Promise<void> = async () => undefined) {
     actors: {
       claimEpoch: fromPromise(async () => 7),
       recover: fromPromise(recover),
-      drain: fromPromise(async () => undefined),
+      drain: fromPromise<void>(async () => undefined),
     },
   });
   const actor = createActor(machine, { input: { nodeId: 'n1' } });

@@ -1,0 +1,126 @@
+// A ZiStore cluster for measurements: LocalCluster (ZooKeeper + nats-server + node processes)
+// plus the NATS echo peer, a client connection, the leader's id and the processes to watch.
+//
+// LocalCluster routes each node's NATS and ZooKeeper links through TCP proxies that live in the
+// process that started the cluster, i.e. in the bench itself: every peer message would cross the
+// bench's event loop twice and its CPU would be billed to the bench. By default the nodes are
+// therefore pointed straight at nats-server and ZooKeeper (a second `--nats`/`--zk` flag in
+// nodeArgs overrides the proxied one: node's parseArgs keeps the last value). The proxies stay
+// idle; kill/restart/stopNode/addNode work as usual. `viaProxy: true` keeps LocalCluster's wiring
+// (for fault-injection scenarios, and to measure what the proxy costs).
+import { connect, type NatsConnection } from 'nats';
+import { LocalCluster } from '../cluster/local-cluster.ts';
+import { freePort } from '../cluster/ports.ts';
+import { ZiClient, type MembersView } from '../client/index.ts';
+import type { WatchedProcess } from './cpu.ts';
+import { startEcho, type EchoPeer } from './echo.ts';
+
+export interface BenchClusterOptions {
+  nodes: number;
+  cluster?: string;
+  viaProxy?: boolean;
+  /** Separate NATS connections for the load (round-robin over workers). */
+  connections?: number;
+  logLevel?: string;
+}
+
+export class BenchCluster {
+  private constructor(
+    readonly local: LocalCluster,
+    readonly echo: EchoPeer,
+    /** Connections used by the load; connections[0] also does control requests. */
+    readonly connections: NatsConnection[],
+    readonly options: BenchClusterOptions,
+  ) {}
+
+  static async start(options: BenchClusterOptions): Promise<BenchCluster> {
+    const cluster = options.cluster ?? 'bench';
+    let nodeArgs: string[] = [];
+    let ports: { natsPort?: number; zkPort?: number } = {};
+    if (!options.viaProxy) {
+      ports = { natsPort: await freePort(), zkPort: await freePort() };
+      nodeArgs = ['--nats', `nats://127.0.0.1:${ports.natsPort}`, '--zk', `127.0.0.1:${ports.zkPort}`];
+    }
+    const local = await LocalCluster.start({
+      nodes: options.nodes,
+      cluster,
+      ...ports,
+      nodeArgs,
+      logLevel: options.logLevel ?? 'warn',
+    });
+    const connections: NatsConnection[] = [];
+    try {
+      await local.waitServing(60_000);
+      for (let i = 0; i < Math.max(1, options.connections ?? 1); i++) {
+        connections.push(await connect({ servers: local.natsUrl, name: `zistore-bench-${i}`, maxReconnectAttempts: -1 }));
+      }
+      const echo = await startEcho(connections[0]!, local.natsUrl, local.dataDir);
+      const bench = new BenchCluster(local, echo, connections, options);
+      if (!options.viaProxy) await bench.assertDirect();
+      return bench;
+    } catch (err) {
+      for (const nc of connections) await nc.close().catch(() => undefined);
+      await local.stop();
+      throw err;
+    }
+  }
+
+  get name(): string {
+    return this.local.name;
+  }
+
+  /** A typed client on the i-th load connection. */
+  client(i = 0): ZiClient {
+    return new ZiClient(this.connections[i % this.connections.length]!, { cluster: this.name });
+  }
+
+  async members(node?: string): Promise<MembersView> {
+    return this.client().members(node ? { node } : {});
+  }
+
+  /** The current leader's id (asks a node; waits up to 30 s for one). */
+  async leader(): Promise<string> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const view = await this.members().catch(() => null);
+      if (view?.leader) return view.leader;
+      if (Date.now() > deadline) throw new Error('no leader within 30 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Running node ids other than the leader. */
+  async followers(): Promise<string[]> {
+    const leader = await this.leader();
+    return this.local.view().filter((n) => n.running && n.id !== leader).map((n) => n.id);
+  }
+
+  async addNode(): Promise<string> {
+    const id = await this.local.addNode();
+    await this.local.waitServing(60_000, [id]);
+    return id;
+  }
+
+  /** ZooKeeper, nats-server, the echo responder and every running node. */
+  watched(): WatchedProcess[] {
+    const out: WatchedProcess[] = [
+      { name: 'zookeeper', pid: this.local.zookeeper.pid },
+      { name: 'nats-server', pid: this.local.nats.pid },
+      { name: 'echo', pid: this.echo.pid },
+    ];
+    for (const n of this.local.view()) if (n.running && n.pid !== null) out.push({ name: n.id, pid: n.pid });
+    return out;
+  }
+
+  /** Check that no node's NATS client connection goes through a proxy (nats-server's view of the peers). */
+  private async assertDirect(): Promise<void> {
+    const proxied = [...this.local.nodes.values()].filter((n) => n.natsProxy.connectionCount > 0 || n.zkProxy.connectionCount > 0);
+    if (proxied.length > 0) throw new Error(`nodes still connected through the proxies: ${proxied.map((n) => n.id).join(', ')}`);
+  }
+
+  async stop(): Promise<void> {
+    for (const nc of this.connections) await nc.close().catch(() => undefined);
+    await this.echo.stop().catch(() => undefined);
+    await this.local.stop();
+  }
+}

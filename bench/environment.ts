@@ -1,0 +1,112 @@
+// What every report states about where and how it was measured: the machine, the date, the
+// versions of node, nats-server and ZooKeeper, and each system's durability setting.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem, type as osType } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { NatsConnection } from 'nats';
+import type { ZooKeeperHandle } from '../cluster/zookeeper-server.ts';
+
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+
+export interface Machine {
+  cores: number;
+  cpuModel: string;
+  memoryBytes: number;
+  os: string;
+  loadAvg1m: number;
+  note: string;
+}
+
+export interface Versions {
+  node: string;
+  natsServer: string;
+  zookeeper: string;
+  java: string;
+  natsJs: string;
+  zistore: string;
+}
+
+export interface SystemUnderTest {
+  name: string;
+  role: string;
+  durability: string;
+}
+
+export interface Environment {
+  date: string;
+  machine: Machine;
+  versions: Versions;
+  systems: SystemUnderTest[];
+}
+
+export function describeMachine(): Machine {
+  const list = cpus();
+  return {
+    cores: list.length,
+    cpuModel: list[0]?.model.trim() ?? 'unknown',
+    memoryBytes: totalmem(),
+    os: `${osType()} ${release()}`,
+    loadAvg1m: loadavg()[0] ?? 0,
+    note:
+      `client (the bench), nats-server, ZooKeeper and every ZiStore node run on this one ${list.length}-core host, ` +
+      'so they compete for the same cores: absolute figures are pessimistic and throughput is bounded by the host CPU, ' +
+      'not by the network',
+  };
+}
+
+function packageVersion(name: string): string {
+  try {
+    const file = name === '.' ? join(ROOT, 'package.json') : join(ROOT, 'node_modules', name, 'package.json');
+    return (JSON.parse(readFileSync(file, 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+function javaVersion(): string {
+  // `java -version` writes to stderr.
+  const r = spawnSync('java', ['-version'], { encoding: 'utf8' });
+  return `${r.stderr ?? ''}${r.stdout ?? ''}`.split('\n')[0]?.trim() || 'unknown';
+}
+
+export async function describeVersions(nc: NatsConnection, zookeeper: ZooKeeperHandle): Promise<Versions> {
+  let zk = 'unknown';
+  try {
+    const srvr = await zookeeper.fourLetterWord('srvr');
+    zk = /Zookeeper version:\s*([^,\n]+)/i.exec(srvr)?.[1]?.trim() ?? 'unknown';
+  } catch {
+    /* stays unknown */
+  }
+  return {
+    node: process.version,
+    natsServer: nc.info?.version ?? 'unknown',
+    zookeeper: zk,
+    java: javaVersion(),
+    natsJs: packageVersion('nats'),
+    zistore: packageVersion('.'),
+  };
+}
+
+export function describeSystems(): SystemUnderTest[] {
+  return [
+    {
+      name: 'ZiStore',
+      role: 'system under test (3 nodes unless stated)',
+      durability:
+        'memory only: no disk writes; a put is acknowledged once every live replica holds it in memory, ' +
+        'so it survives while one replica survives, and is lost if every node stops',
+    },
+    {
+      name: 'ZooKeeper',
+      role: 'ZiStore coordination only (sessions, election, epoch, replica set); not on the read/write path',
+      durability: 'standalone server, forceSync=yes (fsync of its transaction log), data in a temp dir',
+    },
+    {
+      name: 'NATS echo',
+      role: 'baseline peer: bare request-reply between two Node processes on the same nats-server',
+      durability: 'none (keeps no state)',
+    },
+  ];
+}

@@ -1,0 +1,186 @@
+// The report of one bench run: JSON (everything measured) and Markdown (README-ready tables and
+// charts), written to <out>/<scenario>-<timestamp>/ and copied to <out>/latest/.
+import { copyFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Environment } from './environment.ts';
+import { formatBytes, formatValue } from './format.ts';
+import type { LoadResult } from './load.ts';
+import { renderSvg, type Chart } from './svg.ts';
+import { LiveTable, tableMarkdown, type Column, type TableData } from './table.ts';
+
+export type Target = 'leader' | 'follower' | 'any' | 'echo';
+
+/** One closed-loop run and what it ran against. */
+export interface Measurement extends LoadResult {
+  system: 'zistore' | 'nats-echo';
+  op: 'put' | 'get';
+  valueBytes: number;
+  target: Target;
+  /** The node id the requests went to (null: the queue group or the echo peer). */
+  node: string | null;
+  nodes: number;
+  connections: number;
+}
+
+export interface Section {
+  scenario: string;
+  title: string;
+  description: string;
+  settings: Record<string, unknown>;
+  tables: TableData[];
+  charts: { file: string; title: string }[];
+  observations: string[];
+  measurements: Measurement[];
+}
+
+export interface Report {
+  name: string;
+  command: string;
+  quick: boolean;
+  startedAt: string;
+  finishedAt: string;
+  environment: Environment | null;
+  method: string[];
+  sections: Section[];
+}
+
+export class SectionBuilder {
+  readonly section: Section;
+  /** SVGs rendered so far, by file name; written with the report. */
+  readonly svgs = new Map<string, string>();
+
+  constructor(scenario: string, title: string, description: string) {
+    this.section = { scenario, title, description, settings: {}, tables: [], charts: [], observations: [], measurements: [] };
+  }
+
+  table(id: string, title: string, columns: Column[]): LiveTable {
+    const data: TableData = { id, title, columns, rows: [], notes: [] };
+    this.section.tables.push(data);
+    return new LiveTable(data);
+  }
+
+  measurement(m: Measurement): void {
+    this.section.measurements.push(m);
+  }
+
+  observe(text: string): void {
+    this.section.observations.push(text);
+    process.stdout.write(`  note: ${text}\n`);
+  }
+
+  chart(id: string, chart: Chart): void {
+    const file = `${this.section.scenario}-${id}.svg`;
+    this.svgs.set(file, renderSvg(chart));
+    this.section.charts.push({ file, title: chart.title });
+  }
+}
+
+export const METHOD = [
+  'Closed loop: C workers each send their next request as soon as the previous reply arrives (C = operations in flight).',
+  'Each run has a warm-up, then a timed window; only requests that start and finish inside the window are recorded.',
+  'Latency: HdrHistogram (3 significant digits) of the request-reply time seen by the client, in µs.',
+  'CPU: utime+stime from /proc/<pid>/stat of ZooKeeper, nats-server, the echo responder and each node, and process.cpuUsage() of the bench, sampled at the window edges; "other" is machine busy time (/proc/stat) not accounted for by these processes.',
+  'Echo: a bare NATS request-reply to a responder in another Node process on the same nats-server, with the same headers and body sizes as the ZiStore request (put-shaped: value out, empty reply; get-shaped: empty request, value back). "×echo" = ZiStore / echo at the same percentile.',
+  'ZiStore requests go to one node through its node subject (`zistore.<c>.node.<id>.put|get`), or to the cluster queue group (`any`). Nodes connect straight to nats-server and ZooKeeper (no fault-injection proxy).',
+];
+
+const timestamp = (d: Date) => d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z').replace('T', '-');
+
+function environmentMarkdown(env: Environment | null): string[] {
+  if (!env) return ['_Environment not recorded (no cluster was started)._'];
+  const m = env.machine;
+  const v = env.versions;
+  return [
+    '| | |',
+    '|---|---|',
+    `| date | ${env.date} |`,
+    `| machine | ${m.cores} cores, ${m.cpuModel}, ${formatBytes(m.memoryBytes)} RAM, ${m.os} |`,
+    `| load (1 min avg) at start | ${m.loadAvg1m.toFixed(2)} |`,
+    `| node | ${v.node} (nats.js ${v.natsJs}) |`,
+    `| nats-server | ${v.natsServer} |`,
+    `| ZooKeeper | ${v.zookeeper} (${v.java}) |`,
+    `| ZiStore | ${v.zistore} |`,
+    '',
+    `**Host:** ${m.note}.`,
+    '',
+    '| system | role | durability |',
+    '|---|---|---|',
+    ...env.systems.map((s) => `| ${s.name} | ${s.role} | ${s.durability} |`),
+  ];
+}
+
+function cpuMarkdown(ms: Measurement[]): string[] {
+  if (ms.length === 0) return [];
+  const names = [...new Set(ms.flatMap((m) => m.cpu.processes.map((p) => p.name)))];
+  const order = ['bench', 'nats-server', 'echo', 'zookeeper'];
+  names.sort((a, b) => {
+    const ia = order.indexOf(a);
+    const ib = order.indexOf(b);
+    if (ia >= 0 || ib >= 0) return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib);
+    return a.localeCompare(b);
+  });
+  const head = `| run | ops/s | ${names.join(' | ')} | other | CPU µs/op |`;
+  const rule = `|---|---:|${names.map(() => '---:').join('|')}|---:|---:|`;
+  const rows = ms.map((m) => {
+    const cells = names.map((n) => {
+      const p = m.cpu.processes.find((x) => x.name === n);
+      return p ? formatValue('pct', p.corePct) : '–';
+    });
+    const other = m.cpu.windowMs > 0 ? (100 * m.cpu.otherCpuMs) / m.cpu.windowMs : 0;
+    return `| ${m.label} | ${formatValue('rate', m.opsPerSec)} | ${cells.join(' | ')} | ${formatValue('pct', other)} | ${formatValue('us', m.cpuUsPerOp)} |`;
+  });
+  return [
+    'CPU of each process over the window, in % of one core (the host has 2 cores = 200%):',
+    '',
+    head,
+    rule,
+    ...rows,
+  ];
+}
+
+export function reportMarkdown(r: Report): string {
+  const lines: string[] = [];
+  lines.push(`# ZiStore benchmark: ${r.name}${r.quick ? ' (quick)' : ''}`, '');
+  lines.push(`\`${r.command}\` — started ${r.startedAt}, finished ${r.finishedAt}.`, '');
+  if (r.quick) lines.push('> **Quick run:** short warm-up and window; fine for smoke-testing, noisy for the tails (p99.9, max).', '');
+  lines.push('## Environment', '', ...environmentMarkdown(r.environment), '');
+  for (const s of r.sections) {
+    lines.push(`## ${s.title}`, '', s.description, '');
+    const settings = Object.entries(s.settings).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+    if (settings.length > 0) lines.push(`Settings — ${settings.join('; ')}.`, '');
+    for (const t of s.tables) {
+      lines.push(`### ${t.title}`, '', tableMarkdown(t), '');
+      for (const n of t.notes) lines.push(`- ${n}`);
+      if (t.notes.length > 0) lines.push('');
+    }
+    for (const c of s.charts) lines.push(`![${c.title}](${c.file})`, '');
+    if (s.observations.length > 0) {
+      lines.push('**Observations**', '');
+      for (const o of s.observations) lines.push(`- ${o}`);
+      lines.push('');
+    }
+    const cpu = cpuMarkdown(s.measurements);
+    if (cpu.length > 0) lines.push('<details><summary>CPU per run</summary>', '', ...cpu, '', '</details>', '');
+  }
+  lines.push('## Method', '', ...r.method.map((m) => `- ${m}`), '');
+  return lines.join('\n');
+}
+
+export async function writeReport(r: Report, svgs: Map<string, string>, outDir: string, startedAt: Date): Promise<string> {
+  const dir = join(outDir, `${r.name}-${timestamp(startedAt)}`);
+  await mkdir(dir, { recursive: true });
+  const files = new Map<string, string>([
+    ['report.json', JSON.stringify(r, null, 2) + '\n'],
+    ['report.md', reportMarkdown(r)],
+    ...svgs,
+  ]);
+  for (const [name, text] of files) await writeFile(join(dir, name), text);
+  // latest/ mirrors the last run: clear what an earlier run left, then copy.
+  const latest = join(outDir, 'latest');
+  await mkdir(latest, { recursive: true });
+  for (const name of await readdir(latest)) {
+    if (name === 'report.json' || name === 'report.md' || name.endsWith('.svg')) await rm(join(latest, name), { force: true });
+  }
+  for (const name of files.keys()) await copyFile(join(dir, name), join(latest, name));
+  return dir;
+}

@@ -1,0 +1,335 @@
+// The nemesis: every few seconds, a seeded random fault on one node (kill -9 and restart,
+// fast restart, SIGSTOP/SIGCONT, ZooKeeper link cut, NATS link cut; some aimed at the
+// leader), healed after a random while. At least one node is always left healthy (PROTOCOL.md
+// promises service while any number of nodes but one fail): a node counts as healthy again
+// only once it serves after its heal, so a recovering node never is the last copy of the data.
+import type { NatsConnection } from 'nats';
+import type { LocalCluster } from '../../cluster/local-cluster.ts';
+import { tailFile } from '../../cluster/child-process.ts';
+import type { FaultName } from './options.ts';
+import type { Recorder } from './history.ts';
+import type { Rng } from './rng.ts';
+
+export type FaultKind = 'kill' | 'restart' | 'pause' | 'zk' | 'rmi';
+const KINDS: readonly FaultKind[] = ['kill', 'restart', 'pause', 'zk', 'rmi'];
+
+export interface FaultRecord {
+  id: number;
+  kind: FaultKind;
+  /** zk/rmi: 'close' or 'drop'; restart: 'term' (SIGTERM) or 'kill' (SIGKILL). */
+  mode: string | null;
+  node: string;
+  /** Aimed at the node that was leader when the fault was chosen. */
+  leader: boolean;
+  /** Planned time until the heal, ms. */
+  plannedMs: number;
+  /** Times in ms since the run started. */
+  start: number;
+  heal: number | null;
+  /** When the node answered `members` as serving again (null: not seen). */
+  serving: number | null;
+  note?: string;
+}
+
+export interface NemesisEvent {
+  t: number;
+  text: string;
+}
+
+type Health = 'healthy' | 'faulty' | 'recovering';
+
+interface Active {
+  record: FaultRecord;
+  timer: NodeJS.Timeout | null;
+  undo: () => Promise<void>;
+  healing: Promise<void> | null;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+interface MembersReply {
+  leader: string | null;
+  members: { id: string; state: string }[];
+}
+
+/** The node's own view of itself via `members` on its node subject; null when it does not answer. */
+export async function memberState(nc: NatsConnection, cluster: string, id: string, timeoutMs = 1000): Promise<{ state: string; leader: string | null } | null> {
+  try {
+    const reply = await nc.request(`zistore.${cluster}.node.${id}.members`, new Uint8Array(0), { timeout: timeoutMs });
+    if (reply.headers?.get('Nats-Service-Error-Code')) return null;
+    const view = JSON.parse(new TextDecoder().decode(reply.data)) as MembersReply;
+    return { state: view.members.find((m) => m.id === id)?.state ?? 'absent', leader: view.leader };
+  } catch {
+    return null;
+  }
+}
+
+export interface NemesisConfig {
+  cluster: LocalCluster;
+  nc: NatsConnection;
+  rng: Rng;
+  recorder: Recorder;
+  faults: readonly FaultName[];
+  intervalMs: [number, number];
+  /** Bound on waiting for a healed node to serve again before giving up on it. */
+  recoverTimeoutMs: number;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export class Nemesis {
+  readonly faults: FaultRecord[] = [];
+  readonly events: NemesisEvent[] = [];
+  /** Things that are bugs whatever the history says (a node process died on its own). */
+  readonly anomalies: string[] = [];
+  private readonly health = new Map<string, Health>();
+  private readonly active = new Map<string, Active>();
+  /** Nodes being started again: their process is expected to be down meanwhile. */
+  private readonly restarting = new Set<string>();
+  private readonly recoveries = new Set<Promise<void>>();
+  private watchdog: NodeJS.Timeout | null = null;
+  private disposed = false;
+  private readonly kinds: FaultKind[];
+  private readonly leaderShare: number;
+
+  constructor(private readonly cfg: NemesisConfig) {
+    for (const id of cfg.cluster.nodes.keys()) this.health.set(id, 'healthy');
+    const base = KINDS.filter((k) => cfg.faults.includes(k));
+    const wantsLeader = cfg.faults.includes('leader');
+    this.kinds = base.length > 0 ? base : wantsLeader ? [...KINDS] : [];
+    this.leaderShare = !wantsLeader ? 0 : base.length > 0 ? 0.5 : 1;
+  }
+
+  private now(): number {
+    return this.cfg.recorder.now();
+  }
+
+  private say(text: string): void {
+    const t = this.now();
+    this.events.push({ t, text });
+    this.cfg.log(`[${(t / 1000).toFixed(1).padStart(6)}s] ${text}`);
+  }
+
+  healthyNodes(): string[] {
+    return [...this.health].filter(([, h]) => h === 'healthy').map(([id]) => id);
+  }
+
+  /** Injects faults until `running()` is false (or the abort signal fires). */
+  async run(running: () => boolean): Promise<void> {
+    this.startWatchdog();
+    if (this.kinds.length === 0) return;
+    const [lo, hi] = this.cfg.intervalMs;
+    while (running() && !this.cfg.signal?.aborted) {
+      await sleep(this.cfg.rng.int(lo, hi), this.cfg.signal);
+      if (!running() || this.cfg.signal?.aborted) break;
+      await this.injectOne();
+    }
+  }
+
+  private async findLeader(): Promise<string | null> {
+    for (const id of this.healthyNodes()) {
+      const view = await memberState(this.cfg.nc, this.cfg.cluster.name, id);
+      if (view?.leader) return view.leader;
+    }
+    return null;
+  }
+
+  private async injectOne(): Promise<void> {
+    const { rng } = this.cfg;
+    // Draw everything up front, so the sequence of draws does not depend on the cluster's state.
+    const kind = rng.pick(this.kinds);
+    const aimLeader = rng.chance(this.leaderShare);
+    const linkMode = rng.chance(0.5) ? 'close' : 'drop';
+    const restartMode = rng.chance(0.5) ? 'term' : 'kill';
+    const pickU = rng.next();
+    const durations: Record<FaultKind, number> = {
+      kill: rng.int(1000, 8000),
+      restart: rng.int(0, 1500),
+      pause: rng.int(300, 5000),
+      zk: rng.int(500, 8000),
+      rmi: rng.int(500, 8000),
+    };
+    const planned = durations[kind];
+    const healthy = this.healthyNodes();
+    // Keep at least one healthy node.
+    if (healthy.length <= 1) {
+      this.say(`(skip ${kind}: only ${healthy.join(',') || 'no node'} healthy)`);
+      return;
+    }
+    let node = healthy[Math.floor(pickU * healthy.length)] as string;
+    let leader = false;
+    if (aimLeader) {
+      const l = await this.findLeader();
+      if (l !== null && this.healthyNodes().includes(l) && this.healthyNodes().length > 1) {
+        node = l;
+        leader = true;
+      }
+    }
+    if (this.health.get(node) !== 'healthy' || this.healthyNodes().length <= 1) return;
+    const mode = kind === 'zk' || kind === 'rmi' ? linkMode : kind === 'restart' ? restartMode : null;
+    const record: FaultRecord = { id: this.faults.length + 1, kind, mode, node, leader, plannedMs: planned, start: this.now(), heal: null, serving: null };
+    this.faults.push(record);
+    this.health.set(node, 'faulty');
+    const { cluster } = this.cfg;
+    const label = `#${record.id} ${kind}${mode ? `(${mode})` : ''} ${node}${leader ? ' [leader]' : ''}`;
+    let undo: () => Promise<void>;
+    try {
+      switch (kind) {
+        case 'kill':
+          this.restarting.add(node);
+          await cluster.kill(node);
+          undo = () => this.startAgain(node);
+          break;
+        case 'restart':
+          this.restarting.add(node);
+          if (mode === 'term') await cluster.stopNode(node);
+          else await cluster.kill(node);
+          undo = () => this.startAgain(node);
+          break;
+        case 'pause':
+          await cluster.pause(node);
+          undo = () => cluster.resume(node);
+          break;
+        case 'zk':
+          cluster.zkDown(node, linkMode);
+          undo = async () => cluster.zkUp(node);
+          break;
+        case 'rmi':
+          cluster.rmiDown(node, linkMode);
+          undo = async () => cluster.rmiUp(node);
+          break;
+      }
+    } catch (err) {
+      this.restarting.delete(node);
+      record.note = `injection failed: ${(err as Error).message}`;
+      this.say(`! ${label}: ${record.note}`);
+      this.health.set(node, 'recovering');
+      this.trackRecovery(node, record);
+      return;
+    }
+    record.start = this.now();
+    this.say(`+ ${label}, heal in ${(planned / 1000).toFixed(1)}s`);
+    const active: Active = { record, timer: null, undo, healing: null };
+    this.active.set(node, active);
+    active.timer = setTimeout(() => void this.heal(node), planned);
+  }
+
+  private async startAgain(node: string): Promise<void> {
+    try {
+      await this.cfg.cluster.restart(node);
+    } finally {
+      this.restarting.delete(node);
+    }
+  }
+
+  private heal(node: string): Promise<void> {
+    const active = this.active.get(node);
+    if (!active) return Promise.resolve();
+    if (active.timer) clearTimeout(active.timer);
+    active.timer = null;
+    active.healing ??= (async () => {
+      const { record } = active;
+      record.heal = this.now();
+      const label = `#${record.id} ${record.kind} ${node}`;
+      try {
+        await active.undo();
+        this.say(`- heal ${label}`);
+      } catch (err) {
+        record.note = `heal failed: ${(err as Error).message}`;
+        this.say(`! heal ${label}: ${record.note}`);
+      }
+      this.active.delete(node);
+      this.health.set(node, 'recovering');
+      this.trackRecovery(node, record);
+    })();
+    return active.healing;
+  }
+
+  private trackRecovery(node: string, record: FaultRecord | null): void {
+    const p = (async () => {
+      const since = this.now();
+      const deadline = since + this.cfg.recoverTimeoutMs;
+      while (!this.disposed && this.health.get(node) === 'recovering') {
+        const view = await memberState(this.cfg.nc, this.cfg.cluster.name, node);
+        if (this.health.get(node) !== 'recovering') return;
+        if (view?.state === 'serving') {
+          this.health.set(node, 'healthy');
+          if (record) record.serving = this.now();
+          this.say(`  ${node} serving again (${((this.now() - since) / 1000).toFixed(1)}s after heal)`);
+          return;
+        }
+        if (this.now() > deadline) {
+          this.say(`! ${node} not serving ${(this.cfg.recoverTimeoutMs / 1000).toFixed(0)}s after heal (last: ${view?.state ?? 'no answer'})`);
+          return;
+        }
+        await sleep(100);
+      }
+    })();
+    this.recoveries.add(p);
+    void p.finally(() => this.recoveries.delete(p));
+  }
+
+  /** Watches for node processes that died without a kill: always a bug. Restarts them. */
+  private startWatchdog(): void {
+    if (this.watchdog) return;
+    this.watchdog = setInterval(() => {
+      for (const [id, handle] of this.cfg.cluster.nodes) {
+        if (this.restarting.has(id)) continue;
+        if (handle.process && !handle.process.isRunning()) {
+          this.restarting.add(id);
+          void this.onCrash(id);
+        }
+      }
+    }, 250);
+  }
+
+  private async onCrash(id: string): Promise<void> {
+    const handle = this.cfg.cluster.nodes.get(id);
+    const info = await handle?.process?.exited;
+    const tail = handle ? await tailFile(handle.logFile, 2000) : '';
+    const text = `node ${id} exited on its own (code ${info?.code ?? '?'}, signal ${info?.signal ?? '-'})`;
+    this.anomalies.push(`${text}; log tail:\n${tail}`);
+    this.say(`! ${text}; starting it again`);
+    const active = this.active.get(id);
+    if (active) {
+      // It was under a fault (paused, cut link): undo that first.
+      if (active.timer) clearTimeout(active.timer);
+      await active.undo().catch(() => undefined);
+      this.active.delete(id);
+    }
+    this.health.set(id, 'faulty');
+    try {
+      await this.cfg.cluster.restart(id);
+    } catch (err) {
+      this.say(`! could not restart ${id}: ${(err as Error).message}`);
+    } finally {
+      this.restarting.delete(id);
+    }
+    this.health.set(id, 'recovering');
+    this.trackRecovery(id, null);
+  }
+
+  /** Heal every active fault now and wait for the heals (not for the nodes to serve). */
+  async healAll(): Promise<void> {
+    await Promise.all([...this.active.keys()].map((id) => this.heal(id)));
+  }
+
+  /** Stop watching; call after healAll, before the cluster stops. */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = null;
+    for (const a of this.active.values()) if (a.timer) clearTimeout(a.timer);
+    await Promise.all([...this.recoveries]);
+  }
+}

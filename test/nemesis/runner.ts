@@ -1,0 +1,232 @@
+// One nemesis run: start a LocalCluster, run the clients and the nemesis for the duration,
+// heal, wait for every node to serve, read every key everywhere, check the history for
+// linearizability, write history.json and summary.json, stop everything.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { NatsConnection } from 'nats';
+import { LocalCluster } from '../../cluster/local-cluster.ts';
+import { checkHistory, formatFailure, formatOperations, type CheckResult } from '../../check/index.ts';
+import { finalReads, waitAllServing, type Convergence } from './final.ts';
+import { Recorder, type RecordedOp } from './history.ts';
+import { Nemesis, type FaultRecord, type NemesisEvent } from './nemesis.ts';
+import type { NemesisOptions } from './options.ts';
+import { Rng } from './rng.ts';
+import { formatSummary, summarize, type Summary } from './summary.ts';
+import { Client, keyNames, type WorkloadContext } from './workload.ts';
+
+export interface NemesisResult {
+  /** Every check passed. */
+  ok: boolean;
+  /** The linearizability search ran out of budget (no verdict). */
+  inconclusive: boolean;
+  aborted: boolean;
+  seed: number;
+  resultsDir: string;
+  /** The cluster data dir with the node logs (`<id>.log`), when kept. */
+  logsDir: string | null;
+  failures: string[];
+  summary: Summary;
+  faults: FaultRecord[];
+  events: NemesisEvent[];
+  convergence: Convergence | null;
+  check: CheckResult | null;
+  notServingAfterHeal: Record<string, string>;
+  history: RecordedOp[];
+  /** The whole text report, as printed by `npm run nemesis`. */
+  report: string;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((r) => {
+    if (signal?.aborted) return r();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      r();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
+  const log = o.log ?? (() => undefined);
+  const resultsDir = o.resultsDir ? resolve(o.resultsDir) : await mkdtemp(join(tmpdir(), `zistore-nemesis-${o.seed}-`));
+  await mkdir(resultsDir, { recursive: true });
+  const dataDir = join(resultsDir, 'cluster');
+  const ids = Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`);
+  log(`nemesis seed=${o.seed} duration=${o.durationS}s nodes=${o.nodes} clients=${o.clients} keys=${o.keys} faults=${o.faults.join(',') || 'none'}`);
+  log(`results: ${resultsDir}`);
+
+  const recorder = new Recorder(performance.now());
+  const connections: NatsConnection[] = [];
+  let cluster: LocalCluster | null = null;
+  let nemesis: Nemesis | null = null;
+  let convergence: Convergence | null = null;
+  let check: CheckResult | null = null;
+  let notServing = new Map<string, string>();
+  let faultPhaseMs = 0;
+  let passed = false;
+  const failures: string[] = [];
+  let inconclusive = false;
+  let failingKeyText = '';
+
+  try {
+    cluster = await LocalCluster.start({ nodes: o.nodes, cluster: o.cluster, sessionTimeoutMs: o.sessionTimeoutMs, opTimeoutMs: o.opTimeoutMs, dataDir });
+    await cluster.waitServing(60_000);
+    log(`cluster up: nodes ${[...cluster.nodes.keys()].join(', ')}, NATS ${cluster.natsUrl}, ZooKeeper ${cluster.zkConnectString}, logs ${dataDir}`);
+    const control = await cluster.connectClient();
+    connections.push(control);
+
+    const ctx: WorkloadContext = {
+      cluster: o.cluster,
+      nodeIds: ids,
+      keys: keyNames(o.keys),
+      recorder,
+      clientTimeoutMs: o.clientTimeoutMs,
+      queueGroupShare: o.queueGroupShare,
+      seen: new Map(),
+    };
+    const clients: Client[] = [];
+    for (let i = 0; i < o.clients; i++) {
+      const nc = await cluster.connectClient();
+      connections.push(nc);
+      clients.push(new Client(`c${i + 1}`, nc, Rng.derive(o.seed, 100 + i), ctx));
+    }
+
+    // Fault phase: clients and nemesis for the duration.
+    const phase = new AbortController();
+    const onAbort = () => phase.abort();
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    nemesis = new Nemesis({
+      cluster,
+      nc: control,
+      rng: Rng.derive(o.seed, 0),
+      recorder,
+      faults: o.faults,
+      intervalMs: o.faultIntervalMs,
+      recoverTimeoutMs: o.healTimeoutMs,
+      log,
+      signal: phase.signal,
+    });
+    let clientsRunning = true;
+    const running = () => clientsRunning && !o.signal?.aborted;
+    const startedAt = recorder.now();
+    recorder.phase = 'faults';
+    const clientsDone = Promise.all(clients.map((c) => c.run(running)));
+    const nemesisDone = nemesis.run(() => !phase.signal.aborted);
+    const progress = setInterval(() => {
+      const done = recorder.ops.filter((x) => x.ret !== null).length;
+      log(`[${(recorder.now() / 1000).toFixed(1).padStart(6)}s] ${recorder.ops.length} ops, ${done} answered; healthy: ${nemesis?.healthyNodes().join(',')}`);
+    }, 10_000);
+    await sleep(o.durationS * 1000, phase.signal);
+    phase.abort();
+    await nemesisDone;
+    clearInterval(progress);
+    faultPhaseMs = recorder.now() - startedAt;
+
+    // Heal everything, wait for every node to serve, keep the clients going a little longer.
+    recorder.phase = 'heal';
+    log(`[${(recorder.now() / 1000).toFixed(1).padStart(6)}s] healing everything`);
+    await nemesis.healAll();
+    if (!o.signal?.aborted) {
+      const waited = await waitAllServing(control, o.cluster, ids, o.healTimeoutMs);
+      notServing = waited.notServing;
+      log(
+        `[${(recorder.now() / 1000).toFixed(1).padStart(6)}s] ` +
+          (notServing.size === 0 ? `all nodes serving (${(waited.ms / 1000).toFixed(1)}s after heal)` : `NOT serving after ${o.healTimeoutMs / 1000}s: ${[...notServing].map(([n, s]) => `${n} (${s})`).join(', ')}`),
+      );
+      recorder.phase = 'after-heal';
+      await sleep(o.afterHealS * 1000, o.signal);
+    }
+    clientsRunning = false;
+    await clientsDone;
+
+    if (!o.signal?.aborted) {
+      recorder.phase = 'final';
+      await sleep(500, o.signal);
+      log(`[${(recorder.now() / 1000).toFixed(1).padStart(6)}s] final reads of ${o.keys} keys at ${ids.length} nodes`);
+      convergence = await finalReads(control, ctx, ids);
+    }
+    await nemesis.dispose();
+
+    if (!o.signal?.aborted) {
+      log(`checking ${recorder.ops.length} operations for linearizability`);
+      check = checkHistory(recorder.ops, { budgetMs: o.checkBudgetMs });
+      if (check.ok === false) {
+        failures.push(`not linearizable (${check.kind}):\n${formatFailure(check)}`);
+        const key = check.key;
+        failingKeyText = [`full history of key ${key}:`, ...formatOperations(recorder.ops.filter((x) => x.input.key === key))].join('\n');
+      } else if (check.ok === 'unknown') {
+        inconclusive = true;
+        failures.push(`linearizability check inconclusive: search budget of ${o.checkBudgetMs} ms ran out (at key ${check.key ?? '?'})`);
+      }
+      if (convergence && !convergence.ok) {
+        for (const m of convergence.mismatches) {
+          failures.push(`no convergence on key ${m.key}: ${m.reads.map((r) => `${r.node}=${r.code === '200' ? `${JSON.stringify(r.value)}@${r.revision}` : r.code}`).join(' ')}`);
+        }
+      }
+      for (const [n, s] of notServing) failures.push(`node ${n} not serving ${o.healTimeoutMs / 1000}s after the final heal (last state: ${s})`);
+      for (const a of nemesis.anomalies) failures.push(a);
+      const bugs = recorder.ops.filter((x) => x.code === '500');
+      if (bugs.length > 0) failures.push(`${bugs.length} replies with code 500 (internal error), e.g. op${bugs[0]?.id}`);
+      const bad = recorder.ops.filter((x) => x.code === '400' || x.code === '413');
+      if (bad.length > 0) failures.push(`${bad.length} replies with code 400/413 to well-formed requests, e.g. op${bad[0]?.id}`);
+      const noRev = recorder.ops.filter((x) => x.output.status === 'ok' && x.output.revision === undefined);
+      if (noRev.length > 0) failures.push(`${noRev.length} ok replies without Zi-Revision, e.g. op${noRev[0]?.id}`);
+      passed = failures.length === 0;
+    }
+  } finally {
+    if (nemesis) await nemesis.dispose().catch(() => undefined);
+    for (const nc of connections) await nc.close().catch(() => undefined);
+    if (cluster) await cluster.stop();
+  }
+
+  const aborted = o.signal?.aborted ?? false;
+  const keepLogs = o.keepLogs || !passed;
+  if (!keepLogs) await rm(dataDir, { recursive: true, force: true });
+
+  const summary = summarize(recorder.ops, faultPhaseMs);
+  const faults = nemesis?.faults ?? [];
+  const lines: string[] = [];
+  lines.push(`seed ${o.seed}: ${o.durationS}s, ${o.nodes} nodes, ${o.clients} clients, ${o.keys} keys, faults ${o.faults.join(',') || 'none'}`);
+  lines.push('');
+  lines.push(formatSummary(summary, faults));
+  lines.push('');
+  if (notServing.size === 0 && !aborted) lines.push('recovery: every node serving after the final heal');
+  if (convergence) lines.push(convergence.ok ? `convergence: all ${o.keys} keys identical at all ${o.nodes} nodes` : `convergence: FAILED on ${convergence.mismatches.length} keys`);
+  if (check) lines.push(check.ok === true ? `linearizability: ok (${recorder.ops.length} ops)` : check.ok === 'unknown' ? 'linearizability: inconclusive (budget)' : 'linearizability: FAILED');
+  if (failures.length > 0) {
+    lines.push('');
+    lines.push('FAILURES:');
+    for (const f of failures) lines.push(`- ${f}`);
+  }
+  lines.push('');
+  lines.push(aborted ? 'ABORTED' : passed ? 'PASS' : inconclusive && failures.length === 1 ? 'INCONCLUSIVE' : 'FAIL');
+  lines.push(`seed ${o.seed}; results in ${resultsDir}${keepLogs ? `; node logs in ${dataDir}` : ''}`);
+  const report = lines.join('\n');
+
+  const result: NemesisResult = {
+    ok: passed,
+    inconclusive,
+    aborted,
+    seed: o.seed,
+    resultsDir,
+    logsDir: keepLogs ? dataDir : null,
+    failures,
+    summary,
+    faults,
+    events: nemesis?.events ?? [],
+    convergence,
+    check,
+    notServingAfterHeal: Object.fromEntries(notServing),
+    history: recorder.ops,
+    report,
+  };
+  const { log: _log, signal: _signal, ...options } = o;
+  const { history: _history, ...rest } = result;
+  await writeFile(join(resultsDir, 'history.json'), JSON.stringify({ seed: o.seed, clock: 'ms since the run started', ops: recorder.ops }));
+  await writeFile(join(resultsDir, 'summary.json'), JSON.stringify({ options, ...rest }, null, 2));
+  await writeFile(join(resultsDir, 'report.txt'), report + (failingKeyText ? `\n\n${failingKeyText}\n` : '\n'));
+  return result;
+}
