@@ -217,8 +217,7 @@ export class Nemesis {
       this.trackRecovery(node, record);
       return;
     }
-    record.start = this.now();
-    this.say(`+ ${label}, heal in ${(planned / 1000).toFixed(1)}s`);
+    this.say(`+ ${label} (${((this.now() - record.start) / 1000).toFixed(1)}s to inject), heal in ${(planned / 1000).toFixed(1)}s`);
     const active: Active = { record, timer: null, undo, healing: null };
     this.active.set(node, active);
     active.timer = setTimeout(() => void this.heal(node), planned);

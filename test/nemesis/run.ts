@@ -4,7 +4,7 @@
 // 1 on a failure, 2 on bad usage, 3 when the linearizability search ran out of budget,
 // 130 when interrupted. See test/nemesis/README.md.
 import { killAllProcessesSync } from '../../cluster/process-registry.ts';
-import { parseCommandLine, USAGE, UsageError, type NemesisOptions } from './options.ts';
+import { parseCommandLine, USAGE, type NemesisOptions } from './options.ts';
 import { runNemesis } from './runner.ts';
 
 async function main(): Promise<number> {

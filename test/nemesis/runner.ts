@@ -58,7 +58,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
   log(`nemesis seed=${o.seed} duration=${o.durationS}s nodes=${o.nodes} clients=${o.clients} keys=${o.keys} faults=${o.faults.join(',') || 'none'}`);
   log(`results: ${resultsDir}`);
 
-  const recorder = new Recorder(performance.now());
+  let recorder = new Recorder(performance.now());
   const connections: NatsConnection[] = [];
   let cluster: LocalCluster | null = null;
   let nemesis: Nemesis | null = null;
@@ -77,6 +77,8 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
     log(`cluster up: nodes ${[...cluster.nodes.keys()].join(', ')}, NATS ${cluster.natsUrl}, ZooKeeper ${cluster.zkConnectString}, logs ${dataDir}`);
     const control = await cluster.connectClient();
     connections.push(control);
+    // Times in the history, the fault table and the log lines count from here.
+    recorder = new Recorder(performance.now());
 
     const ctx: WorkloadContext = {
       cluster: o.cluster,

@@ -137,7 +137,7 @@ function table(head: string[], rows: (string | number)[][]): string[] {
 export function formatSummary(s: Summary, faults: readonly FaultRecord[]): string {
   const out: string[] = [];
   out.push('operations (all phases, final reads included):');
-  const rows = OP_ROWS.map((r) => {
+  const rows: (string | number)[][] = OP_ROWS.map((r) => {
     const c = s.ops[r];
     return [r, ...OUTCOME_COLUMNS.map((k) => c[k]), OUTCOME_COLUMNS.reduce((n, k) => n + c[k], 0)];
   });

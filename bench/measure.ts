@@ -1,0 +1,142 @@
+// One closed-loop measurement against ZiStore or the echo peer, recorded into the section:
+// builds the per-worker operations (keys, values, target subject), runs the load, returns the
+// Measurement.
+import { randomBytes } from 'node:crypto';
+import type { BenchCluster } from './bench-cluster.ts';
+import { echoOperation } from './echo.ts';
+import { formatBytes } from './format.ts';
+import { runClosedLoop, type Operation } from './load.ts';
+import type { Measurement, Target } from './report.ts';
+import type { ScenarioContext } from './scenario.ts';
+
+export interface RunSpec {
+  system: 'zistore' | 'nats-echo';
+  op: 'put' | 'get';
+  valueBytes: number;
+  /** ZiStore only: where requests go. */
+  target?: Exclude<Target, 'echo'>;
+  inflight: number;
+  /** Scale the context's timing (e.g. 0.5 for a sweep with many points). */
+  timeScale?: number;
+}
+
+/** Distinct keys a put worker cycles through: at most 1000, and at most ~32 MiB of values per run. */
+export function putKeysPerWorker(inflight: number, valueBytes: number): number {
+  return Math.max(1, Math.min(1000, Math.floor((32 * 1024 * 1024) / (inflight * Math.max(1, valueBytes)))));
+}
+
+const values = new Map<number, Uint8Array>();
+/** Random bytes (incompressible), one buffer per size. */
+export function valueOf(bytes: number): Uint8Array {
+  let v = values.get(bytes);
+  if (!v) {
+    v = new Uint8Array(randomBytes(bytes));
+    values.set(bytes, v);
+  }
+  return v;
+}
+
+const preloaded = new WeakMap<BenchCluster, Map<number, string[]>>();
+
+/** Keys holding `valueBytes`-byte values for gets, written once per cluster and size. */
+export async function preloadKeys(cluster: BenchCluster, valueBytes: number, count = 1000): Promise<string[]> {
+  let bySize = preloaded.get(cluster);
+  if (!bySize) preloaded.set(cluster, (bySize = new Map()));
+  const have = bySize.get(valueBytes);
+  if (have) return have;
+  const leader = await cluster.leader();
+  const keys = Array.from({ length: count }, (_, i) => `bench/get/${valueBytes}/${i}`);
+  const client = cluster.client();
+  const value = valueOf(valueBytes);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next < keys.length) await client.put(keys[next++]!, value, { node: leader });
+    }),
+  );
+  bySize.set(valueBytes, keys);
+  return keys;
+}
+
+async function resolveNode(cluster: BenchCluster, target: Target): Promise<string | null> {
+  if (target === 'leader') return cluster.leader();
+  if (target === 'follower') {
+    const followers = await cluster.followers();
+    if (followers.length === 0) throw new Error('no follower to measure at (1-node cluster?)');
+    return followers[0]!;
+  }
+  return null;
+}
+
+export function runLabel(spec: RunSpec, node: string | null): string {
+  const size = formatBytes(spec.valueBytes);
+  if (spec.system === 'nats-echo') return `echo ${spec.op}-shaped ${size} ×${spec.inflight}`;
+  return `zistore ${spec.op} ${size} @${spec.target ?? 'leader'}${node ? `(${node})` : ''} ×${spec.inflight}`;
+}
+
+export async function measure(ctx: ScenarioContext, cluster: BenchCluster, spec: RunSpec): Promise<Measurement> {
+  const scale = spec.timeScale ?? 1;
+  const target: Target = spec.system === 'nats-echo' ? 'echo' : (spec.target ?? 'leader');
+  const node = await resolveNode(cluster, target);
+  const value = valueOf(spec.valueBytes);
+  let operation: (worker: number) => Operation;
+
+  if (spec.system === 'nats-echo') {
+    const empty = new Uint8Array(0);
+    operation = (w) => {
+      const nc = cluster.connections[w % cluster.connections.length]!;
+      return spec.op === 'put' ? echoOperation(nc, value, 0) : echoOperation(nc, empty, spec.valueBytes);
+    };
+  } else if (spec.op === 'put') {
+    const keys = putKeysPerWorker(spec.inflight, spec.valueBytes);
+    const opts = node ? { node } : {};
+    operation = (w) => {
+      const client = cluster.client(w);
+      const prefix = `bench/put/${spec.valueBytes}/${w}/`;
+      return async (seq) => {
+        await client.put(prefix + (seq % keys), value, opts);
+      };
+    };
+  } else {
+    const keys = await preloadKeys(cluster, spec.valueBytes);
+    const opts = node ? { node } : {};
+    operation = (w) => {
+      const client = cluster.client(w);
+      const offset = (w * 7919) % keys.length;
+      return async (seq) => {
+        const got = await client.get(keys[(offset + seq) % keys.length]!, opts);
+        if (got === null) throw Object.assign(new Error('preloaded key missing'), { code: 'MISSING' });
+        if (got.value.byteLength !== spec.valueBytes) throw Object.assign(new Error('wrong value size'), { code: 'BAD_VALUE' });
+      };
+    };
+  }
+
+  const label = runLabel(spec, node);
+  const result = await runClosedLoop({
+    label,
+    inflight: spec.inflight,
+    warmupMs: Math.round(ctx.timing.warmupMs * scale),
+    durationMs: Math.round(ctx.timing.durationMs * scale),
+    operation,
+    watched: cluster.watched(),
+    progress: ctx.progress,
+  });
+  const m: Measurement = {
+    ...result,
+    system: spec.system,
+    op: spec.op,
+    valueBytes: spec.valueBytes,
+    target,
+    node,
+    nodes: cluster.local.view().filter((n) => n.running).length,
+    connections: cluster.connections.length,
+  };
+  ctx.section.measurement(m);
+  if (m.errorCount > 0) ctx.log(`  warning: ${label}: ${m.errorCount} errors ${JSON.stringify(m.errors)}`);
+  return m;
+}
+
+/** ZiStore over echo at the same percentile. */
+export function ratio(a: number, b: number): number | null {
+  return b > 0 ? a / b : null;
+}

@@ -1,0 +1,38 @@
+// What a scenario is and what it gets to work with. Scenarios are registered by name in
+// scenarios/index.ts; main.ts runs one (or `all`) and writes the report.
+import type { BenchCluster } from './bench-cluster.ts';
+import type { Progress } from './progress.ts';
+import type { SectionBuilder } from './report.ts';
+
+export interface Timing {
+  warmupMs: number;
+  durationMs: number;
+}
+
+export interface ScenarioContext {
+  quick: boolean;
+  /** Warm-up and window of one closed-loop run (scenarios may scale them). */
+  timing: Timing;
+  /** NATS connections the load is spread over. */
+  connections: number;
+  progress: Progress;
+  section: SectionBuilder;
+  /**
+   * A running cluster with `nodes` nodes. Shared between scenarios of one run when `fresh` is
+   * not set (the previous shared cluster is stopped if its size differs); a fresh one is the
+   * scenario's own and stopped when it ends.
+   */
+  cluster(opts: { nodes: number; fresh?: boolean }): Promise<BenchCluster>;
+  /** A line on stderr (set-up steps, warnings); tables go to stdout. */
+  log(line: string): void;
+}
+
+export interface Scenario {
+  name: string;
+  title: string;
+  /** One paragraph for the report: what is measured and why. */
+  description: string;
+  /** Rough wall time, for `--list`. */
+  estimate: { quick: string; full: string };
+  run(ctx: ScenarioContext): Promise<void>;
+}

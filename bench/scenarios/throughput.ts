@@ -1,0 +1,89 @@
+// throughput: closed-loop put and get with 1, 4, 16 and 64 requests in flight, 16 B values,
+// 3 nodes, next to the NATS echo at the same concurrency. On a 2-core host shared by the client
+// and every server this finds where the CPU runs out, not what a network would allow.
+import { measure, ratio } from '../measure.ts';
+import type { Measurement } from '../report.ts';
+import type { Scenario } from '../scenario.ts';
+
+const INFLIGHT = [1, 4, 16, 64];
+const VALUE_BYTES = 16;
+
+const cpuOf = (m: Measurement, match: (name: string) => boolean) =>
+  m.cpu.processes.filter((p) => match(p.name)).reduce((s, p) => s + p.corePct, 0);
+const isNode = (name: string) => /^n\d+$/.test(name);
+
+export const throughput: Scenario = {
+  name: 'throughput',
+  title: 'Throughput vs requests in flight, 16 B, 3 nodes',
+  description:
+    'Closed loop with C = 1, 4, 16, 64 requests in flight, 16 B values, 3 nodes. Puts overwrite per-worker keys (no two ' +
+    'workers share a key, so per-key ordering never serialises them); gets read 1000 preloaded keys. `leader` sends every ' +
+    'request to the leader; `any` uses the cluster subject (a NATS queue group over all nodes: followers forward puts to ' +
+    'the leader and answer gets from their leased copy). The echo row is the NATS floor at the same C.',
+  estimate: { quick: '~1 min', full: '~4.5 min' },
+  async run(ctx) {
+    ctx.section.section.settings = { nodes: 3, valueBytes: VALUE_BYTES, inflight: INFLIGHT, ...ctx.timing, connections: ctx.connections };
+    const cluster = await ctx.cluster({ nodes: 3 });
+    const table = ctx.section.table('throughput', `Throughput, ${VALUE_BYTES} B values`, [
+      { key: 'op', label: 'op', kind: 'text' },
+      { key: 'at', label: 'at', kind: 'text' },
+      { key: 'inflight', label: 'in flight', kind: 'int' },
+      { key: 'opsPerSec', label: 'ops/s', kind: 'rate' },
+      { key: 'xEcho', label: 'of echo ops/s', kind: 'ratio' },
+      { key: 'p50', label: 'p50 µs', kind: 'us' },
+      { key: 'p99', label: 'p99 µs', kind: 'us' },
+      { key: 'p999', label: 'p99.9 µs', kind: 'us' },
+      { key: 'cpuUsPerOp', label: 'CPU µs/op', kind: 'us' },
+      { key: 'benchPct', label: 'bench CPU', kind: 'pct' },
+      { key: 'natsPct', label: 'nats CPU', kind: 'pct' },
+      { key: 'nodesPct', label: 'nodes CPU', kind: 'pct' },
+    ]);
+    const series = new Map<string, { x: number; y: number }[]>();
+    const p50s = new Map<string, { x: number; y: number }[]>();
+    const add = (name: string, m: Measurement, echo: Measurement) => {
+      const [op, at] = name.split(' ');
+      table.add({
+        op: op!,
+        at: at ?? '',
+        inflight: m.inflight,
+        opsPerSec: m.opsPerSec,
+        xEcho: ratio(m.opsPerSec, echo.opsPerSec),
+        p50: m.latencyUs.p50,
+        p99: m.latencyUs.p99,
+        p999: m.latencyUs.p999,
+        cpuUsPerOp: m.cpuUsPerOp,
+        benchPct: cpuOf(m, (n) => n === 'bench'),
+        natsPct: cpuOf(m, (n) => n === 'nats-server'),
+        nodesPct: cpuOf(m, isNode) + cpuOf(m, (n) => n === 'echo'),
+      });
+      (series.get(name) ?? series.set(name, []).get(name)!).push({ x: m.inflight, y: m.opsPerSec });
+      (p50s.get(name) ?? p50s.set(name, []).get(name)!).push({ x: m.inflight, y: m.latencyUs.p50 });
+    };
+    for (const inflight of INFLIGHT) {
+      const echo = await measure(ctx, cluster, { system: 'nats-echo', op: 'put', valueBytes: VALUE_BYTES, inflight });
+      add('echo', echo, echo);
+      for (const op of ['put', 'get'] as const) {
+        for (const target of ['leader', 'any'] as const) {
+          add(`${op} ${target}`, await measure(ctx, cluster, { system: 'zistore', op, valueBytes: VALUE_BYTES, target, inflight }), echo);
+        }
+      }
+    }
+    table.note('"nodes CPU" is the sum over the ZiStore node processes (or the echo responder on echo rows), in % of one core; the host has 200%.');
+    ctx.section.chart('ops', {
+      kind: 'line',
+      title: `Throughput vs in flight (${VALUE_BYTES} B, 3 nodes)`,
+      xLabel: 'requests in flight',
+      yLabel: 'ops/s',
+      xLog2: true,
+      series: [...series].map(([name, points]) => ({ name, points })),
+    });
+    ctx.section.chart('p50', {
+      kind: 'line',
+      title: `p50 latency vs in flight (${VALUE_BYTES} B, 3 nodes)`,
+      xLabel: 'requests in flight',
+      yLabel: 'µs',
+      xLog2: true,
+      series: [...p50s].map(([name, points]) => ({ name, points })),
+    });
+  },
+};
