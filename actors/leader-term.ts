@@ -182,7 +182,7 @@ export class LeaderTerm {
     if (!this.isServing) return fail(503, 'this node is not serving as leader');
     return this.turns.run(command.key, async () => {
       // Thesis 3.3 case 3: check the session before each write starts.
-      if (!this.isServing || this.ports.coordinator.sessionState() !== 'connected') {
+      if (!this.isServing || !this.sessionLive()) {
         return fail(503, 'leader has no live ZooKeeper session');
       }
       const current = this.ports.store.get(command.key);
@@ -264,9 +264,15 @@ export class LeaderTerm {
     if (changed) void this.persistReplicas().catch((err) => this.log.warn({ err }, 'replica set update failed'));
   }
 
+  /** Connected, and ZooKeeper certainly still keeps our session (a paused process may not know it lost it). */
+  sessionLive(): boolean {
+    const { coordinator, clock } = this.ports;
+    return coordinator.sessionState() === 'connected' && (coordinator.sessionAliveUntil?.() ?? Infinity) > clock.now();
+  }
+
   /** A follower asks for its read lease. Granted only to complete replicas not being removed. */
   grantLease(from: string, session: string): PeerReply {
-    if (!this.isServing) return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'leader not serving' };
+    if (!this.isServing || !this.sessionLive()) return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'leader not serving' };
     if (this.joining.has(from)) return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'still joining' };
     const known = this.replicaSession.get(from);
     if (!this.replicas.has(from) || this.removing.has(from) || (known !== undefined && known !== session)) {

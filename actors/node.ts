@@ -428,7 +428,7 @@ export class ZiNode {
     // A write in flight on this key is undecided: no read of it returns until it is.
     const settled = this.store.settled(key);
     if (settled) await settled;
-    if (!term.isServing || this.sessionState !== 'connected') return fail(503, 'leader lost its session');
+    if (!term.isServing || !term.sessionLive()) return fail(503, 'leader has no live ZooKeeper session');
     return this.localValue(key);
   }
 

@@ -69,6 +69,12 @@ export interface Coordinator {
    */
   start(listener: (event: CoordEvent) => void): void;
   sessionState(): SessionState;
+  /**
+   * Clock time until which ZooKeeper certainly keeps our session (from the send time of the last
+   * answered request, less a drift margin); 0 when not connected. A leader acts only before it.
+   * Optional for fakes that model no such delay.
+   */
+  sessionAliveUntil?(): number;
   /** Live member ids, as of the last membership watch. */
   memberIds(): string[];
   /** Fresh read of every member's published role and state. */

@@ -16,6 +16,8 @@ export interface Machine {
   memoryBytes: number;
   os: string;
   loadAvg1m: number;
+  /** Machine-wide CPU use (all cores) in the second before the run started. */
+  busyPctAtStart?: number;
   note: string;
 }
 

@@ -95,7 +95,7 @@ function environmentMarkdown(env: Environment | null): string[] {
     '|---|---|',
     `| date | ${env.date} |`,
     `| machine | ${m.cores} cores, ${m.cpuModel}, ${formatBytes(m.memoryBytes)} RAM, ${m.os} |`,
-    `| load (1 min avg) at start | ${m.loadAvg1m.toFixed(2)} |`,
+    `| host load at start | 1-min load average ${m.loadAvg1m.toFixed(2)}; ${m.busyPctAtStart?.toFixed(0) ?? '?'}% of all cores busy in the second before the run |`,
     `| node | ${v.node} (nats.js ${v.natsJs}) |`,
     `| nats-server | ${v.natsServer} |`,
     `| ZooKeeper | ${v.zookeeper} (${v.java}) |`,

@@ -191,6 +191,9 @@ interface Session {
   watchdog: ReturnType<typeof setInterval> | null;
   watchdogSocket: Socket | null;
   heardAtMs: number;
+  /** performance.now() until which the server certainly keeps this session (see probeSession). */
+  aliveUntilMs: number;
+  probeSentAtMs: number | null;
   readonly timers: Set<ReturnType<typeof setTimeout>>;
   /** Rejecters of operations in flight on this client, so retiring it settles them at once. */
   readonly inflight: Set<(err: Error) => void>;
@@ -690,6 +693,8 @@ export function createZkCoordinator(opts: ZkCoordinatorOptions): Coordinator {
       watchdog: null,
       watchdogSocket: null,
       heardAtMs: 0,
+      aliveUntilMs: 0,
+      probeSentAtMs: null,
       timers: new Set(),
       inflight: new Set(),
       latest: new Map(),
@@ -751,9 +756,28 @@ export function createZkCoordinator(opts: ZkCoordinatorOptions): Coordinator {
     }
   }
 
+  /**
+   * A reply to a request we sent at time t proves the server heard from us at or after t, so it
+   * keeps the session until at least t + the session timeout (less 10% for clock rate drift).
+   * The node serves as leader only before that bound: a process paused past its session expiry
+   * must not act on a session it cannot yet know is gone.
+   */
+  function probeSession(s: Session, nowMs: number): void {
+    if (s.probeSentAtMs !== null || machineState !== 'connected' || s !== current) return;
+    const timeoutMs = s.client.getSessionTimeout();
+    if (nowMs - (s.aliveUntilMs - timeoutMs * 0.9) < timeoutMs / 4) return;
+    s.probeSentAtMs = nowMs;
+    s.client.exists('/', undefined, (err) => {
+      const sentAtMs = s.probeSentAtMs ?? nowMs;
+      s.probeSentAtMs = null;
+      if (!err && !s.retired) s.aliveUntilMs = Math.max(s.aliveUntilMs, sentAtMs + timeoutMs * 0.9);
+    });
+  }
+
   /** The library's missing read timeout (see the note at the top). */
   function watchdogTick(s: Session): void {
     if (s.retired) return;
+    probeSession(s, performance.now());
     const socket = s.client.connectionManager.socket;
     if (socket === undefined || socket.destroyed) return;
     const nowMs = performance.now();
@@ -927,6 +951,11 @@ export function createZkCoordinator(opts: ZkCoordinatorOptions): Coordinator {
       current = newSession();
       actor.start();
       current.client.connect();
+    },
+
+    sessionAliveUntil(): number {
+      if (stopping || current === null || machineState !== 'connected') return 0;
+      return current.aliveUntilMs;
     },
 
     sessionState(): SessionState {

@@ -10,6 +10,7 @@ import { checkHistory, formatFailure, formatOperations, type CheckResult } from 
 import { finalReads, waitAllServing, type Convergence } from './final.ts';
 import { Recorder, type RecordedOp } from './history.ts';
 import { Nemesis, type FaultRecord, type NemesisEvent } from './nemesis.ts';
+import { buildTimeline } from './timeline.ts';
 import type { NemesisOptions } from './options.ts';
 import { Rng } from './rng.ts';
 import { formatSummary, summarize, type Summary } from './summary.ts';
@@ -22,6 +23,8 @@ export interface NemesisResult {
   inconclusive: boolean;
   aborted: boolean;
   seed: number;
+  /** Date.now() at the run's time 0 (node logs carry wall-clock times). */
+  t0Wall: number;
   resultsDir: string;
   /** The cluster data dir with the node logs (`<id>.log`), when kept. */
   logsDir: string | null;
@@ -59,6 +62,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
   log(`results: ${resultsDir}`);
 
   let recorder = new Recorder(performance.now());
+  let t0Wall = Date.now();
   const connections: NatsConnection[] = [];
   let cluster: LocalCluster | null = null;
   let nemesis: Nemesis | null = null;
@@ -79,6 +83,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
     connections.push(control);
     // Times in the history, the fault table and the log lines count from here.
     recorder = new Recorder(performance.now());
+    t0Wall = Date.now();
 
     const ctx: WorkloadContext = {
       cluster: o.cluster,
@@ -186,6 +191,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
 
   const aborted = o.signal?.aborted ?? false;
   const keepLogs = o.keepLogs || !passed;
+  const timeline = await buildTimeline(dataDir, ids, nemesis?.events ?? [], t0Wall).catch(() => '');
   if (!keepLogs) await rm(dataDir, { recursive: true, force: true });
 
   const summary = summarize(recorder.ops, faultPhaseMs);
@@ -205,7 +211,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
   }
   lines.push('');
   lines.push(aborted ? 'ABORTED' : passed ? 'PASS' : inconclusive && failures.length === 1 ? 'INCONCLUSIVE' : 'FAIL');
-  lines.push(`seed ${o.seed}; results in ${resultsDir}${keepLogs ? `; node logs in ${dataDir}` : ''}`);
+  lines.push(`seed ${o.seed}; results in ${resultsDir}${keepLogs ? ` (timeline.txt: node logs and faults on the run's clock); node logs in ${dataDir}` : ''}`);
   const report = lines.join('\n');
 
   const result: NemesisResult = {
@@ -213,6 +219,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
     inconclusive,
     aborted,
     seed: o.seed,
+    t0Wall,
     resultsDir,
     logsDir: keepLogs ? dataDir : null,
     failures,
@@ -229,6 +236,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
   const { history: _history, ...rest } = result;
   await writeFile(join(resultsDir, 'history.json'), JSON.stringify({ seed: o.seed, clock: 'ms since the run started', ops: recorder.ops }));
   await writeFile(join(resultsDir, 'summary.json'), JSON.stringify({ options, ...rest }, null, 2));
+  if (keepLogs) await writeFile(join(resultsDir, 'timeline.txt'), timeline);
   await writeFile(join(resultsDir, 'report.txt'), report + (failingKeyText ? `\n\n${failingKeyText}\n` : '\n'));
   return result;
 }

@@ -1,0 +1,182 @@
+// `npm run bench -- <scenario|all> [--quick] [--out DIR] [--connections N] [--warmup MS]
+//  [--duration MS] [--via-proxy] [--list]`: runs scenarios against a real ZooKeeper, nats-server
+// and ZiStore nodes on this host, prints each table as it fills, and writes the report (JSON +
+// Markdown + SVG) to <out>/<scenario>-<timestamp>/ and <out>/latest/.
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { installSignalHandlers, killAllProcessesSync, trackedProcesses } from '../cluster/process-registry.ts';
+import { BenchCluster } from './bench-cluster.ts';
+import { machineBusyPct } from './cpu.ts';
+import { describeMachine, describeSystems, describeVersions, type Environment } from './environment.ts';
+import { Progress } from './progress.ts';
+import { METHOD, SectionBuilder, writeReport, type Report } from './report.ts';
+import type { Scenario, ScenarioContext, Timing } from './scenario.ts';
+import { SCENARIOS, findScenario } from './scenarios/index.ts';
+
+const DEFAULT_OUT = resolve(fileURLToPath(new URL('results', import.meta.url)));
+const QUICK: Timing = { warmupMs: 500, durationMs: 2000 };
+const FULL: Timing = { warmupMs: 2000, durationMs: 10_000 };
+/** Above this machine-wide CPU use before the run, warn that the numbers will be noisy. */
+const BUSY_WARN_PCT = 15;
+
+const USAGE = `usage: npm run bench -- <scenario|all> [options]
+
+scenarios:
+${SCENARIOS.map((s) => `  ${s.name.padEnd(12)} ${s.title} (quick ${s.estimate.quick}, full ${s.estimate.full})`).join('\n')}
+  ${'all'.padEnd(12)} every scenario above, in this order
+
+options:
+  --quick            short warm-up (${QUICK.warmupMs} ms) and window (${QUICK.durationMs} ms) instead of ${FULL.warmupMs} / ${FULL.durationMs} ms
+  --warmup MS        warm-up of each run
+  --duration MS      measured window of each run
+  --connections N    NATS connections the load is spread over (default 1)
+  --via-proxy        keep LocalCluster's in-process TCP proxies between nodes and servers
+  --out DIR          results directory (default bench/results)
+  --list             list the scenarios
+`;
+
+function intOption(values: Record<string, unknown>, name: string, min: number): number | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || !/^\d+$/.test(v) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${String(v)}'`);
+  return n;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      quick: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      connections: { type: 'string' },
+      warmup: { type: 'string' },
+      duration: { type: 'string' },
+      'via-proxy': { type: 'boolean', default: false },
+      list: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help || values.list || positionals.length === 0) {
+    process.stdout.write(USAGE);
+    return values.help || values.list ? 0 : 2;
+  }
+  if (positionals.length > 1) throw new Error(`one scenario at a time (got ${positionals.join(', ')})`);
+  const name = positionals[0]!;
+  const scenarios: Scenario[] = name === 'all' ? [...SCENARIOS] : [findScenario(name)].filter((s): s is Scenario => s !== undefined);
+  if (scenarios.length === 0) throw new Error(`unknown scenario '${name}'\n${USAGE}`);
+
+  const quick = values.quick === true;
+  const base = quick ? QUICK : FULL;
+  const timing: Timing = {
+    warmupMs: intOption(values, 'warmup', 0) ?? base.warmupMs,
+    durationMs: intOption(values, 'duration', 100) ?? base.durationMs,
+  };
+  const connections = intOption(values, 'connections', 1) ?? 1;
+  const viaProxy = values['via-proxy'] === true;
+  const outDir = resolve(values.out ?? DEFAULT_OUT);
+  const log = (line: string) => process.stderr.write(line + '\n');
+  const progress = new Progress();
+
+  installSignalHandlers();
+  const startedAt = new Date();
+  const machine = describeMachine();
+  const busy = await machineBusyPct(1000);
+  if (busy > BUSY_WARN_PCT) log(`warning: the host is already ${busy.toFixed(0)}% busy (all cores) before the run: expect noisy numbers`);
+  log(
+    `bench ${name}${quick ? ' --quick' : ''}: ${machine.cores} cores (${machine.cpuModel}), warm-up ${timing.warmupMs} ms, ` +
+      `window ${timing.durationMs} ms, ${connections} connection(s)${viaProxy ? ', via proxies' : ''}`,
+  );
+
+  let environment: Environment | null = null;
+  let shared: BenchCluster | null = null;
+  const owned: BenchCluster[] = [];
+  const startCluster = async (nodes: number): Promise<BenchCluster> => {
+    const c = await progress.step(`starting ZooKeeper, nats-server and ${nodes} node(s)`, () =>
+      BenchCluster.start({ nodes, connections, viaProxy }),
+    );
+    environment ??= {
+      date: startedAt.toISOString(),
+      machine: { ...machine, busyPctAtStart: busy },
+      versions: await describeVersions(c.connections[0]!, c.local.zookeeper),
+      systems: describeSystems(),
+    };
+    return c;
+  };
+
+  const report: Report = {
+    name,
+    command: `npm run bench -- ${argv.join(' ')}`.trim(),
+    quick,
+    startedAt: startedAt.toISOString(),
+    finishedAt: '',
+    environment: null,
+    method: [...METHOD, `Warm-up ${timing.warmupMs} ms, window ${timing.durationMs} ms per run unless a section says otherwise; ${connections} NATS connection(s) for the load.`],
+    sections: [],
+  };
+  const svgs = new Map<string, string>();
+  let failed: unknown = null;
+  try {
+    for (const scenario of scenarios) {
+      const section = new SectionBuilder(scenario.name, scenario.title, scenario.description);
+      report.sections.push(section.section);
+      log(`\n== ${scenario.name}: ${scenario.title}`);
+      const t0 = performance.now();
+      const ctx: ScenarioContext = {
+        quick,
+        timing,
+        connections,
+        progress,
+        section,
+        log,
+        async cluster({ nodes, fresh }) {
+          if (fresh) {
+            const c = await startCluster(nodes);
+            owned.push(c);
+            return c;
+          }
+          if (shared && shared.local.view().filter((n) => n.running).length === nodes) return shared;
+          if (shared) await progress.step('stopping the previous cluster', () => shared!.stop());
+          shared = await startCluster(nodes);
+          return shared;
+        },
+      };
+      try {
+        await scenario.run(ctx);
+      } finally {
+        for (const [file, svg] of section.svgs) svgs.set(file, svg);
+        for (const c of owned.splice(0)) await progress.step('stopping the cluster', () => c.stop());
+      }
+      log(`== ${scenario.name} done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    }
+  } catch (err) {
+    failed = err;
+  } finally {
+    progress.stop();
+    const last = shared as BenchCluster | null;
+    if (last) await progress.step('stopping the cluster', () => last.stop()).catch((err: unknown) => log(`stop failed: ${String(err)}`));
+  }
+  report.environment = environment;
+  report.finishedAt = new Date().toISOString();
+  if (report.sections.some((s) => s.measurements.length > 0)) {
+    const dir = await writeReport(report, svgs, outDir, startedAt);
+    log(`\nreport: ${dir}/report.md (also ${outDir}/latest/)`);
+  }
+  if (trackedProcesses().length > 0) {
+    log(`warning: ${trackedProcesses().length} process(es) still tracked after stop; killing them`);
+    killAllProcessesSync();
+  }
+  if (failed) throw failed;
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    killAllProcessesSync();
+    process.exit(1);
+  },
+);
