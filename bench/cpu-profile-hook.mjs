@@ -4,7 +4,7 @@
 // <ZISTORE_CPU_PROFILE_DIR>/<pid>.cpuprofile, so a profile covers exactly a measurement window.
 // Plain JavaScript: it is loaded before (and without) tsx.
 import { Session } from 'node:inspector';
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const dir = process.env.ZISTORE_CPU_PROFILE_DIR;
@@ -27,10 +27,9 @@ if (dir) {
         return;
       }
       const file = join(dir, `${process.pid}.cpuprofile`);
-      writeFileSync(file + '.tmp', JSON.stringify(result.profile));
-      writeFileSync(file + '.done', '');
       // Rename last so a reader never sees a half-written profile.
-      import('node:fs').then((fs) => fs.renameSync(file + '.tmp', file));
+      writeFileSync(file + '.tmp', JSON.stringify(result.profile));
+      renameSync(file + '.tmp', file);
     });
   });
 }

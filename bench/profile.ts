@@ -36,11 +36,8 @@ interface CpuProfile {
 function summarise(p: CpuProfile) {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<number, number>();
-  let t = p.startTime;
   let totalUs = 0;
   for (let i = 0; i < p.samples.length; i++) {
-    const dt = p.timeDeltas[i] ?? 0;
-    t += dt;
     // Attribute the interval up to the next sample to this one.
     const span = p.timeDeltas[i + 1] ?? 0;
     selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + span);
