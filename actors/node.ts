@@ -73,6 +73,8 @@ export class ZiNode {
   /** Rejected when the leader we forward to is gone (member znode deleted, or a newer epoch). */
   private leaderLost: Deferred<never> = ZiNode.newLeaderLost();
   private complete = false;
+  /** The leader refused our lease: we are out of the replica set until we have joined again. */
+  private removed = false;
   private joinDone: Deferred<void> | null = null;
   private term: LeaderTerm | null = null;
   private leaderActor: Actor<typeof leaderMachine> | null = null;
@@ -180,6 +182,7 @@ export class ZiNode {
                 sendBack({ type: 'lease.granted', leftMs: Math.max(0, this.leaseUntil - clock.now()) });
               } else if (reply.code === 'NOT_REPLICA') {
                 this.leaseUntil = 0;
+                this.removed = true;
                 sendBack({ type: 'lease.refused' });
               }
             } catch (err) {
@@ -311,6 +314,7 @@ export class ZiNode {
     if (!reply.ok) throw new Error(`join refused: ${reply.reason}`);
     await withDeadline(this.ports.clock, this.config.joinTimeoutMs, 'state transfer', done.promise);
     this.store.purgeTombstones();
+    this.removed = false;
     this.log.info({ epoch, leader, keys: this.store.size }, 'joined');
   }
 
@@ -495,7 +499,8 @@ export class ZiNode {
     if (this.sessionState !== 'connected') return { role, state: 'suspended' };
     if (this.leaderActor !== null) return { role, state: this.term?.isServing ? 'serving' : 'syncing' };
     const snapshot = this.followerActor?.getSnapshot();
-    return { role, state: snapshot?.matches({ replica: 'serving' }) ? 'serving' : 'syncing' };
+    if (snapshot?.matches({ replica: 'serving' })) return { role, state: 'serving' };
+    return { role, state: this.removed ? 'removed' : 'syncing' };
   }
 
   status() {

@@ -2,6 +2,10 @@
 // one completes. A warm-up (JIT, connections, caches) is followed by a timed window; only
 // operations that start and finish inside the window are recorded. CPU of every watched process
 // is sampled exactly at the window's edges.
+//
+// One measurement may be split into rounds interleaved with other measurements (A B C A B C …),
+// so slow drifts in the host's background load hit every system alike; a LoadAccumulator sums
+// the rounds (histograms merge exactly).
 import { cpuBetween, sampleCpu, type CpuSample, type CpuUsage, type WatchedProcess } from './cpu.ts';
 import { LatencyRecorder, type LatencySummaryUs } from './histogram.ts';
 import type { Progress } from './progress.ts';
@@ -19,13 +23,15 @@ export interface LoadOptions {
   /** The processes whose CPU is measured (the bench itself is always included). */
   watched: readonly WatchedProcess[];
   progress?: Progress;
-  /** Maps a failed operation to a short code for the error counts; default the error's name/code. */
+  /** Maps a failed operation to a short code for the error counts; default the error's code or name. */
   classify?: (err: unknown) => string;
 }
 
 export interface LoadResult {
   label: string;
   inflight: number;
+  /** Number of interleaved rounds the window was split into. */
+  rounds: number;
   warmupMs: number;
   windowMs: number;
   ops: number;
@@ -51,17 +57,76 @@ const defaultClassify = (err: unknown): string => {
 /** Give up when errors outnumber successes by this much: the system under test is not serving. */
 const ERRORS_MAX = 1000;
 
-export async function runClosedLoop(o: LoadOptions): Promise<LoadResult> {
+/** Sums rounds of one measurement. */
+export class LoadAccumulator {
+  readonly recorder = new LatencyRecorder();
+  rounds = 0;
+  ops = 0;
+  warmupOps = 0;
+  warmupMs = 0;
+  windowMs = 0;
+  readonly errors: Record<string, number> = {};
+  private readonly cpuByProcess = new Map<string, { name: string; pid: number; cpuMs: number }>();
+  private otherCpuMs = 0;
+  private busyPctWeighted = 0;
+
+  constructor(
+    readonly label: string,
+    readonly inflight: number,
+  ) {}
+
+  addCpu(cpu: CpuUsage): void {
+    for (const p of cpu.processes) {
+      const key = `${p.name}/${p.pid}`;
+      const have = this.cpuByProcess.get(key);
+      if (have) have.cpuMs += p.cpuMs;
+      else this.cpuByProcess.set(key, { name: p.name, pid: p.pid, cpuMs: p.cpuMs });
+    }
+    this.otherCpuMs += cpu.otherCpuMs;
+    this.busyPctWeighted += cpu.machineBusyPct * cpu.windowMs;
+  }
+
+  result(): LoadResult {
+    const windowMs = this.windowMs;
+    const processes = [...this.cpuByProcess.values()].map((p) => ({ ...p, corePct: windowMs > 0 ? (100 * p.cpuMs) / windowMs : 0 }));
+    const totalCpuMs = processes.reduce((s, p) => s + p.cpuMs, 0);
+    const cpu: CpuUsage = {
+      windowMs,
+      processes,
+      totalCpuMs,
+      otherCpuMs: this.otherCpuMs,
+      machineBusyPct: windowMs > 0 ? this.busyPctWeighted / windowMs : 0,
+    };
+    const latencyUs = this.recorder.summaryUs();
+    this.recorder.destroy();
+    return {
+      label: this.label,
+      inflight: this.inflight,
+      rounds: this.rounds,
+      warmupMs: this.warmupMs,
+      windowMs,
+      ops: this.ops,
+      opsPerSec: windowMs > 0 ? (this.ops * 1000) / windowMs : 0,
+      warmupOps: this.warmupOps,
+      errors: this.errors,
+      errorCount: Object.values(this.errors).reduce((a, b) => a + b, 0),
+      latencyUs,
+      cpu,
+      cpuUsPerOp: this.ops > 0 ? (totalCpuMs * 1000) / this.ops : 0,
+    };
+  }
+}
+
+/** Run one round into `acc`. */
+export async function runRound(o: LoadOptions, acc: LoadAccumulator): Promise<void> {
   if (!(o.inflight >= 1)) throw new Error(`inflight must be at least 1, got ${o.inflight}`);
-  const recorder = new LatencyRecorder();
   const classify = o.classify ?? defaultClassify;
-  const errors: Record<string, number> = {};
   let errorCount = 0;
   let phase: 'warmup' | 'window' | 'done' = 'warmup';
   let windowStart = Infinity;
   let windowEnd = Infinity;
-  let warmupOps = 0;
   let ops = 0;
+  let warmupOps = 0;
   // Assigned from timers and workers: kept in an object so the checks below are not narrowed away.
   const edges: { before?: CpuSample; after?: CpuSample; failure?: Error } = {};
   const startedAt = performance.now();
@@ -77,7 +142,7 @@ export async function runClosedLoop(o: LoadOptions): Promise<LoadResult> {
       } catch (err) {
         if (phase === 'window') {
           const code = classify(err);
-          errors[code] = (errors[code] ?? 0) + 1;
+          acc.errors[code] = (acc.errors[code] ?? 0) + 1;
         }
         errorCount++;
         if (errorCount > ERRORS_MAX && errorCount > ops + warmupOps) {
@@ -87,7 +152,7 @@ export async function runClosedLoop(o: LoadOptions): Promise<LoadResult> {
       }
       const t1 = performance.now();
       if (t0 >= windowStart && t1 <= windowEnd) {
-        recorder.recordNs((t1 - t0) * 1e6);
+        acc.recorder.recordNs((t1 - t0) * 1e6);
         ops++;
       } else if (phase === 'warmup') {
         warmupOps++;
@@ -121,23 +186,18 @@ export async function runClosedLoop(o: LoadOptions): Promise<LoadResult> {
   }
   if (edges.failure) throw edges.failure;
   if (!edges.before || !edges.after) throw new Error(`${o.label}: the measurement window never completed`);
-
   const cpu = cpuBetween(o.watched, edges.before, edges.after);
-  const windowMs = cpu.windowMs;
-  const latencyUs = recorder.summaryUs();
-  recorder.destroy();
-  return {
-    label: o.label,
-    inflight: o.inflight,
-    warmupMs: o.warmupMs,
-    windowMs,
-    ops,
-    opsPerSec: windowMs > 0 ? (ops * 1000) / windowMs : 0,
-    warmupOps,
-    errors,
-    errorCount: Object.values(errors).reduce((a, b) => a + b, 0),
-    latencyUs,
-    cpu,
-    cpuUsPerOp: ops > 0 ? (cpu.totalCpuMs * 1000) / ops : 0,
-  };
+  acc.rounds++;
+  acc.ops += ops;
+  acc.warmupOps += warmupOps;
+  acc.warmupMs += o.warmupMs;
+  acc.windowMs += cpu.windowMs;
+  acc.addCpu(cpu);
+}
+
+/** A single uninterrupted run. */
+export async function runClosedLoop(o: LoadOptions): Promise<LoadResult> {
+  const acc = new LoadAccumulator(o.label, o.inflight);
+  await runRound(o, acc);
+  return acc.result();
 }

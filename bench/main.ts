@@ -17,6 +17,8 @@ import { SCENARIOS, findScenario } from './scenarios/index.ts';
 const DEFAULT_OUT = resolve(fileURLToPath(new URL('results', import.meta.url)));
 const QUICK: Timing = { warmupMs: 500, durationMs: 2000 };
 const FULL: Timing = { warmupMs: 2000, durationMs: 10_000 };
+const QUICK_ROUNDS = 4;
+const FULL_ROUNDS = 10;
 /** Above this machine-wide CPU use before the run, warn that the numbers will be noisy. */
 const BUSY_WARN_PCT = 15;
 
@@ -29,7 +31,8 @@ ${SCENARIOS.map((s) => `  ${s.name.padEnd(12)} ${s.title} (quick ${s.estimate.qu
 options:
   --quick            short warm-up (${QUICK.warmupMs} ms) and window (${QUICK.durationMs} ms) instead of ${FULL.warmupMs} / ${FULL.durationMs} ms
   --warmup MS        warm-up of each run
-  --duration MS      measured window of each run
+  --duration MS      measured window of each run (split over the rounds)
+  --rounds N         interleave the runs of one comparison in N rounds (default ${QUICK_ROUNDS} quick, ${FULL_ROUNDS} full)
   --connections N    NATS connections the load is spread over (default 1)
   --via-proxy        keep LocalCluster's in-process TCP proxies between nodes and servers
   --out DIR          results directory (default bench/results)
@@ -54,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
       connections: { type: 'string' },
       warmup: { type: 'string' },
       duration: { type: 'string' },
+      rounds: { type: 'string' },
       'via-proxy': { type: 'boolean', default: false },
       list: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -75,6 +79,7 @@ async function main(argv: string[]): Promise<number> {
     durationMs: intOption(values, 'duration', 100) ?? base.durationMs,
   };
   const connections = intOption(values, 'connections', 1) ?? 1;
+  const rounds = intOption(values, 'rounds', 1) ?? (quick ? QUICK_ROUNDS : FULL_ROUNDS);
   const viaProxy = values['via-proxy'] === true;
   const outDir = resolve(values.out ?? DEFAULT_OUT);
   const log = (line: string) => process.stderr.write(line + '\n');
@@ -87,7 +92,7 @@ async function main(argv: string[]): Promise<number> {
   if (busy > BUSY_WARN_PCT) log(`warning: the host is already ${busy.toFixed(0)}% busy (all cores) before the run: expect noisy numbers`);
   log(
     `bench ${name}${quick ? ' --quick' : ''}: ${machine.cores} cores (${machine.cpuModel}), warm-up ${timing.warmupMs} ms, ` +
-      `window ${timing.durationMs} ms, ${connections} connection(s)${viaProxy ? ', via proxies' : ''}`,
+      `window ${timing.durationMs} ms in ${rounds} interleaved round(s), ${connections} connection(s)${viaProxy ? ', via proxies' : ''}`,
   );
 
   let environment: Environment | null = null;
@@ -113,7 +118,11 @@ async function main(argv: string[]): Promise<number> {
     startedAt: startedAt.toISOString(),
     finishedAt: '',
     environment: null,
-    method: [...METHOD, `Warm-up ${timing.warmupMs} ms, window ${timing.durationMs} ms per run unless a section says otherwise; ${connections} NATS connection(s) for the load.`],
+    method: [
+      ...METHOD,
+      `Warm-up ${timing.warmupMs} ms, window ${timing.durationMs} ms per measurement unless a section says otherwise, ` +
+        `split into ${rounds} interleaved round(s) (later rounds re-warm for 150 ms); ${connections} NATS connection(s) for the load.`,
+    ],
     sections: [],
   };
   const svgs = new Map<string, string>();
@@ -127,6 +136,7 @@ async function main(argv: string[]): Promise<number> {
       const ctx: ScenarioContext = {
         quick,
         timing,
+        rounds,
         connections,
         progress,
         section,

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { BenchCluster } from './bench-cluster.ts';
 import { echoOperation } from './echo.ts';
 import { formatBytes } from './format.ts';
-import { runClosedLoop, type Operation } from './load.ts';
+import { LoadAccumulator, runRound, type Operation } from './load.ts';
 import type { Measurement, Target } from './report.ts';
 import type { ScenarioContext } from './scenario.ts';
 
@@ -16,8 +16,13 @@ export interface RunSpec {
   /** ZiStore only: where requests go. */
   target?: Exclude<Target, 'echo'>;
   inflight: number;
-  /** Scale the context's timing (e.g. 0.5 for a sweep with many points). */
+}
+
+export interface SetOptions {
+  /** Scale the context's warm-up and window (e.g. 0.5 for a sweep with many points). */
   timeScale?: number;
+  /** Default the context's. */
+  rounds?: number;
 }
 
 /** Distinct keys a put worker cycles through: at most 1000, and at most ~32 MiB of values per run. */
@@ -74,8 +79,16 @@ export function runLabel(spec: RunSpec, node: string | null): string {
   return `zistore ${spec.op} ${size} @${spec.target ?? 'leader'}${node ? `(${node})` : ''} ×${spec.inflight}`;
 }
 
-export async function measure(ctx: ScenarioContext, cluster: BenchCluster, spec: RunSpec): Promise<Measurement> {
-  const scale = spec.timeScale ?? 1;
+/** A spec resolved to its node, label and per-worker operations. */
+interface Prepared {
+  spec: RunSpec;
+  target: Target;
+  node: string | null;
+  label: string;
+  operation: (worker: number) => Operation;
+}
+
+async function prepare(cluster: BenchCluster, spec: RunSpec): Promise<Prepared> {
   const target: Target = spec.system === 'nats-echo' ? 'echo' : (spec.target ?? 'leader');
   const node = await resolveNode(cluster, target);
   const value = valueOf(spec.valueBytes);
@@ -110,30 +123,62 @@ export async function measure(ctx: ScenarioContext, cluster: BenchCluster, spec:
       };
     };
   }
+  return { spec, target, node, label: runLabel(spec, node), operation };
+}
 
-  const label = runLabel(spec, node);
-  const result = await runClosedLoop({
-    label,
-    inflight: spec.inflight,
-    warmupMs: Math.round(ctx.timing.warmupMs * scale),
-    durationMs: Math.round(ctx.timing.durationMs * scale),
-    operation,
-    watched: cluster.watched(),
-    progress: ctx.progress,
+/** Warm-up of rounds after the first: the processes are warm, but caches and the JIT's focus moved. */
+const REWARM_MS = 150;
+
+/**
+ * Measure several specs interleaved: `rounds` rounds of A B C …, each with 1/rounds of the
+ * window, so background load drifting over time affects every spec alike (ratios stay fair on a
+ * shared host). The first round of each spec gets the full warm-up. Specs share one time scale.
+ */
+export async function measureSet(ctx: ScenarioContext, cluster: BenchCluster, specs: RunSpec[], opts: SetOptions = {}): Promise<Measurement[]> {
+  const prepared: Prepared[] = [];
+  for (const spec of specs) prepared.push(await prepare(cluster, spec));
+  const scale = opts.timeScale ?? 1;
+  const rounds = opts.rounds ?? ctx.rounds;
+  const accs = prepared.map((p) => new LoadAccumulator(p.label, p.spec.inflight));
+  const sliceMs = Math.max(100, Math.round((ctx.timing.durationMs * scale) / rounds));
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < prepared.length; i++) {
+      const p = prepared[i]!;
+      await runRound(
+        {
+          label: rounds > 1 ? `${p.label} (round ${r + 1}/${rounds})` : p.label,
+          inflight: p.spec.inflight,
+          warmupMs: r === 0 ? Math.round(ctx.timing.warmupMs * scale) : Math.min(REWARM_MS, ctx.timing.warmupMs),
+          durationMs: sliceMs,
+          operation: p.operation,
+          watched: cluster.watched(),
+          progress: ctx.progress,
+        },
+        accs[i]!,
+      );
+    }
+  }
+  const nodes = cluster.local.view().filter((n) => n.running).length;
+  return prepared.map((p, i) => {
+    const m: Measurement = {
+      ...accs[i]!.result(),
+      system: p.spec.system,
+      op: p.spec.op,
+      valueBytes: p.spec.valueBytes,
+      target: p.target,
+      node: p.node,
+      nodes,
+      connections: cluster.connections.length,
+    };
+    ctx.section.measurement(m);
+    if (m.errorCount > 0) ctx.log(`  warning: ${m.label}: ${m.errorCount} errors ${JSON.stringify(m.errors)}`);
+    return m;
   });
-  const m: Measurement = {
-    ...result,
-    system: spec.system,
-    op: spec.op,
-    valueBytes: spec.valueBytes,
-    target,
-    node,
-    nodes: cluster.local.view().filter((n) => n.running).length,
-    connections: cluster.connections.length,
-  };
-  ctx.section.measurement(m);
-  if (m.errorCount > 0) ctx.log(`  warning: ${label}: ${m.errorCount} errors ${JSON.stringify(m.errors)}`);
-  return m;
+}
+
+/** Measure one spec on its own (no interleaving partner). */
+export async function measure(ctx: ScenarioContext, cluster: BenchCluster, spec: RunSpec, opts: SetOptions = {}): Promise<Measurement> {
+  return (await measureSet(ctx, cluster, [spec], opts))[0]!;
 }
 
 /** ZiStore over echo at the same percentile. */

@@ -78,6 +78,7 @@ export class SectionBuilder {
 export const METHOD = [
   'Closed loop: C workers each send their next request as soon as the previous reply arrives (C = operations in flight).',
   'Each run has a warm-up, then a timed window; only requests that start and finish inside the window are recorded.',
+  'The runs compared in one table row group (e.g. echo, put at the leader, put at a follower) are interleaved in rounds (A B C A B C …) and each one\'s rounds are merged, so drifts in the host\'s background load hit all of them alike.',
   'Latency: HdrHistogram (3 significant digits) of the request-reply time seen by the client, in µs.',
   'CPU: utime+stime from /proc/<pid>/stat of ZooKeeper, nats-server, the echo responder and each node, and process.cpuUsage() of the bench, sampled at the window edges; "other" is machine busy time (/proc/stat) not accounted for by these processes.',
   'Echo: a bare NATS request-reply to a responder in another Node process on the same nats-server, with the same headers and body sizes as the ZiStore request (put-shaped: value out, empty reply; get-shaped: empty request, value back). "×echo" = ZiStore / echo at the same percentile.',

@@ -13,6 +13,8 @@ export interface ScenarioContext {
   quick: boolean;
   /** Warm-up and window of one closed-loop run (scenarios may scale them). */
   timing: Timing;
+  /** Interleaved rounds a measurement set is split into (see measureSet). */
+  rounds: number;
   /** NATS connections the load is spread over. */
   connections: number;
   progress: Progress;

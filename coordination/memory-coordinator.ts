@@ -596,7 +596,7 @@ export class ZkClientSim {
     const sessionId = this.sessionId;
     if (wasConnected && conn !== null) {
       await new Promise<void>((resolve) => {
-        const timer = this.clock.setTimeout(resolve, timeoutMs);
+        const timer = this.clock.setTimeout(() => resolve(), timeoutMs);
         this.server.toServer(conn, () => {
           this.server.closeSession(sessionId);
           this.server.toClient(conn, () => {

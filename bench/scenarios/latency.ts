@@ -3,7 +3,7 @@
 // floor with the same message shapes. Expected from the protocol: a get is one client round trip
 // (leader or leased follower answers from memory); a put at the leader is two (client → leader,
 // leader → every follower in parallel); a put at a follower adds the forward to the leader.
-import { measure, ratio } from '../measure.ts';
+import { measureSet, ratio } from '../measure.ts';
 import type { Measurement } from '../report.ts';
 import type { Scenario } from '../scenario.ts';
 import type { Column } from '../table.ts';
@@ -51,20 +51,24 @@ export const latency: Scenario = {
     'gets read 1000 preloaded keys. Each ZiStore row is compared with the NATS echo of the same shape, measured just before it.',
   estimate: { quick: '~45 s', full: '~3 min' },
   async run(ctx) {
-    ctx.section.section.settings = { nodes: 3, inflight: 1, sizes: SIZES, ...ctx.timing, connections: 1 };
+    ctx.section.section.settings = { nodes: 3, inflight: 1, sizes: SIZES, ...ctx.timing, rounds: ctx.rounds, connections: ctx.connections };
     const cluster = await ctx.cluster({ nodes: 3 });
     const table = ctx.section.table('latency', 'Latency at 1 in flight (µs)', LATENCY_COLUMNS);
     const bars: { category: string; p50: number; p99: number }[] = [];
     const found = new Map<string, { m: Measurement; echo: Measurement }>();
     for (const valueBytes of SIZES) {
       for (const op of ['put', 'get'] as const) {
-        const echo = await measure(ctx, cluster, { system: 'nats-echo', op, valueBytes, inflight: 1 });
-        table.add(latencyRow(`echo (${op}-shaped)`, 'echo', echo, echo));
-        bars.push({ category: `echo ${op} ${valueBytes >= 1024 ? valueBytes / 1024 + 'K' : valueBytes}`, p50: echo.latencyUs.p50, p99: echo.latencyUs.p99 });
-        for (const target of ['leader', 'follower'] as const) {
-          const m = await measure(ctx, cluster, { system: 'zistore', op, valueBytes, target, inflight: 1 });
-          table.add(latencyRow(op, target, m, echo));
-          found.set(`${op}/${valueBytes}/${target}`, { m, echo });
+        const [echo, ...stores] = await measureSet(ctx, cluster, [
+          { system: 'nats-echo', op, valueBytes, inflight: 1 },
+          { system: 'zistore', op, valueBytes, target: 'leader', inflight: 1 },
+          { system: 'zistore', op, valueBytes, target: 'follower', inflight: 1 },
+        ]);
+        table.add(latencyRow(`echo ${op}`, 'echo', echo!, echo!));
+        bars.push({ category: `echo ${op} ${valueBytes >= 1024 ? valueBytes / 1024 + 'K' : valueBytes}`, p50: echo!.latencyUs.p50, p99: echo!.latencyUs.p99 });
+        for (const m of stores) {
+          const target = m.target;
+          table.add(latencyRow(op, target, m, echo!));
+          found.set(`${op}/${valueBytes}/${target}`, { m, echo: echo! });
           bars.push({ category: `${op} ${valueBytes >= 1024 ? valueBytes / 1024 + 'K' : valueBytes} ${target[0]}`, p50: m.latencyUs.p50, p99: m.latencyUs.p99 });
         }
       }

@@ -1,7 +1,8 @@
 // nodes (thesis 5.3): write latency at the leader with 1, 2, 3 and 4 nodes, one write in
 // flight. One cluster grows by `addNode` (ZooKeeper and nats-server stay up); the leader stays
 // the first node, so each step adds one follower that every write must reach.
-import { measure, ratio } from '../measure.ts';
+import { measureSet, ratio } from '../measure.ts';
+import type { Measurement } from '../report.ts';
 import type { Scenario } from '../scenario.ts';
 
 const NODES_MAX = 4;
@@ -17,7 +18,7 @@ export const nodes: Scenario = {
   estimate: { quick: '~50 s', full: '~3 min' },
   async run(ctx) {
     const timeScale = ctx.quick ? 0.6 : 1;
-    ctx.section.section.settings = { nodes: `1…${NODES_MAX}`, inflight: 1, target: 'leader', sizes: SIZES, warmupMs: ctx.timing.warmupMs * timeScale, durationMs: ctx.timing.durationMs * timeScale };
+    ctx.section.section.settings = { nodes: `1…${NODES_MAX}`, inflight: 1, target: 'leader', sizes: SIZES, warmupMs: ctx.timing.warmupMs * timeScale, durationMs: ctx.timing.durationMs * timeScale, rounds: ctx.rounds };
     const cluster = await ctx.cluster({ nodes: 1, fresh: true });
     const table = ctx.section.table('nodes', 'Put latency at the leader by cluster size (µs)', [
       { key: 'nodes', label: 'nodes', kind: 'int' },
@@ -34,8 +35,10 @@ export const nodes: Scenario = {
     for (let n = 1; n <= NODES_MAX; n++) {
       if (n > 1) await ctx.progress.step(`adding node ${n}`, () => cluster.addNode());
       for (const valueBytes of SIZES) {
-        const echo = await measure(ctx, cluster, { system: 'nats-echo', op: 'put', valueBytes, inflight: 1, timeScale });
-        const m = await measure(ctx, cluster, { system: 'zistore', op: 'put', valueBytes, target: 'leader', inflight: 1, timeScale });
+        const [echo, m] = (await measureSet(ctx, cluster, [
+          { system: 'nats-echo', op: 'put', valueBytes, inflight: 1 },
+          { system: 'zistore', op: 'put', valueBytes, target: 'leader', inflight: 1 },
+        ], { timeScale })) as [Measurement, Measurement];
         table.add({
           nodes: n,
           size: valueBytes,

@@ -1,7 +1,7 @@
 // throughput: closed-loop put and get with 1, 4, 16 and 64 requests in flight, 16 B values,
 // 3 nodes, next to the NATS echo at the same concurrency. On a 2-core host shared by the client
 // and every server this finds where the CPU runs out, not what a network would allow.
-import { measure, ratio } from '../measure.ts';
+import { measureSet, ratio } from '../measure.ts';
 import type { Measurement } from '../report.ts';
 import type { Scenario } from '../scenario.ts';
 
@@ -20,9 +20,17 @@ export const throughput: Scenario = {
     'workers share a key, so per-key ordering never serialises them); gets read 1000 preloaded keys. `leader` sends every ' +
     'request to the leader; `any` uses the cluster subject (a NATS queue group over all nodes: followers forward puts to ' +
     'the leader and answer gets from their leased copy). The echo row is the NATS floor at the same C.',
-  estimate: { quick: '~1 min', full: '~4.5 min' },
+  estimate: { quick: '~35 s', full: '~2.5 min' },
   async run(ctx) {
-    ctx.section.section.settings = { nodes: 3, valueBytes: VALUE_BYTES, inflight: INFLIGHT, ...ctx.timing, connections: ctx.connections };
+    ctx.section.section.settings = {
+      nodes: 3,
+      valueBytes: VALUE_BYTES,
+      inflight: INFLIGHT,
+      warmupMs: ctx.timing.warmupMs / 2,
+      durationMs: ctx.timing.durationMs / 2,
+      rounds: ctx.rounds,
+      connections: ctx.connections,
+    };
     const cluster = await ctx.cluster({ nodes: 3 });
     const table = ctx.section.table('throughput', `Throughput, ${VALUE_BYTES} B values`, [
       { key: 'op', label: 'op', kind: 'text' },
@@ -60,13 +68,15 @@ export const throughput: Scenario = {
       (p50s.get(name) ?? p50s.set(name, []).get(name)!).push({ x: m.inflight, y: m.latencyUs.p50 });
     };
     for (const inflight of INFLIGHT) {
-      const echo = await measure(ctx, cluster, { system: 'nats-echo', op: 'put', valueBytes: VALUE_BYTES, inflight });
-      add('echo', echo, echo);
-      for (const op of ['put', 'get'] as const) {
-        for (const target of ['leader', 'any'] as const) {
-          add(`${op} ${target}`, await measure(ctx, cluster, { system: 'zistore', op, valueBytes: VALUE_BYTES, target, inflight }), echo);
-        }
-      }
+      const [echo, ...stores] = await measureSet(ctx, cluster, [
+        { system: 'nats-echo', op: 'put', valueBytes: VALUE_BYTES, inflight },
+        { system: 'zistore', op: 'put', valueBytes: VALUE_BYTES, target: 'leader', inflight },
+        { system: 'zistore', op: 'put', valueBytes: VALUE_BYTES, target: 'any', inflight },
+        { system: 'zistore', op: 'get', valueBytes: VALUE_BYTES, target: 'leader', inflight },
+        { system: 'zistore', op: 'get', valueBytes: VALUE_BYTES, target: 'any', inflight },
+      ], { timeScale: 0.5 });
+      add('echo', echo!, echo!);
+      for (const m of stores) add(`${m.op} ${m.target}`, m, echo!);
     }
     table.note('"nodes CPU" is the sum over the ZiStore node processes (or the echo responder on echo rows), in % of one core; the host has 200%.');
     ctx.section.chart('ops', {

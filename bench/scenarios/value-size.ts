@@ -2,7 +2,8 @@
 // 3-node cluster, one write in flight, next to the echo of the same size. The later round adds
 // record counts (16–1024) and append vs overwrite.
 import { formatBytes } from '../format.ts';
-import { measure, ratio } from '../measure.ts';
+import { measureSet, ratio } from '../measure.ts';
+import type { Measurement } from '../report.ts';
 import type { Scenario } from '../scenario.ts';
 
 const SIZES = [512, 1024, 2048, 4096, 8192, 16384];
@@ -16,7 +17,7 @@ export const valueSize: Scenario = {
   estimate: { quick: '~40 s', full: '~2.5 min' },
   async run(ctx) {
     const timeScale = ctx.quick ? 0.6 : 1;
-    ctx.section.section.settings = { nodes: 3, inflight: 1, target: 'leader', sizes: SIZES, warmupMs: ctx.timing.warmupMs * timeScale, durationMs: ctx.timing.durationMs * timeScale };
+    ctx.section.section.settings = { nodes: 3, inflight: 1, target: 'leader', sizes: SIZES, warmupMs: ctx.timing.warmupMs * timeScale, durationMs: ctx.timing.durationMs * timeScale, rounds: ctx.rounds };
     const cluster = await ctx.cluster({ nodes: 3 });
     const table = ctx.section.table('value-size', 'Put latency at the leader by value size (µs)', [
       { key: 'size', label: 'value', kind: 'bytes' },
@@ -32,8 +33,10 @@ export const valueSize: Scenario = {
     ]);
     const lines = { p50: [] as { x: number; y: number }[], p99: [] as { x: number; y: number }[], echo: [] as { x: number; y: number }[] };
     for (const valueBytes of SIZES) {
-      const echo = await measure(ctx, cluster, { system: 'nats-echo', op: 'put', valueBytes, inflight: 1, timeScale });
-      const m = await measure(ctx, cluster, { system: 'zistore', op: 'put', valueBytes, target: 'leader', inflight: 1, timeScale });
+      const [echo, m] = (await measureSet(ctx, cluster, [
+        { system: 'nats-echo', op: 'put', valueBytes, inflight: 1 },
+        { system: 'zistore', op: 'put', valueBytes, target: 'leader', inflight: 1 },
+      ], { timeScale })) as [Measurement, Measurement];
       table.add({
         size: valueBytes,
         p50: m.latencyUs.p50,
