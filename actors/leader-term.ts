@@ -6,6 +6,7 @@ import { assert } from './assert.ts';
 import { KeyTurns } from './key-turns.ts';
 import type { Bus, Clock, Coordinator, EpochClaim, Log } from './ports.ts';
 import type { ClientReply, PeerMessage, PeerReply, PendingEntry, WriteCommand } from './protocol.ts';
+import { ReplicaLink } from './replica-link.ts';
 import type { ReplicaStore } from './replica-store.ts';
 import { fail } from './request.ts';
 import { deferred, sleep, type Deferred } from './time.ts';
@@ -64,6 +65,7 @@ export class LeaderTerm {
   private readonly lastGrant = new Map<string, number>();
   private readonly removing = new Set<string>();
   private readonly inflight = new Set<Promise<unknown>>();
+  private readonly links = new Map<string, ReplicaLink>();
   private liveIds = new Set<string>();
   private nextRev = 1;
   private serving = false;
@@ -206,16 +208,15 @@ export class LeaderTerm {
 
   /** Invalidate at every target, wait for every ack, apply, then validate. */
   private async replicate(key: string, rev: number, value: Uint8Array | null): Promise<void> {
-    const { store, bus } = this.ports;
+    const { store } = this.ports;
     const work = (async () => {
       store.apply(key, { type: 'invalidate', rev, value });
-      const message: PeerMessage = { type: 'invalidate', from: this.config.nodeId, epoch: this.epoch, key, rev, value };
+      const entry: PendingEntry = { key, rev, value };
       const targets = [...this.targets];
-      await Promise.all(targets.map((id) => this.ackFrom(id, message)));
+      await Promise.all(targets.map((id) => this.ackFrom(id, entry)));
       if (this.ended !== null) throw new TermEndedError(this.ended);
       store.apply(key, { type: 'validate', rev });
-      const validate: PeerMessage = { type: 'validate', from: this.config.nodeId, epoch: this.epoch, key, rev };
-      for (const id of targets) if (this.targets.has(id)) bus.send(id, validate);
+      for (const id of targets) if (this.targets.has(id)) this.link(id).validate(key, rev);
     })();
     this.inflight.add(work);
     try {
@@ -225,13 +226,32 @@ export class LeaderTerm {
     }
   }
 
+  private link(id: string): ReplicaLink {
+    let link = this.links.get(id);
+    if (link === undefined) {
+      link = new ReplicaLink(
+        {
+          from: this.config.nodeId,
+          to: id,
+          epoch: this.epoch,
+          ackTimeoutMs: this.config.ackTimeoutMs,
+          maxBatchEntries: 512,
+          maxBatchBytes: 2 * 1024 * 1024,
+        },
+        this.ports.bus,
+      );
+      this.links.set(id, link);
+    }
+    return link;
+  }
+
   /** Resolves when `id` acked, or was dropped from the targets; rejects when the term ends. */
-  private async ackFrom(id: string, message: PeerMessage): Promise<void> {
+  private async ackFrom(id: string, entry: PendingEntry): Promise<void> {
     for (;;) {
       if (this.ended !== null) throw new TermEndedError(this.ended);
       if (!this.targets.has(id)) return;
       try {
-        const reply = await Promise.race([this.ports.bus.request(id, message, this.config.ackTimeoutMs), this.endSignal.promise]);
+        const reply = await Promise.race([this.link(id).invalidate(entry), this.endSignal.promise]);
         if (reply.ok) return;
         if (reply.code === 'STALE_EPOCH' && reply.epoch > this.epoch) {
           this.end(`member ${id} is at epoch ${reply.epoch}`);

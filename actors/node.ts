@@ -347,11 +347,12 @@ export class ZiNode {
       case 'invalidate': {
         const refused = this.refuseUnlessFromLeader(message);
         if (refused) return refused;
-        this.store.apply(message.key, { type: 'invalidate', rev: message.rev, value: message.value });
+        for (const v of message.validated) this.store.apply(v.key, { type: 'validate', rev: v.rev });
+        for (const e of message.entries) this.store.apply(e.key, { type: 'invalidate', rev: e.rev, value: e.value });
         return ack;
       }
       case 'validate': {
-        if (!this.refuseUnlessFromLeader(message)) this.store.apply(message.key, { type: 'validate', rev: message.rev });
+        if (!this.refuseUnlessFromLeader(message)) for (const v of message.validated) this.store.apply(v.key, { type: 'validate', rev: v.rev });
         return ack;
       }
       case 'snapshot': {

@@ -25,6 +25,11 @@ function checkEntries(x: unknown, allowDelete: boolean): void {
   }
 }
 
+function checkValidated(x: unknown): void {
+  need(Array.isArray(x), 'validated must be an array');
+  for (const v of x as unknown[]) need(isObject(v) && typeof v.key === 'string' && isCount(v.rev), 'validation needs key and rev');
+}
+
 export function checkPeerMessage(x: unknown): PeerMessage {
   need(isObject(x), 'not an object');
   const m = x as Record<string, unknown>;
@@ -46,10 +51,11 @@ export function checkPeerMessage(x: unknown): PeerMessage {
       need(typeof m.session === 'string', `${m.type} needs a session`);
       break;
     case 'invalidate':
-      need(typeof m.key === 'string' && isCount(m.rev) && (m.value === null || isBytes(m.value)), 'invalidate needs key, rev, value');
+      checkEntries(m.entries, true);
+      checkValidated(m.validated);
       break;
     case 'validate':
-      need(typeof m.key === 'string' && isCount(m.rev), 'validate needs key and rev');
+      checkValidated(m.validated);
       break;
     case 'sync':
       break;

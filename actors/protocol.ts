@@ -40,6 +40,11 @@ export interface SnapshotEntry {
   value: Uint8Array;
 }
 
+export interface KeyRevision {
+  key: string;
+  rev: number;
+}
+
 export interface PendingEntry {
   key: string;
   rev: number;
@@ -54,8 +59,9 @@ export type PeerMessage =
   | { type: 'join'; from: string; epoch: number; session: string }
   | { type: 'lease'; from: string; epoch: number; session: string }
   // leader -> follower
-  | { type: 'invalidate'; from: string; epoch: number; key: string; rev: number; value: Uint8Array | null }
-  | { type: 'validate'; from: string; epoch: number; key: string; rev: number }
+  // Writes in flight (batched per replica), with validations of earlier writes riding along.
+  | { type: 'invalidate'; from: string; epoch: number; entries: PendingEntry[]; validated: KeyRevision[] }
+  | { type: 'validate'; from: string; epoch: number; validated: KeyRevision[] }
   | { type: 'sync'; from: string; epoch: number; wantSnapshot: boolean }
   | { type: 'snapshot'; from: string; epoch: number; seq: number; entries: SnapshotEntry[]; done: boolean; maxRev: number }
   // new leader -> replica, to pull a full copy when the new leader holds none

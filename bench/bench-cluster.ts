@@ -13,7 +13,7 @@ import { LocalCluster } from '../cluster/local-cluster.ts';
 import { freePort } from '../cluster/ports.ts';
 import { ZiClient, type MembersView } from '../client/index.ts';
 import type { WatchedProcess } from './cpu.ts';
-import { startEcho, type EchoPeer } from './echo.ts';
+import { startEchoPeers, type EchoPeers } from './echo.ts';
 
 export interface BenchClusterOptions {
   nodes: number;
@@ -21,13 +21,15 @@ export interface BenchClusterOptions {
   viaProxy?: boolean;
   /** Separate NATS connections for the load (round-robin over workers). */
   connections?: number;
+  /** Echo responder processes (relay floors need one per node); default max(nodes, 4). */
+  echoPeers?: number;
   logLevel?: string;
 }
 
 export class BenchCluster {
   private constructor(
     readonly local: LocalCluster,
-    readonly echo: EchoPeer,
+    readonly echo: EchoPeers,
     /** Connections used by the load; connections[0] also does control requests. */
     readonly connections: NatsConnection[],
     readonly options: BenchClusterOptions,
@@ -54,7 +56,7 @@ export class BenchCluster {
       for (let i = 0; i < Math.max(1, options.connections ?? 1); i++) {
         connections.push(await connect({ servers: local.natsUrl, name: `zistore-bench-${i}`, maxReconnectAttempts: -1 }));
       }
-      const echo = await startEcho(connections[0]!, local.natsUrl, local.dataDir);
+      const echo = await startEchoPeers(connections[0]!, local.natsUrl, local.dataDir, options.echoPeers ?? Math.max(options.nodes, 4));
       const bench = new BenchCluster(local, echo, connections, options);
       if (!options.viaProxy) await bench.assertDirect();
       return bench;
@@ -101,12 +103,12 @@ export class BenchCluster {
     return id;
   }
 
-  /** ZooKeeper, nats-server, the echo responder and every running node. */
+  /** ZooKeeper, nats-server, the echo responders and every running node. */
   watched(): WatchedProcess[] {
     const out: WatchedProcess[] = [
       { name: 'zookeeper', pid: this.local.zookeeper.pid },
       { name: 'nats-server', pid: this.local.nats.pid },
-      { name: 'echo', pid: this.echo.pid },
+      ...this.echo.pids.map((pid, i) => ({ name: `echo${i}`, pid })),
     ];
     for (const n of this.local.view()) if (n.running && n.pid !== null) out.push({ name: n.id, pid: n.pid });
     return out;

@@ -1,5 +1,5 @@
-// The NATS echo peer: spawn the responder (bench/echo-responder.ts) on the cluster's
-// nats-server and build closed-loop operations against it that mirror ZiStore's messages.
+// The NATS echo peers: spawn COUNT responders (bench/echo-responder.ts) on the cluster's
+// nats-server and build closed-loop operations against them that mirror ZiStore's messages.
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,50 +8,68 @@ import { spawnManaged, type ManagedProcess } from '../cluster/child-process.ts';
 import type { Operation } from './load.ts';
 
 const BENCH_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)));
-export const ECHO_PREFIX = 'bench.echo';
 
-export interface EchoPeer {
-  readonly pid: number;
+export interface EchoPeers {
+  readonly pids: number[];
   stop(): Promise<void>;
 }
 
-/** Start the responder and wait until it answers. */
-export async function startEcho(nc: NatsConnection, natsUrl: string, logDir: string): Promise<EchoPeer> {
-  const proc: ManagedProcess = await spawnManaged({
-    name: 'bench-echo',
-    command: process.execPath,
-    args: ['--import', 'tsx', join(BENCH_DIR, 'echo-responder.ts'), natsUrl],
-    cwd: resolve(BENCH_DIR, '..'),
-    logFile: join(logDir, 'echo-responder.log'),
-    stopGraceMs: 2000,
-  });
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    try {
-      await nc.request(`${ECHO_PREFIX}.0`, new Uint8Array(0), { timeout: 500 });
-      break;
-    } catch (err) {
-      if (!proc.isRunning()) throw new Error(`echo responder exited during start-up (log ${join(logDir, 'echo-responder.log')})`, { cause: err });
-      if (Date.now() > deadline) {
-        await proc.stop();
-        throw new Error('echo responder did not answer within 15 s', { cause: err });
-      }
-      await sleep(100);
+/** Start `count` responders and wait until each answers. */
+export async function startEchoPeers(nc: NatsConnection, natsUrl: string, logDir: string, count: number): Promise<EchoPeers> {
+  const procs: ManagedProcess[] = [];
+  const stop = async () => {
+    await Promise.all(procs.map((p) => p.stop()));
+  };
+  try {
+    for (let i = 0; i < count; i++) {
+      procs.push(
+        await spawnManaged({
+          name: `bench-echo-${i}`,
+          command: process.execPath,
+          args: ['--import', 'tsx', join(BENCH_DIR, 'echo-responder.ts'), natsUrl, String(i), String(count)],
+          cwd: resolve(BENCH_DIR, '..'),
+          logFile: join(logDir, `echo-responder-${i}.log`),
+          stopGraceMs: 2000,
+        }),
+      );
     }
+    const deadline = Date.now() + 20_000;
+    for (let i = 0; i < count; i++) {
+      for (;;) {
+        try {
+          await nc.request(`bench.echo.${i}.0`, new Uint8Array(0), { timeout: 500 });
+          break;
+        } catch (err) {
+          if (!procs[i]!.isRunning()) throw new Error(`echo responder ${i} exited during start-up (log ${join(logDir, `echo-responder-${i}.log`)})`, { cause: err });
+          if (Date.now() > deadline) throw new Error(`echo responder ${i} did not answer within 20 s`, { cause: err });
+          await sleep(100);
+        }
+      }
+    }
+  } catch (err) {
+    await stop();
+    throw err;
   }
-  return { pid: proc.pid, stop: () => proc.stop() };
+  return { pids: procs.map((p) => p.pid), stop };
 }
 
-/**
- * An echo exchange shaped like a ZiStore request: a `Zi-Key` header and `requestBody` out, a
- * `Zi-Revision` header and `replyBytes` back. Put-shaped: (value, 0); get-shaped: (empty, size).
- */
-export function echoOperation(nc: NatsConnection, requestBody: Uint8Array, replyBytes: number, timeoutMs = 5000): Operation {
-  const subject = `${ECHO_PREFIX}.${replyBytes}`;
+export interface EchoShape {
+  /** Sent as the request body (a put's value; empty for a get). */
+  requestBody: Uint8Array;
+  /** Bytes in the reply body (a get's value; 0 for a put). */
+  replyBytes: number;
+  /** 0: plain echo; n: the first responder relays to n others before it answers (a replicated put). */
+  fanout?: number;
+}
+
+/** An echo exchange with a `Zi-Key` header, like a ZiStore request, to responder 0. */
+export function echoOperation(nc: NatsConnection, shape: EchoShape, timeoutMs = 5000): Operation {
+  const fanout = shape.fanout ?? 0;
+  const subject = fanout > 0 ? `bench.relay.0.${fanout}.${shape.replyBytes}` : `bench.echo.0.${shape.replyBytes}`;
   return async (seq) => {
     const h = natsHeaders();
     h.set('Zi-Key', `echo/${seq & 1023}`);
-    const reply = await nc.request(subject, requestBody, { timeout: timeoutMs, headers: h });
-    if (reply.data.byteLength !== replyBytes) throw new Error(`echo: expected ${replyBytes} bytes, got ${reply.data.byteLength}`);
+    const reply = await nc.request(subject, shape.requestBody, { timeout: timeoutMs, headers: h });
+    if (reply.data.byteLength !== shape.replyBytes) throw new Error(`echo: expected ${shape.replyBytes} bytes, got ${reply.data.byteLength}`);
   };
 }

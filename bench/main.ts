@@ -21,6 +21,8 @@ const QUICK_ROUNDS = 4;
 const FULL_ROUNDS = 10;
 /** Above this machine-wide CPU use before the run, warn that the numbers will be noisy. */
 const BUSY_WARN_PCT = 15;
+/** --wait-quiet: "quiet" means the whole machine is below this share of all cores. */
+const QUIET_PCT = 10;
 
 const USAGE = `usage: npm run bench -- <scenario|all> [options]
 
@@ -33,6 +35,8 @@ options:
   --warmup MS        warm-up of each run
   --duration MS      measured window of each run (split over the rounds)
   --rounds N         interleave the runs of one comparison in N rounds (default ${QUICK_ROUNDS} quick, ${FULL_ROUNDS} full)
+  --wait-quiet S     before each comparison, wait up to S seconds for the host to be quiet
+                     (machine busy < ${QUIET_PCT}% of all cores): for hosts shared with other work
   --connections N    NATS connections the load is spread over (default 1)
   --via-proxy        keep LocalCluster's in-process TCP proxies between nodes and servers
   --out DIR          results directory (default bench/results)
@@ -47,6 +51,22 @@ function intOption(values: Record<string, unknown>, name: string, min: number): 
   return n;
 }
 
+/** Say so in the report when processes outside the benchmark took a real share of the host. */
+function noteForeignLoad(section: SectionBuilder): void {
+  const ms = section.section.measurements;
+  const windowMs = ms.reduce((s, m) => s + m.cpu.windowMs, 0);
+  if (windowMs <= 0) return;
+  const otherPct = (100 * ms.reduce((s, m) => s + m.cpu.otherCpuMs, 0)) / windowMs;
+  const busyPct = ms.reduce((s, m) => s + m.cpu.machineBusyPct * m.cpu.windowMs, 0) / windowMs;
+  if (otherPct >= 20) {
+    section.observe(
+      `Processes outside the benchmark used ${otherPct.toFixed(0)}% of one core on average during the windows ` +
+        `(the host was ${busyPct.toFixed(0)}% busy overall): latencies are inflated by CPU contention; compare ratios, ` +
+        'which interleaving keeps fair, rather than absolute values.',
+    );
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -58,6 +78,7 @@ async function main(argv: string[]): Promise<number> {
       warmup: { type: 'string' },
       duration: { type: 'string' },
       rounds: { type: 'string' },
+      'wait-quiet': { type: 'string' },
       'via-proxy': { type: 'boolean', default: false },
       list: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -80,6 +101,7 @@ async function main(argv: string[]): Promise<number> {
   };
   const connections = intOption(values, 'connections', 1) ?? 1;
   const rounds = intOption(values, 'rounds', 1) ?? (quick ? QUICK_ROUNDS : FULL_ROUNDS);
+  const waitQuietMs = (intOption(values, 'wait-quiet', 0) ?? 0) * 1000;
   const viaProxy = values['via-proxy'] === true;
   const outDir = resolve(values.out ?? DEFAULT_OUT);
   const log = (line: string) => process.stderr.write(line + '\n');
@@ -137,6 +159,8 @@ async function main(argv: string[]): Promise<number> {
         quick,
         timing,
         rounds,
+        waitQuietMs,
+        quietPct: QUIET_PCT,
         connections,
         progress,
         section,
@@ -155,6 +179,7 @@ async function main(argv: string[]): Promise<number> {
       };
       try {
         await scenario.run(ctx);
+        noteForeignLoad(section);
       } finally {
         for (const [file, svg] of section.svgs) svgs.set(file, svg);
         for (const c of owned.splice(0)) await progress.step('stopping the cluster', () => c.stop());

@@ -3,6 +3,7 @@
 // Measurement.
 import { randomBytes } from 'node:crypto';
 import type { BenchCluster } from './bench-cluster.ts';
+import { machineBusyPct } from './cpu.ts';
 import { echoOperation } from './echo.ts';
 import { formatBytes } from './format.ts';
 import { LoadAccumulator, runRound, type Operation } from './load.ts';
@@ -15,6 +16,8 @@ export interface RunSpec {
   valueBytes: number;
   /** ZiStore only: where requests go. */
   target?: Exclude<Target, 'echo'>;
+  /** Echo puts only: the first responder relays to this many others before answering (the replication floor). */
+  fanout?: number;
   inflight: number;
 }
 
@@ -75,7 +78,10 @@ async function resolveNode(cluster: BenchCluster, target: Target): Promise<strin
 
 export function runLabel(spec: RunSpec, node: string | null): string {
   const size = formatBytes(spec.valueBytes);
-  if (spec.system === 'nats-echo') return `echo ${spec.op}-shaped ${size} ×${spec.inflight}`;
+  if (spec.system === 'nats-echo') {
+    const relay = spec.fanout ? ` relay→${spec.fanout}` : '';
+    return `echo ${spec.op}-shaped${relay} ${size} ×${spec.inflight}`;
+  }
   return `zistore ${spec.op} ${size} @${spec.target ?? 'leader'}${node ? `(${node})` : ''} ×${spec.inflight}`;
 }
 
@@ -95,11 +101,11 @@ async function prepare(cluster: BenchCluster, spec: RunSpec): Promise<Prepared> 
   let operation: (worker: number) => Operation;
 
   if (spec.system === 'nats-echo') {
-    const empty = new Uint8Array(0);
-    operation = (w) => {
-      const nc = cluster.connections[w % cluster.connections.length]!;
-      return spec.op === 'put' ? echoOperation(nc, value, 0) : echoOperation(nc, empty, spec.valueBytes);
-    };
+    const shape =
+      spec.op === 'put'
+        ? { requestBody: value, replyBytes: 0, fanout: spec.fanout ?? 0 }
+        : { requestBody: new Uint8Array(0), replyBytes: spec.valueBytes };
+    operation = (w) => echoOperation(cluster.connections[w % cluster.connections.length]!, shape);
   } else if (spec.op === 'put') {
     const keys = putKeysPerWorker(spec.inflight, spec.valueBytes);
     const opts = node ? { node } : {};
@@ -126,6 +132,17 @@ async function prepare(cluster: BenchCluster, spec: RunSpec): Promise<Prepared> 
   return { spec, target, node, label: runLabel(spec, node), operation };
 }
 
+/** Wait (bounded) until the machine's busy share falls below ctx.quietPct; our idle cluster counts too. */
+async function waitQuiet(ctx: ScenarioContext): Promise<void> {
+  const deadline = performance.now() + ctx.waitQuietMs;
+  let busy = await machineBusyPct(500);
+  if (busy < ctx.quietPct) return;
+  await ctx.progress.step(`waiting for a quiet host (busy ${busy.toFixed(0)}%, want < ${ctx.quietPct}%)`, async () => {
+    while (busy >= ctx.quietPct && performance.now() < deadline) busy = await machineBusyPct(500);
+  });
+  if (busy >= ctx.quietPct) ctx.log(`  host still ${busy.toFixed(0)}% busy after ${Math.round(ctx.waitQuietMs / 1000)} s; measuring anyway`);
+}
+
 /** Warm-up of rounds after the first: the processes are warm, but caches and the JIT's focus moved. */
 const REWARM_MS = 150;
 
@@ -135,6 +152,7 @@ const REWARM_MS = 150;
  * shared host). The first round of each spec gets the full warm-up. Specs share one time scale.
  */
 export async function measureSet(ctx: ScenarioContext, cluster: BenchCluster, specs: RunSpec[], opts: SetOptions = {}): Promise<Measurement[]> {
+  if (ctx.waitQuietMs > 0) await waitQuiet(ctx);
   const prepared: Prepared[] = [];
   for (const spec of specs) prepared.push(await prepare(cluster, spec));
   const scale = opts.timeScale ?? 1;

@@ -32,9 +32,20 @@ interface CpuProfile {
   timeDeltas: number[];
 }
 
-/** Self time per function and per area (file group). */
+const shortFile = (url: string) => url.replace(/^file:\/\//, '').replace(/.*\/node_modules\//, 'npm:').replace(/.*\/main\//, '');
+const frameKey = (cf: CallFrame) => {
+  const file = shortFile(cf.url);
+  return `${cf.functionName || '(anonymous)'} ${file ? `${file}:${cf.lineNumber + 1}` : ''}`.trim();
+};
+
+/**
+ * Self time per function and per area (file group), and inclusive time of the project's own
+ * functions (a function counts once per sample however deep it recurses).
+ */
 function summarise(p: CpuProfile) {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const selfUs = new Map<number, number>();
   let totalUs = 0;
   for (let i = 0; i < p.samples.length; i++) {
@@ -45,20 +56,30 @@ function summarise(p: CpuProfile) {
   }
   const fn = new Map<string, number>();
   const area = new Map<string, number>();
+  const inclusive = new Map<string, number>();
   for (const [id, us] of selfUs) {
     const cf = byId.get(id)!.callFrame;
-    const file = cf.url.replace(/^file:\/\//, '').replace(/.*\/node_modules\//, 'npm:').replace(/.*\/main\//, '');
-    const key = `${cf.functionName || '(anonymous)'} ${file ? `${file}:${cf.lineNumber + 1}` : ''}`.trim();
+    const file = shortFile(cf.url);
+    const key = frameKey(cf);
     fn.set(key, (fn.get(key) ?? 0) + us);
     const group =
-      cf.url === '' ? cf.functionName // (garbage collector), (program), (idle)
+      cf.url === '' ? cf.functionName // (garbage collector), (program), (idle), natives
       : cf.url.startsWith('node:') ? 'node internals'
       : file.startsWith('npm:') ? file.split('/')[0]!
       : file.split('/')[0] + '/';
     area.set(group, (area.get(group) ?? 0) + us);
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const f = byId.get(at)!.callFrame;
+      if (f.url === '' || f.url.startsWith('node:') || f.url.includes('/node_modules/')) continue;
+      const k = frameKey(f);
+      if (seen.has(k)) continue;
+      seen.add(k);
+      inclusive.set(k, (inclusive.get(k) ?? 0) + us);
+    }
   }
   const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n);
-  return { totalUs, functions: top(fn, 25), areas: top(area, 15) };
+  return { totalUs, functions: top(fn, 25), areas: top(area, 15), inclusive: top(inclusive, 20) };
 }
 
 async function main(): Promise<void> {
@@ -140,6 +161,8 @@ async function main(): Promise<void> {
     for (const [a, us] of s.areas) console.log(`  ${(us / 1000).toFixed(1).padStart(8)}  ${a}`);
     console.log('   self ms  function');
     for (const [f, us] of s.functions) console.log(`  ${(us / 1000).toFixed(1).padStart(8)}  ${f}`);
+    console.log('  total ms  project function (inclusive)');
+    for (const [f, us] of s.inclusive) console.log(`  ${(us / 1000).toFixed(1).padStart(8)}  ${f}`);
   }
   console.log(`\nprofiles: ${dir}`);
 }

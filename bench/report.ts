@@ -18,6 +18,8 @@ export interface Measurement extends LoadResult {
   target: Target;
   /** The node id the requests went to (null: the queue group or the echo peer). */
   node: string | null;
+  /** Echo relay fan-out (0 or absent: plain echo). */
+  fanout?: number;
   nodes: number;
   connections: number;
 }
@@ -82,6 +84,7 @@ export const METHOD = [
   'Latency: HdrHistogram (3 significant digits) of the request-reply time seen by the client, in µs.',
   'CPU: utime+stime from /proc/<pid>/stat of ZooKeeper, nats-server, the echo responder and each node, and process.cpuUsage() of the bench, sampled at the window edges; "other" is machine busy time (/proc/stat) not accounted for by these processes.',
   'Echo: a bare NATS request-reply to a responder in another Node process on the same nats-server, with the same headers and body sizes as the ZiStore request (put-shaped: value out, empty reply; get-shaped: empty request, value back). "×echo" = ZiStore / echo at the same percentile.',
+  'Relay (the replication floor): the responder first sends the value to N other responder processes in parallel (plain nats.js requests), then answers: the message pattern of a put at the leader with N followers, without the store. "×relay" = ZiStore / relay at the same percentile.',
   'ZiStore requests go to one node through its node subject (`zistore.<c>.node.<id>.put|get`), or to the cluster queue group (`any`). Nodes connect straight to nats-server and ZooKeeper (no fault-injection proxy).',
 ];
 
@@ -113,7 +116,7 @@ function environmentMarkdown(env: Environment | null): string[] {
 function cpuMarkdown(ms: Measurement[]): string[] {
   if (ms.length === 0) return [];
   const names = [...new Set(ms.flatMap((m) => m.cpu.processes.map((p) => p.name)))];
-  const order = ['bench', 'nats-server', 'echo', 'zookeeper'];
+  const order = ['bench', 'nats-server', 'zookeeper', 'echo0', 'echo1', 'echo2', 'echo3'];
   names.sort((a, b) => {
     const ia = order.indexOf(a);
     const ib = order.indexOf(b);

@@ -15,6 +15,12 @@ export interface ScenarioContext {
   timing: Timing;
   /** Interleaved rounds a measurement set is split into (see measureSet). */
   rounds: number;
+  /**
+   * Before each measurement set, wait up to this long for the host to be quiet (other processes
+   * below `quietPct` of all cores); 0 = do not wait.
+   */
+  waitQuietMs: number;
+  quietPct: number;
   /** NATS connections the load is spread over. */
   connections: number;
   progress: Progress;

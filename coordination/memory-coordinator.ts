@@ -77,6 +77,8 @@ interface ServerSession {
   alive: boolean;
   conn: Connection | null;
   expiry: unknown;
+  /** Server time of the last packet that arrived from the client. */
+  lastHeardMs: number;
 }
 
 type WatchKind = 'data' | 'child';
@@ -150,6 +152,8 @@ export class MemoryZooKeeper {
       if (s.alive && s.nodeId === nodeId && s.conn !== null) this.startExpiry(s);
     }
     const detectAfterMs = Math.max(0, options.detectAfterMs ?? 0);
+    // Infinity: the client never notices by itself (a paused process); it learns on restore.
+    if (!Number.isFinite(detectAfterMs)) return;
     for (const conn of [...this.conns]) {
       if (conn.nodeId !== nodeId) continue;
       this.clock.setTimeout(() => {
@@ -172,7 +176,11 @@ export class MemoryZooKeeper {
       for (const fn of down) this.toClient(conn, fn);
     }
     for (const s of this.sessions.values()) {
-      if (s.alive && s.nodeId === nodeId && s.conn !== null && s.conn.open) this.cancelExpiry(s);
+      if (s.alive && s.nodeId === nodeId && s.conn !== null && s.conn.open) {
+        // Pings flow again.
+        s.lastHeardMs = this.clock.now();
+        this.cancelExpiry(s);
+      }
     }
   }
 
@@ -200,14 +208,20 @@ export class MemoryZooKeeper {
 
   // ---- sessions ----------------------------------------------------------------------------
 
+  /**
+   * The client went silent now: the server expires the session one timeout after it last heard
+   * from it. That is the later of the last packet that arrived and the last ping, which an idle
+   * client sends every third of the timeout (so up to a third of the timeout ago).
+   */
   private startExpiry(s: ServerSession): void {
     if (s.expiry !== null || !s.alive) return;
-    // The server counts from the last ping it heard; the client pings every third of the timeout.
-    const sinceLastPingMs = this.random() * (s.timeoutMs / 3);
+    const now = this.clock.now();
+    const lastPingMs = now - this.random() * (s.timeoutMs / 3);
+    const heardMs = Math.max(s.lastHeardMs, lastPingMs);
     s.expiry = this.clock.setTimeout(() => {
       s.expiry = null;
       this.expire(s, 'timed out');
-    }, s.timeoutMs - sinceLastPingMs);
+    }, heardMs + s.timeoutMs - now);
   }
 
   private cancelExpiry(s: ServerSession): void {
@@ -302,7 +316,7 @@ export class MemoryZooKeeper {
     if (sessionId === '') {
       this.sessionCounter += 1;
       const id = (0x5100000000 + this.sessionCounter).toString(16).padStart(16, '0');
-      const s: ServerSession = { id, nodeId: conn.nodeId, timeoutMs, alive: true, conn, expiry: null };
+      const s: ServerSession = { id, nodeId: conn.nodeId, timeoutMs, alive: true, conn, expiry: null, lastHeardMs: this.clock.now() };
       this.sessions.set(id, s);
       this.trace('zk session created', { node: conn.nodeId, session: id });
       reply = { sessionId: id, timeoutMs };
@@ -312,6 +326,7 @@ export class MemoryZooKeeper {
         reply = 'expired';
       } else {
         s.conn = conn;
+        s.lastHeardMs = this.clock.now();
         this.cancelExpiry(s);
         reply = { sessionId, timeoutMs: s.timeoutMs };
       }
@@ -326,6 +341,7 @@ export class MemoryZooKeeper {
     if (s === undefined || !s.alive) {
       result = { ok: false, code: ZkCode.SESSION_EXPIRED, path: '' };
     } else {
+      s.lastHeardMs = this.clock.now();
       try {
         result = { ok: true, value: op(this, sessionId) };
       } catch (err) {
@@ -704,6 +720,10 @@ interface Session {
   readonly abandonedElection: Set<string>;
   resigning: Promise<void> | null;
   failures: number;
+  /** Node clock time until which the server certainly keeps this session (see probeSession). */
+  aliveUntilMs: number;
+  probeSentAtMs: number | null;
+  watchdog: unknown;
   readonly timers: Set<unknown>;
   readonly inflight: Set<(err: Error) => void>;
   readonly latest: Map<'members' | 'epoch' | 'elected', CoordEvent>;
@@ -724,6 +744,7 @@ export function createMemoryCoordinator(opts: MemoryCoordinatorOptions): MemoryC
   const paths = clusterPaths(cluster);
   const memberPath = paths.member(nodeId);
   const log = (opts.log ?? silentLog).child({ node: nodeId, cluster, actor: 'coordinator' });
+  const watchdogTickMs = Math.min(250, Math.max(20, Math.floor(sessionTimeoutMs / 15)));
 
   let listener: ((event: CoordEvent) => void) | null = null;
   let actor: Actor<typeof sessionMachine> | null = null;
@@ -1117,6 +1138,9 @@ export function createMemoryCoordinator(opts: MemoryCoordinatorOptions): MemoryC
       abandonedElection: new Set(),
       resigning: null,
       failures: 0,
+      aliveUntilMs: 0,
+      probeSentAtMs: null,
+      watchdog: null,
       timers: new Set(),
       inflight: new Set(),
       latest: new Map(),
@@ -1135,7 +1159,35 @@ export function createMemoryCoordinator(opts: MemoryCoordinatorOptions): MemoryC
       },
     };
     client.onState = (state) => queueMicrotask(() => onClientState(s, state));
+    const tick = () => {
+      if (s.retired) return;
+      probeSession(s, clock.now());
+      s.watchdog = clock.setTimeout(tick, watchdogTickMs);
+    };
+    s.watchdog = clock.setTimeout(tick, watchdogTickMs);
     return s;
+  }
+
+  /**
+   * As zk-coordinator.ts: a reply to a request sent at time t proves the server heard from us at
+   * or after t, so it keeps the session until at least t + the session timeout (less 10% for
+   * clock rate drift). Probed every watchdog tick once the bound is a quarter timeout old.
+   */
+  function probeSession(s: Session, nowMs: number): void {
+    if (s.probeSentAtMs !== null || machineState !== 'connected' || s !== current) return;
+    const timeoutMs = s.client.sessionTimeoutMs;
+    if (nowMs - (s.aliveUntilMs - timeoutMs * 0.9) < timeoutMs / 4) return;
+    s.probeSentAtMs = nowMs;
+    s.client.call((z) => z.exists('/', null)).then(
+      () => {
+        const sentAtMs = s.probeSentAtMs ?? nowMs;
+        s.probeSentAtMs = null;
+        if (!s.retired) s.aliveUntilMs = Math.max(s.aliveUntilMs, sentAtMs + timeoutMs * 0.9);
+      },
+      () => {
+        s.probeSentAtMs = null;
+      },
+    );
   }
 
   function onClientState(s: Session, state: ZkClientState): void {
@@ -1157,6 +1209,7 @@ export function createMemoryCoordinator(opts: MemoryCoordinatorOptions): MemoryC
   function retire(s: Session): void {
     if (s.retired) return;
     s.retired = true;
+    if (s.watchdog !== null) clock.clearTimeout(s.watchdog);
     for (const timer of s.timers) clock.clearTimeout(timer);
     s.timers.clear();
     for (const abort of [...s.inflight]) abort(new NotConnectedError('session closed'));
@@ -1246,6 +1299,11 @@ export function createMemoryCoordinator(opts: MemoryCoordinatorOptions): MemoryC
       current = newSession();
       actor.start();
       current.client.connect();
+    },
+
+    sessionAliveUntil(): number {
+      if (stopping || crashed || current === null || machineState !== 'connected') return 0;
+      return current.aliveUntilMs;
     },
 
     sessionState(): SessionState {
@@ -1340,8 +1398,10 @@ export function createMemoryCoordinator(opts: MemoryCoordinatorOptions): MemoryC
       if (crashed) return;
       crashed = true;
       actor?.stop();
-      current?.client.kill();
-      for (const s of [current]) if (s !== null) s.retired = true;
+      if (current !== null) {
+        current.retired = true;
+        current.client.kill();
+      }
     },
 
     currentSessionId(): string {

@@ -16,11 +16,14 @@ import type { Clock } from '../../actors/ports.ts';
 export interface TimerOwner {
   readonly name: string;
   alive: boolean;
+  /** A paused owner's due timers wait in `deferred` until it resumes (a stopped process). */
+  paused: boolean;
+  readonly deferred: Timer[];
 }
 
 export interface Timer {
-  readonly time: number;
-  readonly seq: number;
+  time: number;
+  seq: number;
   readonly fn: () => void;
   readonly owner: TimerOwner | null;
   cancelled: boolean;
@@ -140,6 +143,10 @@ export class Scheduler {
       if (next !== undefined && next.time <= this.virtualNow) {
         this.heap.pop();
         if (next.cancelled || (next.owner !== null && !next.owner.alive)) continue;
+        if (next.owner !== null && next.owner.paused) {
+          next.owner.deferred.push(next);
+          continue;
+        }
         this.events++;
         if (++firedAtInstant > EVENTS_PER_INSTANT_MAX) {
           throw new SimulationError(`livelock: more than ${EVENTS_PER_INSTANT_MAX} events at t=${this.virtualNow}`);
@@ -160,6 +167,18 @@ export class Scheduler {
       firedAtInstant = 0;
     }
     if (until > this.virtualNow) this.virtualNow = until;
+  }
+
+  /** Fire a resumed owner's overdue timers now, in their original order. */
+  resume(owner: TimerOwner): void {
+    owner.paused = false;
+    const due = owner.deferred.splice(0);
+    for (const t of due) {
+      if (t.cancelled) continue;
+      t.time = this.virtualNow;
+      t.seq = this.seq++;
+      this.heap.push(t);
+    }
   }
 
   runFor(ms: number): Promise<void> {
@@ -185,14 +204,23 @@ export class Scheduler {
 /** A node incarnation's timers: kill() stops them all, as a killed process runs nothing more. */
 export class NodeClock implements TimerOwner {
   alive = true;
+  paused = false;
+  readonly deferred: Timer[] = [];
   readonly clock: Clock;
   constructor(
     readonly name: string,
-    scheduler: Scheduler,
+    private readonly scheduler: Scheduler,
   ) {
     this.clock = scheduler.clockFor(this);
   }
   kill(): void {
     this.alive = false;
+  }
+  /** The process stops running (SIGSTOP, a long GC pause): its timers wait. */
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    if (this.paused) this.scheduler.resume(this);
   }
 }

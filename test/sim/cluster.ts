@@ -1,0 +1,508 @@
+// A whole ZiStore cluster in one process, on virtual time: N ZiNodes on a MemoryNetwork and a
+// MemoryZooKeeper, a seeded Rng, fault hooks, and a client API that records every operation in
+// the checker's history format. Scenario tests script it directly; run.ts drives it with a random
+// workload and a random nemesis per seed.
+import { defaultNodeConfig, ZiNode, type NodeConfig } from '../../actors/node.ts';
+import type { CoordEvent, MemberState, Role } from '../../actors/ports.ts';
+import type { ClientReply, ClientRequest, PeerMessage } from '../../actors/protocol.ts';
+import { MemoryNetwork, CLIENTS, type ClientOutcome, type LinkProfile } from '../../bus/memory-bus.ts';
+import type { KvInput, KvOutput, Operation } from '../../check/history.ts';
+import { createMemoryCoordinator, MemoryZooKeeper, type MemoryCoordinator } from '../../coordination/memory-coordinator.ts';
+import { Rng } from './rng.ts';
+import { NodeClock, Scheduler } from './scheduler.ts';
+import { Trace } from './trace.ts';
+
+export interface ClusterOptions {
+  seed: number;
+  /** Number of nodes, named n1..nN. */
+  nodes: number;
+  sessionTimeoutMs?: number;
+  node?: Partial<Omit<NodeConfig, 'nodeId' | 'cluster'>>;
+  profile?: Partial<LinkProfile>;
+  zkLatencyMs?: readonly [number, number];
+  trace?: boolean;
+}
+
+export const SIM_CLUSTER = 'sim';
+export const SESSION_TIMEOUT_MS = 2000;
+
+interface Slot {
+  readonly id: string;
+  incarnation: number;
+  clock: NodeClock;
+  coordinator: MemoryCoordinator;
+  node: ZiNode | null;
+  up: boolean;
+  /** Virtual time this node last forwarded a read to a leader (for the stale-read invariant). */
+  lastReadForwardMs: number;
+}
+
+export interface NodeView {
+  id: string;
+  up: boolean;
+  session: string;
+  role: Role;
+  state: MemberState;
+  epoch: number;
+  leader: string | null;
+  keys: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class SimCluster {
+  readonly scheduler = new Scheduler();
+  readonly rng: Rng;
+  readonly net: MemoryNetwork;
+  readonly zk: MemoryZooKeeper;
+  readonly trace: Trace;
+  readonly ids: string[];
+  readonly history: Operation[] = [];
+  /** Broken invariants, in order: any entry fails the run. */
+  readonly violations: string[] = [];
+  readonly sessionTimeoutMs: number;
+  readonly config: Omit<NodeConfig, 'nodeId'>;
+  private readonly slots = new Map<string, Slot>();
+  private readonly leaderOfEpoch = new Map<number, string>();
+  private opCounter = 0;
+
+  constructor(readonly options: ClusterOptions) {
+    this.rng = new Rng(options.seed, 'cluster');
+    this.sessionTimeoutMs = options.sessionTimeoutMs ?? SESSION_TIMEOUT_MS;
+    this.config = { cluster: SIM_CLUSTER, ...defaultNodeConfig, ...options.node };
+    if (this.config.leaseMs >= this.sessionTimeoutMs) throw new RangeError('the session timeout must exceed the lease');
+    const clock = this.scheduler.clock;
+    this.trace = new Trace(() => this.scheduler.now(), options.trace ?? false);
+    this.net = new MemoryNetwork({
+      clock,
+      random: this.rng.fork('network').asFunction(),
+      profile: options.profile,
+      observer: {
+        peerDelivered: (from, to, message) => {
+          if (message.type === 'read') {
+            const slot = this.slots.get(from);
+            if (slot) slot.lastReadForwardMs = this.scheduler.now();
+          }
+          if (this.trace.enabled && message.type !== 'lease') this.trace.note(to, `<- ${from} ${describeMessage(message)}`);
+        },
+        clientAnswered: (node, request, reply) => this.checkAnswer(node, request, reply),
+        dropped: (from, to, what) => this.trace.note('net', `dropped ${from}->${to} ${what}`),
+      },
+    });
+    const [latMin, latMax] = options.zkLatencyMs ?? [0.5, 3];
+    this.zk = new MemoryZooKeeper({
+      clock,
+      random: this.rng.fork('zookeeper').asFunction(),
+      latencyMsMin: latMin,
+      latencyMsMax: latMax,
+      trace: (what, data) => this.trace.note('zk', `${what} ${JSON.stringify(data)}`),
+    });
+    this.ids = Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`);
+    this.scheduler.onQuiescent = () => this.checkInvariants();
+  }
+
+  now(): number {
+    return this.scheduler.now();
+  }
+
+  // ---- nodes ----------------------------------------------------------------------------
+
+  /** Start every node (in id order, a few ms apart, as a launcher would). */
+  async start(staggerMs = 5): Promise<void> {
+    for (const id of this.ids) {
+      this.boot(id);
+      await this.scheduler.runFor(staggerMs);
+    }
+  }
+
+  private boot(id: string): void {
+    const previous = this.slots.get(id);
+    const incarnation = (previous?.incarnation ?? 0) + 1;
+    const clock = new NodeClock(`${id}#${incarnation}`, this.scheduler);
+    const bus = this.net.attach(id, clock.clock);
+    const log = this.trace.log({ node: id });
+    const coordinator = createMemoryCoordinator({
+      zk: this.zk,
+      cluster: SIM_CLUSTER,
+      nodeId: id,
+      clock: clock.clock,
+      sessionTimeoutMs: this.sessionTimeoutMs,
+      log,
+    });
+    const slot: Slot = { id, incarnation, clock, coordinator, node: null, up: true, lastReadForwardMs: -Infinity };
+    this.slots.set(id, slot);
+    const traced = this.trace.enabled ? this.tracedCoordinator(id, coordinator) : coordinator;
+    ZiNode.start({ ...this.config, nodeId: id }, { bus, coordinator: traced, clock: clock.clock, log }).then(
+      (node) => {
+        if (slot.up) slot.node = node;
+      },
+      (err: unknown) => this.violations.push(`${id}: ZiNode.start failed: ${String(err)}`),
+    );
+    this.trace.note(id, `boot #${incarnation}`);
+  }
+
+  private tracedCoordinator(id: string, inner: MemoryCoordinator): MemoryCoordinator {
+    return {
+      ...inner,
+      start: (listener: (e: CoordEvent) => void) =>
+        inner.start((e) => {
+          this.trace.note(id, `coord ${JSON.stringify(e)}`);
+          listener(e);
+        }),
+    };
+  }
+
+  /** kill -9: no graceful stop; messages to it find no responder, its session expires on the server. */
+  crash(id: string): void {
+    const slot = this.slot(id);
+    if (!slot.up) return;
+    this.trace.note(id, 'CRASH');
+    slot.up = false;
+    slot.clock.kill();
+    this.net.crash(id);
+    slot.coordinator.crash();
+    slot.node = null;
+  }
+
+  /** A fresh process with the same id (its memory is gone). */
+  restart(id: string): void {
+    const slot = this.slot(id);
+    if (slot.up) return;
+    this.trace.note(id, 'RESTART');
+    this.boot(id);
+  }
+
+  /** Graceful stop of one node (handover if leader). */
+  async stop(id: string): Promise<void> {
+    const slot = this.slot(id);
+    const node = slot.node;
+    if (!slot.up || node === null) return;
+    this.trace.note(id, 'STOP');
+    await node.stop();
+    slot.up = false;
+    slot.clock.kill();
+    slot.node = null;
+  }
+
+  isUp(id: string): boolean {
+    return this.slot(id).up;
+  }
+
+  isPaused(id: string): boolean {
+    const slot = this.slot(id);
+    return slot.up && slot.clock.paused;
+  }
+
+  node(id: string): ZiNode | null {
+    return this.slot(id).node;
+  }
+
+  private slot(id: string): Slot {
+    const slot = this.slots.get(id);
+    if (slot === undefined) throw new RangeError(`no node ${id}`);
+    return slot;
+  }
+
+  // ---- faults (all traced) ----------------------------------------------------------------
+
+  zkPartition(id: string, detectAfterMs = 0): void {
+    this.trace.note(id, `ZK PARTITION (noticed after ${detectAfterMs.toFixed(0)} ms)`);
+    this.zk.partition(id, { detectAfterMs });
+  }
+
+  zkRestore(id: string): void {
+    this.trace.note(id, 'ZK RESTORE');
+    this.zk.restore(id);
+  }
+
+  zkExpire(id: string): void {
+    this.trace.note(id, 'ZK EXPIRE NOW');
+    this.zk.expireNow(id);
+  }
+
+  isolate(id: string): void {
+    this.trace.note(id, 'BUS ISOLATE');
+    this.net.isolate(id);
+  }
+
+  rejoin(id: string): void {
+    this.trace.note(id, 'BUS REJOIN');
+    this.net.rejoin(id);
+  }
+
+  cut(a: string, b: string, oneWay = false): void {
+    this.trace.note(a, `BUS CUT ${oneWay ? '->' : '<->'} ${b}`);
+    this.net.cut(a, b, { oneWay });
+  }
+
+  uncut(a: string, b: string): void {
+    this.trace.note(a, `BUS UNCUT ${b}`);
+    this.net.uncut(a, b);
+  }
+
+  /**
+   * The process stops for `ms` (SIGSTOP, a long GC pause): its timers wait, messages to and from it
+   * wait in the network, its ZooKeeper link goes silent (the server may expire the session), and
+   * when it resumes everything overdue happens at once.
+   */
+  pause(id: string, ms: number): void {
+    const slot = this.slot(id);
+    if (!slot.up || slot.clock.paused) return;
+    this.trace.note(id, `PAUSE for ${ms.toFixed(0)} ms`);
+    const clock = slot.clock;
+    clock.pause();
+    this.net.clogNode(id);
+    this.zk.partition(id, { detectAfterMs: Infinity });
+    this.scheduler.clock.setTimeout(() => {
+      if (!clock.alive || !clock.paused) return;
+      this.trace.note(id, 'RESUME');
+      clock.resume();
+      this.zk.restore(id);
+      this.net.unclogNode(id);
+    }, ms);
+  }
+
+  clog(id: string): void {
+    this.trace.note(id, 'BUS CLOG');
+    this.net.clogNode(id);
+  }
+
+  unclog(id: string): void {
+    this.trace.note(id, 'BUS UNCLOG');
+    this.net.unclogNode(id);
+  }
+
+  setProfile(profile: Partial<LinkProfile>): void {
+    this.net.profile = { ...this.net.profile, ...profile };
+  }
+
+  /** Heal every fault: network, ZooKeeper links, message loss; restart crashed nodes. */
+  healAll(options: { restart?: boolean } = {}): void {
+    this.trace.note('world', 'HEAL ALL');
+    this.net.heal();
+    this.net.profile = { ...this.net.profile, dropRate: 0, duplicateRate: 0, slowRate: 0 };
+    this.zk.restoreAll();
+    for (const slot of this.slots.values()) if (slot.up) slot.clock.resume();
+    if (options.restart ?? true) for (const id of this.ids) if (!this.isUp(id)) this.restart(id);
+  }
+
+  // ---- observation ------------------------------------------------------------------------
+
+  view(id: string): NodeView {
+    const slot = this.slot(id);
+    const node = slot.node;
+    if (!slot.up || node === null) {
+      return { id, up: slot.up, session: 'down', role: 'follower', state: 'suspended', epoch: 0, leader: null, keys: 0 };
+    }
+    const s = node.status();
+    return { id, up: true, session: s.session, role: s.role, state: s.state, epoch: s.epoch, leader: s.leader, keys: s.keys };
+  }
+
+  views(): NodeView[] {
+    return this.ids.map((id) => this.view(id));
+  }
+
+  describe(): string {
+    return this.views()
+      .map((v) => (v.up ? `${v.id}:${v.role[0]}/${v.state}/${v.session}/e${v.epoch}` : `${v.id}:down`))
+      .join(' ');
+  }
+
+  /** Nodes serving as leader right now. */
+  servingLeaders(): string[] {
+    const out: string[] = [];
+    for (const id of this.ids) {
+      const node = this.slots.get(id)?.node;
+      if (!node) continue;
+      const d = node.describe();
+      if (d.role === 'leader' && d.state === 'serving') out.push(id);
+    }
+    return out;
+  }
+
+  leader(): string | null {
+    const leaders = this.servingLeaders();
+    return leaders.length === 1 ? leaders[0]! : null;
+  }
+
+  /** Every node is up, connected and serving, with exactly one leader. */
+  allServing(): boolean {
+    let leaders = 0;
+    for (const id of this.ids) {
+      const slot = this.slot(id);
+      if (!slot.up || slot.node === null) return false;
+      const d = slot.node.describe();
+      if (d.state !== 'serving') return false;
+      if (d.role === 'leader') leaders++;
+    }
+    return leaders === 1;
+  }
+
+  /** Runs until `cond` holds or `maxMs` of virtual time pass. */
+  waitFor(cond: () => boolean, maxMs: number): Promise<boolean> {
+    return this.scheduler.runUntilTrue(cond, maxMs, 20);
+  }
+
+  run(ms: number): Promise<void> {
+    return this.scheduler.runFor(ms);
+  }
+
+  // ---- invariants -----------------------------------------------------------------------
+
+  /** Checked at every quiescent point: at most one node serves as leader of any epoch. */
+  private checkInvariants(): void {
+    for (const id of this.ids) {
+      const node = this.slots.get(id)?.node;
+      if (!node) continue;
+      const d = node.describe();
+      if (d.role !== 'leader' || d.state !== 'serving') continue;
+      const epoch = node.status().epoch;
+      const known = this.leaderOfEpoch.get(epoch);
+      if (known === undefined) {
+        this.leaderOfEpoch.set(epoch, id);
+        this.trace.note(id, `LEADER SERVING epoch ${epoch}`);
+      } else if (known !== id) {
+        this.violation(`two leaders serve epoch ${epoch}: ${known} and ${id} (t=${this.now().toFixed(1)})`);
+      }
+    }
+  }
+
+  /**
+   * A node that answers a read must hold a live session, unless it forwarded the read to the
+   * leader (then the leader's session vouches for the answer).
+   */
+  private checkAnswer(id: string, request: ClientRequest, reply: ClientReply): void {
+    if (request.op !== 'get' || !reply.ok) return;
+    const slot = this.slots.get(id);
+    if (!slot?.node) return;
+    const session = slot.node.status().session;
+    if (session === 'connected') return;
+    if (this.now() - slot.lastReadForwardMs <= this.config.opTimeoutMs) return;
+    this.violation(`${id} answered a read from its own copy with session ${session} (t=${this.now().toFixed(1)})`);
+  }
+
+  violation(text: string): void {
+    if (this.violations.length < 20) this.violations.push(text);
+    this.trace.note('CHECK', `VIOLATION ${text}`);
+  }
+
+  // ---- clients ----------------------------------------------------------------------------
+
+  /**
+   * One client operation through `nodeId`, recorded in the history. The client waits a little
+   * longer than the node's operation timeout (PROTOCOL.md); no reply means an unknown outcome.
+   */
+  async op(client: string, nodeId: string, input: KvInput, timeoutMs = this.config.opTimeoutMs + 1000): Promise<Operation> {
+    const op: Operation = { id: this.opCounter++, client, input, call: this.now(), ret: null, output: { status: 'unknown' } };
+    this.history.push(op);
+    const headers = new Map<string, string[]>([['Zi-Key', [input.key]]]);
+    if (input.op !== 'get' && input.ifRevision !== undefined) headers.set('Zi-If-Revision', [String(input.ifRevision)]);
+    const request: ClientRequest = {
+      op: input.op,
+      headers,
+      data: input.op === 'put' ? encoder.encode(input.value) : new Uint8Array(0),
+    };
+    this.trace.note(client, `-> ${nodeId} ${describeInput(input)}  op${op.id}`);
+    const outcome = await this.net.clientRequest(nodeId, request, timeoutMs);
+    const output = this.toOutput(op, outcome);
+    op.output = output;
+    op.ret = outcome.kind === 'timeout' ? null : this.now();
+    this.trace.note(client, `<- ${nodeId} ${JSON.stringify(output)}  op${op.id}`);
+    return op;
+  }
+
+  private toOutput(op: Operation, outcome: ClientOutcome): KvOutput {
+    if (outcome.kind === 'timeout') return { status: 'unknown' };
+    if (outcome.kind === 'no-responders') return { status: 'unavailable' };
+    const reply = outcome.reply;
+    if (reply.ok) {
+      if (op.input.op === 'get') {
+        return { status: 'ok', value: reply.data === undefined ? undefined : decoder.decode(reply.data), revision: reply.revision };
+      }
+      return { status: 'ok', revision: reply.revision };
+    }
+    switch (reply.code) {
+      case 404:
+        return { status: 'not-found' };
+      case 409:
+        return { status: 'conflict' };
+      case 503:
+        return { status: 'unavailable' };
+      case 504:
+        return { status: 'unknown' };
+      default:
+        // 500 is a bug in the node; 400 and 413 a bug in the harness. Either fails the run.
+        this.violation(`op${op.id} ${describeInput(op.input)} answered ${reply.code}: ${reply.description}`);
+        return { status: 'unknown' };
+    }
+  }
+
+  // ---- final state ------------------------------------------------------------------------
+
+  /**
+   * Committed key → "rev:value" of a node. An entry still invalid (a lost validate) shows its
+   * committed value and its pending write, so the caller can accept either.
+   */
+  storeOf(id: string): Map<string, { committed: string | null; pending: string | null }> {
+    const node = this.node(id);
+    const out = new Map<string, { committed: string | null; pending: string | null }>();
+    if (node === null) return out;
+    for (const key of node.store.keys()) {
+      const e = node.store.get(key);
+      if (e === undefined) continue;
+      const committed = e.value === null ? null : `${e.rev}:${decoder.decode(e.value)}`;
+      const pending = e.state === 'invalid' ? (e.pendingValue === null ? `${e.pendingRev}:<deleted>` : `${e.pendingRev}:${decoder.decode(e.pendingValue)}`) : null;
+      if (committed === null && pending === null) continue;
+      out.set(key, { committed, pending });
+    }
+    return out;
+  }
+
+  /** Differences between the leader's committed data and every other serving node's. */
+  convergence(): string[] {
+    const leader = this.leader();
+    if (leader === null) return [`no single serving leader (${this.describe()})`];
+    const reference = this.storeOf(leader);
+    const problems: string[] = [];
+    for (const [key, e] of reference) if (e.pending !== null) problems.push(`leader ${leader} still has a write in flight on ${key}`);
+    for (const id of this.ids) {
+      if (id === leader || this.view(id).state !== 'serving') continue;
+      const mine = this.storeOf(id);
+      const keys = new Set([...reference.keys(), ...mine.keys()]);
+      for (const key of [...keys].sort()) {
+        const want = reference.get(key)?.committed ?? null;
+        const have = mine.get(key);
+        const matches = (have?.committed ?? null) === want || (have?.pending !== null && have?.pending !== undefined && (have.pending === want || (want === null && have.pending.endsWith(':<deleted>'))));
+        if (!matches) problems.push(`${id} has ${key}=${have?.committed ?? 'absent'}${have?.pending ? ` (pending ${have.pending})` : ''}, leader ${leader} has ${want ?? 'absent'}`);
+      }
+    }
+    return problems;
+  }
+}
+
+function describeMessage(m: PeerMessage): string {
+  const head = `${m.type} e${m.epoch}`;
+  switch (m.type) {
+    case 'invalidate':
+      return `${head} ${m.entries.map((e) => `${e.key}@${e.rev}`).join(',')}${m.validated.length > 0 ? ` +validated ${m.validated.map((v) => `${v.key}@${v.rev}`).join(',')}` : ''}`;
+    case 'validate':
+      return `${head} ${m.validated.map((v) => `${v.key}@${v.rev}`).join(',')}`;
+    case 'read':
+      return `${head} ${m.key}`;
+    case 'forward':
+      return `${head} ${m.command.value === null ? 'delete' : 'put'} ${m.command.key}`;
+    case 'snapshot':
+      return `${head} seq=${m.seq} entries=${m.entries.length}${m.done ? ' done' : ''}`;
+    default:
+      return head;
+  }
+}
+
+export function describeInput(input: KvInput): string {
+  const cond = input.op !== 'get' && input.ifRevision !== undefined ? ` if=${input.ifRevision}` : '';
+  if (input.op === 'put') return `put ${input.key}=${input.value}${cond}`;
+  return `${input.op} ${input.key}${cond}`;
+}
+
+export { CLIENTS };

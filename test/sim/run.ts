@@ -1,0 +1,178 @@
+// One seed of the whole-cluster simulation (TigerBeetle's VOPR, FoundationDB's simulation):
+// start a cluster, run concurrent clients under random faults, heal everything, let it settle,
+// read every key through every node, then check the history for linearizability, the final
+// copies for convergence, and the invariants recorded along the way.
+import { checkHistory, formatFailure } from '../../check/index.ts';
+import type { Operation } from '../../check/history.ts';
+import { SimCluster } from './cluster.ts';
+import { Rng } from './rng.ts';
+import { chooseProfile, DEFAULT_FAULTS, runClients, runNemesis, sleep, type FaultKind } from './workload.ts';
+
+export interface SeedOptions {
+  seed: number;
+  /** Fault kinds to inject; default all. */
+  faults?: ReadonlySet<FaultKind>;
+  trace?: boolean;
+  /** Virtual time with faults and clients; default 8–20 s from the seed. */
+  faultMs?: number;
+  nodes?: number;
+}
+
+export interface SeedResult {
+  seed: number;
+  ok: boolean;
+  /** Failure kinds: invariant, linearizability, convergence, liveness, crash, checker-budget. */
+  failures: string[];
+  /** One line. */
+  summary: string;
+  /** Multi-line: the checker's formatted failure, violations, final views. */
+  details: string;
+  history: Operation[];
+  virtualMs: number;
+  events: number;
+  /** Node log lines at error level (not failures by themselves; e.g. data-loss warnings). */
+  errors: string[];
+  trace: string[];
+}
+
+const SETUP_MS_MAX = 10_000;
+const POST_HEAL_LOAD_MS = 3_000;
+const SETTLE_MS_MAX = 25_000;
+
+let activeRejections: unknown[] | null = null;
+process.on('unhandledRejection', (reason) => {
+  // Attributed to the seed being run; without a run, let Node's default reporting see it.
+  if (activeRejections !== null) activeRejections.push(reason);
+});
+
+export async function runSeed(options: SeedOptions): Promise<SeedResult> {
+  const seed = options.seed;
+  const faults = options.faults ?? new Set(DEFAULT_FAULTS);
+  const params = new Rng(seed, 'params');
+  const nodes = options.nodes ?? params.int(3, 5);
+  const clients = params.int(2, 4);
+  const keys = Array.from({ length: params.int(2, 4) }, (_, i) => `k${i + 1}`);
+  const faultMs = options.faultMs ?? params.int(8_000, 20_000);
+  const gapMsMean = params.pick([600, 1200, 2500]);
+  const profile = chooseProfile(params.fork('profile'), faults);
+
+  const cluster = new SimCluster({ seed, nodes, trace: options.trace ?? false });
+  const failures: string[] = [];
+  const details: string[] = [];
+  const rejections: unknown[] = [];
+  activeRejections = rejections;
+  try {
+    await cluster.start();
+    if (!(await cluster.waitFor(() => cluster.allServing(), SETUP_MS_MAX))) {
+      failures.push('liveness');
+      details.push(`no serving cluster after ${SETUP_MS_MAX} ms without faults: ${cluster.describe()}`);
+    }
+    cluster.setProfile(profile);
+    const t0 = cluster.now();
+    const healAt = t0 + faultMs;
+    let clientsDone = false;
+    void runClients(cluster, params.fork('clients'), {
+      clients,
+      keys,
+      untilMs: healAt + POST_HEAL_LOAD_MS,
+      thinkMsMin: 5,
+      thinkMsMax: 150,
+    }).then(() => (clientsDone = true));
+    void runNemesis(cluster, params.fork('nemesis'), { faults, untilMs: healAt, gapMsMean });
+    await cluster.scheduler.runUntil(healAt);
+    cluster.healAll();
+    await cluster.scheduler.runUntil(healAt + POST_HEAL_LOAD_MS);
+    await cluster.waitFor(() => clientsDone, cluster.config.opTimeoutMs + 2000);
+
+    // Settle: every node back, connected and serving, one leader.
+    if (!(await cluster.waitFor(() => cluster.allServing(), SETTLE_MS_MAX))) {
+      failures.push('liveness');
+      details.push(`not settled ${SETTLE_MS_MAX} ms after healing: ${cluster.describe()}`);
+    }
+    await cluster.run(500);
+
+    // Final reads of every key through every node: the checker then verifies that every
+    // acknowledged write (or a later one) is what the cluster holds.
+    const finals: Promise<unknown>[] = [];
+    for (const id of cluster.ids) for (const key of keys) finals.push(cluster.op(`final-${id}`, id, { op: 'get', key }));
+    let finalsDone = false;
+    void Promise.all(finals).then(() => (finalsDone = true));
+    await cluster.waitFor(() => finalsDone, cluster.config.opTimeoutMs + 2000);
+
+    if (!failures.includes('liveness')) {
+      const diverged = cluster.convergence();
+      if (diverged.length > 0) {
+        failures.push('convergence');
+        details.push('copies differ after settling:', ...diverged.slice(0, 10).map((d) => `  ${d}`));
+      }
+    }
+  } catch (err) {
+    failures.push('crash');
+    details.push(`simulation threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  } finally {
+    activeRejections = null;
+  }
+
+  if (cluster.violations.length > 0) {
+    failures.push('invariant');
+    details.push('invariants broken:', ...cluster.violations.map((v) => `  ${v}`));
+  }
+  const thrown = [...cluster.scheduler.errors, ...rejections];
+  if (thrown.length > 0) {
+    failures.push('crash');
+    for (const err of thrown.slice(0, 5)) details.push(`uncaught: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  }
+  const fatals = cluster.trace.problems.filter((p) => p.level === 'fatal');
+  if (fatals.length > 0) {
+    failures.push('crash');
+    for (const f of fatals.slice(0, 5)) details.push(`fatal at t=${f.timeMs.toFixed(1)} on ${String(f.bindings.node)}: ${f.msg} ${describeObj(f.obj)}`);
+  }
+  const errors = cluster.trace.problems
+    .filter((p) => p.level === 'error')
+    .map((p) => `t=${p.timeMs.toFixed(1)} ${String(p.bindings.node)}: ${p.msg} ${describeObj(p.obj)}`);
+
+  const history = cluster.history;
+  const check = checkHistory(history, { budgetMs: 20_000, maxSteps: 3_000_000, shrinkBudgetMs: 5_000 });
+  if (check.ok === false) {
+    failures.push('linearizability');
+    details.unshift(formatFailure(check));
+  } else if (check.ok === 'unknown') {
+    failures.push('checker-budget');
+    details.push(`checker ran out of budget on key ${check.key ?? '?'}`);
+  }
+
+  const unique = [...new Set(failures)];
+  const counts = countOutcomes(history);
+  const shape = `nodes=${nodes} clients=${clients} keys=${keys.length} faults=${faultMs}ms gap=${gapMsMean}ms drop=${profile.dropRate} dup=${profile.duplicateRate} reorder=${profile.reorder}`;
+  const summary =
+    unique.length === 0
+      ? `seed=${seed} ok ${shape} ops=${history.length} (${counts}) t=${cluster.now().toFixed(0)}ms events=${cluster.scheduler.events}`
+      : `seed=${seed} FAILED [${unique.join(', ')}] ${shape} ops=${history.length} (${counts}) t=${cluster.now().toFixed(0)}ms`;
+  if (unique.length > 0) details.push(`final: ${cluster.describe()}`);
+  return {
+    seed,
+    ok: unique.length === 0,
+    failures: unique,
+    summary,
+    details: details.join('\n'),
+    history,
+    virtualMs: cluster.now(),
+    events: cluster.scheduler.events,
+    errors,
+    trace: cluster.trace.lines,
+  };
+}
+
+function countOutcomes(history: readonly Operation[]): string {
+  const counts = new Map<string, number>();
+  for (const op of history) counts.set(op.output.status, (counts.get(op.output.status) ?? 0) + 1);
+  return [...counts].map(([k, v]) => `${k}=${v}`).join(' ');
+}
+
+function describeObj(obj: object): string {
+  return Object.entries(obj)
+    .map(([k, v]) => `${k}=${v instanceof Error ? `${v.name}: ${v.message}` : JSON.stringify(v)}`)
+    .join(' ');
+}
+
+export { sleep };

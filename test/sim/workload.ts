@@ -1,0 +1,227 @@
+// Simulated clients and the nemesis (random faults), both driven by the seed.
+import type { KvInput } from '../../check/history.ts';
+import { clusterPaths } from '../../coordination/paths.ts';
+import { SIM_CLUSTER, type SimCluster } from './cluster.ts';
+import type { Rng } from './rng.ts';
+
+export const sleep = (cluster: SimCluster, ms: number): Promise<void> =>
+  new Promise((resolve) => cluster.scheduler.clock.setTimeout(() => resolve(), ms));
+
+export interface WorkloadOptions {
+  clients: number;
+  keys: string[];
+  /** Clients start no new operation after this virtual time. */
+  untilMs: number;
+  thinkMsMin: number;
+  thinkMsMax: number;
+}
+
+/**
+ * Concurrent clients: each picks a random node and a random key, and issues get, put, delete or a
+ * conditional put/delete whose expected revision comes from what it last saw of that key (so
+ * conditions succeed often enough to matter). Resolves when every client is done.
+ */
+export async function runClients(cluster: SimCluster, rng: Rng, options: WorkloadOptions): Promise<void> {
+  const clients = Array.from({ length: options.clients }, (_, i) => runClient(cluster, rng.fork(`client${i + 1}`), `c${i + 1}`, options));
+  await Promise.all(clients);
+}
+
+async function runClient(cluster: SimCluster, rng: Rng, name: string, options: WorkloadOptions): Promise<void> {
+  /** Last revision this client saw per key; 0 = it saw the key absent. */
+  const seen = new Map<string, number>();
+  let n = 0;
+  while (cluster.now() < options.untilMs) {
+    await sleep(cluster, rng.range(options.thinkMsMin, options.thinkMsMax));
+    if (cluster.now() >= options.untilMs) break;
+    const node = rng.pick(cluster.ids);
+    const key = rng.pick(options.keys);
+    const kind = rng.weighted([
+      [40, 'get'],
+      [30, 'put'],
+      [8, 'delete'],
+      [16, 'cas'],
+      [6, 'cas-delete'],
+    ] as const);
+    const expected = rng.chance(0.85) ? (seen.get(key) ?? 0) : rng.int(0, 20);
+    const value = `${name}.${++n}`;
+    let input: KvInput;
+    switch (kind) {
+      case 'get':
+        input = { op: 'get', key };
+        break;
+      case 'put':
+        input = { op: 'put', key, value };
+        break;
+      case 'delete':
+        input = { op: 'delete', key };
+        break;
+      case 'cas':
+        input = { op: 'put', key, value, ifRevision: expected };
+        break;
+      case 'cas-delete':
+        input = { op: 'delete', key, ifRevision: expected === 0 ? 1 : expected };
+        break;
+    }
+    const op = await cluster.op(name, node, input);
+    const out = op.output;
+    if (out.status === 'ok') {
+      if (input.op === 'delete') seen.set(key, 0);
+      else if (out.revision !== undefined) seen.set(key, out.revision);
+    } else if (out.status === 'not-found') {
+      seen.set(key, 0);
+    }
+  }
+}
+
+// ---- nemesis ----------------------------------------------------------------------------------
+
+export const FAULT_KINDS = ['crash', 'pause', 'zk-partition', 'zk-expire', 'isolate', 'cut', 'clog', 'swizzle', 'drop', 'duplicate', 'reorder', 'slow'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/**
+ * What a seed injects by default: every kind but `zk-expire`. The server-side hook expires a
+ * session the server heard from moments ago, which ZooKeeper never does (it expires a session
+ * only one timeout after it last heard from the client, and the core relies on that through
+ * sessionAliveUntil); the realistic cause of a surprise expiry is a paused process, `pause`.
+ */
+export const DEFAULT_FAULTS: readonly FaultKind[] = FAULT_KINDS.filter((k) => k !== 'zk-expire');
+
+export function parseFaults(text: string | undefined): Set<FaultKind> {
+  if (text === undefined || text === '' || text === 'default') return new Set(DEFAULT_FAULTS);
+  if (text === 'all') return new Set(FAULT_KINDS);
+  if (text === 'none') return new Set();
+  const out = new Set<FaultKind>();
+  for (const part of text.split(',')) {
+    const kind = part.trim() as FaultKind;
+    if (!FAULT_KINDS.includes(kind)) throw new RangeError(`unknown fault kind ${part}; known: ${FAULT_KINDS.join(', ')}`);
+    out.add(kind);
+  }
+  return out;
+}
+
+export interface NemesisOptions {
+  faults: ReadonlySet<FaultKind>;
+  /** No new fault after this virtual time. */
+  untilMs: number;
+  /** Mean gap between faults. */
+  gapMsMean: number;
+}
+
+/** Message-level faults for the whole run, chosen once per seed. */
+export function chooseProfile(rng: Rng, faults: ReadonlySet<FaultKind>): Parameters<SimCluster['setProfile']>[0] {
+  const maxDelay = rng.pick([1, 3, 8, 20]);
+  return {
+    delayMsMin: rng.range(0.05, Math.min(1, maxDelay / 2)),
+    delayMsMax: maxDelay,
+    dropRate: faults.has('drop') ? rng.pick([0, 0.002, 0.01, 0.03]) : 0,
+    duplicateRate: faults.has('duplicate') ? rng.pick([0, 0.01, 0.05]) : 0,
+    reorder: faults.has('reorder') ? rng.chance(0.4) : false,
+    slowRate: faults.has('slow') ? rng.pick([0, 0.005, 0.02]) : 0,
+    slowDelayMsMax: rng.pick([50, 200, 600]),
+  };
+}
+
+const replicasPath = clusterPaths(SIM_CLUSTER).replicas;
+
+function replicaIds(cluster: SimCluster): string[] {
+  const data = cluster.zk.peek(replicasPath);
+  if (data === undefined) return [];
+  return (JSON.parse(data) as { ids: string[] }).ids;
+}
+
+/**
+ * Taking `id` out of the group for good (a crash, a session expiry) keeps the contract's premise
+ * ("an acknowledged write is never lost while one member of the replica set survives"): another
+ * node must remain that is up, serving (so it holds a complete copy: a restarted process holds
+ * nothing until it has rejoined), in the persisted replica set, and not cut off from ZooKeeper.
+ */
+function survivorBesides(cluster: SimCluster, id: string): boolean {
+  const replicas = replicaIds(cluster);
+  return cluster.ids.some(
+    (x) => x !== id && cluster.view(x).state === 'serving' && (replicas.length === 0 || replicas.includes(x)) && cluster.zk.linkUp(x) && !cluster.isPaused(x),
+  );
+}
+
+/** Random faults until `untilMs`, each undone after a random while (overlaps allowed). */
+export async function runNemesis(cluster: SimCluster, rng: Rng, options: NemesisOptions): Promise<void> {
+  const kinds = [...options.faults].filter((k) => !['drop', 'duplicate', 'reorder', 'slow'].includes(k));
+  if (kinds.length === 0) return;
+  const later = (ms: number, fn: () => void) => cluster.scheduler.clock.setTimeout(() => fn(), ms);
+  // A delayed fault (swizzle) never lands after the heal; delayed undos always run (no-ops by then).
+  const laterFault = (ms: number, fn: () => void) => later(ms, () => cluster.now() < options.untilMs && fn());
+  const target = (): string => {
+    const leader = cluster.leader();
+    if (leader !== null && rng.chance(0.4)) return leader;
+    return rng.pick(cluster.ids);
+  };
+  const sessionMs = cluster.sessionTimeoutMs;
+  while (cluster.now() < options.untilMs) {
+    await sleep(cluster, rng.range(0.2, 1.8) * options.gapMsMean);
+    if (cluster.now() >= options.untilMs) break;
+    const kind = rng.pick(kinds);
+    const id = target();
+    switch (kind) {
+      case 'crash': {
+        if (!cluster.isUp(id) || !survivorBesides(cluster, id)) break;
+        cluster.crash(id);
+        // Restart soon, or much later (the group must move on without it meanwhile).
+        later(rng.chance(0.3) ? rng.range(50, 800) : rng.range(1000, 6000), () => cluster.restart(id));
+        break;
+      }
+      case 'zk-partition': {
+        // Noticed at once (reset connection) or up to 0.6 of the session timeout (silent link).
+        const detect = rng.chance(0.3) ? 0 : rng.range(0, 0.6 * sessionMs);
+        // Short enough that the session survives (the server hears a ping at most a third of the
+        // timeout before the cut), or long enough that it expires: then it is a loss of membership,
+        // guarded like a crash.
+        const long = rng.chance(0.5);
+        if (long && !survivorBesides(cluster, id)) break;
+        cluster.zkPartition(id, detect);
+        later(long ? rng.range(sessionMs * 1.1, sessionMs * 3) : rng.range(100, sessionMs * 0.6), () => cluster.zkRestore(id));
+        break;
+      }
+      case 'zk-expire':
+        if (!survivorBesides(cluster, id)) break;
+        cluster.zkExpire(id);
+        break;
+      case 'pause': {
+        // Shorter than the lease, around the session timeout, or well past it.
+        const ms = rng.pick([rng.range(50, 900), rng.range(1500, 2500), rng.range(3000, 6000)]);
+        if (ms > sessionMs * 0.6 && !survivorBesides(cluster, id)) break;
+        cluster.pause(id, ms);
+        break;
+      }
+      case 'isolate':
+        cluster.isolate(id);
+        later(rng.range(100, 4000), () => cluster.rejoin(id));
+        break;
+      case 'cut': {
+        const other = rng.pick(cluster.ids.filter((x) => x !== id));
+        const oneWay = rng.chance(0.3);
+        cluster.cut(id, other, oneWay);
+        later(rng.range(100, 4000), () => cluster.uncut(id, other));
+        break;
+      }
+      case 'clog':
+        cluster.clog(id);
+        later(rng.range(50, 2500), () => cluster.unclog(id));
+        break;
+      case 'swizzle': {
+        // FoundationDB swizzle-clogging: clog a random subset one by one, unclog in random order.
+        const subset = rng.shuffle(cluster.ids).slice(0, rng.int(2, cluster.ids.length));
+        let at = 0;
+        for (const x of subset) {
+          at += rng.range(20, 400);
+          laterFault(at, () => cluster.clog(x));
+        }
+        for (const x of rng.shuffle(subset)) {
+          at += rng.range(50, 600);
+          later(at, () => cluster.unclog(x));
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+}
