@@ -6,7 +6,8 @@ import { followerMachine, type FollowerEvent } from './follower.machine.ts';
 import { LeaderTerm, ResignError } from './leader-term.ts';
 import { leaderMachine } from './leader.machine.ts';
 import type { Bus, Clock, CoordEvent, Coordinator, Log, MemberInfo, MemberState, Role, SessionState } from './ports.ts';
-import type { ClientReply, ClientRequest, MembersView, PeerMessage, PeerReply } from './protocol.ts';
+import { Batcher } from './batcher.ts';
+import type { ClientReply, ClientRequest, MembersView, PeerMessage, PeerReply, WriteCommand } from './protocol.ts';
 import { ReplicaStore } from './replica-store.ts';
 import { fail, parseKey, parseWrite } from './request.ts';
 import { deferred, DeadlineError, sleep, withDeadline, type Deferred } from './time.ts';
@@ -367,12 +368,14 @@ export class ZiNode {
       }
       case 'sync':
         return this.acceptSync(message);
-      case 'forward':
-        if (!this.term) return notLeader;
-        return { ok: true, type: 'write', reply: await this.term.write(message.command) };
+      case 'forward': {
+        const term = this.term;
+        if (!term) return notLeader;
+        return { ok: true, type: 'replies', replies: await Promise.all(message.commands.map((c) => term.write(c))) };
+      }
       case 'read':
         if (!this.term) return notLeader;
-        return { ok: true, type: 'write', reply: await this.leaderRead(message.key) };
+        return { ok: true, type: 'replies', replies: await Promise.all(message.keys.map((k) => this.leaderRead(k))) };
       case 'join':
         if (!this.term) return notLeader;
         return this.term.admit(message.from, message.session, message.epoch);
@@ -424,7 +427,7 @@ export class ZiNode {
       if (settled) await Promise.race([settled, sleep(this.ports.clock, this.config.validateWaitMs)]);
       if (this.canServeLocally() && this.store.get(key)?.state !== 'invalid') return this.localValue(key);
     }
-    return this.askLeader({ type: 'read', from: this.config.nodeId, epoch: this.promisedEpoch, key });
+    return this.leaderReads.submit(key);
   }
 
   private async leaderRead(key: string): Promise<ClientReply> {
@@ -447,22 +450,34 @@ export class ZiNode {
     const command = parseWrite(request);
     if ('ok' in command) return command;
     if (this.term !== null) return this.term.write(command);
-    return this.askLeader({ type: 'forward', from: this.config.nodeId, epoch: this.promisedEpoch, command });
+    return this.forwards.submit(command);
   }
 
-  /** Forward to the leader; map delivery failures to PROTOCOL.md codes. */
-  private async askLeader(message: PeerMessage): Promise<ClientReply> {
+  /** Writes and reads forwarded to the leader, batched per turn of the event loop. */
+  private readonly forwards = new Batcher<WriteCommand, ClientReply>(
+    (commands) => this.askLeader((epoch) => ({ type: 'forward', from: this.config.nodeId, epoch, commands }), true, commands.length),
+    256,
+  );
+  private readonly leaderReads = new Batcher<string, ClientReply>(
+    (keys) => this.askLeader((epoch) => ({ type: 'read', from: this.config.nodeId, epoch, keys }), false, keys.length),
+    512,
+  );
+
+  /** One request to the leader; delivery failures become PROTOCOL.md codes for every item. */
+  private async askLeader(message: (epoch: number) => PeerMessage, mayHaveEffect: boolean, count: number): Promise<ClientReply[]> {
+    const all = (reply: ClientReply) => Array.from({ length: count }, () => reply);
     const leader = this.latestLeader;
-    if (leader === null || leader === this.config.nodeId) return fail(503, 'no leader yet');
+    if (leader === null || leader === this.config.nodeId) return all(fail(503, 'no leader yet'));
     try {
-      const reply = await Promise.race([this.ports.bus.request(leader, message, this.config.opTimeoutMs), this.leaderLost.promise]);
-      if (reply.ok && reply.type === 'write') return reply.reply;
-      return fail(503, reply.ok ? 'unexpected reply from leader' : `leader cannot serve: ${reply.reason}`);
+      const reply = await Promise.race([this.ports.bus.request(leader, message(this.promisedEpoch), this.config.opTimeoutMs), this.leaderLost.promise]);
+      if (reply.ok && reply.type === 'replies' && reply.replies.length === count) return reply.replies;
+      return all(fail(503, reply.ok ? 'unexpected reply from leader' : `leader cannot serve: ${reply.reason}`));
     } catch (err) {
       // A read has no effect, so it can say 503; a forwarded write may have happened.
-      if (err instanceof LeaderGoneError) return message.type === 'read' ? fail(503, err.message) : fail(504, `${err.message}; the outcome is unknown`);
-      if (isName(err, 'NoRespondersError')) return fail(503, 'leader unreachable');
-      if (isName(err, 'BusTimeoutError')) return fail(504, 'leader did not answer in time; the outcome is unknown');
+      const unknown = (why: string) => (mayHaveEffect ? fail(504, `${why}; the outcome is unknown`) : fail(503, why));
+      if (err instanceof LeaderGoneError) return all(unknown(err.message));
+      if (isName(err, 'NoRespondersError')) return all(fail(503, 'leader unreachable'));
+      if (isName(err, 'BusTimeoutError')) return all(unknown('leader did not answer in time'));
       throw err;
     }
   }

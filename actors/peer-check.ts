@@ -35,16 +35,17 @@ export function checkPeerMessage(x: unknown): PeerMessage {
   const m = x as Record<string, unknown>;
   need(typeof m.type === 'string' && typeof m.from === 'string' && isCount(m.epoch), 'needs type, from and epoch');
   switch (m.type) {
-    case 'forward': {
-      const c = m.command;
-      need(isObject(c) && typeof c.key === 'string', 'forward needs a command with a key');
-      const cmd = c as Record<string, unknown>;
-      need(cmd.value === null || isBytes(cmd.value), 'command value must be bytes or null');
-      need(cmd.ifRevision === undefined || isCount(cmd.ifRevision), 'ifRevision must be a count');
+    case 'forward':
+      need(Array.isArray(m.commands), 'forward needs commands');
+      for (const c of m.commands as unknown[]) {
+        need(isObject(c) && typeof c.key === 'string', 'a forwarded command needs a key');
+        const cmd = c as Record<string, unknown>;
+        need(cmd.value === null || isBytes(cmd.value), 'command value must be bytes or null');
+        need(cmd.ifRevision === undefined || isCount(cmd.ifRevision), 'ifRevision must be a count');
+      }
       break;
-    }
     case 'read':
-      need(typeof m.key === 'string', 'read needs a key');
+      need(Array.isArray(m.keys) && (m.keys as unknown[]).every((k) => typeof k === 'string'), 'read needs keys');
       break;
     case 'join':
     case 'lease':

@@ -54,8 +54,8 @@ export interface PendingEntry {
 /** Every peer message names its sender and the epoch it belongs to (fencing). */
 export type PeerMessage =
   // follower -> leader
-  | { type: 'forward'; from: string; epoch: number; command: WriteCommand }
-  | { type: 'read'; from: string; epoch: number; key: string }
+  | { type: 'forward'; from: string; epoch: number; commands: WriteCommand[] }
+  | { type: 'read'; from: string; epoch: number; keys: string[] }
   | { type: 'join'; from: string; epoch: number; session: string }
   | { type: 'lease'; from: string; epoch: number; session: string }
   // leader -> follower
@@ -69,7 +69,7 @@ export type PeerMessage =
 
 export type PeerReply =
   | { ok: true; type: 'ack' }
-  | { ok: true; type: 'write'; reply: ClientReply }
+  | { ok: true; type: 'replies'; replies: ClientReply[] }
   | { ok: true; type: 'synced'; maxRev: number; pending: PendingEntry[]; serving: boolean }
   | { ok: true; type: 'chunk'; entries: SnapshotEntry[]; done: boolean; cursor: number; maxRev: number }
   | { ok: false; code: PeerErrorCode; epoch: number; reason: string };
