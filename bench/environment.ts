@@ -1,7 +1,8 @@
 // What every report states about where and how it was measured: the machine, the date, the
 // versions of node, nats-server and ZooKeeper, and each system's durability setting.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem, type as osType } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +29,11 @@ export interface Versions {
   java: string;
   natsJs: string;
   zistore: string;
+  /**
+   * sha256 (first 12 hex digits) over the store's source (actors/, bus/, coordination/, cli/,
+   * client/): tells runs of different code apart without git.
+   */
+  zistoreSource: string;
 }
 
 export interface SystemUnderTest {
@@ -67,6 +73,27 @@ function packageVersion(name: string): string {
   }
 }
 
+const SOURCE_DIRS = ['actors', 'bus', 'coordination', 'cli', 'client'];
+
+export function sourceFingerprint(): string {
+  const hash = createHash('sha256');
+  const walk = (dir: string): void => {
+    let names: string[];
+    try {
+      names = readdirSync(join(ROOT, dir)).sort();
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const rel = join(dir, name);
+      if (statSync(join(ROOT, rel)).isDirectory()) walk(rel);
+      else if (/\.(ts|js|mjs)$/.test(name)) hash.update(rel).update('\0').update(readFileSync(join(ROOT, rel))).update('\0');
+    }
+  };
+  for (const dir of SOURCE_DIRS) walk(dir);
+  return hash.digest('hex').slice(0, 12);
+}
+
 function javaVersion(): string {
   // `java -version` writes to stderr.
   const r = spawnSync('java', ['-version'], { encoding: 'utf8' });
@@ -88,6 +115,7 @@ export async function describeVersions(nc: NatsConnection, zookeeper: ZooKeeperH
     java: javaVersion(),
     natsJs: packageVersion('nats'),
     zistore: packageVersion('.'),
+    zistoreSource: sourceFingerprint(),
   };
 }
 

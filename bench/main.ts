@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { installSignalHandlers, killAllProcessesSync, trackedProcesses } from '../cluster/process-registry.ts';
+import { killAllProcessesSync, trackedProcesses } from '../cluster/process-registry.ts';
 import { BenchCluster } from './bench-cluster.ts';
 import { machineBusyPct } from './cpu.ts';
 import { describeMachine, describeSystems, describeVersions, type Environment } from './environment.ts';
@@ -107,7 +107,25 @@ async function main(argv: string[]): Promise<number> {
   const log = (line: string) => process.stderr.write(line + '\n');
   const progress = new Progress();
 
-  installSignalHandlers();
+  // Ctrl-C: stop every cluster through LocalCluster.stop() (which also removes its temp dir), then
+  // exit; a second signal kills whatever is left at once.
+  const live = new Set<BenchCluster>();
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted) {
+      killAllProcessesSync();
+      process.exit(130);
+    }
+    interrupted = true;
+    progress.stop();
+    log(`\n${signal}: stopping the cluster (again to kill at once)`);
+    Promise.allSettled([...live].map((c) => c.stop())).finally(() => {
+      killAllProcessesSync();
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const startedAt = new Date();
   const machine = describeMachine();
   const busy = await machineBusyPct(1000);
@@ -124,6 +142,7 @@ async function main(argv: string[]): Promise<number> {
     const c = await progress.step(`starting ZooKeeper, nats-server and ${nodes} node(s)`, () =>
       BenchCluster.start({ nodes, connections, viaProxy }),
     );
+    live.add(c);
     environment ??= {
       date: startedAt.toISOString(),
       machine: { ...machine, busyPctAtStart: busy },
@@ -172,7 +191,11 @@ async function main(argv: string[]): Promise<number> {
             return c;
           }
           if (shared && shared.local.view().filter((n) => n.running).length === nodes) return shared;
-          if (shared) await progress.step('stopping the previous cluster', () => shared!.stop());
+          if (shared) {
+            const previous = shared;
+            await progress.step('stopping the previous cluster', () => previous.stop());
+            live.delete(previous);
+          }
           shared = await startCluster(nodes);
           return shared;
         },
@@ -182,7 +205,10 @@ async function main(argv: string[]): Promise<number> {
         noteForeignLoad(section);
       } finally {
         for (const [file, svg] of section.svgs) svgs.set(file, svg);
-        for (const c of owned.splice(0)) await progress.step('stopping the cluster', () => c.stop());
+        for (const c of owned.splice(0)) {
+          await progress.step('stopping the cluster', () => c.stop());
+          live.delete(c);
+        }
       }
       log(`== ${scenario.name} done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     }

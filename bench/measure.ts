@@ -185,6 +185,7 @@ export async function measureSet(ctx: ScenarioContext, cluster: BenchCluster, sp
       valueBytes: p.spec.valueBytes,
       target: p.target,
       node: p.node,
+      ...(p.spec.fanout ? { fanout: p.spec.fanout } : {}),
       nodes,
       connections: cluster.connections.length,
     };

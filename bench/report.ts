@@ -103,7 +103,7 @@ function environmentMarkdown(env: Environment | null): string[] {
     `| node | ${v.node} (nats.js ${v.natsJs}) |`,
     `| nats-server | ${v.natsServer} |`,
     `| ZooKeeper | ${v.zookeeper} (${v.java}) |`,
-    `| ZiStore | ${v.zistore} |`,
+    `| ZiStore | ${v.zistore}, source fingerprint \`${v.zistoreSource}\` (sha256 of actors/, bus/, coordination/, cli/, client/) |`,
     '',
     `**Host:** ${m.note}.`,
     '',

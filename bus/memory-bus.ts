@@ -112,6 +112,15 @@ const copyReply = (r: ClientReply): ClientReply =>
   r.ok ? { ok: true, ...(r.revision !== undefined ? { revision: r.revision } : {}), ...(r.data !== undefined ? { data: copyBytes(r.data) } : {}) } : { ...r };
 const subjectOf = (to: string, type: string) => `zistore.sim.peer.${to}.${type}`;
 
+/** Observers are taps: one that throws must not change what the network does. */
+function tap(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // Deliberately ignored: see above.
+  }
+}
+
 export class MemoryNetwork {
   profile: LinkProfile;
   readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, held: 0, noResponders: 0 };
@@ -259,7 +268,7 @@ export class MemoryNetwork {
 
   private drop(from: string, to: string, what: string): void {
     this.stats.dropped++;
-    this.observer.dropped?.(from, to, what);
+    tap(() => this.observer.dropped?.(from, to, what));
   }
 
   private scheduleArrival(from: string, to: string, deliver: () => void): void {
@@ -312,7 +321,7 @@ export class MemoryNetwork {
           if (requestId !== 0) this.route(to, from, 'reply', () => sender.replied(requestId, encode(reply)), false);
           return;
         }
-        this.observer.peerDelivered?.(from, to, message);
+        tap(() => this.observer.peerDelivered?.(from, to, message));
         dest.handlePeer(message).then(
           (reply) => {
             if (requestId === 0 || !dest.isLive()) return;
@@ -357,7 +366,7 @@ export class MemoryNetwork {
             )
             .then((reply) => {
               if (!dest.isLive()) return;
-              this.observer.clientAnswered?.(nodeId, req, reply);
+              tap(() => this.observer.clientAnswered?.(nodeId, req, reply));
               const copy = copyReply(reply);
               this.route(nodeId, CLIENTS, 'client reply', () => finish({ kind: 'reply', reply: copyReply(copy) }), false);
             });

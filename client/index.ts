@@ -62,6 +62,10 @@ export interface ClientOptions {
   cluster?: string;
   /** Default 5000: a little longer than a node's 4 s operation timeout. */
   timeoutMs?: number;
+  /** Retries of a 503 (which had no effect), with exponential backoff from 20 ms; default 6. */
+  retries503?: number;
+  /** Send writes straight to the leader when it is known (saves the forwarding hop); default true. */
+  writesToLeader?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -71,6 +75,11 @@ const toBytes = (v: Uint8Array | string) => (typeof v === 'string' ? encoder.enc
 export class ZiClient {
   readonly cluster: string;
   readonly timeoutMs: number;
+  private readonly retries503: number;
+  private readonly writesToLeader: boolean;
+  /** The leader as last reported by `members`; null when unknown (then any node takes writes). */
+  private leader: string | null = null;
+  private leaderLookup: Promise<void> | null = null;
 
   constructor(
     readonly nc: NatsConnection,
@@ -78,13 +87,50 @@ export class ZiClient {
   ) {
     this.cluster = options.cluster ?? 'default';
     this.timeoutMs = options.timeoutMs ?? 5000;
+    this.retries503 = options.retries503 ?? 6;
+    this.writesToLeader = options.writesToLeader ?? true;
   }
 
   subject(op: string, node?: string): string {
     return node ? `zistore.${this.cluster}.node.${node}.${op}` : `zistore.${this.cluster}.${op}`;
   }
 
+  /** Retries 503s (no effect, safe) with backoff within the call's time budget; nothing else. */
   private async call(op: string, key: string | null, body: Uint8Array, opts: WriteOptions = {}): Promise<Msg> {
+    const budgetMs = opts.timeoutMs ?? this.timeoutMs;
+    const started = Date.now();
+    const isWrite = op === 'put' || op === 'delete';
+    for (let attempt = 0; ; attempt++) {
+      const node = opts.node ?? (isWrite && this.writesToLeader ? this.knownLeader() : undefined);
+      const leftMs = budgetMs - (Date.now() - started);
+      try {
+        return await this.callOnce(op, key, body, { ...opts, node, timeoutMs: Math.max(1, leftMs) });
+      } catch (err) {
+        if (!(err instanceof ZiStoreError) || err.code !== 503) throw err;
+        if (node !== undefined && opts.node === undefined) this.leader = null; // stale leader: ask again
+        const backoffMs = 20 * 2 ** attempt;
+        if (attempt >= this.retries503 || Date.now() - started + backoffMs >= budgetMs) throw err;
+        await new Promise((r) => setTimeout(r, backoffMs));
+      }
+    }
+  }
+
+  /** The cached leader; starts a lookup in the background when there is none. */
+  private knownLeader(): string | undefined {
+    if (this.leader === null && this.leaderLookup === null) {
+      this.leaderLookup = this.members({ timeoutMs: 1000 })
+        .then((view) => {
+          if (view.members.some((m) => m.id === view.leader && m.state === 'serving')) this.leader = view.leader;
+        })
+        .catch(() => undefined)
+        .finally(() => {
+          this.leaderLookup = null;
+        });
+    }
+    return this.leader ?? undefined;
+  }
+
+  private async callOnce(op: string, key: string | null, body: Uint8Array, opts: WriteOptions = {}): Promise<Msg> {
     const h = natsHeaders();
     if (key !== null) h.set(KEY_HEADER, key);
     if (opts.ifRevision !== undefined) h.set(IF_REVISION_HEADER, String(opts.ifRevision));
@@ -128,7 +174,7 @@ export class ZiClient {
   }
 
   async members(opts?: CallOptions): Promise<MembersView> {
-    const msg = await this.call('members', null, new Uint8Array(0), opts);
+    const msg = await this.callOnce('members', null, new Uint8Array(0), { timeoutMs: this.timeoutMs, ...opts });
     return JSON.parse(decoder.decode(msg.data)) as MembersView;
   }
 }

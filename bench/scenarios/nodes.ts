@@ -2,7 +2,6 @@
 // flight. One cluster grows by `addNode` (ZooKeeper and nats-server stay up); the leader stays
 // the first node, so each step adds one follower that every write must reach.
 import { measureSet, ratio } from '../measure.ts';
-import type { Measurement } from '../report.ts';
 import type { Scenario } from '../scenario.ts';
 
 const NODES_MAX = 4;
@@ -14,8 +13,9 @@ export const nodes: Scenario = {
   description:
     'Puts at the leader, one in flight, values of 512 B and 16 KiB, as the cluster grows from 1 to 4 nodes (a node is ' +
     'added and must be serving before the next step). A 1-node cluster replicates nowhere, so its put costs one round trip; ' +
-    'from 2 nodes on, the leader waits for every follower in parallel.',
-  estimate: { quick: '~50 s', full: '~3 min' },
+    'from 2 nodes on, the leader waits for every follower in parallel. The floor is the echo relay with the same ' +
+    'fan-out (n − 1 other responders; plain echo for 1 node), interleaved with the puts in rounds.',
+  estimate: { quick: '~55 s', full: '~4 min' },
   async run(ctx) {
     const timeScale = ctx.quick ? 0.6 : 1;
     ctx.section.section.settings = { nodes: `1…${NODES_MAX}`, inflight: 1, target: 'leader', sizes: SIZES, warmupMs: ctx.timing.warmupMs * timeScale, durationMs: ctx.timing.durationMs * timeScale, rounds: ctx.rounds };
@@ -28,17 +28,24 @@ export const nodes: Scenario = {
       { key: 'p99', label: 'p99 µs', kind: 'us' },
       { key: 'p999', label: 'p99.9 µs', kind: 'us' },
       { key: 'xEchoP50', label: '×echo p50', kind: 'ratio' },
+      { key: 'relayP50', label: 'floor p50 µs', kind: 'us' },
+      { key: 'xRelayP50', label: '×floor p50', kind: 'ratio' },
       { key: 'opsPerSec', label: 'ops/s', kind: 'rate' },
       { key: 'cpuUsPerOp', label: 'CPU µs/op', kind: 'us' },
     ]);
-    const lines = new Map<number, { x: number; y: number }[]>();
+    const lines = new Map<string, { x: number; y: number }[]>();
+    const push = (name: string, x: number, y: number) => (lines.get(name) ?? lines.set(name, []).get(name)!).push({ x, y });
     for (let n = 1; n <= NODES_MAX; n++) {
       if (n > 1) await ctx.progress.step(`adding node ${n}`, () => cluster.addNode());
       for (const valueBytes of SIZES) {
-        const [echo, m] = (await measureSet(ctx, cluster, [
+        const ms = await measureSet(ctx, cluster, [
           { system: 'nats-echo', op: 'put', valueBytes, inflight: 1 },
+          ...(n > 1 ? [{ system: 'nats-echo', op: 'put', valueBytes, inflight: 1, fanout: n - 1 } as const] : []),
           { system: 'zistore', op: 'put', valueBytes, target: 'leader', inflight: 1 },
-        ], { timeScale })) as [Measurement, Measurement];
+        ], { timeScale });
+        const echo = ms[0]!;
+        const relay = n > 1 ? ms[1]! : echo;
+        const m = ms[ms.length - 1]!;
         table.add({
           nodes: n,
           size: valueBytes,
@@ -47,10 +54,14 @@ export const nodes: Scenario = {
           p99: m.latencyUs.p99,
           p999: m.latencyUs.p999,
           xEchoP50: ratio(m.latencyUs.p50, echo.latencyUs.p50),
+          relayP50: relay.latencyUs.p50,
+          xRelayP50: ratio(m.latencyUs.p50, relay.latencyUs.p50),
           opsPerSec: m.opsPerSec,
           cpuUsPerOp: m.cpuUsPerOp,
         });
-        (lines.get(valueBytes) ?? lines.set(valueBytes, []).get(valueBytes)!).push({ x: n, y: m.latencyUs.p50 });
+        const size = valueBytes >= 1024 ? `${valueBytes / 1024} KiB` : `${valueBytes} B`;
+        push(`put p50 ${size}`, n, m.latencyUs.p50);
+        push(`floor p50 ${size}`, n, relay.latencyUs.p50);
       }
     }
     ctx.section.chart('latency', {
@@ -58,7 +69,7 @@ export const nodes: Scenario = {
       title: 'Put p50 at the leader vs cluster size (1 in flight)',
       xLabel: 'nodes',
       yLabel: 'µs',
-      series: [...lines].map(([size, points]) => ({ name: `p50 ${size >= 1024 ? size / 1024 + ' KiB' : size + ' B'}`, points })),
+      series: [...lines].map(([name, points]) => ({ name, points })),
     });
   },
 };

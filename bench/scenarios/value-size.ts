@@ -13,8 +13,9 @@ export const valueSize: Scenario = {
   title: 'Write latency vs value size (thesis 5.1), 3 nodes, 1 in flight',
   description:
     'Puts at the leader of a 3-node cluster, one in flight, values from 512 B to 16 KiB (random bytes), overwriting ' +
-    'a fixed set of keys; each size next to the put-shaped NATS echo of the same size.',
-  estimate: { quick: '~40 s', full: '~2.5 min' },
+    'a fixed set of keys; each size next to the put-shaped NATS echo and the relay floor (value sent on to 2 other ' +
+    'responders before the answer) of the same size, interleaved in rounds.',
+  estimate: { quick: '~35 s', full: '~3.5 min' },
   async run(ctx) {
     const timeScale = ctx.quick ? 0.6 : 1;
     ctx.section.section.settings = { nodes: 3, inflight: 1, target: 'leader', sizes: SIZES, warmupMs: ctx.timing.warmupMs * timeScale, durationMs: ctx.timing.durationMs * timeScale, rounds: ctx.rounds };
@@ -28,15 +29,18 @@ export const valueSize: Scenario = {
       { key: 'max', label: 'max µs', kind: 'us' },
       { key: 'echoP50', label: 'echo p50 µs', kind: 'us' },
       { key: 'xEchoP50', label: '×echo p50', kind: 'ratio' },
+      { key: 'relayP50', label: 'relay→2 p50 µs', kind: 'us' },
+      { key: 'xRelayP50', label: '×relay p50', kind: 'ratio' },
       { key: 'opsPerSec', label: 'ops/s', kind: 'rate' },
       { key: 'cpuUsPerOp', label: 'CPU µs/op', kind: 'us' },
     ]);
-    const lines = { p50: [] as { x: number; y: number }[], p99: [] as { x: number; y: number }[], echo: [] as { x: number; y: number }[] };
+    const lines = { p50: [] as { x: number; y: number }[], p99: [] as { x: number; y: number }[], echo: [] as { x: number; y: number }[], relay: [] as { x: number; y: number }[] };
     for (const valueBytes of SIZES) {
-      const [echo, m] = (await measureSet(ctx, cluster, [
+      const [echo, relay, m] = (await measureSet(ctx, cluster, [
         { system: 'nats-echo', op: 'put', valueBytes, inflight: 1 },
+        { system: 'nats-echo', op: 'put', valueBytes, inflight: 1, fanout: 2 },
         { system: 'zistore', op: 'put', valueBytes, target: 'leader', inflight: 1 },
-      ], { timeScale })) as [Measurement, Measurement];
+      ], { timeScale })) as [Measurement, Measurement, Measurement];
       table.add({
         size: valueBytes,
         p50: m.latencyUs.p50,
@@ -46,12 +50,15 @@ export const valueSize: Scenario = {
         max: m.latencyUs.max,
         echoP50: echo.latencyUs.p50,
         xEchoP50: ratio(m.latencyUs.p50, echo.latencyUs.p50),
+        relayP50: relay.latencyUs.p50,
+        xRelayP50: ratio(m.latencyUs.p50, relay.latencyUs.p50),
         opsPerSec: m.opsPerSec,
         cpuUsPerOp: m.cpuUsPerOp,
       });
       lines.p50.push({ x: valueBytes, y: m.latencyUs.p50 });
       lines.p99.push({ x: valueBytes, y: m.latencyUs.p99 });
       lines.echo.push({ x: valueBytes, y: echo.latencyUs.p50 });
+      lines.relay.push({ x: valueBytes, y: relay.latencyUs.p50 });
     }
     ctx.section.chart('latency', {
       kind: 'line',
@@ -64,6 +71,7 @@ export const valueSize: Scenario = {
         { name: 'put p50', points: lines.p50 },
         { name: 'put p99', points: lines.p99 },
         { name: 'echo p50', points: lines.echo },
+        { name: 'relay→2 p50', points: lines.relay },
       ],
     });
   },
