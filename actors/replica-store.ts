@@ -5,6 +5,16 @@ import type { PendingEntry, SnapshotEntry } from './protocol.ts';
 
 type Waiter = () => void;
 
+/**
+ * Values arrive as views on a received message buffer (no copy on the way in). A small value
+ * kept as such a view would pin the whole socket chunk or batch in memory, so a value whose
+ * backing buffer is much larger than itself is copied once, here, as it is stored.
+ */
+function compact(value: Uint8Array): Uint8Array {
+  // new Uint8Array(view) copies; Buffer#slice would not.
+  return value.buffer.byteLength > value.byteLength * 2 + 64 ? new Uint8Array(value) : value;
+}
+
 export class ReplicaStore {
   private readonly entries = new Map<string, EntryRecord>();
   private readonly waiters = new Map<string, Waiter[]>();
@@ -22,6 +32,8 @@ export class ReplicaStore {
 
   apply(key: string, event: EntryEvent): boolean {
     if (event.rev > this.maxRev) this.maxRev = event.rev;
+    if (event.type === 'fill') event = { ...event, value: compact(event.value) };
+    else if (event.type === 'invalidate' && event.value !== null) event = { ...event, value: compact(event.value) };
     let entry = this.entries.get(key);
     if (entry === undefined) {
       if (event.type === 'validate' || event.type === 'abort') return false;

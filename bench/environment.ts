@@ -104,7 +104,8 @@ export async function describeVersions(nc: NatsConnection, zookeeper: ZooKeeperH
   let zk = 'unknown';
   try {
     const srvr = await zookeeper.fourLetterWord('srvr');
-    zk = /Zookeeper version:\s*([^,\n]+)/i.exec(srvr)?.[1]?.trim() ?? 'unknown';
+    // Debian's build leaves a '-${mvngit.commit.id}' placeholder in the version string.
+    zk = /Zookeeper version:\s*([^,\n]+)/i.exec(srvr)?.[1]?.replace(/-\$\{[^}]*\}/, '').trim() ?? 'unknown';
   } catch {
     /* stays unknown */
   }
@@ -134,8 +135,10 @@ export function describeSystems(): SystemUnderTest[] {
       durability: 'standalone server, forceSync=yes (fsync of its transaction log), data in a temp dir',
     },
     {
-      name: 'NATS echo',
-      role: 'baseline peer: bare request-reply between two Node processes on the same nats-server',
+      name: 'NATS echo / relay',
+      role:
+        'baseline peers: bare nats.js request-reply to a responder process on the same nats-server (echo), and the same ' +
+        'with the responder first sending the value on to N other responder processes (relay: a put\'s message pattern)',
       durability: 'none (keeps no state)',
     },
   ];

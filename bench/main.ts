@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { killAllProcessesSync, trackedProcesses } from '../cluster/process-registry.ts';
 import { BenchCluster } from './bench-cluster.ts';
 import { machineBusyPct } from './cpu.ts';
+import { onInterrupt } from './interrupt.ts';
 import { describeMachine, describeSystems, describeVersions, type Environment } from './environment.ts';
 import { Progress } from './progress.ts';
 import { METHOD, SectionBuilder, writeReport, type Report } from './report.ts';
@@ -107,25 +108,11 @@ async function main(argv: string[]): Promise<number> {
   const log = (line: string) => process.stderr.write(line + '\n');
   const progress = new Progress();
 
-  // Ctrl-C: stop every cluster through LocalCluster.stop() (which also removes its temp dir), then
-  // exit; a second signal kills whatever is left at once.
   const live = new Set<BenchCluster>();
-  let interrupted = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (interrupted) {
-      killAllProcessesSync();
-      process.exit(130);
-    }
-    interrupted = true;
-    progress.stop();
-    log(`\n${signal}: stopping the cluster (again to kill at once)`);
-    Promise.allSettled([...live].map((c) => c.stop())).finally(() => {
-      killAllProcessesSync();
-      process.exit(signal === 'SIGINT' ? 130 : 143);
-    });
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  onInterrupt(
+    () => Promise.allSettled([...live].map((c) => c.stop())),
+    () => progress.stop(),
+  );
   const startedAt = new Date();
   const machine = describeMachine();
   const busy = await machineBusyPct(1000);

@@ -8,8 +8,9 @@ import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { installSignalHandlers, killAllProcessesSync } from '../cluster/process-registry.ts';
+import { killAllProcessesSync } from '../cluster/process-registry.ts';
 import { BenchCluster } from './bench-cluster.ts';
+import { onInterrupt } from './interrupt.ts';
 import { runClosedLoop } from './load.ts';
 import { preloadKeys, putKeysPerWorker, valueOf } from './measure.ts';
 import { Progress } from './progress.ts';
@@ -101,7 +102,6 @@ async function main(): Promise<void> {
   const outBase = resolve(values.out ?? fileURLToPath(new URL('results', import.meta.url)));
   const dir = join(outBase, `profile-${op}-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}`);
   await mkdir(dir, { recursive: true });
-  installSignalHandlers();
 
   // Every child started from here on (nodes and the echo responder) can be profiled.
   const hook = fileURLToPath(new URL('cpu-profile-hook.mjs', import.meta.url));
@@ -109,6 +109,7 @@ async function main(): Promise<void> {
   process.env.ZISTORE_CPU_PROFILE_DIR = dir;
   const progress = new Progress();
   const cluster = await progress.step('starting the cluster (profiled nodes)', () => BenchCluster.start({ nodes: 3 }));
+  onInterrupt(() => cluster.stop(), () => progress.stop());
   delete process.env.NODE_OPTIONS;
   delete process.env.ZISTORE_CPU_PROFILE_DIR;
   const profiled = cluster.local.view().flatMap((n) => (n.running && n.pid !== null ? [n.pid] : []));

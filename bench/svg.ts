@@ -23,9 +23,10 @@ export interface LineChart {
 
 export type Chart = BarChart | LineChart;
 
-const W = 720;
-const H = 360;
-const M = { top: 40, right: 170, bottom: 56, left: 70 };
+const H = 380;
+const M = { top: 40, right: 170, bottom: 84, left: 70 };
+/** Width: wide enough for the bars' labels. */
+const width = (slots: number) => Math.max(720, M.left + M.right + slots * 46);
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f'];
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -40,7 +41,7 @@ function niceScale(max: number): { top: number; step: number } {
   return { top: Math.ceil(max / step) * step, step };
 }
 
-function frame(title: string, yLabel: string, xLabel: string, top: number, step: number, body: string[]): string {
+function frame(W: number, title: string, yLabel: string, xLabel: string, top: number, step: number, body: string[]): string {
   const plotW = W - M.left - M.right;
   const plotH = H - M.top - M.bottom;
   const y = (v: number) => M.top + plotH - (v / top) * plotH;
@@ -56,12 +57,12 @@ function frame(title: string, yLabel: string, xLabel: string, top: number, step:
   out.push(`<line x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${M.top + plotH}" stroke="#333"/>`);
   out.push(`<line x1="${M.left}" x2="${M.left + plotW}" y1="${M.top + plotH}" y2="${M.top + plotH}" stroke="#333"/>`);
   out.push(`<text transform="translate(18 ${M.top + plotH / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`);
-  if (xLabel) out.push(`<text x="${M.left + plotW / 2}" y="${H - 10}" text-anchor="middle">${esc(xLabel)}</text>`);
+  if (xLabel) out.push(`<text x="${M.left + plotW / 2}" y="${M.top + plotH + 40}" text-anchor="middle">${esc(xLabel)}</text>`);
   out.push(...body, '</svg>');
   return out.join('\n') + '\n';
 }
 
-function legend(names: string[]): string[] {
+function legend(W: number, names: string[]): string[] {
   const x = W - M.right + 16;
   return names.flatMap((name, i) => [
     `<rect x="${x}" y="${M.top + i * 20}" width="12" height="12" fill="${PALETTE[i % PALETTE.length]}"/>`,
@@ -70,6 +71,7 @@ function legend(names: string[]): string[] {
 }
 
 function barSvg(c: BarChart): string {
+  const W = width(c.categories.length * Math.max(1, c.series.length));
   const plotW = W - M.left - M.right;
   const plotH = H - M.top - M.bottom;
   const max = Math.max(0, ...c.series.flatMap((s) => s.values.filter((v): v is number => v !== null)));
@@ -85,12 +87,16 @@ function barSvg(c: BarChart): string {
       const h = (v / top) * plotH;
       body.push(`<rect x="${gx + si * barW}" y="${M.top + plotH - h}" width="${Math.max(1, barW - 2)}" height="${h}" fill="${PALETTE[si % PALETTE.length]}"><title>${esc(`${s.name} ${cat}: ${num(v)}`)}</title></rect>`);
     });
-    body.push(`<text x="${M.left + ci * groupW + groupW / 2}" y="${M.top + plotH + 18}" text-anchor="middle">${esc(cat)}</text>`);
+    // Labels slanted so that long ones do not run into each other.
+    const lx = M.left + ci * groupW + groupW / 2;
+    const ly = M.top + plotH + 14;
+    body.push(`<text x="${lx}" y="${ly}" text-anchor="end" transform="rotate(-35 ${lx} ${ly})">${esc(cat)}</text>`);
   });
-  return frame(c.title, c.yLabel, '', top, step, [...body, ...legend(c.series.map((s) => s.name))]);
+  return frame(W, c.title, c.yLabel, '', top, step, [...body, ...legend(W, c.series.map((s) => s.name))]);
 }
 
 function lineSvg(c: LineChart): string {
+  const W = width(0);
   const plotW = W - M.left - M.right;
   const plotH = H - M.top - M.bottom;
   const xs = [...new Set(c.series.flatMap((s) => s.points.map((p) => p.x)))].sort((a, b) => a - b);
@@ -111,7 +117,7 @@ function lineSvg(c: LineChart): string {
     body.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.map((p) => `${px(p.x).toFixed(1)},${py(p.y).toFixed(1)}`).join(' ')}"/>`);
     for (const p of pts) body.push(`<circle cx="${px(p.x).toFixed(1)}" cy="${py(p.y).toFixed(1)}" r="3" fill="${color}"><title>${esc(`${s.name}: ${num(p.y)}`)}</title></circle>`);
   });
-  return frame(c.title, c.yLabel, c.xLabel, top, step, [...body, ...legend(c.series.map((s) => s.name))]);
+  return frame(W, c.title, c.yLabel, c.xLabel, top, step, [...body, ...legend(W, c.series.map((s) => s.name))]);
 }
 
 export function renderSvg(chart: Chart): string {

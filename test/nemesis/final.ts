@@ -43,30 +43,42 @@ export interface Convergence {
 
 const settled = (op: RecordedOp) => op.output.status === 'ok' || op.output.status === 'not-found';
 
-async function readAt(nc: NatsConnection, ctx: WorkloadContext, node: string, key: string): Promise<FinalRead> {
-  let op: RecordedOp | null = null;
-  for (let attempt = 0; attempt < 15; attempt++) {
-    op = await perform(nc, ctx, 'final', node, { op: 'get', key });
-    if (settled(op)) break;
+/** Reads until the node answers ok/404 or the deadline passes; every attempt is recorded. */
+async function readAt(nc: NatsConnection, ctx: WorkloadContext, node: string, key: string, deadline: number): Promise<FinalRead> {
+  let op = await perform(nc, ctx, 'final', node, { op: 'get', key });
+  while (!settled(op) && performance.now() + 300 < deadline) {
     await sleep(300);
+    op = await perform(nc, ctx, 'final', node, { op: 'get', key });
   }
-  const o = op as RecordedOp;
-  if (o.output.status === 'ok') return { node, code: o.code, value: o.output.value, revision: o.output.revision };
-  return { node, code: o.code };
+  if (op.output.status === 'ok') return { node, code: op.code, value: op.output.value, revision: op.output.revision };
+  return { node, code: op.code };
 }
 
 const same = (a: FinalRead, b: FinalRead) => a.code === b.code && a.value === b.value && a.revision === b.revision;
 
-export async function finalReads(nc: NatsConnection, ctx: WorkloadContext, nodes: readonly string[]): Promise<Convergence> {
+/**
+ * Reads every key at every node. A key converges when all nodes answer the same (ok with the
+ * same value and revision, or 404). Bounded by `timeoutMs` overall: a node that keeps
+ * answering 503/504 or nothing shows as that code in the mismatch.
+ */
+export async function finalReads(nc: NatsConnection, ctx: WorkloadContext, nodes: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<Convergence> {
   const mismatches: Convergence['mismatches'] = [];
   const agreed: Convergence['agreed'] = {};
+  const deadline = performance.now() + timeoutMs;
+  // Each key gets at least its share of the time, so one stuck key does not starve the others.
+  const share = timeoutMs / Math.max(1, ctx.keys.length);
   for (const key of ctx.keys) {
+    if (signal?.aborted) break;
+    const keyDeadline = Math.max(Math.min(deadline, performance.now() + 4 * share), performance.now() + ctx.clientTimeoutMs + 1000);
     let reads: FinalRead[] = [];
     let ok = false;
     // A write with an unknown outcome may still land between two reads: look again a few times.
     for (let round = 0; round < 4 && !ok; round++) {
-      if (round > 0) await sleep(1000);
-      reads = await Promise.all(nodes.map((n) => readAt(nc, ctx, n, key)));
+      if (round > 0) {
+        if (performance.now() + 1000 > keyDeadline || signal?.aborted) break;
+        await sleep(1000);
+      }
+      reads = await Promise.all(nodes.map((n) => readAt(nc, ctx, n, key, keyDeadline)));
       const first = reads[0] as FinalRead;
       ok = (first.code === '200' || first.code === '404') && reads.every((r) => same(r, first));
     }

@@ -29,6 +29,8 @@ export interface NemesisOptions {
   queueGroupShare: number;
   /** Bound on the wait for every node to serve again after the final heal. */
   healTimeoutMs: number;
+  /** Bound on the final reads of every key at every node. */
+  finalReadTimeoutMs: number;
   /** Seconds of workload after the final heal, to see the cluster serve again. */
   afterHealS: number;
   /** Wall-clock budget of the linearizability search. */
@@ -54,6 +56,7 @@ export const DEFAULTS: Omit<NemesisOptions, 'seed'> = {
   queueGroupShare: 0.25,
   healTimeoutMs: 60_000,
   afterHealS: 3,
+  finalReadTimeoutMs: 60_000,
   checkBudgetMs: 60_000,
 };
 

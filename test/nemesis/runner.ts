@@ -11,6 +11,7 @@ import { finalReads, waitAllServing, type Convergence } from './final.ts';
 import { Recorder, type RecordedOp } from './history.ts';
 import { Nemesis, type FaultRecord, type NemesisEvent } from './nemesis.ts';
 import { buildTimeline } from './timeline.ts';
+import { changedSources, stampSources } from './sources.ts';
 import type { NemesisOptions } from './options.ts';
 import { Rng } from './rng.ts';
 import { formatSummary, summarize, type Summary } from './summary.ts';
@@ -35,6 +36,8 @@ export interface NemesisResult {
   convergence: Convergence | null;
   check: CheckResult | null;
   notServingAfterHeal: Record<string, string>;
+  /** Source files that changed while the run was going (restarted nodes ran other code). */
+  sourcesChanged: string[];
   history: RecordedOp[];
   /** The whole text report, as printed by `npm run nemesis`. */
   report: string;
@@ -61,6 +64,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
   log(`nemesis seed=${o.seed} duration=${o.durationS}s nodes=${o.nodes} clients=${o.clients} keys=${o.keys} faults=${o.faults.join(',') || 'none'}`);
   log(`results: ${resultsDir}`);
 
+  const sourcesBefore = await stampSources();
   let recorder = new Recorder(performance.now());
   let t0Wall = Date.now();
   const connections: NatsConnection[] = [];
@@ -153,7 +157,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
       recorder.phase = 'final';
       await sleep(500, o.signal);
       log(`[${(recorder.now() / 1000).toFixed(1).padStart(6)}s] final reads of ${o.keys} keys at ${ids.length} nodes`);
-      convergence = await finalReads(control, ctx, ids);
+      convergence = await finalReads(control, ctx, ids, o.finalReadTimeoutMs, o.signal);
     }
     await nemesis.dispose();
 
@@ -190,6 +194,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
   }
 
   const aborted = o.signal?.aborted ?? false;
+  const sourcesChanged = changedSources(sourcesBefore, await stampSources());
   const keepLogs = o.keepLogs || !passed;
   const timeline = await buildTimeline(dataDir, ids, nemesis?.events ?? [], t0Wall).catch(() => '');
   if (!keepLogs) await rm(dataDir, { recursive: true, force: true });
@@ -208,6 +213,10 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
     lines.push('');
     lines.push('FAILURES:');
     for (const f of failures) lines.push(`- ${f}`);
+  }
+  if (sourcesChanged.length > 0) {
+    lines.push('');
+    lines.push(`WARNING: store sources changed during the run (${sourcesChanged.join(', ')}); nodes started after the change ran other code than the rest`);
   }
   lines.push('');
   lines.push(aborted ? 'ABORTED' : passed ? 'PASS' : inconclusive && failures.length === 1 ? 'INCONCLUSIVE' : 'FAIL');
@@ -229,6 +238,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
     convergence,
     check,
     notServingAfterHeal: Object.fromEntries(notServing),
+    sourcesChanged,
     history: recorder.ops,
     report,
   };
