@@ -1,0 +1,75 @@
+// Goal: the command-line contract outside tests rely on: `zistore up` prints a ready line with
+// the NATS URL, serves the client contract, and on SIGTERM stops everything it started;
+// `zistore node` refuses bad flags with a clear message; the typed client works end to end.
+import { describe, expect, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, ZiStoreError } from '../../client/index.ts';
+import { freePort } from '../../cluster/ports.ts';
+
+const BIN = join(import.meta.dirname, '..', '..', 'cli', 'zistore.js');
+
+function processesMentioning(text: string): string[] {
+  const out = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).stdout;
+  return out.split('\n').filter((line) => line.includes(text) && !line.includes('ps -eo'));
+}
+
+describe('cli', () => {
+  it('zistore up - ready line, working cluster, clean stop on SIGTERM', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'zistore-cli-'));
+    const natsPort = await freePort();
+    const zkPort = await freePort();
+    const up = spawn(process.execPath, [BIN, 'up', '--nodes', '2', '--cluster', 'clitest', '--nats-port', String(natsPort), '--zk-port', String(zkPort), '--data-dir', dataDir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    up.stdout.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => up.on('exit', (code) => resolve(code)));
+    try {
+      const start = Date.now();
+      while (!out.includes('ready')) {
+        if (Date.now() - start > 60_000) throw new Error(`no ready line; got: ${out}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const readyLine = out.split('\n').find((l) => l.includes('ready'))!;
+      expect(readyLine).toContain(`nats://127.0.0.1:${natsPort}`);
+
+      const kv = await connect({ servers: `nats://127.0.0.1:${natsPort}`, cluster: 'clitest' });
+      const { revision } = await kv.put('hello', 'world');
+      expect((await kv.get('hello'))?.text()).toBe('world');
+      expect((await kv.get('hello', { node: 'n2' }))?.revision).toBe(revision);
+      await expect(kv.put('hello', 'x', { ifRevision: revision + 100 })).rejects.toMatchObject({ name: 'ZiStoreError', code: 409 });
+      await expect(kv.delete('missing')).rejects.toBeInstanceOf(ZiStoreError);
+      expect(await kv.get('missing')).toBeNull();
+      const view = await kv.members();
+      expect(view.members.map((m) => m.id)).toEqual(['n1', 'n2']);
+      await kv.close();
+    } finally {
+      up.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    // Nothing it started is left: no node, no nats-server, no ZooKeeper using its data dir.
+    expect(processesMentioning(dataDir)).toEqual([]);
+    expect(processesMentioning('--cluster clitest')).toEqual([]);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('zistore node - bad or missing flags get a clear message and exit code 2', () => {
+    const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000 });
+    const missing = run('node', '--id', 'n1');
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('--cluster is required');
+    const badId = run('node', '--id', 'bad id', '--cluster', 'c', '--zk', '127.0.0.1:1', '--nats', 'nats://127.0.0.1:1');
+    expect(badId.status).toBe(2);
+    expect(badId.stderr).toContain('--id');
+    const badTimeout = run('node', '--id', 'n1', '--cluster', 'c', '--zk', '127.0.0.1:1', '--nats', 'nats://127.0.0.1:1', '--session-timeout', 'soon');
+    expect(badTimeout.status).toBe(2);
+    expect(badTimeout.stderr).toContain('--session-timeout');
+    const unknown = run('frobnicate');
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain("unknown command 'frobnicate'");
+    expect(existsSync(BIN)).toBe(true);
+  });
+});
