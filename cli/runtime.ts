@@ -40,7 +40,10 @@ export async function runNode(options: RunNodeOptions): Promise<ZiNode> {
   if (config.leaseMs >= options.sessionTimeoutMs) {
     throw new Error(`lease (${config.leaseMs} ms) must be shorter than the session timeout (${options.sessionTimeoutMs} ms)`);
   }
-  const bus = await createNatsBus({ servers: options.nats, cluster, nodeId, log, connectOptions: options.natsOptions });
+  const bus = await createNatsBus({ servers: options.nats, cluster, nodeId, log, connectOptions: options.natsOptions }).catch((err: unknown) => {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new Error(`cannot connect to NATS at ${String(options.nats)}: ${why}`, { cause: err });
+  });
   const coordinator = createZkCoordinator({
     connectString: options.zk,
     cluster,
