@@ -30,7 +30,7 @@ export type LeaseEvent = { type: 'lease.granted'; leftMs: number } | { type: 'le
 
 export const followerMachine = setup({
   types: {
-    input: {} as { leaseMs: number; joinRetryMs: number; syncWaitMs: number },
+    input: {} as { leaseMs: number; joinRetryMs: number; syncWaitMs: number; complete?: boolean },
     context: {} as FollowerContext,
     events: {} as FollowerEvent,
     emitted: {} as FollowerEmitted,
@@ -49,6 +49,7 @@ export const followerMachine = setup({
     keptAsReplica: ({ event }) => event.type === 'leader.synced' && event.replica,
     hasLeader: ({ context }) => context.leader !== null,
     mustJoin: ({ context }) => context.leader !== null && !context.complete,
+    isCompleteWithLeader: ({ context }) => context.leader !== null && context.complete,
   },
   actions: {
     adoptLeader: assign(({ event }) => {
@@ -74,7 +75,7 @@ export const followerMachine = setup({
     leaseLeftMs: 0,
     joinRetryMs: input.joinRetryMs,
     syncWaitMs: input.syncWaitMs,
-    complete: false,
+    complete: input.complete ?? false,
   }),
   initial: 'waiting',
   on: {
@@ -83,8 +84,11 @@ export const followerMachine = setup({
       { guard: 'keptAsReplica', target: '.replica.lapsed', actions: 'adoptLeader' },
       { target: '.joining', actions: ['adoptLeader', 'markIncomplete'] },
     ],
-    // A new session means the leader may have skipped us: our copy can no longer be trusted.
-    'session.new': { target: '.waiting', actions: 'markIncomplete' },
+    // A new session: the leader may have skipped us and our lease is void. If we still count as a
+    // replica, asking for a lease tells (a refusal sends us to join); otherwise wait for a leader.
+    // The copy itself stays complete: a replica is only skipped once the smaller replica set is
+    // recorded in ZooKeeper, so a node still listed there holds every acknowledged write.
+    'session.new': [{ guard: 'isCompleteWithLeader', target: '.replica.lapsed', reenter: true }, { target: '.waiting' }],
   },
   states: {
     // A leader change: an incomplete node joins at once; a complete replica waits for the new
@@ -99,7 +103,8 @@ export const followerMachine = setup({
       invoke: {
         src: 'join',
         input: ({ context }) => ({ epoch: context.epoch, leader: context.leader! }),
-        onDone: { target: 'replica', actions: 'markComplete' },
+        // Complete only once the leader has recorded us as a replica (its first lease grant).
+        onDone: { target: 'replica' },
         onError: 'retrying',
       },
     },
@@ -113,7 +118,7 @@ export const followerMachine = setup({
       states: {
         lapsed: {
           entry: { type: 'announce', params: { state: 'syncing' } },
-          on: { 'lease.granted': { target: 'serving', actions: 'noteLease' } },
+          on: { 'lease.granted': { target: 'serving', actions: ['noteLease', 'markComplete'] } },
         },
         serving: {
           entry: { type: 'announce', params: { state: 'serving' } },

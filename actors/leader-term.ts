@@ -63,7 +63,9 @@ export class LeaderTerm {
   private readonly joining = new Map<string, Joiner>();
   private readonly replicaSession = new Map<string, string>();
   private readonly lastGrant = new Map<string, number>();
-  private readonly removing = new Set<string>();
+  /** Nodes being removed, each with the token of its removal. */
+  private readonly removing = new Map<string, number>();
+  private removalSeq = 0;
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly links = new Map<string, ReplicaLink>();
   private liveIds = new Set<string>();
@@ -111,31 +113,38 @@ export class LeaderTerm {
     const { coordinator, store, bus, clock } = this.ports;
     const self = this.config.nodeId;
     const previous = await coordinator.readReplicas();
-    const peers = coordinator.memberIds().filter((id) => id !== self);
     const sync: PeerMessage = { type: 'sync', from: self, epoch: this.epoch, wantSnapshot: false };
-    const answers = await Promise.all(
-      peers.map(async (id) => {
-        try {
-          const reply = await bus.request(id, sync, this.config.ackTimeoutMs * 2);
-          return { id, reply };
-        } catch (err) {
-          this.log.warn({ err, peer: id }, 'no sync reply');
-          return { id, reply: null };
-        }
-      }),
-    );
-    let staleEpoch = 0;
     const synced = new Map<string, Extract<PeerReply, { type: 'synced' }>>();
-    for (const { id, reply } of answers) {
-      if (reply?.ok && reply.type === 'synced') synced.set(id, reply);
-      else if (reply && !reply.ok && reply.code === 'STALE_EPOCH') staleEpoch = Math.max(staleEpoch, reply.epoch);
-    }
-    if (staleEpoch > this.epoch) throw new TermEndedError(`a member is at epoch ${staleEpoch}`);
+    const syncRound = async (ids: string[]) => {
+      let staleEpoch = 0;
+      await Promise.all(
+        ids.map(async (id) => {
+          try {
+            const reply = await bus.request(id, sync, this.config.ackTimeoutMs * 2);
+            if (reply.ok && reply.type === 'synced') synced.set(id, reply);
+            else if (!reply.ok && reply.code === 'STALE_EPOCH') staleEpoch = Math.max(staleEpoch, reply.epoch);
+          } catch (err) {
+            this.log.warn({ err, peer: id }, 'no sync reply');
+          }
+        }),
+      );
+      if (staleEpoch > this.epoch) throw new TermEndedError(`a member is at epoch ${staleEpoch}`);
+    };
+    await syncRound(coordinator.memberIds().filter((id) => id !== self));
 
     const wasReplica = (id: string) => previous.ids.length === 0 || previous.ids.includes(id);
-    const completePeers = [...synced].filter(([id, r]) => r.serving && wasReplica(id)).map(([id]) => id);
+    const completePeers = () => [...synced].filter(([id, r]) => r.serving && wasReplica(id)).map(([id]) => id);
+    const silentReplicas = () => previous.ids.filter((id) => id !== self && !synced.has(id) && coordinator.memberIds().includes(id));
     if (previous.ids.length > 0 && !(selfComplete && wasReplica(self))) {
-      if (completePeers.length > 0) throw new ResignError();
+      // We hold no complete copy: the data must come from a previous replica. Ask the silent
+      // ones again a few times; if one answers complete, or one stays alive but silent, let it
+      // lead (it may reach the others). Only when every previous replica is gone from
+      // ZooKeeper do we serve what we hold (thesis 4.4.2), losing what only they had.
+      for (let round = 0; round < 3 && completePeers().length === 0 && silentReplicas().length > 0; round++) {
+        await sleep(clock, this.config.ackTimeoutMs);
+        await syncRound(silentReplicas());
+      }
+      if (completePeers().length > 0 || silentReplicas().length > 0) throw new ResignError();
       this.log.error({ previous: previous.ids }, 'no complete replica survived; serving what this node holds');
     }
 
@@ -147,7 +156,7 @@ export class LeaderTerm {
     };
     for (const p of store.pending()) consider(p);
     let maxRev = store.maxRev;
-    for (const id of completePeers) {
+    for (const id of completePeers()) {
       const r = synced.get(id)!;
       for (const p of r.pending) consider(p);
       maxRev = Math.max(maxRev, r.maxRev);
@@ -164,7 +173,7 @@ export class LeaderTerm {
     }
 
     this.replicas.add(self);
-    for (const id of completePeers) {
+    for (const id of completePeers()) {
       this.replicas.add(id);
       this.targets.add(id);
     }
@@ -270,18 +279,15 @@ export class LeaderTerm {
 
   // ---- membership, leases, removal -------------------------------------------------------
 
-  /** ZooKeeper's member list changed: a member whose znode is gone is skipped at once (thesis 3.3 case 4). */
+  /**
+   * ZooKeeper's member list changed: a member whose znode is gone is skipped (thesis 3.3 case 4).
+   * Its session expired, so it has been silent to ZooKeeper for a whole session timeout and its
+   * lease (shorter) has run out; the removal still waits out the last lease granted, in case an
+   * expiry ever comes early (an operator deleting the znode, a server clock jump).
+   */
   membersChanged(ids: string[]): void {
     this.liveIds = new Set(ids);
-    let changed = false;
-    for (const id of [...this.targets]) {
-      if (this.liveIds.has(id)) continue;
-      this.targets.delete(id);
-      this.joining.delete(id);
-      if (this.replicas.delete(id)) changed = true;
-      this.log.info({ peer: id }, 'member gone; skipping it');
-    }
-    if (changed) void this.persistReplicas().catch((err) => this.log.warn({ err }, 'replica set update failed'));
+    for (const id of [...this.targets]) if (!this.liveIds.has(id)) this.remove(id, 'member gone');
   }
 
   /** Connected, and ZooKeeper certainly still keeps our session (a paused process may not know it lost it). */
@@ -308,22 +314,33 @@ export class LeaderTerm {
     return Math.ceil(this.config.leaseMs * 1.1) + 20;
   }
 
-  /**
-   * A replica stopped answering while ZooKeeper still lists it: stop renewing its lease, wait
-   * until the last one granted has run out, persist the smaller replica set, then go on without it.
-   */
+  /** A replica stopped answering while ZooKeeper still lists it. */
   private suspect(id: string, why: string): void {
+    this.remove(id, why);
+  }
+
+  /**
+   * Take a node out of the group: stop renewing its lease, wait until the last lease granted has
+   * certainly run out, persist the smaller replica set, and only then stop sending it writes.
+   * Each removal holds a token; re-admitting the node (admit) cancels it, so a late timer or
+   * persist never removes a node that has joined again meanwhile.
+   */
+  private remove(id: string, why: string): void {
     if (this.removing.has(id) || !this.targets.has(id) || this.ended !== null) return;
-    this.removing.add(id);
+    const token = ++this.removalSeq;
+    this.removing.set(id, token);
+    const current = () => this.removing.get(id) === token && this.ended === null;
     const granted = this.lastGrant.get(id) ?? 0;
     const waitMs = Math.max(0, granted + this.leaseWaitMs() - this.ports.clock.now());
-    this.log.warn({ peer: id, why, waitMs }, 'removing unresponsive replica after its lease');
+    this.log.warn({ peer: id, why, waitMs }, 'removing replica after its lease');
     this.ports.clock.setTimeout(() => {
-      if (this.ended !== null || !this.targets.has(id)) return;
-      this.replicas.delete(id);
+      if (!current()) return;
       this.joining.delete(id);
-      this.persistReplicas().then(
+      const wasReplica = this.replicas.delete(id);
+      const persisted = wasReplica ? this.persistReplicas() : Promise.resolve();
+      persisted.then(
         () => {
+          if (!current()) return;
           this.targets.delete(id);
           this.removing.delete(id);
           this.log.info({ peer: id, replicas: this.replicaIds() }, 'replica removed');
@@ -404,8 +421,18 @@ export class LeaderTerm {
       }
       if (!stillJoining()) return;
       await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, seq, entries: [], done: true, maxRev: Math.max(store.maxRev, this.nextRev - 1) });
+      // Dropped while the last chunk was in flight (suspected, or gone from ZooKeeper): not a replica.
+      if (!stillJoining() || !this.targets.has(id) || this.removing.has(id)) return;
       this.replicas.add(id);
-      await this.persistReplicas();
+      try {
+        await this.persistReplicas();
+      } catch (err) {
+        // Not recorded as a replica: it must not hold leases; write the set without it again.
+        this.replicas.delete(id);
+        void this.persistReplicas().catch(() => undefined);
+        throw err;
+      }
+      if (!stillJoining()) return;
       this.joining.delete(id);
       this.lastGrant.set(id, this.ports.clock.now());
       this.log.info({ peer: id, entries, ms: Math.round(this.ports.clock.now() - started) }, 'joined');
@@ -418,9 +445,14 @@ export class LeaderTerm {
     }
   }
 
+  /** NOT_READY: the joiner has not yet handled our admission reply; try again shortly. */
   private async sendChunk(id: string, message: PeerMessage): Promise<void> {
-    const reply = await this.ports.bus.request(id, message, this.config.opTimeoutMs);
-    if (!reply.ok) throw new Error(`joiner refused chunk: ${reply.reason}`);
+    for (let attempt = 0; ; attempt++) {
+      const reply = await this.ports.bus.request(id, message, this.config.opTimeoutMs);
+      if (reply.ok) return;
+      if (reply.code !== 'NOT_READY' || attempt >= 50) throw new Error(`joiner refused chunk: ${reply.reason}`);
+      await sleep(this.ports.clock, 10);
+    }
   }
 
   // ---- end of term ------------------------------------------------------------------------

@@ -24,6 +24,7 @@ export interface NodeConfig {
   validateWaitMs: number;
   joinRetryMs: number;
   syncWaitMs: number;
+  /** A joiner gives up (and retries) when no snapshot chunk arrived for this long. */
   joinTimeoutMs: number;
   snapshotChunkEntries: number;
   snapshotChunkBytes: number;
@@ -36,7 +37,7 @@ export const defaultNodeConfig = {
   validateWaitMs: 500,
   joinRetryMs: 100,
   syncWaitMs: 3000,
-  joinTimeoutMs: 120_000,
+  joinTimeoutMs: 10_000,
   snapshotChunkEntries: 8192,
   snapshotChunkBytes: 1024 * 1024,
 } satisfies Partial<NodeConfig>;
@@ -77,6 +78,9 @@ export class ZiNode {
   /** The leader refused our lease: we are out of the replica set until we have joined again. */
   private removed = false;
   private joinDone: Deferred<void> | null = null;
+  private lastChunkAt = 0;
+  /** Our term ended while ZooKeeper was unreachable: leave the election queue's head when it is back. */
+  private resignOnReconnect = false;
   private term: LeaderTerm | null = null;
   private leaderActor: Actor<typeof leaderMachine> | null = null;
   private followerActor: Actor<typeof followerMachine> | null = null;
@@ -126,11 +130,12 @@ export class ZiNode {
             // The old session expired: ZooKeeper let the group move on without us.
             this.log.warn({ session: event.sessionId }, 'new session; resynchronising');
             this.endTerm('session expired');
-            this.complete = false;
             this.followerActor?.send({ type: 'session.new' });
           } else {
             this.leaderActor?.send({ type: 'session.restored' });
+            if (this.resignOnReconnect) this.resign();
           }
+          this.resignOnReconnect = false;
         } else if (event.state === 'suspended') {
           this.leaderActor?.send({ type: 'session.suspended' });
         } else if (event.state === 'expired') {
@@ -164,7 +169,7 @@ export class ZiNode {
     const { clock, bus } = this.ports;
     const machine = followerMachine.provide({
       actors: {
-        join: fromPromise(({ input }) => this.join(input.epoch, input.leader)),
+        join: fromPromise(({ input, signal }) => this.join(input.epoch, input.leader, signal)),
         renewLease: fromCallback<FollowerEvent, { epoch: number; leader: string }>(({ sendBack, input }) => {
           let stopped = false;
           let timer: unknown = null;
@@ -201,7 +206,7 @@ export class ZiNode {
       },
     });
     const actor = createActor(machine, {
-      input: { leaseMs: this.config.leaseMs, joinRetryMs: this.config.joinRetryMs, syncWaitMs: this.config.syncWaitMs },
+      input: { leaseMs: this.config.leaseMs, joinRetryMs: this.config.joinRetryMs, syncWaitMs: this.config.syncWaitMs, complete },
       clock,
     });
     actor.on('follower.state', () => this.publish());
@@ -213,7 +218,6 @@ export class ZiNode {
     });
     this.followerActor = actor;
     actor.start();
-    if (complete) actor.send({ type: 'leader.synced', epoch: this.syncedEpoch, leader: this.syncedLeader ?? this.config.nodeId, replica: true });
     if (this.latestLeader !== null && this.latestLeader !== this.config.nodeId) {
       actor.send({ type: 'leader.changed', epoch: this.promisedEpoch, leader: this.latestLeader });
     }
@@ -288,32 +292,56 @@ export class ZiNode {
     if (this.stopping) return;
     this.log.info({ reason }, 'no longer leader');
     // Still first in the election queue but not leading would stall the group: re-enter at the back.
-    if (this.sessionState === 'connected') {
-      this.ports.coordinator.resign().catch((err) => this.log.warn({ err }, 'resign failed'));
-    }
-    const stillComplete = this.complete && !this.resignAfterTerm && reason !== 'session expired';
+    if (this.sessionState === 'connected') this.resign();
+    else this.resignOnReconnect = true;
+    // Our copy stays complete unless we never had one (a leader that had to step aside).
+    const stillComplete = this.complete && !this.resignAfterTerm;
     this.startFollower(stillComplete);
     this.publish();
   }
 
+  private resign(): void {
+    this.ports.coordinator.resign().catch((err) => this.log.warn({ err }, 'resign failed'));
+  }
+
   // ---- follower side ------------------------------------------------------------------------
 
-  /** Flush, ask the leader to admit us, take in the streamed snapshot. */
-  private async join(epoch: number, leader: string): Promise<void> {
-    this.store.clear();
-    this.store.keepTombstones = true;
-    this.syncedEpoch = epoch;
-    this.syncedLeader = leader;
-    this.promisedEpoch = Math.max(this.promisedEpoch, epoch);
+  /**
+   * Ask the leader to admit us; once it has, flush our copy and take in the streamed snapshot.
+   * Until the admission reply is handled, the leader's messages get NOT_READY and are retried,
+   * so nothing lands in the copy before the flush; a refused join keeps the old copy.
+   */
+  private async join(epoch: number, leader: string, signal: AbortSignal): Promise<void> {
+    // The machine may leave `joining` (a newer leader) while we wait: a late reply must not act.
+    const abandoned = () => signal.aborted || this.joinDone !== done;
     const done = deferred<void>();
     this.joinDone = done;
+    // Refuse the leader's messages until the admission is handled (even if we were synced to it).
+    this.syncedLeader = null;
     const reply = await this.ports.bus.request(
       leader,
       { type: 'join', from: this.config.nodeId, epoch, session: this.sessionId ?? '' },
       this.config.opTimeoutMs,
     );
     if (!reply.ok) throw new Error(`join refused: ${reply.reason}`);
-    await withDeadline(this.ports.clock, this.config.joinTimeoutMs, 'state transfer', done.promise);
+    if (abandoned()) throw new Error('join abandoned');
+    this.store.clear();
+    this.store.keepTombstones = true;
+    this.syncedEpoch = epoch;
+    this.syncedLeader = leader;
+    this.promisedEpoch = Math.max(this.promisedEpoch, epoch);
+    this.lastChunkAt = this.ports.clock.now();
+    // The transfer may take long for big data sets; give up only when chunks stop coming.
+    let finished = false;
+    void done.promise.then(() => (finished = true), () => undefined);
+    while (!finished) {
+      await Promise.race([done.promise, sleep(this.ports.clock, this.config.joinTimeoutMs / 4)]);
+      if (abandoned()) throw new Error('join abandoned');
+      if (!finished && this.ports.clock.now() - this.lastChunkAt > this.config.joinTimeoutMs) {
+        throw new Error(`state transfer stalled: no chunk for ${this.config.joinTimeoutMs} ms`);
+      }
+    }
+    if (abandoned()) throw new Error('join abandoned');
     this.store.purgeTombstones();
     this.removed = false;
     this.log.info({ epoch, leader, keys: this.store.size }, 'joined');
@@ -360,6 +388,7 @@ export class ZiNode {
         const refused = this.refuseUnlessFromLeader(message);
         if (refused) return refused;
         for (const e of message.entries) this.store.apply(e.key, { type: 'fill', rev: e.rev, value: e.value });
+        this.lastChunkAt = this.ports.clock.now();
         if (message.done) {
           this.store.maxRev = Math.max(this.store.maxRev, message.maxRev);
           this.joinDone?.resolve();

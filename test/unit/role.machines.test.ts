@@ -27,9 +27,11 @@ describe('follower machine', () => {
     expect(actor.getSnapshot().value).toBe('joining');
     await flush();
     expect(actor.getSnapshot().matches({ replica: 'lapsed' })).toBe(true);
-    expect(actor.getSnapshot().context.complete).toBe(true);
+    // Complete only once the leader has recorded it as a replica: its first lease grant.
+    expect(actor.getSnapshot().context.complete).toBe(false);
     actor.send({ type: 'lease.granted', leftMs: 900 });
     expect(actor.getSnapshot().matches({ replica: 'serving' })).toBe(true);
+    expect(actor.getSnapshot().context.complete).toBe(true);
     clock.increment(899);
     expect(actor.getSnapshot().matches({ replica: 'serving' })).toBe(true);
     clock.increment(2);
@@ -44,27 +46,38 @@ describe('follower machine', () => {
     expect(actor.getSnapshot().context).toMatchObject({ epoch: 5, leader: 'n1' });
   });
 
-  it('follower - a refused lease or a new session means flush and join again', async () => {
+  it('follower - a refused lease means flush and join again', async () => {
     const { actor } = follower();
     actor.send({ type: 'leader.changed', epoch: 1, leader: 'n1' });
     await flush();
+    actor.send({ type: 'lease.granted', leftMs: 900 });
     actor.send({ type: 'lease.refused' });
     expect(actor.getSnapshot().value).toBe('joining');
     expect(actor.getSnapshot().context.complete).toBe(false);
+  });
+
+  it('follower - a new session voids the lease; a complete replica asks again, an incomplete one waits', async () => {
+    const { actor } = follower();
+    actor.send({ type: 'leader.changed', epoch: 1, leader: 'n1' });
     await flush();
+    actor.send({ type: 'lease.granted', leftMs: 900 });
     actor.send({ type: 'session.new' });
-    expect(actor.getSnapshot().context.complete).toBe(false);
+    expect(actor.getSnapshot().matches({ replica: 'lapsed' })).toBe(true);
+    expect(actor.getSnapshot().context.complete).toBe(true);
+    const fresh = follower(() => new Promise(() => undefined));
+    fresh.actor.send({ type: 'session.new' });
+    expect(fresh.actor.getSnapshot().value).toBe('waiting');
   });
 
   it('follower - a complete replica waits to be synchronised by a new leader before re-joining', async () => {
     const { actor, clock } = follower();
     actor.send({ type: 'leader.changed', epoch: 1, leader: 'n1' });
     await flush();
+    actor.send({ type: 'lease.granted', leftMs: 900 });
     actor.send({ type: 'leader.changed', epoch: 2, leader: 'n2' });
     expect(actor.getSnapshot().value).toBe('waiting');
     actor.send({ type: 'leader.synced', epoch: 2, leader: 'n2', replica: true });
     expect(actor.getSnapshot().matches({ replica: 'lapsed' })).toBe(true);
-    expect(actor.getSnapshot().context.complete).toBe(true);
     // Not synchronised in time: give up the copy and join from scratch.
     actor.send({ type: 'leader.changed', epoch: 3, leader: 'n3' });
     clock.increment(3001);
