@@ -6,17 +6,46 @@ import { CodecError } from './errors.ts';
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/**
+ * A copy of `value` with byte arrays replaced by markers. Done by hand rather than with a
+ * JSON.stringify replacer: stringify calls Buffer#toJSON (an array of one number per byte)
+ * before any replacer sees the value, which cost 150 µs per 16 KiB value.
+ */
+function extractBlobs(value: unknown, blobs: Uint8Array[]): unknown {
+  if (value instanceof Uint8Array) {
+    blobs.push(value);
+    return { $b: blobs.length - 1 };
+  }
+  if (Array.isArray(value)) return value.map((v) => extractBlobs(v, blobs));
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = extractBlobs(v, blobs);
+    return out;
+  }
+  return value;
+}
+
+/** Puts the byte arrays back in place of their markers (in place: the parsed tree is ours). */
+function injectBlobs(value: unknown, blobs: Uint8Array[]): unknown {
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = injectBlobs(value[i], blobs);
+    return value;
+  }
+  if (value !== null && typeof value === 'object') {
+    const o = value as Record<string, unknown>;
+    if (typeof o.$b === 'number') {
+      const blob = blobs[o.$b];
+      if (blob === undefined) throw new CodecError('peer message refers to a missing blob');
+      return blob;
+    }
+    for (const k of Object.keys(o)) o[k] = injectBlobs(o[k], blobs);
+  }
+  return value;
+}
+
 export function encode(message: unknown): Uint8Array {
   const blobs: Uint8Array[] = [];
-  // Read the raw property from the holder: a Buffer would already have been through toJSON.
-  const json = JSON.stringify(message, function (this: Record<string, unknown>, key: string, value: unknown) {
-    const raw = this[key];
-    if (raw instanceof Uint8Array) {
-      blobs.push(raw);
-      return { $b: blobs.length - 1 };
-    }
-    return value;
-  });
+  const json = JSON.stringify(extractBlobs(message, blobs));
   const head = encoder.encode(json);
   let total = 4 + head.byteLength + 4 + 4 * blobs.length;
   for (const b of blobs) total += b.byteLength;
@@ -57,17 +86,11 @@ export function decode<T>(data: Uint8Array): T {
     blobs.push(data.subarray(blobOffset, blobOffset + length));
     blobOffset += length;
   }
+  let parsed: unknown;
   try {
-    return JSON.parse(decoder.decode(data.subarray(4, 4 + headLength)), (_key, value: unknown) => {
-      if (value !== null && typeof value === 'object' && '$b' in value) {
-        const blob = blobs[(value as { $b: number }).$b];
-        if (blob === undefined) throw new CodecError('peer message refers to a missing blob');
-        return blob;
-      }
-      return value;
-    }) as T;
+    parsed = JSON.parse(decoder.decode(data.subarray(4, 4 + headLength)));
   } catch (err) {
-    if (err instanceof CodecError) throw err;
     throw new CodecError('peer message header is not JSON', { cause: err });
   }
+  return injectBlobs(parsed, blobs) as T;
 }

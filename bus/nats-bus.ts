@@ -31,6 +31,8 @@ export async function connectNats(servers: string | string[], name: string, extr
     // Notice a dead link within seconds, not the 2-minute default.
     pingInterval: 2000,
     maxPingOut: 2,
+    // Skip the per-request stack capture nats.js does for async traces (~15% CPU per request).
+    noAsyncTraces: true,
     ...extra,
   });
 }
