@@ -4,7 +4,7 @@
 // All I/O goes through the ports; time through the Clock.
 import { assert } from './assert.ts';
 import { KeyTurns } from './key-turns.ts';
-import type { Bus, Clock, Coordinator, EpochClaim, Log } from './ports.ts';
+import type { Bus, Clock, Coordinator, EpochClaim, Log, NodeObserver } from './ports.ts';
 import type { ClientReply, PeerMessage, PeerReply, PendingEntry, WriteCommand } from './protocol.ts';
 import { ReplicaLink } from './replica-link.ts';
 import type { ReplicaStore } from './replica-store.ts';
@@ -27,6 +27,7 @@ export interface TermPorts {
   clock: Clock;
   log: Log;
   store: ReplicaStore;
+  observer?: NodeObserver;
 }
 
 /** The term ended under a write: its outcome is unknown (a later leader may still commit it). */
@@ -248,6 +249,8 @@ export class LeaderTerm {
           maxBatchBytes: 2 * 1024 * 1024,
         },
         this.ports.bus,
+        this.ports.clock,
+        this.ports.observer,
       );
       this.links.set(id, link);
     }
@@ -418,6 +421,7 @@ export class LeaderTerm {
         if (!stillJoining()) return;
         await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, seq: seq++, entries: chunk, done: false, maxRev: 0 });
         entries += chunk.length;
+        this.ports.observer?.resync?.(id, entries, false);
       }
       if (!stillJoining()) return;
       await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, seq, entries: [], done: true, maxRev: Math.max(store.maxRev, this.nextRev - 1) });
@@ -435,6 +439,7 @@ export class LeaderTerm {
       if (!stillJoining()) return;
       this.joining.delete(id);
       this.lastGrant.set(id, this.ports.clock.now());
+      this.ports.observer?.resync?.(id, entries, true);
       this.log.info({ peer: id, entries, ms: Math.round(this.ports.clock.now() - started) }, 'joined');
     } catch (err) {
       this.log.warn({ err, peer: id }, 'state transfer failed');

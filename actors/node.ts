@@ -5,7 +5,7 @@ import { createActor, fromCallback, fromPromise, type Actor } from 'xstate';
 import { followerMachine, type FollowerEvent } from './follower.machine.ts';
 import { LeaderTerm, ResignError } from './leader-term.ts';
 import { leaderMachine } from './leader.machine.ts';
-import type { Bus, Clock, CoordEvent, Coordinator, Log, MemberInfo, MemberState, Role, SessionState } from './ports.ts';
+import type { Bus, Clock, CoordEvent, Coordinator, Log, MemberInfo, MemberState, NodeObserver, Role, SessionState } from './ports.ts';
 import { Batcher } from './batcher.ts';
 import type { ClientReply, ClientRequest, MembersView, PeerMessage, PeerReply, WriteCommand } from './protocol.ts';
 import { ReplicaStore } from './replica-store.ts';
@@ -47,6 +47,23 @@ export interface NodePorts {
   coordinator: Coordinator;
   clock: Clock;
   log: Log;
+  observer?: NodeObserver;
+}
+
+/** The keys a peer message is about, for the observer's message flow. */
+function messageKeys(message: PeerMessage): string[] {
+  switch (message.type) {
+    case 'invalidate':
+      return message.entries.map((e) => e.key);
+    case 'validate':
+      return message.validated.map((v) => v.key);
+    case 'forward':
+      return message.commands.map((c) => c.key);
+    case 'read':
+      return message.keys;
+    default:
+      return [];
+  }
 }
 
 class LeaderGoneError extends Error {
@@ -93,6 +110,8 @@ export class ZiNode {
     private readonly ports: NodePorts,
   ) {
     this.log = ports.log.child({ node: config.nodeId });
+    const observer = ports.observer;
+    if (observer?.entry) this.store.onEntry = (key, entry) => observer.entry!(key, entry.state, entry.state === 'invalid' ? entry.pendingRev : entry.rev);
   }
 
   private static newLeaderLost(): Deferred<never> {
@@ -206,6 +225,7 @@ export class ZiNode {
       },
     });
     const actor = createActor(machine, {
+      inspect: this.ports.observer?.inspect,
       input: { leaseMs: this.config.leaseMs, joinRetryMs: this.config.joinRetryMs, syncWaitMs: this.config.syncWaitMs, complete },
       clock,
     });
@@ -265,7 +285,7 @@ export class ZiNode {
         drain: fromPromise(() => this.term?.drain(this.config.opTimeoutMs) ?? Promise.resolve()),
       },
     });
-    const actor = createActor(machine, { input: { nodeId: this.config.nodeId }, clock });
+    const actor = createActor(machine, { input: { nodeId: this.config.nodeId }, clock, inspect: this.ports.observer?.inspect });
     actor.on('leader.serving', (e) => {
       this.log.info({ epoch: e.epoch }, 'leader serving');
       this.publish();
@@ -369,6 +389,7 @@ export class ZiNode {
   // ---- peers ------------------------------------------------------------------------------------
 
   async handlePeer(message: PeerMessage): Promise<PeerReply> {
+    this.ports.observer?.message?.('in', message.type, message.from, messageKeys(message));
     const ack: PeerReply = { ok: true, type: 'ack' };
     const notLeader: PeerReply = { ok: false, code: 'NOT_LEADER', epoch: this.promisedEpoch, reason: 'not the leader' };
     if (this.stopping) return { ok: false, code: 'NOT_READY', epoch: this.promisedEpoch, reason: 'stopping' };
@@ -434,6 +455,15 @@ export class ZiNode {
   // ---- clients ------------------------------------------------------------------------------------
 
   async handleClient(request: ClientRequest): Promise<ClientReply> {
+    const observer = this.ports.observer;
+    if (!observer?.request) return this.answerClient(request);
+    const started = this.ports.clock.now();
+    const reply = await this.answerClient(request);
+    observer.request(request.op, reply.ok ? 200 : reply.code, this.ports.clock.now() - started);
+    return reply;
+  }
+
+  private async answerClient(request: ClientRequest): Promise<ClientReply> {
     try {
       if (request.op === 'members') return await this.members();
       if (this.stopping) return fail(503, 'node is shutting down');

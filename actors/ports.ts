@@ -1,6 +1,7 @@
 // What the node needs from the world. Adapters live in bus/ (NATS, memory) and
 // coordination/ (ZooKeeper, memory); tests and the simulation provide fakes of the same shape.
-import type { ClientReply, ClientRequest, PeerMessage, PeerReply } from './protocol.ts';
+import type { InspectionEvent } from 'xstate';
+import type { ClientOp, ClientReply, ClientRequest, PeerMessage, PeerReply } from './protocol.ts';
 
 /** Time and timers. Real: performance.now + setTimeout; simulation: virtual time. Shape matches XState's clock. */
 export interface Clock {
@@ -91,4 +92,23 @@ export interface Coordinator {
   resign(): Promise<void>;
   /** Close the session: ephemeral znodes go at once, so the next election starts without waiting for expiry. */
   stop(): Promise<void>;
+}
+
+/**
+ * Optional hooks for metrics and the inspector view. Called synchronously on hot paths, so an
+ * implementation must be cheap and must not throw.
+ */
+export interface NodeObserver {
+  /** A client request was answered (code 200 for success). */
+  request?(op: ClientOp, code: number, ms: number): void;
+  /** A batch of invalidations to one replica was acknowledged (or failed: ok false). */
+  replication?(peer: string, entries: number, ms: number, ok: boolean): void;
+  /** A key's cache entry changed state on this node. */
+  entry?(key: string, state: 'absent' | 'valid' | 'invalid', rev: number): void;
+  /** A peer message was sent (out) or handled (in). */
+  message?(direction: 'in' | 'out', type: PeerMessage['type'], peer: string, keys: readonly string[]): void;
+  /** State transfer progress, on the sending (leader) side. */
+  resync?(peer: string, entriesSent: number, done: boolean): void;
+  /** XState inspection events of this node's actors (XState's `inspect` option). */
+  inspect?(event: InspectionEvent): void;
 }

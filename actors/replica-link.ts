@@ -1,7 +1,7 @@
 // The leader's pipe to one replica. Invalidations queued in the same turn of the event loop
 // travel as one request, and validations ride along with the next request (or go alone when
 // none follows), so under load the message count per write falls well below three.
-import type { Bus } from './ports.ts';
+import type { Bus, Clock, NodeObserver } from './ports.ts';
 import type { KeyRevision, PeerMessage, PeerReply, PendingEntry } from './protocol.ts';
 
 interface Waiting {
@@ -27,6 +27,8 @@ export class ReplicaLink {
   constructor(
     private readonly config: LinkConfig,
     private readonly bus: Bus,
+    private readonly clock: Clock,
+    private readonly observer?: NodeObserver,
   ) {}
 
   /** Resolves with the replica's reply to the batch that carried `entry`; rejects if unreachable. */
@@ -54,6 +56,7 @@ export class ReplicaLink {
     while (this.queue.length > 0) this.sendBatch(this.takeBatch());
     if (this.validations.length > 0) {
       const message: PeerMessage = { type: 'validate', from: this.config.from, epoch: this.config.epoch, validated: this.validations };
+      this.observer?.message?.('out', 'validate', this.config.to, this.validations.map((v) => v.key));
       this.validations = [];
       this.bus.send(this.config.to, message);
     }
@@ -80,11 +83,16 @@ export class ReplicaLink {
       validated: this.validations,
     };
     this.validations = [];
+    const observer = this.observer;
+    const sentAt = this.clock.now();
+    observer?.message?.('out', 'invalidate', this.config.to, batch.map((w) => w.entry.key));
     this.bus.request(this.config.to, message, this.config.ackTimeoutMs).then(
       (reply) => {
+        observer?.replication?.(this.config.to, batch.length, this.clock.now() - sentAt, reply.ok);
         for (const w of batch) w.resolve(reply);
       },
       (err: unknown) => {
+        observer?.replication?.(this.config.to, batch.length, this.clock.now() - sentAt, false);
         for (const w of batch) w.reject(err);
       },
     );

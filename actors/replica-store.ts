@@ -23,6 +23,8 @@ export class ReplicaStore {
   /** While syncing, absent entries are kept as tombstones so that stale snapshot fills are ignored. */
   keepTombstones = false;
   valueBytes = 0;
+  /** Called after every change of an entry (for the inspector view); must not throw. */
+  onEntry: ((key: string, entry: EntryRecord) => void) | null = null;
   /** Number of entries that hold a committed value (keys that exist). */
   liveKeys = 0;
 
@@ -48,6 +50,7 @@ export class ReplicaStore {
       if (before !== null) { this.valueBytes -= before.byteLength; this.liveKeys--; }
       if (entry.value !== null) { this.valueBytes += entry.value.byteLength; this.liveKeys++; }
     }
+    this.onEntry?.(key, entry);
     if (entry.state === 'absent' && !this.keepTombstones) this.entries.delete(key);
     if (wasInvalid && entry.state !== 'invalid') this.wake(key);
     return true;
