@@ -24,6 +24,7 @@
 //   gave up on the operation can land a stale write or a duplicate sequential znode, and against a
 //   closed client it retries forever on a timer. So operations fail fast (NotConnectedError) and
 //   the caller decides; our own retries are bounded.
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { createActor, type Actor } from 'xstate';
@@ -91,7 +92,8 @@ interface ZkClient {
   on(event: 'state', listener: (state: ZkClientState) => void): void;
   getSessionId(): Buffer;
   getSessionTimeout(): number;
-  create(path: string, data: Buffer, mode: number, callback: ZkCallback<[string]>): void;
+  create(path: string, data: Buffer, acls: unknown[], mode: number, callback: ZkCallback<[string]>): void;
+  addAuthInfo(scheme: string, auth: Buffer): void;
   remove(path: string, version: number, callback: ZkCallback<[]>): void;
   getData(path: string, watcher: ZkWatcher | undefined, callback: ZkCallback<[Buffer | undefined, ZkStat]>): void;
   setData(path: string, data: Buffer, version: number, callback: ZkCallback<[ZkStat]>): void;
@@ -109,6 +111,9 @@ interface ZkModule {
     number
   >;
   CreateMode: Record<'PERSISTENT' | 'EPHEMERAL' | 'EPHEMERAL_SEQUENTIAL', number>;
+  ACL: (new (permission: number, id: unknown) => unknown) & { OPEN_ACL_UNSAFE: unknown[] };
+  Id: new (scheme: string, id: string) => unknown;
+  Permission: Record<'READ' | 'WRITE' | 'CREATE' | 'DELETE' | 'ADMIN' | 'ALL', number>;
 }
 
 const zk = createRequire(import.meta.url)('node-zookeeper-client') as ZkModule;
@@ -130,7 +135,19 @@ export interface ZkCoordinatorOptions {
   sessionTimeoutMs: number;
   /** Timeout of every ZooKeeper operation; default 4000. */
   opTimeoutMs?: number;
+  /**
+   * Digest credentials. When set, the session authenticates with them and `/zistore/<cluster>`
+   * and everything below it get an ACL that grants all rights to these credentials only, so
+   * other ZooKeeper users can neither read nor break the group. Every node of a cluster needs
+   * the same credentials.
+   */
+  auth?: { user: string; password: string };
   log: Log;
+}
+
+/** The digest ACL id ZooKeeper expects: user:base64(sha1(user:password)). */
+export function digestId(user: string, password: string): string {
+  return `${user}:${createHash('sha1').update(`${user}:${password}`).digest('base64')}`;
 }
 
 const OP_TIMEOUT_MS_DEFAULT = 4000;
@@ -366,8 +383,12 @@ export function createZkCoordinator(opts: ZkCoordinatorOptions): Coordinator {
     );
   const setData = (s: Session, path: string, data: Buffer, version: number): Promise<ZkStat> =>
     call(s, path, (done) => s.client.setData(path, data, version, (err, stat) => done(err, stat)));
+  // Our cluster's znodes are ours alone when credentials are set; the shared root stays open.
+  const clusterAcl = opts.auth ? [new zk.ACL(zk.Permission.ALL, new zk.Id('digest', digestId(opts.auth.user, opts.auth.password)))] : zk.ACL.OPEN_ACL_UNSAFE;
   const create = (s: Session, path: string, data: Buffer, mode: number): Promise<string> =>
-    call(s, path, (done) => s.client.create(path, data, mode, (err, created) => done(err, created)));
+    call(s, path, (done) =>
+      s.client.create(path, data, path === paths.root ? zk.ACL.OPEN_ACL_UNSAFE : clusterAcl, mode, (err, created) => done(err, created)),
+    );
   const remove = (s: Session, path: string, version: number): Promise<void> =>
     call(s, path, (done) => s.client.remove(path, version, (err) => done(err)));
   const exists = (s: Session, path: string, watcher?: ZkWatcher): Promise<ZkStat | null> =>
@@ -676,6 +697,7 @@ export function createZkCoordinator(opts: ZkCoordinatorOptions): Coordinator {
       spinDelay: SPIN_DELAY_MS,
       retries: 0, // see the note at the top
     });
+    if (opts.auth) client.addAuthInfo('digest', Buffer.from(`${opts.auth.user}:${opts.auth.password}`));
     const s: Session = {
       gen: generation,
       client,
