@@ -98,6 +98,8 @@ export class ZiNode {
   private lastChunkAt = 0;
   /** Our term ended while ZooKeeper was unreachable: leave the election queue's head when it is back. */
   private resignOnReconnect = false;
+  /** Set while a graceful stop waits for the leader's term to end. */
+  private handover: Deferred<void> | null = null;
   private term: LeaderTerm | null = null;
   private leaderActor: Actor<typeof leaderMachine> | null = null;
   private followerActor: Actor<typeof followerMachine> | null = null;
@@ -309,6 +311,10 @@ export class ZiNode {
     const actor = this.leaderActor;
     this.leaderActor = null;
     queueMicrotask(() => actor?.stop());
+    if (this.handover !== null) {
+      this.handover.resolve();
+      return;
+    }
     if (this.stopping) return;
     this.log.info({ reason }, 'no longer leader');
     // Still first in the election queue but not leading would stall the group: re-enter at the back.
@@ -607,12 +613,13 @@ export class ZiNode {
 
   /** Graceful stop: a leader finishes or fails its writes, then closing the session starts the next election at once. */
   async stop(): Promise<void> {
-    if (this.stopping) return;
+    if (this.stopping || this.handover !== null) return;
     const leader = this.leaderActor;
     if (leader !== null) {
-      const ended = new Promise<void>((resolve) => leader.subscribe({ complete: resolve }));
+      // The drain is bounded by the operation timeout; the margin covers the steps around it.
+      this.handover = deferred<void>();
       leader.send({ type: 'handover' });
-      await Promise.race([ended, sleep(this.ports.clock, this.config.opTimeoutMs + 500)]);
+      await Promise.race([this.handover.promise, sleep(this.ports.clock, this.config.opTimeoutMs + 500)]);
     }
     this.stopping = true;
     this.followerActor?.stop();

@@ -49,7 +49,8 @@ async function main(argv: string[]): Promise<number> {
         options: { id: { type: 'string' }, cluster: { type: 'string' }, zk: { type: 'string' }, nats: { type: 'string' }, ...timingFlags },
         strict: true,
       });
-      return runNodeCommand(values);
+      // Exit once stopped, not when the last library timer happens to fire.
+      process.exit(await runNodeCommand(values));
     }
     case 'shell': {
       const { values } = parseArgs({ args: rest, options: { nats: { type: 'string' }, cluster: { type: 'string' } }, strict: true });
