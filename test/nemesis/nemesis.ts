@@ -81,6 +81,7 @@ export interface NemesisConfig {
   recorder: Recorder;
   faults: readonly FaultName[];
   intervalMs: [number, number];
+  restartMode?: 'term' | 'kill';
   /** Bound on waiting for a healed node to serve again before giving up on it. */
   recoverTimeoutMs: number;
   log: (line: string) => void;
@@ -150,7 +151,8 @@ export class Nemesis {
     const kind = rng.pick(this.kinds);
     const aimLeader = rng.chance(this.leaderShare);
     const linkMode = rng.chance(0.5) ? 'close' : 'drop';
-    const restartMode = rng.chance(0.5) ? 'term' : 'kill';
+    const drawnRestart = rng.chance(0.5) ? 'term' : 'kill';
+    const restartMode = this.cfg.restartMode ?? drawnRestart;
     const pickU = rng.next();
     const durations: Record<FaultKind, number> = {
       kill: rng.int(1000, 8000),

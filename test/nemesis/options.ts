@@ -23,6 +23,8 @@ export interface NemesisOptions {
   opTimeoutMs: number;
   /** How long a client waits for a reply: a little above opTimeoutMs. */
   clientTimeoutMs: number;
+  /** Force how `restart` stops the node (default: SIGTERM or kill -9 at random). */
+  restartMode?: 'term' | 'kill';
   /** Pause between two fault injections, uniform in [min, max] ms. */
   faultIntervalMs: [number, number];
   /** Share of requests sent to the queue-group subjects instead of a chosen node. */
@@ -73,6 +75,7 @@ export const USAGE = `usage: npm run nemesis -- [options]
                         zk       cut the node's ZooKeeper link ('close' or 'drop'), restore later
                         rmi      cut the node's NATS link ('close' or 'drop'), restore later
                         leader   aim about half of the faults above at the current leader
+  --restart-mode M    make every \`restart\` fault use M: term (SIGTERM) or kill (kill -9)
   --keep-logs         keep the cluster data dir with the node logs (failed runs always keep it)
   --results DIR       where to write history.json and summary.json (default: a new temp dir)
   --check-budget MS   time budget of the linearizability search (default ${DEFAULTS.checkBudgetMs})
@@ -111,10 +114,13 @@ export function parseCommandLine(argv: string[]): NemesisOptions | null {
       'keep-logs': { type: 'boolean' },
       results: { type: 'string' },
       'check-budget': { type: 'string' },
+      'restart-mode': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return null;
+  const restartMode = values['restart-mode'];
+  if (restartMode !== undefined && restartMode !== 'term' && restartMode !== 'kill') throw new UsageError('--restart-mode must be term or kill');
   const seed = positiveInt('seed', values.seed, 0, Number.MAX_SAFE_INTEGER) ?? Math.floor(Math.random() * 1_000_000_000);
   return {
     ...DEFAULTS,
@@ -126,6 +132,7 @@ export function parseCommandLine(argv: string[]): NemesisOptions | null {
     faults: values.faults !== undefined ? parseFaults(values.faults) : DEFAULTS.faults,
     keepLogs: values['keep-logs'] ?? false,
     resultsDir: values.results,
+    restartMode,
     checkBudgetMs: positiveInt('check-budget', values['check-budget'], 100, 3_600_000) ?? DEFAULTS.checkBudgetMs,
   };
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { NatsConnection } from 'nats';
 import { LocalCluster } from '../../cluster/local-cluster.ts';
-import { checkHistory, formatFailure, formatOperations, type CheckResult } from '../../check/index.ts';
+import { checkHistory, formatFailure, formatOperations, type CheckFailure, type CheckResult } from '../../check/index.ts';
 import { finalReads, waitAllServing, type Convergence } from './final.ts';
 import { Recorder, type RecordedOp } from './history.ts';
 import { Nemesis, type FaultRecord, type NemesisEvent } from './nemesis.ts';
@@ -55,6 +55,21 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', done, { once: true });
   });
 
+/**
+ * When shrinking left a long history, the operations on the key shortly before the one the
+ * search got stuck on (the first known-outcome op missing from the longest linearization).
+ */
+function aroundFailure(failure: CheckFailure, keyOps: readonly RecordedOp[]): string {
+  if (failure.kind !== 'not-linearizable' || failure.ops.length <= 12) return '';
+  const placed = new Set((failure.linearized ?? []).map((x) => x.id));
+  const stuck = failure.ops
+    .filter((x) => !placed.has(x.id) && x.ret !== null && x.output.status !== 'unknown')
+    .sort((a, b) => (a.ret as number) - (b.ret as number))[0];
+  if (!stuck) return '';
+  const near = keyOps.filter((x) => x.call <= (stuck.ret as number) && (x.ret ?? Infinity) >= stuck.call - 500);
+  return `\noperations on this key in the 500 ms before op${stuck.id} (where the search got stuck):\n${formatOperations(near).join('\n')}`;
+}
+
 export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
   const log = o.log ?? (() => undefined);
   const resultsDir = o.resultsDir ? resolve(o.resultsDir) : await mkdtemp(join(tmpdir(), `zistore-nemesis-${o.seed}-`));
@@ -78,6 +93,8 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
   const failures: string[] = [];
   let inconclusive = false;
   let failingKeyText = '';
+  let progress: NodeJS.Timeout | null = null;
+  let detach = () => undefined as void;
 
   try {
     cluster = await LocalCluster.start({ nodes: o.nodes, cluster: o.cluster, sessionTimeoutMs: o.sessionTimeoutMs, opTimeoutMs: o.opTimeoutMs, dataDir });
@@ -109,6 +126,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
     const phase = new AbortController();
     const onAbort = () => phase.abort();
     o.signal?.addEventListener('abort', onAbort, { once: true });
+    detach = () => o.signal?.removeEventListener('abort', onAbort);
     nemesis = new Nemesis({
       cluster,
       nc: control,
@@ -116,6 +134,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
       recorder,
       faults: o.faults,
       intervalMs: o.faultIntervalMs,
+      restartMode: o.restartMode,
       recoverTimeoutMs: o.healTimeoutMs,
       log,
       signal: phase.signal,
@@ -126,7 +145,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
     recorder.phase = 'faults';
     const clientsDone = Promise.all(clients.map((c) => c.run(running)));
     const nemesisDone = nemesis.run(() => !phase.signal.aborted);
-    const progress = setInterval(() => {
+    progress = setInterval(() => {
       const done = recorder.ops.filter((x) => x.ret !== null).length;
       log(`[${(recorder.now() / 1000).toFixed(1).padStart(6)}s] ${recorder.ops.length} ops, ${done} answered; healthy: ${nemesis?.healthyNodes().join(',')}`);
     }, 10_000);
@@ -134,6 +153,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
     phase.abort();
     await nemesisDone;
     clearInterval(progress);
+    progress = null;
     faultPhaseMs = recorder.now() - startedAt;
 
     // Heal everything, wait for every node to serve, keep the clients going a little longer.
@@ -163,11 +183,12 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
 
     if (!o.signal?.aborted) {
       log(`checking ${recorder.ops.length} operations for linearizability`);
-      check = checkHistory(recorder.ops, { budgetMs: o.checkBudgetMs });
+      check = checkHistory(recorder.ops, { budgetMs: o.checkBudgetMs, shrinkBudgetMs: 15_000 });
       if (check.ok === false) {
-        failures.push(`not linearizable (${check.kind}):\n${formatFailure(check)}`);
         const key = check.key;
-        failingKeyText = [`full history of key ${key}:`, ...formatOperations(recorder.ops.filter((x) => x.input.key === key))].join('\n');
+        const keyOps = recorder.ops.filter((x) => x.input.key === key);
+        failures.push(`not linearizable (${check.kind}):\n${formatFailure(check)}${aroundFailure(check, keyOps)}`);
+        failingKeyText = [`full history of key ${key}:`, ...formatOperations(keyOps)].join('\n');
       } else if (check.ok === 'unknown') {
         inconclusive = true;
         failures.push(`linearizability check inconclusive: search budget of ${o.checkBudgetMs} ms ran out (at key ${check.key ?? '?'})`);
@@ -188,6 +209,8 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
       passed = failures.length === 0;
     }
   } finally {
+    if (progress) clearInterval(progress);
+    detach();
     if (nemesis) await nemesis.dispose().catch(() => undefined);
     for (const nc of connections) await nc.close().catch(() => undefined);
     if (cluster) await cluster.stop();
