@@ -22,7 +22,13 @@ export type FollowerEvent =
   | { type: 'leader.synced'; epoch: number; leader: string; replica: boolean }
   | { type: 'lease.granted'; leftMs: number }
   | { type: 'lease.refused' }
-  | { type: 'session.new' };
+  | { type: 'session.new' }
+  /**
+   * The copy was flushed (a leader admitted us and the transfer begins). Only this makes the
+   * node incomplete: a refused lease or a re-join that has not been admitted yet leaves every
+   * acknowledged write in place, and a new leader may need them.
+   */
+  | { type: 'store.flushed' };
 
 export type FollowerEmitted = { type: 'follower.state'; state: string };
 
@@ -82,12 +88,13 @@ export const followerMachine = setup({
     'leader.changed': { guard: 'isNewerEpoch', target: '.waiting', actions: 'adoptLeader' },
     'leader.synced': [
       { guard: 'keptAsReplica', target: '.replica.lapsed', actions: 'adoptLeader' },
-      { target: '.joining', actions: ['adoptLeader', 'markIncomplete'] },
+      { target: '.joining', actions: 'adoptLeader' },
     ],
     // A new session: the leader may have skipped us and our lease is void. If we still count as a
     // replica, asking for a lease tells (a refusal sends us to join); otherwise wait for a leader.
     // The copy itself stays complete: a replica is only skipped once the smaller replica set is
     // recorded in ZooKeeper, so a node still listed there holds every acknowledged write.
+    'store.flushed': { actions: 'markIncomplete' },
     'session.new': [{ guard: 'isCompleteWithLeader', target: '.replica.lapsed', reenter: true }, { target: '.waiting' }],
   },
   states: {
@@ -96,10 +103,10 @@ export const followerMachine = setup({
     waiting: {
       entry: { type: 'announce', params: { state: 'syncing' } },
       always: { guard: 'mustJoin', target: 'joining' },
-      after: { syncWait: { guard: 'hasLeader', target: 'joining', actions: 'markIncomplete' } },
+      after: { syncWait: { guard: 'hasLeader', target: 'joining' } },
     },
     joining: {
-      entry: [{ type: 'announce', params: { state: 'syncing' } }, 'markIncomplete'],
+      entry: { type: 'announce', params: { state: 'syncing' } },
       invoke: {
         src: 'join',
         input: ({ context }) => ({ epoch: context.epoch, leader: context.leader! }),
@@ -114,7 +121,7 @@ export const followerMachine = setup({
     replica: {
       initial: 'lapsed',
       invoke: { src: 'renewLease', input: ({ context }) => ({ epoch: context.epoch, leader: context.leader! }) },
-      on: { 'lease.refused': { target: 'joining', actions: 'markIncomplete' } },
+      on: { 'lease.refused': { target: 'joining' } },
       states: {
         lapsed: {
           entry: { type: 'announce', params: { state: 'syncing' } },

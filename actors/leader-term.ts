@@ -51,6 +51,8 @@ const isUnreachable = (err: unknown) =>
 
 interface Joiner {
   session: string;
+  /** Each admission has its own token: a duplicate join request starts a new transfer and the older one stops. */
+  token: number;
 }
 
 export class LeaderTerm {
@@ -64,9 +66,12 @@ export class LeaderTerm {
   private readonly joining = new Map<string, Joiner>();
   private readonly replicaSession = new Map<string, string>();
   private readonly lastGrant = new Map<string, number>();
+  /** The replica set as last written to ZooKeeper: what a next leader would trust. */
+  private persistedIds = new Set<string>();
   /** Nodes being removed, each with the token of its removal. */
   private readonly removing = new Map<string, number>();
   private removalSeq = 0;
+  private admissionSeq = 0;
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly links = new Map<string, ReplicaLink>();
   private liveIds = new Set<string>();
@@ -336,21 +341,25 @@ export class LeaderTerm {
     const granted = this.lastGrant.get(id) ?? 0;
     const waitMs = Math.max(0, granted + this.leaseWaitMs() - this.ports.clock.now());
     this.log.warn({ peer: id, why, waitMs }, 'removing replica after its lease');
-    this.ports.clock.setTimeout(() => {
+    // Writes stop waiting for the node only once ZooKeeper no longer lists it as a replica;
+    // a persist that fails (ZooKeeper unreachable) is tried again while the removal stands.
+    const finish = async () => {
       if (!current()) return;
       this.joining.delete(id);
-      const wasReplica = this.replicas.delete(id);
-      const persisted = wasReplica ? this.persistReplicas() : Promise.resolve();
-      persisted.then(
-        () => {
-          if (!current()) return;
-          this.targets.delete(id);
-          this.removing.delete(id);
-          this.log.info({ peer: id, replicas: this.replicaIds() }, 'replica removed');
-        },
-        (err) => this.log.warn({ err, peer: id }, 'could not persist replica removal'),
-      );
-    }, waitMs);
+      this.replicas.delete(id);
+      try {
+        if (this.persistedIds.has(id)) await this.persistReplicas();
+      } catch (err) {
+        this.log.warn({ err, peer: id }, 'could not persist replica removal; retrying');
+        this.ports.clock.setTimeout(() => void finish(), this.config.ackTimeoutMs);
+        return;
+      }
+      if (!current()) return;
+      this.targets.delete(id);
+      this.removing.delete(id);
+      this.log.info({ peer: id, replicas: this.replicaIds() }, 'replica removed');
+    };
+    this.ports.clock.setTimeout(() => void finish(), waitMs);
   }
 
   /** Followers renew every leaseMs/4; one that has not for a whole lease is suspected. */
@@ -373,8 +382,10 @@ export class LeaderTerm {
   private persistReplicas(): Promise<void> {
     const next = this.persistChain.then(async () => {
       if (this.ended !== null) throw new TermEndedError(this.ended);
+      const ids = this.replicaIds();
       try {
-        await this.ports.coordinator.writeReplicas(this.replicaIds(), this.claim);
+        await this.ports.coordinator.writeReplicas(ids, this.claim);
+        this.persistedIds = new Set(ids);
       } catch (err) {
         if (err instanceof Error && err.name === 'DeposedError') this.end('epoch fenced off in ZooKeeper');
         throw err;
@@ -398,19 +409,21 @@ export class LeaderTerm {
     }
     // It flushed its copy: it must no longer count as complete anywhere, before it acks anything.
     this.removing.delete(from);
-    if (this.replicas.delete(from)) await this.persistReplicas();
-    this.joining.set(from, { session });
+    this.replicas.delete(from);
+    if (this.persistedIds.has(from)) await this.persistReplicas();
+    const token = ++this.admissionSeq;
+    this.joining.set(from, { session, token });
     this.replicaSession.set(from, session);
     this.targets.add(from);
     const earlier = [...this.inflight];
-    void this.transfer(from, session, earlier);
+    void this.transfer(from, token, earlier);
     return { ok: true, type: 'ack' };
   }
 
-  private async transfer(id: string, session: string, earlier: Promise<unknown>[]): Promise<void> {
+  private async transfer(id: string, token: number, earlier: Promise<unknown>[]): Promise<void> {
     const { store } = this.ports;
     const started = this.ports.clock.now();
-    const stillJoining = () => this.joining.get(id)?.session === session && this.ended === null;
+    const stillJoining = () => this.joining.get(id)?.token === token && this.ended === null;
     try {
       // Writes that began before the joiner was a target did not invalidate it: let them finish
       // so the snapshot carries their values.
@@ -443,7 +456,7 @@ export class LeaderTerm {
       this.log.info({ peer: id, entries, ms: Math.round(this.ports.clock.now() - started) }, 'joined');
     } catch (err) {
       this.log.warn({ err, peer: id }, 'state transfer failed');
-      if (this.joining.get(id)?.session === session) {
+      if (this.joining.get(id)?.token === token) {
         this.joining.delete(id);
         this.targets.delete(id);
       }

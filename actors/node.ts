@@ -326,8 +326,19 @@ export class ZiNode {
     this.publish();
   }
 
+  /** Re-enter the election at the back; if ZooKeeper cannot be reached now, do it when it can. */
   private resign(): void {
-    this.ports.coordinator.resign().catch((err) => this.log.warn({ err }, 'resign failed'));
+    this.ports.coordinator.resign().catch((err) => {
+      this.log.warn({ err }, 'resign failed; retrying when the session is back');
+      this.resignOnReconnect = true;
+      if (this.sessionState === 'connected') this.ports.clock.setTimeout(() => this.retryResign(), this.config.joinRetryMs);
+    });
+  }
+
+  private retryResign(): void {
+    if (!this.resignOnReconnect || this.stopping || this.sessionState !== 'connected') return;
+    this.resignOnReconnect = false;
+    this.resign();
   }
 
   // ---- follower side ------------------------------------------------------------------------
@@ -352,6 +363,7 @@ export class ZiNode {
     if (!reply.ok) throw new Error(`join refused: ${reply.reason}`);
     if (abandoned()) throw new Error('join abandoned');
     this.store.clear();
+    this.followerActor?.send({ type: 'store.flushed' });
     this.store.keepTombstones = true;
     this.syncedEpoch = epoch;
     this.syncedLeader = leader;

@@ -4,9 +4,10 @@
 // copies for convergence, and the invariants recorded along the way.
 import { checkHistory, formatFailure } from '../../check/index.ts';
 import type { Operation } from '../../check/history.ts';
-import { SimCluster } from './cluster.ts';
+import { SimCluster, type Violation } from './cluster.ts';
+import { explained, signatures } from './findings.ts';
 import { Rng } from './rng.ts';
-import { chooseProfile, DEFAULT_FAULTS, runClients, runNemesis, sleep, type FaultKind } from './workload.ts';
+import { chooseProfile, DEFAULT_FAULTS, runClients, runNemesis, type FaultKind } from './workload.ts';
 
 export interface SeedOptions {
   seed: number;
@@ -32,6 +33,11 @@ export interface SeedResult {
   events: number;
   /** Node log lines at error level (not failures by themselves; e.g. data-loss warnings). */
   errors: string[];
+  violations: Violation[];
+  /** Known findings (findings.ts) whose signature this run shows. */
+  findings: string[];
+  /** Failed, but only in ways the findings above explain. */
+  explained: boolean;
   trace: string[];
 }
 
@@ -57,19 +63,14 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
   const profile = chooseProfile(params.fork('profile'), faults);
 
   const cluster = new SimCluster({ seed, nodes, trace: options.trace ?? false });
-  const failures: string[] = [];
-  const details: string[] = [];
-  const rejections: unknown[] = [];
-  activeRejections = rejections;
-  try {
+  const outcome = new Outcome();
+  await outcome.guard(async () => {
     await cluster.start();
     if (!(await cluster.waitFor(() => cluster.allServing(), SETUP_MS_MAX))) {
-      failures.push('liveness');
-      details.push(`no serving cluster after ${SETUP_MS_MAX} ms without faults: ${cluster.describe()}`);
+      outcome.fail('liveness', `no serving cluster after ${SETUP_MS_MAX} ms without faults: ${cluster.describe()}`);
     }
     cluster.setProfile(profile);
-    const t0 = cluster.now();
-    const healAt = t0 + faultMs;
+    const healAt = cluster.now() + faultMs;
     let clientsDone = false;
     void runClients(cluster, params.fork('clients'), {
       clients,
@@ -83,41 +84,70 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
     cluster.healAll();
     await cluster.scheduler.runUntil(healAt + POST_HEAL_LOAD_MS);
     await cluster.waitFor(() => clientsDone, cluster.config.opTimeoutMs + 2000);
+    await settleAndVerify(cluster, keys, outcome);
+  });
+  const shape = `nodes=${nodes} clients=${clients} keys=${keys.length} faults=${faultMs}ms gap=${gapMsMean}ms drop=${profile.dropRate} dup=${profile.duplicateRate} reorder=${profile.reorder}`;
+  return assess(cluster, outcome, `seed=${seed}`, shape, seed);
+}
 
-    // Settle: every node back, connected and serving, one leader.
-    if (!(await cluster.waitFor(() => cluster.allServing(), SETTLE_MS_MAX))) {
-      failures.push('liveness');
-      details.push(`not settled ${SETTLE_MS_MAX} ms after healing: ${cluster.describe()}`);
-    }
-    await cluster.run(500);
+/** Failures collected over one run; `guard` turns an exception of the harness into a failure. */
+export class Outcome {
+  readonly failures: string[] = [];
+  readonly details: string[] = [];
+  stuckHead: string | null = null;
+  readonly rejections: unknown[] = [];
 
-    // Final reads of every key through every node: the checker then verifies that every
-    // acknowledged write (or a later one) is what the cluster holds.
-    const finals: Promise<unknown>[] = [];
-    for (const id of cluster.ids) for (const key of keys) finals.push(cluster.op(`final-${id}`, id, { op: 'get', key }));
-    let finalsDone = false;
-    void Promise.all(finals).then(() => (finalsDone = true));
-    await cluster.waitFor(() => finalsDone, cluster.config.opTimeoutMs + 2000);
-
-    if (!failures.includes('liveness')) {
-      const diverged = cluster.convergence();
-      if (diverged.length > 0) {
-        failures.push('convergence');
-        details.push('copies differ after settling:', ...diverged.slice(0, 10).map((d) => `  ${d}`));
-      }
-    }
-  } catch (err) {
-    failures.push('crash');
-    details.push(`simulation threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  } finally {
-    activeRejections = null;
+  fail(kind: string, ...details: string[]): void {
+    this.failures.push(kind);
+    this.details.push(...details);
   }
 
+  async guard(work: () => Promise<void>): Promise<void> {
+    activeRejections = this.rejections;
+    try {
+      await work();
+    } catch (err) {
+      this.fail('crash', `simulation threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    } finally {
+      activeRejections = null;
+    }
+  }
+}
+
+/**
+ * The end of every run: wait until every node is back, connected and serving under one leader;
+ * read every key through every node (the checker then verifies that every acknowledged write, or
+ * a later one, is what the cluster holds); compare the copies.
+ */
+export async function settleAndVerify(cluster: SimCluster, keys: readonly string[], outcome: Outcome, settleMsMax = SETTLE_MS_MAX): Promise<void> {
+  if (!(await cluster.waitFor(() => cluster.allServing(), settleMsMax))) {
+    outcome.fail('liveness', `not settled ${settleMsMax} ms after healing: ${cluster.describe()}`);
+    const head = cluster.electionHead();
+    if (head !== null && cluster.isUp(head) && cluster.view(head).role !== 'leader' && cluster.view(head).session === 'connected') {
+      outcome.stuckHead = head;
+      outcome.details.push(`${head} heads the election queue but does not lead`);
+    }
+  }
+  await cluster.run(500);
+  const finals: Promise<unknown>[] = [];
+  for (const id of cluster.ids) for (const key of keys) finals.push(cluster.op(`final-${id}`, id, { op: 'get', key }));
+  let finalsDone = false;
+  void Promise.all(finals).then(() => (finalsDone = true));
+  await cluster.waitFor(() => finalsDone, cluster.config.opTimeoutMs + 2000);
+  if (!outcome.failures.includes('liveness')) {
+    const diverged = cluster.convergence();
+    if (diverged.length > 0) outcome.fail('convergence', 'copies differ after settling:', ...diverged.slice(0, 10).map((d) => `  ${d}`));
+  }
+}
+
+/** Invariants, crashes, the linearizability check and attribution to known findings. */
+export function assess(cluster: SimCluster, outcome: Outcome, name: string, shape: string, seed: number): SeedResult {
+  const { failures, details } = outcome;
   if (cluster.violations.length > 0) {
     failures.push('invariant');
-    details.push('invariants broken:', ...cluster.violations.map((v) => `  ${v}`));
+    details.push('invariants broken:', ...cluster.violations.map((v) => `  t=${v.timeMs.toFixed(1)} ${v.kind}: ${v.text}`));
   }
-  const thrown = [...cluster.scheduler.errors, ...rejections];
+  const thrown = [...cluster.scheduler.errors, ...outcome.rejections];
   if (thrown.length > 0) {
     failures.push('crash');
     for (const err of thrown.slice(0, 5)) details.push(`uncaught: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
@@ -142,12 +172,14 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
   }
 
   const unique = [...new Set(failures)];
+  const evidence = { failures: unique, violations: cluster.violations, errors, stuckElectionHead: outcome.stuckHead };
+  const found = signatures(evidence);
+  const isExplained = unique.length > 0 && explained(evidence, found);
   const counts = countOutcomes(history);
-  const shape = `nodes=${nodes} clients=${clients} keys=${keys.length} faults=${faultMs}ms gap=${gapMsMean}ms drop=${profile.dropRate} dup=${profile.duplicateRate} reorder=${profile.reorder}`;
   const summary =
     unique.length === 0
-      ? `seed=${seed} ok ${shape} ops=${history.length} (${counts}) t=${cluster.now().toFixed(0)}ms events=${cluster.scheduler.events}`
-      : `seed=${seed} FAILED [${unique.join(', ')}] ${shape} ops=${history.length} (${counts}) t=${cluster.now().toFixed(0)}ms`;
+      ? `${name} ok ${shape} ops=${history.length} (${counts}) t=${cluster.now().toFixed(0)}ms events=${cluster.scheduler.events}`
+      : `${name} FAILED [${unique.join(', ')}]${found.length > 0 ? ` known: ${found.join(', ')}${isExplained ? '' : ' (NOT all explained)'}` : ''} ${shape} ops=${history.length} (${counts}) t=${cluster.now().toFixed(0)}ms`;
   if (unique.length > 0) details.push(`final: ${cluster.describe()}`);
   return {
     seed,
@@ -159,6 +191,9 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
     virtualMs: cluster.now(),
     events: cluster.scheduler.events,
     errors,
+    violations: cluster.violations,
+    findings: found,
+    explained: isExplained,
     trace: cluster.trace.lines,
   };
 }
@@ -175,4 +210,3 @@ function describeObj(obj: object): string {
     .join(' ');
 }
 
-export { sleep };

@@ -135,8 +135,11 @@ export class Scheduler {
     };
   }
 
-  /** Runs every event up to and including virtual time `until`, then sets the clock to `until`. */
-  async runUntil(until: number): Promise<void> {
+  /**
+   * Runs every event up to and including virtual time `until`, then sets the clock to `until`.
+   * With `stop`, returns true as soon as it holds at a quiescent point (the clock stays there).
+   */
+  async runUntil(until: number, stop?: () => boolean): Promise<boolean> {
     let firedAtInstant = 0;
     for (;;) {
       const next = this.heap.peek();
@@ -160,6 +163,7 @@ export class Scheduler {
       }
       await drainMicrotasks();
       this.onQuiescent?.();
+      if (stop?.()) return true;
       const after = this.heap.peek();
       if (after !== undefined && after.time <= this.virtualNow) continue;
       if (after === undefined || after.time > until) break;
@@ -167,6 +171,7 @@ export class Scheduler {
       firedAtInstant = 0;
     }
     if (until > this.virtualNow) this.virtualNow = until;
+    return stop?.() ?? false;
   }
 
   /** Fire a resumed owner's overdue timers now, in their original order. */
@@ -181,18 +186,14 @@ export class Scheduler {
     }
   }
 
-  runFor(ms: number): Promise<void> {
-    return this.runUntil(this.virtualNow + ms);
+  async runFor(ms: number): Promise<void> {
+    await this.runUntil(this.virtualNow + ms);
   }
 
   /** Runs until `done()` holds (checked at every quiescent point) or `maxMs` pass; returns whether it held. */
-  async runUntilTrue(done: () => boolean, maxMs: number, stepMs = 50): Promise<boolean> {
-    const deadline = this.virtualNow + maxMs;
-    while (!done()) {
-      if (this.virtualNow >= deadline) return false;
-      await this.runUntil(Math.min(deadline, this.virtualNow + stepMs));
-    }
-    return true;
+  async runUntilTrue(done: () => boolean, maxMs: number): Promise<boolean> {
+    if (done()) return true;
+    return this.runUntil(this.virtualNow + maxMs, done);
   }
 
   /** Lets pending continuations run without advancing time. */

@@ -1,0 +1,261 @@
+// Goal: the whole cluster keeps its promises (PROTOCOL.md: linearizable reads and writes, no
+// acknowledged write lost while a complete replica survives, no answer from a node without a live
+// session, one leader per epoch) under crashes, restarts, process pauses, ZooKeeper partitions,
+// bus partitions, clogging, loss, duplication and reordering.
+//
+// Method (TigerBeetle VOPR, FoundationDB simulation, raft's in-memory network): real ZiNodes on a
+// MemoryNetwork and a MemoryZooKeeper, all on one virtual clock driven by a seeded scheduler
+// (test/sim/scheduler.ts); a seed fixes every delay, fault and client operation. Each run ends by
+// healing everything, letting the cluster settle, reading every key through every node, and
+// checking the recorded history with check/ and the copies for convergence; invariants are
+// checked at every quiescent point. A failure prints `seed=<n>`; replay it with
+// `SIM_SEED=<n> npm run sim` (add SIM_TRACE=1 for the full trace).
+//
+// Three parts: stories (scripted scenarios that read like raft's testdata), a seed sweep, and the
+// regression list of protocol bugs found so far (FINDINGS.md), each marked `it.fails` until the
+// core is fixed.
+import { afterEach, describe, expect, it } from 'vitest';
+import { checkHistory, formatFailure } from '../../check/index.ts';
+import { SimCluster } from './cluster.ts';
+import { FINDINGS } from './findings.ts';
+import { assess, Outcome, runSeed, settleAndVerify, type SeedResult } from './run.ts';
+
+/** Seeds in the sweep; about 15 per second on this 2-core machine (SIM_SWEEP_SEEDS to change). */
+const SWEEP_SEEDS = Number(process.env.SIM_SWEEP_SEEDS ?? 400);
+const SWEEP_START = Number(process.env.SIM_SWEEP_START ?? 1);
+
+function report(result: SeedResult): string {
+  return `${result.summary}\n${result.details}`;
+}
+
+/** Heal, settle, read everything back, check: what every story ends with. */
+async function verify(c: SimCluster, keys: string[], name: string): Promise<SeedResult> {
+  c.healAll();
+  const outcome = new Outcome();
+  await outcome.guard(() => settleAndVerify(c, keys, outcome, 15_000));
+  return assess(c, outcome, name, 'story', c.options.seed);
+}
+
+/** The story's cluster, so that SIM_TRACE=1 prints its trace however the story ends. */
+let current: SimCluster | null = null;
+afterEach(() => {
+  if (process.env.SIM_TRACE === '1' && current !== null) console.log(current.trace.lines.join('\n'));
+  current = null;
+});
+
+async function startCluster(nodes: number, seed = 1): Promise<SimCluster> {
+  const c = new SimCluster({ seed, nodes, trace: process.env.SIM_TRACE === '1' });
+  current = c;
+  await c.start();
+  expect(await c.waitFor(() => c.allServing(), 5_000)).toBe(true);
+  return c;
+}
+
+/** A client that keeps writing distinct values to `key` through random nodes until `stop()`. */
+function writer(c: SimCluster, name: string, key: string): { stop(): void; done: Promise<void> } {
+  let stopped = false;
+  const rng = c.rng.fork(name);
+  const done = (async () => {
+    for (let i = 1; !stopped; i++) {
+      await c.op(name, rng.pick(c.ids), { op: 'put', key, value: `${name}.${i}` });
+      await new Promise<void>((r) => c.scheduler.clock.setTimeout(() => r(), rng.range(5, 40)));
+    }
+  })();
+  return { stop: () => (stopped = true), done };
+}
+
+describe('simulation - stories', () => {
+  it('story - leader crash under concurrent writes: a new leader takes over, no acknowledged write is lost', async () => {
+    const c = await startCluster(3);
+    const leader = c.leader()!;
+    const writers = [writer(c, 'w1', 'a'), writer(c, 'w2', 'a'), writer(c, 'w3', 'b')];
+    await c.run(1_000);
+    c.crash(leader); // kill -9 in the middle of writes
+    expect(await c.waitFor(() => c.leader() !== null && c.leader() !== leader, 6_000)).toBe(true);
+    const next = c.leader()!;
+    await c.run(1_000); // writes continue through the new leader
+    const after = c.history.filter((op) => op.call > c.now() - 1_000 && op.input.op === 'put' && op.output.status === 'ok');
+    expect(after.length).toBeGreaterThan(0);
+    c.restart(leader); // the old leader comes back as a follower and resynchronises
+    await c.run(1_000);
+    for (const w of writers) w.stop();
+    await c.settle(Promise.all(writers.map((w) => w.done)));
+    const result = await verify(c, ['a', 'b'], 'leader crash');
+    expect(result.ok, report(result)).toBe(true);
+    expect(c.leader()).toBe(next);
+  });
+
+  it('story - follower cut off the bus: writes go on after its lease, it serves nothing stale, it rejoins', async () => {
+    const c = await startCluster(3);
+    const leader = c.leader()!;
+    const follower = c.ids.find((id) => id !== leader)!;
+    expect((await c.put(leader, 'k', 'v1')).output.status).toBe('ok');
+    // Cut the follower from the leader only: clients still reach it, so a stale local read would show.
+    c.cut(follower, leader);
+    const during = await c.put(leader, 'k', 'v2');
+    expect(during.output.status).toBe('ok');
+    // The write waited for the follower's lease to run out, then went on without it.
+    expect(during.ret! - during.call).toBeGreaterThan(c.config.leaseMs * 0.5);
+    expect(during.ret! - during.call).toBeLessThan(c.config.opTimeoutMs);
+    const fast = await c.put(leader, 'k', 'v3');
+    expect(fast.ret! - fast.call).toBeLessThan(50);
+    // A read through the cut-off follower: no longer a replica, it must ask the leader, which it cannot reach.
+    const read = await c.get(follower, 'k');
+    expect(['unavailable', 'unknown']).toContain(read.output.status);
+    c.uncut(follower, leader);
+    expect(await c.waitFor(() => c.allServing(), 5_000)).toBe(true);
+    const back = await c.get(follower, 'k');
+    expect(back.output).toMatchObject({ status: 'ok', value: 'v3' });
+    const result = await verify(c, ['k'], 'follower bus cut');
+    expect(result.ok, report(result)).toBe(true);
+  });
+
+  it('story - ZooKeeper partition of the leader: it stops at once, the others elect a new leader after its session expires', async () => {
+    const c = await startCluster(3);
+    const old = c.leader()!;
+    expect((await c.put(old, 'k', 'v1')).output.status).toBe('ok');
+    c.zkPartition(old, 0); // a reset connection: noticed at once
+    await c.run(1);
+    expect(c.view(old).session).toBe('suspended');
+    const refused = await c.put(old, 'k', 'v-refused');
+    expect(refused.output.status).toBe('unavailable');
+    // The server expires the session within one timeout; a follower is elected and takes over.
+    expect(await c.waitFor(() => c.leader() !== null && c.leader() !== old, c.sessionTimeoutMs * 3)).toBe(true);
+    const next = c.leader()!;
+    expect((await c.put(next, 'k', 'v2')).output.status).toBe('ok');
+    // Still cut off, the old leader expires its session itself; when the link returns it rejoins as a follower.
+    c.zkRestore(old);
+    expect(await c.waitFor(() => c.allServing(), 10_000)).toBe(true);
+    expect(c.view(old).role).toBe('follower');
+    expect((await c.get(old, 'k')).output).toMatchObject({ status: 'ok', value: 'v2' });
+    const result = await verify(c, ['k'], 'leader zk partition');
+    expect(result.ok, report(result)).toBe(true);
+  });
+
+  it('story - a follower restarts with the same id: its stale znodes are replaced and it resynchronises', async () => {
+    const c = await startCluster(4);
+    const leader = c.leader()!;
+    const follower = c.ids.find((id) => id !== leader)!;
+    for (let i = 0; i < 20; i++) expect((await c.put(leader, `k${i % 5}`, `v${i}`)).output.status).toBe('ok');
+    c.crash(follower);
+    await c.run(100);
+    expect((await c.put(leader, 'k0', 'while-down')).output.status).toBe('ok');
+    c.restart(follower); // long before its old session expires
+    expect(await c.waitFor(() => c.view(follower).state === 'serving', 3_000)).toBe(true);
+    // Its old session may still be alive on the server, but it holds no znode any more.
+    expect(c.zk.children('/zistore/sim/members')).toContain(follower);
+    const keys = ['k0', 'k1', 'k2', 'k3', 'k4'];
+    for (const key of keys) {
+      const fromFollower = await c.get(follower, key);
+      const fromLeader = await c.get(leader, key);
+      expect(fromFollower.output).toEqual(fromLeader.output);
+    }
+    expect((await c.get(follower, 'k0')).output).toMatchObject({ status: 'ok', value: 'while-down' });
+    const result = await verify(c, keys, 'follower restart');
+    expect(result.ok, report(result)).toBe(true);
+  });
+
+  it('story - a paused leader (longer than its session timeout) does not act on its dead session when it resumes', async () => {
+    const c = await startCluster(3);
+    const old = c.leader()!;
+    expect((await c.put(old, 'k', 'v1')).output.status).toBe('ok');
+    const pending = c.op('story', old, { op: 'put', key: 'k', value: 'during-pause' });
+    await c.run(0.1);
+    c.pause(old, c.sessionTimeoutMs * 2);
+    expect(await c.waitFor(() => c.leader() !== null && c.leader() !== old, c.sessionTimeoutMs * 3)).toBe(true);
+    expect((await c.put(c.leader()!, 'k', 'v2')).output.status).toBe('ok');
+    await c.settle(pending);
+    const result = await verify(c, ['k'], 'paused leader');
+    expect(result.ok, report(result)).toBe(true);
+  });
+});
+
+describe('simulation - determinism', () => {
+  it('simulation - the same seed gives the same history, trace and events', async () => {
+    const a = await runSeed({ seed: 7, trace: true });
+    const b = await runSeed({ seed: 7, trace: true });
+    expect(b.history).toEqual(a.history);
+    expect(b.trace).toEqual(a.trace);
+    expect(b.events).toBe(a.events);
+    expect(a.history.length).toBeGreaterThan(50);
+    // Tracing only observes: an untraced run is the same run.
+    const c = await runSeed({ seed: 7 });
+    expect(c.history).toEqual(a.history);
+    // A different seed is a different run.
+    const d = await runSeed({ seed: 8 });
+    expect(d.history).not.toEqual(a.history);
+  });
+});
+
+describe('simulation - seeds', () => {
+  it(`simulation - ${SWEEP_SEEDS} random seeds keep every promise, apart from known findings`, async () => {
+    const unexplained: SeedResult[] = [];
+    const byFinding = new Map<string, number[]>();
+    for (let seed = SWEEP_START; seed < SWEEP_START + SWEEP_SEEDS; seed++) {
+      const result = await runSeed({ seed });
+      if (result.ok) continue;
+      if (!result.explained) unexplained.push(result);
+      for (const f of result.findings) byFinding.set(f, [...(byFinding.get(f) ?? []), seed]);
+    }
+    if (byFinding.size > 0) {
+      const lines = [...byFinding].map(([f, seeds]) => `  ${f}: ${seeds.length} seeds (${seeds.slice(0, 8).join(' ')}${seeds.length > 8 ? ' …' : ''})`);
+      console.warn(`known protocol bugs (FINDINGS.md) showed up in the sweep:\n${lines.join('\n')}`);
+    }
+    expect(unexplained.map(report).join('\n\n'), `seeds failing for reasons no finding explains`).toBe('');
+  }, 180_000);
+});
+
+// Regression list: seeds that showed each protocol bug in FINDINGS.md. A seed is `it.fails` while
+// its bug is in the core and `it` once fixed. Seeds are timing-sensitive: a core change reshuffles
+// what a seed does, so a fixed seed guards less than the scripted stories in
+// findings.sim.test.ts, and an open one may start passing before its bug is fixed (then check the
+// story). F1-F4 seeds failed on the core of 10:25 and pass on the fixed core of 10:51; F4b, F5 and
+// F6 seeds fail on the core of 10:51 (seeds 1..5000: these and four more F5 seeds, nothing else).
+describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
+  const seedCase = (finding: keyof typeof FINDINGS, seed: number, note: string) => {
+    const test = FINDINGS[finding]!.status === 'open' ? it.fails : it;
+    test(`${finding} (${FINDINGS[finding]!.status}) seed ${seed} - ${note}`, async () => {
+      const result = await runSeed({ seed });
+      expect(result.ok, report(result)).toBe(true);
+    });
+  };
+
+  // F1: actors/leader-term.ts suspect() — a removal armed before admit() re-admitted the node.
+  seedCase('F1', 2, 'lost invalidation, refused lease, rejoin, then the old removal strikes');
+  seedCase('F1', 18, 'same, ending in a stale read');
+  // F2: actors/leader-term.ts transfer() — the joiner enters replicas though it left the targets.
+  seedCase('F2', 101, 'dropped from the targets while its last chunk was in flight, added to replicas anyway');
+  seedCase('F2', 146, 'the final replica-set write fails (leader suspended); a diverged copy after healing');
+  // F3: actors/leader-term.ts recover() — no complete replica answered one sync round.
+  seedCase('F3', 61, 'the only sync to the complete replica is lost; acked writes vanish');
+  seedCase('F3', 65, 'same');
+  // F4: actors/node.ts leaderEnded() — no resign while suspended; the group never elects again.
+  seedCase('F4', 28, 'term ends while suspended during recovery; nobody leads after healing');
+  seedCase('F4', 521, 'same, four nodes');
+  // F4b: actors/node.ts resign() — a resign lost with a silently dead connection is not retried.
+  seedCase('F4b', 2571, 'recovery steps aside while the ZooKeeper link is silently down; nobody leads');
+  seedCase('F4b', 3131, 'same, three nodes');
+  // F5: a replica refused its lease marks itself incomplete without flushing (follower.machine.ts
+  // lease.refused), answers `serving: false` to the new leader's sync (node.ts acceptSync), and
+  // recover() serves an older copy (leader-term.ts "no complete replica survived").
+  seedCase('F5', 869, 'leader cut from ZooKeeper mid-removal; its successor discards the surviving copy');
+  seedCase('F5', 1643, 'same, three nodes');
+  // F6: actors/leader-term.ts transfer() — two transfers to one joiner share (id, session) bookkeeping.
+  seedCase('F6', 2860, 'join reply lost, join retried; the first transfer fails between the second one\'s last chunk and its persist');
+});
+
+// Keep the checker honest about what "fails" means here: a history from the sweep must check.
+describe('simulation - checker wiring', () => {
+  it('simulation - a passing seed history is linearizable and a doctored one is not', async () => {
+    const result = await runSeed({ seed: 3 });
+    expect(result.ok, report(result)).toBe(true);
+    expect(checkHistory(result.history).ok).toBe(true);
+    const put = result.history.find((op) => op.input.op === 'put' && op.output.status === 'ok')!;
+    const read = { ...put, id: 1_000_000, client: 'doctor', input: { op: 'get' as const, key: put.input.key }, call: put.ret! + 1, ret: put.ret! + 2, output: { status: 'not-found' as const } };
+    const later = result.history.filter((op) => op.input.key === put.input.key && op.call < read.ret! && op.call > put.call);
+    if (later.length === 0) {
+      const check = checkHistory([...result.history, read]);
+      expect(check.ok, check.ok === false ? formatFailure(check) : '').toBe(false);
+    }
+  });
+});
