@@ -8,12 +8,15 @@ import { runUpCommand } from './up-command.ts';
 
 const USAGE = `usage:
   zistore up [--nodes N] [--cluster NAME] [--nats-port P] [--zk-port P] [--data-dir D]
-             [--session-timeout MS] [--lease MS] [--op-timeout MS]
+             [--session-timeout MS] [--lease MS] [--op-timeout MS] [--inspect] [--ui] [--ui-port P]
       start ZooKeeper, nats-server and N nodes (default 3); opens the shell on a terminal,
-      otherwise runs until SIGINT/SIGTERM and then stops everything it started
+      otherwise runs until SIGINT/SIGTERM and then stops everything it started; every node
+      serves Prometheus metrics on a free port (printed, and in <data-dir>/<id>.metrics-port);
+      --ui (or --ui-port P) serves the live inspector page and implies --inspect
   zistore node --id ID --cluster NAME --zk HOST:PORT[,HOST:PORT...] --nats URL
-             [--session-timeout MS] [--lease MS] [--op-timeout MS]
-      run one node in the foreground
+             [--session-timeout MS] [--lease MS] [--op-timeout MS] [--metrics-port [HOST:]P] [--inspect]
+      run one node in the foreground; --metrics-port serves GET /metrics, --inspect streams
+      its actors' state on zistore.<cluster>.inspect.<id> for the inspector page
   zistore shell [--nats URL] [--cluster NAME]
       attach a shell to a running cluster
 `;
@@ -37,20 +40,33 @@ async function main(argv: string[]): Promise<number> {
           'zk-port': { type: 'string' },
           'data-dir': { type: 'string' },
           ...timingFlags,
+          inspect: { type: 'boolean' },
+          ui: { type: 'boolean' },
+          'ui-port': { type: 'string' },
         },
         strict: true,
       });
+      const { inspect, ui, ...strings } = values;
       // Exit as soon as everything is stopped: no stray handle may keep `up` alive.
-      process.exit(await runUpCommand(values));
+      process.exit(await runUpCommand(strings, { inspect, ui }));
     }
     case 'node': {
       const { values } = parseArgs({
         args: rest,
-        options: { id: { type: 'string' }, cluster: { type: 'string' }, zk: { type: 'string' }, nats: { type: 'string' }, ...timingFlags },
+        options: {
+          id: { type: 'string' },
+          cluster: { type: 'string' },
+          zk: { type: 'string' },
+          nats: { type: 'string' },
+          ...timingFlags,
+          'metrics-port': { type: 'string' },
+          inspect: { type: 'boolean' },
+        },
         strict: true,
       });
+      const { inspect, ...strings } = values;
       // Exit once stopped, not when the last library timer happens to fire.
-      process.exit(await runNodeCommand(values));
+      process.exit(await runNodeCommand(strings, { inspect }));
     }
     case 'shell': {
       const { values } = parseArgs({ args: rest, options: { nats: { type: 'string' }, cluster: { type: 'string' } }, strict: true });

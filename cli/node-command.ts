@@ -2,9 +2,10 @@
 // gracefully (a leader hands over: its session closes so the next election starts at once).
 import { CLUSTER_NAME_PATTERN, NODE_ID_PATTERN } from '../bus/subjects.ts';
 import { intFlag, UsageError } from './args.ts';
-import { createLogger, DEFAULT_SESSION_TIMEOUT_MS, runNode } from './runtime.ts';
+import { parseMetricsAddress } from '../observe/metrics-server.ts';
+import { createLogger, DEFAULT_SESSION_TIMEOUT_MS, runObservedNode } from './runtime.ts';
 
-export async function runNodeCommand(values: Record<string, string | undefined>): Promise<number> {
+export async function runNodeCommand(values: Record<string, string | undefined>, flags: { inspect?: boolean } = {}): Promise<number> {
   const id = values.id;
   const cluster = values.cluster;
   if (!id || !NODE_ID_PATTERN.test(id)) throw new UsageError('--id is required: letters, digits, _ and - only');
@@ -12,8 +13,10 @@ export async function runNodeCommand(values: Record<string, string | undefined>)
   if (!values.zk) throw new UsageError('--zk HOST:PORT[,HOST:PORT...] is required');
   if (!values.nats) throw new UsageError('--nats URL is required');
   const sessionTimeoutMs = intFlag(values, 'session-timeout', 500, 600_000) ?? DEFAULT_SESSION_TIMEOUT_MS;
+  const metricsAddress = values['metrics-port'] === undefined ? undefined : parseMetricsAddress(values['metrics-port']);
+  if (metricsAddress === null) throw new UsageError(`--metrics-port must be PORT or HOST:PORT (port 1 to 65535), got '${values['metrics-port']}'`);
   const log = createLogger().child({ node: id, cluster });
-  const node = await runNode({
+  const running = await runObservedNode({
     nodeId: id,
     cluster,
     zk: values.zk,
@@ -22,12 +25,16 @@ export async function runNodeCommand(values: Record<string, string | undefined>)
     leaseMs: intFlag(values, 'lease', 100, 600_000),
     opTimeoutMs: intFlag(values, 'op-timeout', 100, 600_000),
     log,
+    metricsPort: metricsAddress?.port,
+    metricsHost: metricsAddress?.host,
+    inspect: flags.inspect === true,
   });
+  const node = running.node;
   log.info({ sessionTimeoutMs, leaseMs: node.config.leaseMs, opTimeoutMs: node.config.opTimeoutMs }, 'node started');
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal }, 'stopping');
-      node.stop().then(resolve, (err) => {
+      running.stop().then(resolve, (err) => {
         log.error({ err }, 'stop failed');
         resolve();
       });

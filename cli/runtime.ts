@@ -1,10 +1,15 @@
 // The real-world implementations of the core's ports, and a one-call way to run a node on
 // NATS and ZooKeeper. Used by the `zistore node` command, the tests and the benchmarks.
 import { pino, type Logger } from 'pino';
-import type { Clock, Log } from '../actors/ports.ts';
+import type { Clock, Log, NodeObserver } from '../actors/ports.ts';
 import { defaultNodeConfig, ZiNode, type NodeConfig } from '../actors/node.ts';
-import { createNatsBus } from '../bus/nats-bus.ts';
+import { createNatsBus, type NatsBus } from '../bus/nats-bus.ts';
 import { createZkCoordinator } from '../coordination/zk-coordinator.ts';
+import { InspectorStream } from '../observe/inspector.ts';
+import { NodeMetrics } from '../observe/metrics.ts';
+import { startMetricsServer, type MetricsServer } from '../observe/metrics-server.ts';
+import { combineObservers, natsPublisher } from '../observe/observers.ts';
+import { inspectSubjects } from '../observe/subjects.ts';
 
 export const realClock: Clock = {
   now: () => performance.now(),
@@ -25,12 +30,18 @@ export interface RunNodeOptions extends Partial<Omit<NodeConfig, 'nodeId' | 'clu
   sessionTimeoutMs: number;
   log: Log;
   natsOptions?: Record<string, unknown>;
+  /** Hooks for metrics and inspection (see NodeObserver); none by default. */
+  observer?: NodeObserver;
 }
 
 export const DEFAULT_SESSION_TIMEOUT_MS = 2000;
 
 /** Connects to NATS and ZooKeeper and starts serving. */
 export async function runNode(options: RunNodeOptions): Promise<ZiNode> {
+  return startOnPorts(options, () => options.observer);
+}
+
+async function startOnPorts(options: RunNodeOptions, observe: (bus: NatsBus) => NodeObserver | undefined): Promise<ZiNode> {
   const { nodeId, cluster, log } = options;
   const config: NodeConfig = { ...defaultNodeConfig, nodeId, cluster };
   for (const name of Object.keys(defaultNodeConfig) as (keyof typeof defaultNodeConfig)[]) {
@@ -52,5 +63,70 @@ export async function runNode(options: RunNodeOptions): Promise<ZiNode> {
     opTimeoutMs: config.opTimeoutMs,
     log,
   });
-  return ZiNode.start(config, { bus, coordinator, clock: realClock, log });
+  return ZiNode.start(config, { bus, coordinator, clock: realClock, log, observer: observe(bus) });
+}
+
+export interface ObservedNodeOptions extends RunNodeOptions {
+  /** Serve Prometheus metrics on GET /metrics at this port (0: a free one); no server when omitted. */
+  metricsPort?: number;
+  /** Interface for the metrics server; every interface when omitted. */
+  metricsHost?: string;
+  /** Stream XState inspection events, entry changes and message flow on `zistore.<cluster>.inspect.<node>`. */
+  inspect?: boolean;
+}
+
+export interface ObservedNode {
+  node: ZiNode;
+  metrics: MetricsServer | null;
+  inspector: InspectorStream | null;
+  /** Stops the node (gracefully), then the inspector and the metrics server. */
+  stop(): Promise<void>;
+}
+
+/** runNode plus what `--metrics-port` and `--inspect` ask for; `stop()` releases all of it. */
+export async function runObservedNode(options: ObservedNodeOptions): Promise<ObservedNode> {
+  const { nodeId, cluster, log } = options;
+  const metrics = options.metricsPort !== undefined ? new NodeMetrics({ nodeId, cluster, processMetrics: true }) : null;
+  // The port is claimed before connecting anywhere: a taken port fails fast and changes nothing.
+  const server = metrics ? await startMetricsServer({ registry: metrics.registry, port: options.metricsPort!, host: options.metricsHost, log }) : null;
+  // Publishes on the node's own NATS connection, once the bus exists: what the view shows is
+  // what reaches the bus from this node.
+  let publish: ((data: Uint8Array) => void) | null = null;
+  const inspector = options.inspect
+    ? new InspectorStream({
+        nodeId,
+        publish: (data) => {
+          if (publish === null) throw new Error('not connected yet');
+          publish(data);
+        },
+      })
+    : null;
+  let node: ZiNode;
+  try {
+    node = await startOnPorts(options, (bus) => {
+      publish = natsPublisher(bus.nc, inspectSubjects.node(cluster, nodeId));
+      return combineObservers(options.observer, metrics?.observer, inspector?.observer);
+    });
+  } catch (err) {
+    await server?.close();
+    throw err;
+  }
+  const status = () => node.status();
+  metrics?.attach(status, inspector ?? undefined);
+  if (inspector !== null) {
+    inspector.attach(status);
+    inspector.start();
+    log.info({ subject: inspectSubjects.node(cluster, nodeId) }, 'inspector streaming');
+  }
+  if (server !== null) log.info({ url: server.url }, 'metrics serving');
+  return {
+    node,
+    metrics: server,
+    inspector,
+    stop: async () => {
+      await node.stop();
+      inspector?.stop();
+      await server?.close();
+    },
+  };
 }

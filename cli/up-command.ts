@@ -6,13 +6,16 @@ import { subjects, CLUSTER_NAME_PATTERN } from '../bus/subjects.ts';
 import { ZiClient } from '../client/index.ts';
 import { intFlag, UsageError } from './args.ts';
 import { localControl, serveAdmin } from './admin.ts';
+import { startViewer, type Viewer } from '../observe/viewer-server.ts';
 import { createLogger } from './runtime.ts';
 import { interactiveShell, Shell } from './shell.ts';
 
-export async function runUpCommand(values: Record<string, string | undefined>): Promise<number> {
+export async function runUpCommand(values: Record<string, string | undefined>, flags: { inspect?: boolean; ui?: boolean } = {}): Promise<number> {
   const cluster = values.cluster ?? 'default';
   if (!CLUSTER_NAME_PATTERN.test(cluster)) throw new UsageError('--cluster: letters, digits, _ and - only');
   const nodes = intFlag(values, 'nodes', 1, 64) ?? 3;
+  const uiPort = intFlag(values, 'ui-port', 1, 65535);
+  const ui = flags.ui === true || uiPort !== undefined;
   // Launcher logs go to stderr so stdout stays for the ready line and the shell.
   const log = createLogger({ destination: 2, level: process.env.ZISTORE_LOG_LEVEL ?? 'warn' });
   const local = await LocalCluster.start({
@@ -24,20 +27,42 @@ export async function runUpCommand(values: Record<string, string | undefined>): 
     sessionTimeoutMs: intFlag(values, 'session-timeout', 500, 600_000),
     leaseMs: intFlag(values, 'lease', 100, 600_000),
     opTimeoutMs: intFlag(values, 'op-timeout', 100, 600_000),
+    metrics: true,
+    // The page shows what the nodes stream: --ui implies --inspect.
+    inspect: flags.inspect === true || ui,
     log,
   });
+  let viewer: { server: Viewer; close(): Promise<void> } | null = null;
   let stopping: Promise<void> | null = null;
-  const shutdown = () => (stopping ??= local.stop());
+  const shutdown = () =>
+    (stopping ??= (async () => {
+      await viewer?.close().catch((err: unknown) => log.warn({ err }, 'viewer stop failed'));
+      await local.stop();
+    })());
   const onSignal = () => void shutdown().then(() => process.exit(0));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
+    if (ui) {
+      // Up before the nodes serve, so the page shows them electing and syncing.
+      const viewerNc = await local.connectClient();
+      try {
+        const server = await startViewer({ nc: viewerNc, cluster, port: uiPort ?? 0, log });
+        viewer = { server, close: async () => (await server.close(), await viewerNc.close()) };
+      } catch (err) {
+        await viewerNc.close();
+        throw err;
+      }
+      process.stdout.write(`ui ${viewer.server.url}\n`);
+    }
     await local.waitServing(60_000);
     const nc = await local.connectClient();
     const control = localControl(local);
     serveAdmin(nc, subjects.admin(cluster), control);
     const ids = [...local.nodes.keys()].join(',');
     process.stdout.write(`ready ${local.natsUrl} cluster=${cluster} nodes=${ids} zk=${local.zkConnectString} logs=${local.dataDir}\n`);
+    const metrics = local.view().map((n) => `${n.id}=${local.metricsUrl(n.id)}`);
+    process.stdout.write(`metrics ${metrics.join(' ')}\n`);
     if (process.stdin.isTTY) {
       const shell = new Shell(new ZiClient(nc, { cluster }), control, (t) => process.stdout.write(`${t}\n`));
       await interactiveShell(shell, `cluster '${cluster}': ${nodes} nodes; NATS ${local.natsUrl}`);

@@ -4,11 +4,12 @@
 // ZooKeeper link, `kill` is SIGKILL. Used by `zistore up`, the tests, the bench and the nemesis.
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { connect, type NatsConnection } from 'nats';
 import { spawnManaged, type ManagedProcess } from './child-process.ts';
 import type { ClusterLogger } from './logger.ts';
 import { startNatsServer, type NatsServerHandle } from './nats-server.ts';
+import { freePort } from './ports.ts';
 import { startTcpProxy, type CutMode, type TcpProxyHandle } from './tcp-proxy.ts';
 import { makeTempDir, removeTempDir } from './temp-dir.ts';
 import { startZooKeeper, type ZooKeeperHandle } from './zookeeper-server.ts';
@@ -28,6 +29,13 @@ export interface LocalClusterOptions {
   opTimeoutMs?: number;
   /** Extra flags for every `zistore node`. */
   nodeArgs?: string[];
+  /**
+   * Give every node a Prometheus endpoint on a free port of 127.0.0.1 (`--metrics-port`), kept
+   * across restarts and written to `<dataDir>/<id>.metrics-port`.
+   */
+  metrics?: boolean;
+  /** Start every node with `--inspect` (the inspector stream the viewer shows). */
+  inspect?: boolean;
   logLevel?: string;
   log?: ClusterLogger;
 }
@@ -38,6 +46,8 @@ export interface NodeHandle {
   readonly natsProxy: TcpProxyHandle;
   readonly zkProxy: TcpProxyHandle;
   readonly logFile: string;
+  /** Port of the node's /metrics endpoint on 127.0.0.1, when the cluster has metrics. */
+  readonly metricsPort: number | null;
 }
 
 export interface NodeView {
@@ -47,6 +57,7 @@ export interface NodeView {
   rmi: 'up' | 'down';
   zk: 'up' | 'down';
   logFile: string;
+  metricsPort: number | null;
 }
 
 export class LocalCluster {
@@ -96,7 +107,12 @@ export class LocalCluster {
     if (this.nodes.has(id)) throw new Error(`node ${id} already exists`);
     const natsProxy = await startTcpProxy({ target: { host: '127.0.0.1', port: this.nats.port }, log: this.options.log });
     const zkProxy = await startTcpProxy({ target: { host: '127.0.0.1', port: this.zookeeper.port }, log: this.options.log });
-    const handle: NodeHandle = { id, process: null, natsProxy, zkProxy, logFile: join(this.dataDir, `${id}.log`) };
+    const metricsPort = this.options.metrics ? await freePort() : null;
+    if (metricsPort !== null) {
+      await writeFile(join(this.dataDir, `${id}.metrics-port`), `${metricsPort}\n`);
+      this.options.log?.info({ node: id, url: `http://127.0.0.1:${metricsPort}/metrics` }, 'node metrics');
+    }
+    const handle: NodeHandle = { id, process: null, natsProxy, zkProxy, logFile: join(this.dataDir, `${id}.log`), metricsPort };
     this.nodes.set(id, handle);
     await this.startProcess(handle);
     return id;
@@ -113,6 +129,8 @@ export class LocalCluster {
       ...(o.sessionTimeoutMs ? ['--session-timeout', String(o.sessionTimeoutMs)] : []),
       ...(o.leaseMs ? ['--lease', String(o.leaseMs)] : []),
       ...(o.opTimeoutMs ? ['--op-timeout', String(o.opTimeoutMs)] : []),
+      ...(handle.metricsPort !== null ? ['--metrics-port', `127.0.0.1:${handle.metricsPort}`] : []),
+      ...(o.inspect ? ['--inspect'] : []),
       ...(o.nodeArgs ?? []),
     ];
     handle.process = await spawnManaged({
@@ -185,7 +203,14 @@ export class LocalCluster {
       rmi: n.natsProxy.isCut ? 'down' : 'up',
       zk: n.zkProxy.isCut ? 'down' : 'up',
       logFile: n.logFile,
+      metricsPort: n.metricsPort,
     }));
+  }
+
+  /** The node's Prometheus endpoint, when the cluster was started with `metrics`. */
+  metricsUrl(id: string): string | null {
+    const port = this.node(id).metricsPort;
+    return port === null ? null : `http://127.0.0.1:${port}/metrics`;
   }
 
   /** A NATS connection for clients of this cluster (not through any node's proxy). */

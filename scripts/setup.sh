@@ -1,7 +1,8 @@
 #!/bin/sh
 # ZiStore setup: installs what `npm start` / `npm test` need, quietly when everything is present.
 #  - npm dependencies (when node_modules is missing or package.json is newer than its lock)
-#  - Debian packages: zookeeper, nats-server, a Java runtime
+#  - Debian packages: zookeeper, nats-server, a Java runtime, and chromium (the inspector page's
+#    browser test drives it headless through playwright-core)
 # Idempotent. Exits 1 with the exact command to run when it cannot install as this user.
 set -eu
 
@@ -24,6 +25,9 @@ if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; t
 fi
 if ! command -v java >/dev/null 2>&1; then
   missing="$missing default-jre-headless"
+fi
+if [ ! -x /usr/bin/chromium ]; then
+  missing="$missing chromium"
 fi
 
 if [ -n "$missing" ]; then
