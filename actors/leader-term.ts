@@ -126,6 +126,7 @@ export class LeaderTerm {
       await Promise.all(
         ids.map(async (id) => {
           try {
+            this.ports.observer?.message?.('out', 'sync', id, []);
             const reply = await bus.request(id, sync, this.config.ackTimeoutMs * 2);
             if (reply.ok && reply.type === 'synced') synced.set(id, reply);
             else if (!reply.ok && reply.code === 'STALE_EPOCH') staleEpoch = Math.max(staleEpoch, reply.epoch);
@@ -455,6 +456,7 @@ export class LeaderTerm {
       this.ports.observer?.resync?.(id, entries, true);
       this.log.info({ peer: id, entries, ms: Math.round(this.ports.clock.now() - started) }, 'joined');
     } catch (err) {
+      this.ports.observer?.resync?.(id, 0, false, true);
       this.log.warn({ err, peer: id }, 'state transfer failed');
       if (this.joining.get(id)?.token === token) {
         this.joining.delete(id);
@@ -465,6 +467,7 @@ export class LeaderTerm {
 
   /** NOT_READY: the joiner has not yet handled our admission reply; try again shortly. */
   private async sendChunk(id: string, message: PeerMessage): Promise<void> {
+    this.ports.observer?.message?.('out', 'snapshot', id, []);
     for (let attempt = 0; ; attempt++) {
       const reply = await this.ports.bus.request(id, message, this.config.opTimeoutMs);
       if (reply.ok) return;

@@ -355,6 +355,7 @@ export class ZiNode {
     this.joinDone = done;
     // Refuse the leader's messages until the admission is handled (even if we were synced to it).
     this.syncedLeader = null;
+    this.ports.observer?.message?.('out', 'join', leader, []);
     const reply = await this.ports.bus.request(
       leader,
       { type: 'join', from: this.config.nodeId, epoch, session: this.sessionId ?? '' },
@@ -546,7 +547,9 @@ export class ZiNode {
     const leader = this.latestLeader;
     if (leader === null || leader === this.config.nodeId) return all(fail(503, 'no leader yet'));
     try {
-      const reply = await Promise.race([this.ports.bus.request(leader, message(this.promisedEpoch), this.config.opTimeoutMs), this.leaderLost.promise]);
+      const request = message(this.promisedEpoch);
+      this.ports.observer?.message?.('out', request.type, leader, messageKeys(request));
+      const reply = await Promise.race([this.ports.bus.request(leader, request, this.config.opTimeoutMs), this.leaderLost.promise]);
       if (reply.ok && reply.type === 'replies' && reply.replies.length === count) return reply.replies;
       return all(fail(503, reply.ok ? 'unexpected reply from leader' : `leader cannot serve: ${reply.reason}`));
     } catch (err) {

@@ -107,8 +107,8 @@ export interface NodeObserver {
   entry?(key: string, state: 'absent' | 'valid' | 'invalid', rev: number): void;
   /** A peer message was sent (out) or handled (in). */
   message?(direction: 'in' | 'out', type: PeerMessage['type'], peer: string, keys: readonly string[]): void;
-  /** State transfer progress, on the sending (leader) side. */
-  resync?(peer: string, entriesSent: number, done: boolean): void;
+  /** State transfer progress, on the sending (leader) side; `failed` when the transfer was given up. */
+  resync?(peer: string, entriesSent: number, done: boolean, failed?: boolean): void;
   /** XState inspection events of this node's actors (XState's `inspect` option). */
   inspect?(event: InspectionEvent): void;
 }

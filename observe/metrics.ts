@@ -233,9 +233,9 @@ export class NodeMetrics {
         if (child === undefined) entryChildren.set(state, (child = entryChanges.labels({ state })));
         child.inc();
       },
-      resync: (peer, entriesSent, done) => {
+      resync: (peer, entriesSent, done, failed) => {
         resyncEntries.set({ peer }, entriesSent);
-        resyncActive.set({ peer }, done ? 0 : 1);
+        resyncActive.set({ peer }, done || failed ? 0 : 1);
         if (done) resyncsDone.inc({ peer });
       },
     };
