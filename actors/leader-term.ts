@@ -265,6 +265,7 @@ export class LeaderTerm {
 
   /** Resolves when `id` acked, or was dropped from the targets; rejects when the term ends. */
   private async ackFrom(id: string, entry: PendingEntry): Promise<void> {
+    let refusedSince: number | null = null;
     for (;;) {
       if (this.ended !== null) throw new TermEndedError(this.ended);
       if (!this.targets.has(id)) return;
@@ -277,6 +278,10 @@ export class LeaderTerm {
         }
         assert(reply.code !== 'BAD_MESSAGE', `peer ${id} could not read our message: ${reply.reason}`);
         // NOT_READY: the peer has not yet taken in our epoch (a joiner racing its join reply).
+        // One that keeps refusing (it moved on: a new session, another join) is removed like a
+        // silent one, or the write would wait on it for ever.
+        refusedSince ??= this.ports.clock.now();
+        if (this.ports.clock.now() - refusedSince > this.config.ackTimeoutMs) this.suspect(id, 'keeps refusing');
         await sleep(this.ports.clock, 5);
       } catch (err) {
         if (!isUnreachable(err)) throw err;
