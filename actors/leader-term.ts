@@ -51,6 +51,7 @@ const isUnreachable = (err: unknown) =>
 
 interface Joiner {
   session: string;
+  attempt: number;
   /** Each admission has its own token: a duplicate join request starts a new transfer and the older one stops. */
   token: number;
 }
@@ -407,23 +408,28 @@ export class LeaderTerm {
    * A node asks to join: from now on it acks every write; the committed data streams to it in
    * chunks; when the stream is through it enters the persisted replica set.
    */
-  async admit(from: string, session: string, epoch: number): Promise<PeerReply> {
+  async admit(from: string, session: string, epoch: number, attempt: number): Promise<PeerReply> {
     if (!this.isServing) return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'leader not serving' };
     if (epoch !== this.epoch) return { ok: false, code: 'STALE_EPOCH', epoch: this.epoch, reason: 'join for another epoch' };
     if (from === this.config.nodeId || !this.liveIds.has(from)) {
       return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'not a live member' };
     }
-    // It flushed its copy: it must no longer count as complete anywhere, before it acks anything.
+    // A duplicate of the request being served: same admission, no second transfer.
+    const current = this.joining.get(from);
+    if (current !== undefined && current.session === session && current.attempt === attempt) {
+      return { ok: true, type: 'admitted', admission: current.token };
+    }
+    // It will flush its copy: it must no longer count as complete anywhere, before it acks anything.
     this.removing.delete(from);
     this.replicas.delete(from);
     if (this.persistedIds.has(from)) await this.persistReplicas();
     const token = ++this.admissionSeq;
-    this.joining.set(from, { session, token });
+    this.joining.set(from, { session, attempt, token });
     this.replicaSession.set(from, session);
     this.targets.add(from);
     const earlier = [...this.inflight];
     void this.transfer(from, token, earlier);
-    return { ok: true, type: 'ack' };
+    return { ok: true, type: 'admitted', admission: token };
   }
 
   private async transfer(id: string, token: number, earlier: Promise<unknown>[]): Promise<void> {
@@ -438,12 +444,12 @@ export class LeaderTerm {
       let entries = 0;
       for (const chunk of store.chunks(this.config.snapshotChunkEntries, this.config.snapshotChunkBytes)) {
         if (!stillJoining()) return;
-        await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, seq: seq++, entries: chunk, done: false, maxRev: 0 });
+        await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq: seq++, entries: chunk, done: false, maxRev: 0 });
         entries += chunk.length;
         this.ports.observer?.resync?.(id, entries, false);
       }
       if (!stillJoining()) return;
-      await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, seq, entries: [], done: true, maxRev: Math.max(store.maxRev, this.nextRev - 1) });
+      await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq, entries: [], done: true, maxRev: Math.max(store.maxRev, this.nextRev - 1) });
       // Dropped while the last chunk was in flight (suspected, or gone from ZooKeeper): not a replica.
       if (!stillJoining() || !this.targets.has(id) || this.removing.has(id)) return;
       this.replicas.add(id);

@@ -96,6 +96,9 @@ export class ZiNode {
   private removed = false;
   private joinDone: Deferred<void> | null = null;
   private lastChunkAt = 0;
+  private joinAttempts = 0;
+  /** The admission our current join was given; snapshot chunks of any other are refused. */
+  private admission: number | null = null;
   /** Our term ended while ZooKeeper was unreachable: leave the election queue's head when it is back. */
   private resignOnReconnect = false;
   /** Set while a graceful stop waits for the leader's term to end. */
@@ -355,14 +358,17 @@ export class ZiNode {
     this.joinDone = done;
     // Refuse the leader's messages until the admission is handled (even if we were synced to it).
     this.syncedLeader = null;
+    this.admission = null;
     this.ports.observer?.message?.('out', 'join', leader, []);
     const reply = await this.ports.bus.request(
       leader,
-      { type: 'join', from: this.config.nodeId, epoch, session: this.sessionId ?? '' },
+      { type: 'join', from: this.config.nodeId, epoch, session: this.sessionId ?? '', attempt: ++this.joinAttempts },
       this.config.opTimeoutMs,
     );
     if (!reply.ok) throw new Error(`join refused: ${reply.reason}`);
+    if (reply.type !== 'admitted') throw new Error(`unexpected join reply ${reply.type}`);
     if (abandoned()) throw new Error('join abandoned');
+    this.admission = reply.admission;
     this.store.clear();
     this.followerActor?.send({ type: 'store.flushed' });
     this.store.keepTombstones = true;
@@ -427,6 +433,8 @@ export class ZiNode {
       case 'snapshot': {
         const refused = this.refuseUnlessFromLeader(message);
         if (refused) return refused;
+        // Chunks of an earlier admission would mix two snapshots in one flushed copy.
+        if (message.admission !== this.admission) return { ok: false, code: 'NOT_READY', epoch: this.promisedEpoch, reason: 'not our admission' };
         for (const e of message.entries) this.store.apply(e.key, { type: 'fill', rev: e.rev, value: e.value });
         this.lastChunkAt = this.ports.clock.now();
         if (message.done) {
@@ -447,7 +455,7 @@ export class ZiNode {
         return { ok: true, type: 'replies', replies: await Promise.all(message.keys.map((k) => this.leaderRead(k))) };
       case 'join':
         if (!this.term) return notLeader;
-        return this.term.admit(message.from, message.session, message.epoch);
+        return this.term.admit(message.from, message.session, message.epoch, message.attempt);
       case 'lease':
         if (!this.term) return notLeader;
         if (message.epoch !== this.term.epoch) return { ok: false, code: 'STALE_EPOCH', epoch: this.term.epoch, reason: 'lease for another epoch' };

@@ -48,8 +48,10 @@ export function checkPeerMessage(x: unknown): PeerMessage {
       need(Array.isArray(m.keys) && (m.keys as unknown[]).every((k) => typeof k === 'string'), 'read needs keys');
       break;
     case 'join':
+      need(typeof m.session === 'string' && isCount(m.attempt), 'join needs a session and an attempt');
+      break;
     case 'lease':
-      need(typeof m.session === 'string', `${m.type} needs a session`);
+      need(typeof m.session === 'string', 'lease needs a session');
       break;
     case 'invalidate':
       checkEntries(m.entries, true);
@@ -61,7 +63,7 @@ export function checkPeerMessage(x: unknown): PeerMessage {
     case 'sync':
       break;
     case 'snapshot':
-      need(isCount(m.seq) && isCount(m.maxRev) && typeof m.done === 'boolean', 'snapshot needs seq, maxRev, done');
+      need(isCount(m.seq) && isCount(m.admission) && isCount(m.maxRev) && typeof m.done === 'boolean', 'snapshot needs admission, seq, maxRev, done');
       checkEntries(m.entries, false);
       break;
     case 'pull':

@@ -56,19 +56,22 @@ export type PeerMessage =
   // follower -> leader
   | { type: 'forward'; from: string; epoch: number; commands: WriteCommand[] }
   | { type: 'read'; from: string; epoch: number; keys: string[] }
-  | { type: 'join'; from: string; epoch: number; session: string }
+  /** `attempt` tells a duplicate of a join request (same attempt) from a new one. */
+  | { type: 'join'; from: string; epoch: number; session: string; attempt: number }
   | { type: 'lease'; from: string; epoch: number; session: string }
   // leader -> follower
   // Writes in flight (batched per replica), with validations of earlier writes riding along.
   | { type: 'invalidate'; from: string; epoch: number; entries: PendingEntry[]; validated: KeyRevision[] }
   | { type: 'validate'; from: string; epoch: number; validated: KeyRevision[] }
   | { type: 'sync'; from: string; epoch: number; wantSnapshot: boolean }
-  | { type: 'snapshot'; from: string; epoch: number; seq: number; entries: SnapshotEntry[]; done: boolean; maxRev: number }
+  /** `admission` names the admission the chunk belongs to: a joiner takes chunks of its own only. */
+  | { type: 'snapshot'; from: string; epoch: number; admission: number; seq: number; entries: SnapshotEntry[]; done: boolean; maxRev: number }
   // new leader -> replica, to pull a full copy when the new leader holds none
   | { type: 'pull'; from: string; epoch: number; cursor: number };
 
 export type PeerReply =
   | { ok: true; type: 'ack' }
+  | { ok: true; type: 'admitted'; admission: number }
   | { ok: true; type: 'replies'; replies: ClientReply[] }
   | { ok: true; type: 'synced'; maxRev: number; pending: PendingEntry[]; serving: boolean }
   | { ok: true; type: 'chunk'; entries: SnapshotEntry[]; done: boolean; cursor: number; maxRev: number }

@@ -221,6 +221,11 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   };
 
   // F1: actors/leader-term.ts suspect() — a removal armed before admit() re-admitted the node.
+  // F7, F8: found by the sweeps of 11:15-11:30 after the fixes above.
+  seedCase('F7', 358, 'a joiner mixes the chunks of two admissions and keeps a deleted key');
+  seedCase('F7', 156, 'same');
+  seedCase('F8', 10762, 'a joiner on a new session refuses writes for ever; every write stalls');
+  seedCase('F8', 10260, 'same');
   seedCase('F1', 2, 'lost invalidation, refused lease, rejoin, then the old removal strikes');
   seedCase('F1', 18, 'same, ending in a stale read');
   // F2: actors/leader-term.ts transfer() — the joiner enters replicas though it left the targets.

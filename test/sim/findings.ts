@@ -55,6 +55,18 @@ export const FINDINGS: Record<string, Finding> = {
     title: 'two transfers to one joiner (a join retried with the same session): the older one fails and drops it from the targets; the newer one leaves it in the replica set',
     where: 'actors/leader-term.ts transfer(): fixed (each admission has its own token)',
   },
+  F7: {
+    id: 'F7',
+    status: 'fixed',
+    title: 'a joiner that took chunks of two admissions keeps a key deleted between them: a stale read',
+    where: 'actors/node.ts snapshot handler: fixed (chunks carry their admission; a joiner takes its own only; a duplicate join request gets the same admission)',
+  },
+  F8: {
+    id: 'F8',
+    status: 'fixed',
+    title: 'a target that answers NOT_READY for ever (it moved on to another join or session) stalls every write',
+    where: 'actors/leader-term.ts ackFrom(): fixed (one that keeps refusing is removed like a silent one)',
+  },
 };
 
 export interface Evidence {

@@ -5,7 +5,7 @@ import { checkPeerMessage } from '../../actors/peer-check.ts';
 describe('codec', () => {
   it('codec - byte values (Uint8Array and Buffer) round-trip as raw bytes', () => {
     const message = {
-      type: 'snapshot', from: 'n1', epoch: 3, seq: 0, done: false, maxRev: 9,
+      type: 'snapshot', from: 'n1', epoch: 3, admission: 1, seq: 0, done: false, maxRev: 9,
       entries: [{ key: 'a', rev: 1, value: new Uint8Array([1, 2, 3]) }, { key: 'b', rev: 2, value: Buffer.from('hi') }],
     };
     const out = decode<typeof message>(encode(message));
