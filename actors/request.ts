@@ -19,6 +19,8 @@ export function parseKey(request: ClientRequest): string | ClientReply {
   if (key.length === 0) return fail(400, 'empty key');
   if (FORBIDDEN_KEY_CHARS.test(key)) return fail(400, 'key contains a control character or invalid UTF-8');
   if (key.trim() !== key) return fail(400, 'key has leading or trailing white space');
+  // A lone UTF-16 surrogate has no UTF-8 form.
+  if (!key.isWellFormed()) return fail(400, 'key is not valid Unicode');
   if (key.length > MAX_KEY_BYTES || encoder.encode(key).byteLength > MAX_KEY_BYTES) return fail(400, `key longer than ${MAX_KEY_BYTES} bytes`);
   return key;
 }
@@ -29,8 +31,8 @@ export function parseIfRevision(request: ClientRequest): number | undefined | Cl
   if (!values || values.length === 0) return undefined;
   if (values.length > 1) return fail(400, `more than one ${IF_REVISION_HEADER} header`);
   const text = values[0]!;
-  if (!/^\d{1,16}$/.test(text)) return fail(400, `${IF_REVISION_HEADER} must be a decimal integer`);
-  const n = Number(text);
+  if (!/^\d+$/.test(text)) return fail(400, `${IF_REVISION_HEADER} must be a decimal integer`);
+  const n = Number(text.replace(/^0+(?=\d)/, ''));
   if (!Number.isSafeInteger(n)) return fail(400, `${IF_REVISION_HEADER} out of range`);
   return n;
 }

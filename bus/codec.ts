@@ -92,5 +92,11 @@ export function decode<T>(data: Uint8Array): T {
   } catch (err) {
     throw new CodecError('peer message header is not JSON', { cause: err });
   }
-  return injectBlobs(parsed, blobs) as T;
+  try {
+    return injectBlobs(parsed, blobs) as T;
+  } catch (err) {
+    if (err instanceof CodecError) throw err;
+    // A structure nested deeply enough to exhaust the stack: refuse it like any malformed one.
+    throw new CodecError('peer message structure is too deep', { cause: err });
+  }
 }

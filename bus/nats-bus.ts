@@ -86,13 +86,27 @@ export class NatsBus implements Bus {
         this.log.warn({ err }, 'service endpoint error');
         return;
       }
-      handler({ op, headers: toHeaderMap(msg), data: msg.data }).then(
-        (reply) => this.respondClient(msg, reply),
-        (e: unknown) => {
-          this.log.error({ err: e, op }, 'client handler failed');
-          msg.respondError(500, 'internal error');
-        },
-      );
+      // Whatever happens in here must not escape: an exception thrown back into nats.js's
+      // dispatch (for instance from a header it cannot parse) would stop its reader loop and
+      // leave the node deaf until it reconnects.
+      try {
+        let headers: Map<string, string[]>;
+        try {
+          headers = toHeaderMap(msg);
+        } catch {
+          this.respondClient(msg, { ok: false, code: 400, description: 'malformed headers' });
+          return;
+        }
+        handler({ op, headers, data: msg.data }).then(
+          (reply) => this.respondClient(msg, reply),
+          (e: unknown) => {
+            this.log.error({ err: e, op }, 'client handler failed');
+            this.respondClient(msg, { ok: false, code: 500, description: 'internal error' });
+          },
+        );
+      } catch (e) {
+        this.log.error({ err: e, op }, 'client request failed');
+      }
     };
     for (const op of CLIENT_OPS) {
       service.addEndpoint(op, { subject: subjects.client(cluster, op), handler: serve(op), metadata: { scope: 'cluster' } });
@@ -102,13 +116,18 @@ export class NatsBus implements Bus {
   }
 
   private respondClient(msg: ServiceMsg, reply: ClientReply): void {
-    if (!reply.ok) {
-      msg.respondError(reply.code, reply.description);
-      return;
+    try {
+      if (!reply.ok) {
+        // A header value cannot carry CR or LF; descriptions never should, but make sure.
+        msg.respondError(reply.code, reply.description.replace(/[\r\n]+/g, ' '));
+        return;
+      }
+      const h = natsHeaders();
+      if (reply.revision !== undefined) h.set(REVISION_HEADER, String(reply.revision));
+      msg.respond(reply.data ?? new Uint8Array(0), { headers: h });
+    } catch (err) {
+      this.log.error({ err }, 'could not send a reply');
     }
-    const h = natsHeaders();
-    if (reply.revision !== undefined) h.set(REVISION_HEADER, String(reply.revision));
-    msg.respond(reply.data ?? new Uint8Array(0), { headers: h });
   }
 
   async servePeers(handler: PeerHandler): Promise<void> {

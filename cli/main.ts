@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from './args.ts';
 import { runNodeCommand } from './node-command.ts';
+import { nodeParseOptions, printableOptions, resolveNodeOptions } from './node-options.ts';
 import { runShellCommand } from './shell-command.ts';
 import { runUpCommand } from './up-command.ts';
 
@@ -17,6 +18,12 @@ const USAGE = `usage:
              [--session-timeout MS] [--lease MS] [--op-timeout MS] [--metrics-port [HOST:]P] [--inspect]
       run one node in the foreground; --metrics-port serves GET /metrics, --inspect streams
       its actors' state on zistore.<cluster>.inspect.<id> for the inspector page
+      security: [--zk-auth USER:PASSWORD] [--nats-user U --nats-pass P | --nats-token T |
+             --nats-creds FILE | --nats-nkey FILE] [--tls-ca F] [--tls-cert F --tls-key F]
+      every option can also come from ZISTORE_<OPTION> (e.g. ZISTORE_SESSION_TIMEOUT) or a
+      JSON file given with --config FILE or ZISTORE_CONFIG; flags win over variables over the file
+  zistore config print [node options]
+      validate and print the node options as resolved (secrets hidden)
   zistore shell [--nats URL] [--cluster NAME]
       attach a shell to a running cluster
 `;
@@ -51,22 +58,16 @@ async function main(argv: string[]): Promise<number> {
       process.exit(await runUpCommand(strings, { inspect, ui }));
     }
     case 'node': {
-      const { values } = parseArgs({
-        args: rest,
-        options: {
-          id: { type: 'string' },
-          cluster: { type: 'string' },
-          zk: { type: 'string' },
-          nats: { type: 'string' },
-          ...timingFlags,
-          'metrics-port': { type: 'string' },
-          inspect: { type: 'boolean' },
-        },
-        strict: true,
-      });
-      const { inspect, ...strings } = values;
+      const { values } = parseArgs({ args: rest, options: nodeParseOptions(), strict: true });
       // Exit once stopped, not when the last library timer happens to fire.
-      process.exit(await runNodeCommand(strings, { inspect }));
+      process.exit(await runNodeCommand(resolveNodeOptions(values)));
+    }
+    case 'config': {
+      const [sub, ...flags] = rest;
+      if (sub !== 'print') throw new UsageError(`unknown config command '${sub ?? ''}' (try: zistore config print [node flags])`);
+      const { values } = parseArgs({ args: flags, options: nodeParseOptions(), strict: true });
+      process.stdout.write(`${JSON.stringify(printableOptions(resolveNodeOptions(values)), null, 2)}\n`);
+      return 0;
     }
     case 'shell': {
       const { values } = parseArgs({ args: rest, options: { nats: { type: 'string' }, cluster: { type: 'string' } }, strict: true });

@@ -1,36 +1,37 @@
 // `zistore node`: one node in the foreground, logging JSON to stdout. SIGTERM/SIGINT stop it
 // gracefully (a leader hands over: its session closes so the next election starts at once).
-import { CLUSTER_NAME_PATTERN, NODE_ID_PATTERN } from '../bus/subjects.ts';
-import { intFlag, UsageError } from './args.ts';
+// Options come from flags, ZISTORE_* variables or a config file (cli/node-options.ts).
+import { UsageError } from './args.ts';
+import { natsConnectOptions, type NodeOptionValues } from './node-options.ts';
 import { parseMetricsAddress } from '../observe/metrics-server.ts';
 import { createLogger, DEFAULT_SESSION_TIMEOUT_MS, runObservedNode } from './runtime.ts';
 
-export async function runNodeCommand(values: Record<string, string | undefined>, flags: { inspect?: boolean } = {}): Promise<number> {
-  const id = values.id;
-  const cluster = values.cluster;
-  if (!id || !NODE_ID_PATTERN.test(id)) throw new UsageError('--id is required: letters, digits, _ and - only');
-  if (!cluster || !CLUSTER_NAME_PATTERN.test(cluster)) throw new UsageError('--cluster is required: letters, digits, _ and - only');
-  if (!values.zk) throw new UsageError('--zk HOST:PORT[,HOST:PORT...] is required');
-  if (!values.nats) throw new UsageError('--nats URL is required');
-  const sessionTimeoutMs = intFlag(values, 'session-timeout', 500, 600_000) ?? DEFAULT_SESSION_TIMEOUT_MS;
-  const metricsAddress = values['metrics-port'] === undefined ? undefined : parseMetricsAddress(values['metrics-port']);
-  if (metricsAddress === null) throw new UsageError(`--metrics-port must be PORT or HOST:PORT (port 1 to 65535), got '${values['metrics-port']}'`);
+export async function runNodeCommand(values: NodeOptionValues): Promise<number> {
+  const id = String(values.id);
+  const cluster = String(values.cluster);
+  const metricsText = values['metrics-port'] === undefined ? undefined : String(values['metrics-port']);
+  const metricsAddress = metricsText === undefined ? undefined : parseMetricsAddress(metricsText);
+  if (metricsAddress === null) throw new UsageError(`--metrics-port must be PORT or HOST:PORT (port 1 to 65535), got '${metricsText}'`);
+  const zkAuth = values['zk-auth'] === undefined ? undefined : String(values['zk-auth']);
+  const separator = zkAuth?.indexOf(':') ?? -1;
   const log = createLogger().child({ node: id, cluster });
   const running = await runObservedNode({
     nodeId: id,
     cluster,
-    zk: values.zk,
-    nats: values.nats.split(','),
-    sessionTimeoutMs,
-    leaseMs: intFlag(values, 'lease', 100, 600_000),
-    opTimeoutMs: intFlag(values, 'op-timeout', 100, 600_000),
+    zk: String(values.zk),
+    nats: String(values.nats).split(','),
+    sessionTimeoutMs: (values['session-timeout'] as number | undefined) ?? DEFAULT_SESSION_TIMEOUT_MS,
+    leaseMs: values.lease as number | undefined,
+    opTimeoutMs: values['op-timeout'] as number | undefined,
+    natsOptions: natsConnectOptions(values),
+    zkAuth: zkAuth === undefined ? undefined : { user: zkAuth.slice(0, separator), password: zkAuth.slice(separator + 1) },
     log,
     metricsPort: metricsAddress?.port,
     metricsHost: metricsAddress?.host,
-    inspect: flags.inspect === true,
+    inspect: values.inspect === true,
   });
   const node = running.node;
-  log.info({ sessionTimeoutMs, leaseMs: node.config.leaseMs, opTimeoutMs: node.config.opTimeoutMs }, 'node started');
+  log.info({ sessionTimeoutMs: (values['session-timeout'] as number | undefined) ?? DEFAULT_SESSION_TIMEOUT_MS, leaseMs: node.config.leaseMs, opTimeoutMs: node.config.opTimeoutMs }, 'node started');
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal }, 'stopping');

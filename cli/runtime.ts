@@ -30,6 +30,8 @@ export interface RunNodeOptions extends Partial<Omit<NodeConfig, 'nodeId' | 'clu
   sessionTimeoutMs: number;
   log: Log;
   natsOptions?: Record<string, unknown>;
+  /** ZooKeeper digest credentials; the cluster's znodes get an ACL for them alone. */
+  zkAuth?: { user: string; password: string };
   /** Hooks for metrics and inspection (see NodeObserver); none by default. */
   observer?: NodeObserver;
 }
@@ -61,6 +63,7 @@ async function startOnPorts(options: RunNodeOptions, observe: (bus: NatsBus) => 
     nodeId,
     sessionTimeoutMs: options.sessionTimeoutMs,
     opTimeoutMs: config.opTimeoutMs,
+    auth: options.zkAuth,
     log,
   });
   return ZiNode.start(config, { bus, coordinator, clock: realClock, log, observer: observe(bus) });

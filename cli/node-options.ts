@@ -1,0 +1,148 @@
+// Every option of `zistore node`, settable by flag, by environment variable (ZISTORE_*) or in a
+// JSON config file (--config), in that order of precedence. Validated at start-up: each bad
+// value gets its own message, all of them at once.
+import { readFileSync } from 'node:fs';
+import { credsAuthenticator, nkeyAuthenticator } from 'nats';
+import { CLUSTER_NAME_PATTERN, NODE_ID_PATTERN } from '../bus/subjects.ts';
+import { UsageError } from './args.ts';
+
+type Kind = 'string' | 'int' | 'bool';
+
+interface OptionSpec {
+  kind: Kind;
+  help: string;
+  required?: boolean;
+  min?: number;
+  max?: number;
+  /** Printed as *** by `zistore config print`. */
+  secret?: boolean;
+  check?: (value: string) => string | null;
+}
+
+const idCheck = (pattern: RegExp) => (v: string) => (pattern.test(v) ? null : 'letters, digits, _ and - only');
+const userPassword = (v: string) => (/^[^:]+:.+$/.test(v) ? null : 'must be USER:PASSWORD');
+const hostPorts = (v: string) => (v.split(',').every((hp) => /^[^:,\s]+:\d{1,5}$/.test(hp)) ? null : 'must be HOST:PORT[,HOST:PORT...]');
+
+export const NODE_OPTIONS = {
+  id: { kind: 'string', required: true, check: idCheck(NODE_ID_PATTERN), help: 'node id, unique per live process' },
+  cluster: { kind: 'string', required: true, check: idCheck(CLUSTER_NAME_PATTERN), help: 'cluster name' },
+  zk: { kind: 'string', required: true, check: hostPorts, help: 'ZooKeeper connect string' },
+  nats: { kind: 'string', required: true, help: 'NATS server URL(s), comma-separated' },
+  'session-timeout': { kind: 'int', min: 500, max: 600_000, help: 'ZooKeeper session timeout, ms (default 2000)' },
+  lease: { kind: 'int', min: 100, max: 600_000, help: 'follower read lease, ms (default 1000; below the session timeout)' },
+  'op-timeout': { kind: 'int', min: 100, max: 600_000, help: 'every request is answered within this, ms (default 4000)' },
+  'metrics-port': { kind: 'string', help: 'serve Prometheus metrics on [HOST:]PORT' },
+  inspect: { kind: 'bool', help: 'stream actor state for the inspector page' },
+  'zk-auth': { kind: 'string', secret: true, check: userPassword, help: 'ZooKeeper digest credentials USER:PASSWORD; the cluster znodes get an ACL for them alone' },
+  'nats-user': { kind: 'string', help: 'NATS user' },
+  'nats-pass': { kind: 'string', secret: true, help: 'NATS password' },
+  'nats-token': { kind: 'string', secret: true, help: 'NATS token' },
+  'nats-creds': { kind: 'string', help: 'NATS credentials file (JWT + nkey seed)' },
+  'nats-nkey': { kind: 'string', help: 'file holding an NATS nkey seed' },
+  'tls-ca': { kind: 'string', help: 'CA certificate file for TLS to NATS' },
+  'tls-cert': { kind: 'string', help: 'client certificate file for TLS to NATS' },
+  'tls-key': { kind: 'string', help: 'client key file for TLS to NATS' },
+} satisfies Record<string, OptionSpec>;
+
+export type NodeOptionName = keyof typeof NODE_OPTIONS;
+export type NodeOptionValues = Partial<Record<NodeOptionName, string | number | boolean>>;
+
+/** The environment variable of an option: --session-timeout is ZISTORE_SESSION_TIMEOUT. */
+export const envName = (name: string) => `ZISTORE_${name.toUpperCase().replace(/-/g, '_')}`;
+
+/** parseArgs options for every node option (plus --config). */
+export function nodeParseOptions() {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' } };
+  for (const [name, spec] of Object.entries(NODE_OPTIONS) as [string, OptionSpec][]) options[name] = { type: spec.kind === 'bool' ? 'boolean' : 'string' };
+  return options;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--config: cannot read ${path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`--config: ${path} is not JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError(`--config: ${path} must hold a JSON object`);
+  const unknown = Object.keys(parsed).filter((k) => !(k in NODE_OPTIONS));
+  if (unknown.length > 0) throw new UsageError(`--config: unknown option(s) in ${path}: ${unknown.join(', ')}`);
+  return parsed as Record<string, unknown>;
+}
+
+/** Flags over environment over config file; every value checked, every problem reported. */
+export function resolveNodeOptions(flags: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv = process.env): NodeOptionValues {
+  const configPath = (flags.config as string | undefined) ?? env.ZISTORE_CONFIG;
+  const file = configPath ? readConfigFile(configPath) : {};
+  const out: NodeOptionValues = {};
+  const problems: string[] = [];
+  for (const [name, spec] of Object.entries(NODE_OPTIONS) as [NodeOptionName, OptionSpec][]) {
+    const raw = flags[name] ?? env[envName(name)] ?? file[name];
+    if (raw === undefined || raw === '') {
+      if (spec.required) problems.push(`--${name} is required (or ${envName(name)}, or "${name}" in the config file): ${spec.help}`);
+      continue;
+    }
+    if (spec.kind === 'bool') {
+      const text = String(raw);
+      if (!['true', 'false', '1', '0'].includes(text)) problems.push(`--${name} must be true or false, got '${text}'`);
+      else out[name] = text === 'true' || text === '1';
+      continue;
+    }
+    const text = String(raw);
+    if (spec.kind === 'int') {
+      const n = Number(text);
+      if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < (spec.min ?? 0) || n > (spec.max ?? Number.MAX_SAFE_INTEGER)) {
+        problems.push(`--${name} must be an integer from ${spec.min} to ${spec.max}, got '${text}'`);
+      } else out[name] = n;
+      continue;
+    }
+    const why = spec.check?.(text);
+    if (why) problems.push(`--${name} ${why}, got '${spec.secret ? '***' : text}'`);
+    else out[name] = text;
+  }
+  const session = (out['session-timeout'] as number | undefined) ?? 2000;
+  const lease = (out.lease as number | undefined) ?? 1000;
+  if (lease >= session) problems.push(`--lease (${lease} ms) must be shorter than --session-timeout (${session} ms); see docs/safety.md`);
+  if (out['nats-pass'] !== undefined && out['nats-user'] === undefined) problems.push('--nats-pass needs --nats-user');
+  if ((out['tls-cert'] === undefined) !== (out['tls-key'] === undefined)) problems.push('--tls-cert and --tls-key go together');
+  if (problems.length > 0) throw new UsageError(problems.join('\n  '));
+  return out;
+}
+
+/** The resolved options as JSON, secrets hidden: `zistore config print`. */
+export function printableOptions(values: NodeOptionValues): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(NODE_OPTIONS) as [NodeOptionName, OptionSpec][]) {
+    if (values[name] !== undefined) out[name] = spec.secret ? '***' : values[name];
+  }
+  return out;
+}
+
+/** Connection options for nats.connect from the security options (credentials, TLS). */
+export function natsConnectOptions(values: NodeOptionValues): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new UsageError(`${what}: cannot read ${path}: ${(err as Error).message}`);
+    }
+  };
+  if (values['nats-user'] !== undefined) {
+    o.user = values['nats-user'];
+    o.pass = values['nats-pass'];
+  }
+  if (values['nats-token'] !== undefined) o.token = values['nats-token'];
+  if (values['nats-creds'] !== undefined) o.authenticator = credsAuthenticator(read(String(values['nats-creds']), '--nats-creds'));
+  if (values['nats-nkey'] !== undefined) o.authenticator = nkeyAuthenticator(new TextEncoder().encode(read(String(values['nats-nkey']), '--nats-nkey').toString('utf8').trim()));
+  if (values['tls-ca'] !== undefined || values['tls-cert'] !== undefined) {
+    o.tls = { caFile: values['tls-ca'], certFile: values['tls-cert'], keyFile: values['tls-key'] };
+  }
+  return o;
+}
