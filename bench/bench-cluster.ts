@@ -21,12 +21,19 @@ export interface BenchClusterOptions {
   viaProxy?: boolean;
   /** Separate NATS connections for the load (round-robin over workers). */
   connections?: number;
-  /** Echo responder processes (relay floors need one per node); default max(nodes, 4). */
+  /** Echo responder processes (relay floors need one per node); default max(nodes, 4); 0 = none. */
   echoPeers?: number;
   logLevel?: string;
+  /** LocalCluster's sessionTimeoutMs / leaseMs (the nodes' defaults, 2000 / 1000 ms, when omitted). */
+  sessionTimeoutMs?: number;
+  leaseMs?: number;
 }
 
 export class BenchCluster {
+  /** Extra connections of the "writers" (writer 0 uses connections[0]), made on first use. */
+  private readonly writerConnections = new Map<number, Promise<NatsConnection>>();
+  private readonly writerClients = new Map<string, Promise<ZiClient>>();
+
   private constructor(
     readonly local: LocalCluster,
     readonly echo: EchoPeers,
@@ -49,6 +56,8 @@ export class BenchCluster {
       ...ports,
       nodeArgs,
       logLevel: options.logLevel ?? 'warn',
+      ...(options.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
+      ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
     });
     const connections: NatsConnection[] = [];
     try {
@@ -74,6 +83,31 @@ export class BenchCluster {
   /** A typed client on the i-th load connection. */
   client(i = 0): ZiClient {
     return new ZiClient(this.connections[i % this.connections.length]!, { cluster: this.name });
+  }
+
+  /**
+   * The typed client of writer `writer` (0, 1, …): on load connection `writer` when there is
+   * one (--connections), else on a NATS connection of its own. `writesToLeader` as in ClientOptions (default
+   * true: the client's own routing).
+   */
+  writerClient(writer: number, writesToLeader = true): Promise<ZiClient> {
+    const key = `${writer}/${writesToLeader}`;
+    let c = this.writerClients.get(key);
+    if (!c) {
+      c = this.writerConnection(writer).then((nc) => new ZiClient(nc, { cluster: this.name, writesToLeader }));
+      this.writerClients.set(key, c);
+    }
+    return c;
+  }
+
+  private writerConnection(writer: number): Promise<NatsConnection> {
+    if (writer < this.connections.length) return Promise.resolve(this.connections[writer]!);
+    let nc = this.writerConnections.get(writer);
+    if (!nc) {
+      nc = connect({ servers: this.local.natsUrl, name: `zistore-bench-writer-${writer}`, maxReconnectAttempts: -1 });
+      this.writerConnections.set(writer, nc);
+    }
+    return nc;
   }
 
   async members(node?: string): Promise<MembersView> {
@@ -122,6 +156,7 @@ export class BenchCluster {
 
   async stop(): Promise<void> {
     for (const nc of this.connections) await nc.close().catch(() => undefined);
+    for (const p of this.writerConnections.values()) await p.then((nc) => nc.close()).catch(() => undefined);
     await this.echo.stop().catch(() => undefined);
     await this.local.stop();
   }

@@ -64,7 +64,7 @@ export function describeMachine(): Machine {
   };
 }
 
-function packageVersion(name: string): string {
+export function packageVersion(name: string): string {
   try {
     const file = name === '.' ? join(ROOT, 'package.json') : join(ROOT, 'node_modules', name, 'package.json');
     return (JSON.parse(readFileSync(file, 'utf8')) as { version?: string }).version ?? 'unknown';

@@ -1,24 +1,29 @@
-// `npm run bench -- <scenario|all> [--quick] [--out DIR] [--connections N] [--warmup MS]
-//  [--duration MS] [--via-proxy] [--list]`: runs scenarios against a real ZooKeeper, nats-server
-// and ZiStore nodes on this host, prints each table as it fills, and writes the report (JSON +
-// Markdown + SVG) to <out>/<scenario>-<timestamp>/ and <out>/latest/.
+// `npm run bench -- <scenario|all> [--quick] [--out DIR] [--rounds N] [--wait-quiet S]
+//  [--warmup MS] [--duration MS] [--connections N] [--via-proxy] [--list]`: runs scenarios
+// against a real ZooKeeper, nats-server and ZiStore nodes on this host, prints each table as it
+// fills, and writes the report (JSON + Markdown + SVG) to <out>/<scenario>-<timestamp>/ and
+// <out>/latest/. See bench/README.md.
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { killAllProcessesSync, trackedProcesses } from '../cluster/process-registry.ts';
 import { BenchCluster } from './bench-cluster.ts';
+import { startPeers, type Peers } from './peers/index.ts';
+import { SYSTEM_NAMES } from './peers/types.ts';
+import { addTargetsTable, Facts } from './targets.ts';
 import { machineBusyPct } from './cpu.ts';
 import { onInterrupt } from './interrupt.ts';
 import { describeMachine, describeSystems, describeVersions, type Environment } from './environment.ts';
 import { Progress } from './progress.ts';
 import { METHOD, SectionBuilder, writeReport, type Report } from './report.ts';
-import type { Scenario, ScenarioContext, Timing } from './scenario.ts';
+import type { ClusterRequest, Scenario, ScenarioContext, Timing } from './scenario.ts';
+import type { PeerId } from './peers/types.ts';
 import { SCENARIOS, findScenario } from './scenarios/index.ts';
 
 const DEFAULT_OUT = resolve(fileURLToPath(new URL('results', import.meta.url)));
-const QUICK: Timing = { warmupMs: 500, durationMs: 2000 };
+const QUICK: Timing = { warmupMs: 400, durationMs: 1500 };
 const FULL: Timing = { warmupMs: 2000, durationMs: 10_000 };
-const QUICK_ROUNDS = 4;
+const QUICK_ROUNDS = 3;
 const FULL_ROUNDS = 10;
 /** Above this machine-wide CPU use before the run, warn that the numbers will be noisy. */
 const BUSY_WARN_PCT = 15;
@@ -109,10 +114,19 @@ async function main(argv: string[]): Promise<number> {
   const progress = new Progress();
 
   const live = new Set<BenchCluster>();
+  let peers: Promise<Peers> | null = null;
+  let peersStarted: Peers | null = null;
+  const stopPeers = async () => {
+    const p = peers;
+    peers = null;
+    peersStarted = null;
+    if (p) await progress.step('stopping the peers', async () => (await p.catch(() => null))?.stop());
+  };
   onInterrupt(
-    () => Promise.allSettled([...live].map((c) => c.stop())),
+    () => Promise.allSettled([...[...live].map((c) => c.stop()), stopPeers()]),
     () => progress.stop(),
   );
+  const facts = new Facts();
   const startedAt = new Date();
   const machine = describeMachine();
   const busy = await machineBusyPct(1000);
@@ -123,11 +137,22 @@ async function main(argv: string[]): Promise<number> {
   );
 
   let environment: Environment | null = null;
+  const peerSystems = new Map<string, { name: string; role: string; durability: string }>();
+  const skippedPeers = new Map<PeerId, string>();
   let shared: BenchCluster | null = null;
   const owned: BenchCluster[] = [];
-  const startCluster = async (nodes: number): Promise<BenchCluster> => {
+  const startCluster = async (req: ClusterRequest): Promise<BenchCluster> => {
+    const { nodes } = req;
     const c = await progress.step(`starting ZooKeeper, nats-server and ${nodes} node(s)`, () =>
-      BenchCluster.start({ nodes, connections, viaProxy }),
+      BenchCluster.start({
+        nodes,
+        connections,
+        viaProxy,
+        ...(req.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: req.sessionTimeoutMs } : {}),
+        ...(req.leaseMs !== undefined ? { leaseMs: req.leaseMs } : {}),
+        ...(req.logLevel !== undefined ? { logLevel: req.logLevel } : {}),
+        ...(req.echoPeers !== undefined ? { echoPeers: req.echoPeers } : {}),
+      }),
     );
     live.add(c);
     environment ??= {
@@ -156,7 +181,16 @@ async function main(argv: string[]): Promise<number> {
   const svgs = new Map<string, string>();
   let failed: unknown = null;
   try {
-    for (const scenario of scenarios) {
+    for (const [index, scenario] of scenarios.entries()) {
+      const later = scenarios.slice(index);
+      // Idle servers still cost a little CPU: stop what no remaining scenario needs.
+      if (peers && !later.some((s) => s.usesPeers)) await stopPeers();
+      if (shared && later.every((s) => s.ownCluster)) {
+        const previous: BenchCluster = shared;
+        shared = null;
+        await progress.step('stopping the shared cluster', () => previous.stop());
+        live.delete(previous);
+      }
       const section = new SectionBuilder(scenario.name, scenario.title, scenario.description);
       report.sections.push(section.section);
       log(`\n== ${scenario.name}: ${scenario.title}`);
@@ -171,26 +205,40 @@ async function main(argv: string[]): Promise<number> {
         progress,
         section,
         log,
-        async cluster({ nodes, fresh }) {
-          if (fresh) {
-            const c = await startCluster(nodes);
+        facts,
+        async cluster(req) {
+          if (req.fresh) {
+            const c = await startCluster(req);
             owned.push(c);
             return c;
           }
-          if (shared && shared.local.view().filter((n) => n.running).length === nodes) return shared;
+          if (shared && shared.local.view().filter((n) => n.running).length === req.nodes) return shared;
           if (shared) {
-            const previous = shared;
+            const previous: BenchCluster = shared;
             await progress.step('stopping the previous cluster', () => previous.stop());
             live.delete(previous);
           }
-          shared = await startCluster(nodes);
+          shared = await startCluster({ nodes: req.nodes });
           return shared;
         },
+        peers() {
+          peers ??= progress
+            .step('starting the peers (etcd ×3, ZooKeeper, JetStream ×3, LevelDB)', () => startPeers(log))
+            .then((p) => {
+              peersStarted = p;
+              for (const s of p.skipped) skippedPeers.set(s.id, s.reason);
+              for (const peer of p.list) peerSystems.set(peer.id, { name: peer.name, role: `peer: ${peer.description}; ${peer.routing}`, durability: peer.durability });
+              return p;
+            });
+          return peers;
+        },
+        startedPeers: () => peersStarted,
       };
       try {
         await scenario.run(ctx);
         noteForeignLoad(section);
       } finally {
+        section.flush();
         for (const [file, svg] of section.svgs) svgs.set(file, svg);
         for (const c of owned.splice(0)) {
           await progress.step('stopping the cluster', () => c.stop());
@@ -205,6 +253,27 @@ async function main(argv: string[]): Promise<number> {
     progress.stop();
     const last = shared as BenchCluster | null;
     if (last) await progress.step('stopping the cluster', () => last.stop()).catch((err: unknown) => log(`stop failed: ${String(err)}`));
+    await stopPeers().catch((err: unknown) => log(`stopping the peers failed: ${String(err)}`));
+  }
+  if (facts.size > 0) {
+    const section = new SectionBuilder(
+      'targets',
+      'Targets',
+      'The issue\'s targets, judged on figures measured in this run (the tables below give the details). ' +
+        'A target whose figures were not measured (scenario not run, peer skipped) says so.',
+    );
+    const judged = addTargetsTable(section, facts);
+    section.flush();
+    const met = judged.filter((j) => j.verdict === 'met').length;
+    const measured = judged.filter((j) => j.verdict !== 'not measured').length;
+    section.observe(`${met} of ${measured} measured targets met (${judged.length - measured} not measured in this run).`);
+    report.sections.unshift(section.section);
+    report.facts = facts.toJSON();
+  }
+  if (environment) {
+    const env = environment as Environment;
+    for (const sys of peerSystems.values()) env.systems.push(sys);
+    for (const [id, reason] of skippedPeers) env.systems.push({ name: SYSTEM_NAMES[id], role: 'peer (skipped)', durability: `not measured: ${reason}` });
   }
   report.environment = environment;
   report.finishedAt = new Date().toISOString();

@@ -5,21 +5,29 @@ import { join } from 'node:path';
 import type { Environment } from './environment.ts';
 import { formatBytes, formatValue } from './format.ts';
 import type { LoadResult } from './load.ts';
+import type { SystemId } from './peers/types.ts';
 import { renderSvg, type Chart } from './svg.ts';
 import { LiveTable, tableMarkdown, type Column, type TableData } from './table.ts';
 
-export type Target = 'leader' | 'follower' | 'any' | 'echo';
+/** ZiStore's targets (kv-systems.ts ZiTarget), the echo floor, or a peer. */
+export type Target = 'leader' | 'follower' | 'any' | 'client' | 'echo' | 'peer';
 
 /** One closed-loop run and what it ran against. */
 export interface Measurement extends LoadResult {
-  system: 'zistore' | 'nats-echo';
-  op: 'put' | 'get';
+  system: SystemId;
+  /** 'put', 'get' or a custom operation ('ycsb-a', …). */
+  op: string;
   valueBytes: number;
   target: Target;
   /** The node id the requests went to (null: the queue group or the echo peer). */
   node: string | null;
   /** Echo relay fan-out (0 or absent: plain echo). */
   fanout?: number;
+  /** Sessions with their own connections the load was spread over (absent: 1). */
+  writers?: number;
+  keyMode?: 'overwrite' | 'append';
+  records?: number;
+  /** ZiStore nodes running (0 for a peer). */
   nodes: number;
   connections: number;
 }
@@ -44,6 +52,8 @@ export interface Report {
   environment: Environment | null;
   method: string[];
   sections: Section[];
+  /** Named results the targets table was judged on (targets.ts). */
+  facts?: Record<string, unknown>;
 }
 
 export class SectionBuilder {
@@ -55,10 +65,20 @@ export class SectionBuilder {
     this.section = { scenario, title, description, settings: {}, tables: [], charts: [], observations: [], measurements: [] };
   }
 
-  table(id: string, title: string, columns: Column[]): LiveTable {
+  private readonly deferred: LiveTable[] = [];
+
+  /** A table; `live: false` prints it whole when the scenario ends (flush) instead of row by row. */
+  table(id: string, title: string, columns: Column[], opts: { live?: boolean } = {}): LiveTable {
     const data: TableData = { id, title, columns, rows: [], notes: [] };
     this.section.tables.push(data);
-    return new LiveTable(data);
+    const t = new LiveTable(data, undefined, opts.live ?? true);
+    if (!t.live) this.deferred.push(t);
+    return t;
+  }
+
+  /** Print the tables that are not live. */
+  flush(): void {
+    for (const t of this.deferred.splice(0)) t.print();
   }
 
   measurement(m: Measurement): void {

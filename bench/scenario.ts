@@ -1,7 +1,9 @@
 // What a scenario is and what it gets to work with. Scenarios are registered by name in
 // scenarios/index.ts; main.ts runs one (or `all`) and writes the report.
 import type { BenchCluster } from './bench-cluster.ts';
+import type { Peers } from './peers/index.ts';
 import type { Progress } from './progress.ts';
+import type { Facts } from './targets.ts';
 import type { SectionBuilder } from './report.ts';
 
 export interface Timing {
@@ -30,9 +32,27 @@ export interface ScenarioContext {
    * not set (the previous shared cluster is stopped if its size differs); a fresh one is the
    * scenario's own and stopped when it ends.
    */
-  cluster(opts: { nodes: number; fresh?: boolean }): Promise<BenchCluster>;
+  cluster(opts: ClusterRequest): Promise<BenchCluster>;
+  /** The peers of this run (etcd, ZooKeeper KV, JetStream KV, LevelDB), started on first use. */
+  peers(): Promise<Peers>;
+  /** The peers if they are running, else null (does not start them). */
+  startedPeers(): Peers | null;
+  /** Named results the targets table is built from (targets.ts). */
+  facts: Facts;
   /** A line on stderr (set-up steps, warnings); tables go to stdout. */
   log(line: string): void;
+}
+
+export interface ClusterRequest {
+  nodes: number;
+  fresh?: boolean;
+  /** Fresh clusters only: node options (defaults: session 2000 ms, lease 1000 ms). */
+  sessionTimeoutMs?: number;
+  leaseMs?: number;
+  /** Fresh clusters only: node log level (default warn; 'info' keeps election and join lines). */
+  logLevel?: string;
+  /** Fresh clusters only: echo responders (default max(nodes, 4)). */
+  echoPeers?: number;
 }
 
 export interface Scenario {
@@ -42,5 +62,9 @@ export interface Scenario {
   description: string;
   /** Rough wall time, for `--list`. */
   estimate: { quick: string; full: string };
+  /** Compares against the peers (main.ts stops them after the last scenario that does). */
+  usesPeers?: boolean;
+  /** Uses only fresh clusters of its own (main.ts stops the shared cluster before it when no later scenario needs it). */
+  ownCluster?: boolean;
   run(ctx: ScenarioContext): Promise<void>;
 }

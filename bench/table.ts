@@ -6,6 +6,8 @@ export interface Column {
   key: string;
   label: string;
   kind: ColumnKind;
+  /** Minimum width on the console (live tables cannot size to rows they have not seen). */
+  width?: number;
 }
 
 export type Row = Record<string, string | number | null>;
@@ -19,18 +21,35 @@ export interface TableData {
 }
 
 export class LiveTable {
-  private readonly widths: number[];
+  private widths: number[];
   private headerPrinted = false;
 
+  /** `live` false: rows are kept and printed all at once by print() (widths fit the data). */
   constructor(
     readonly data: TableData,
     private readonly out: (line: string) => void = (line) => process.stdout.write(line + '\n'),
+    readonly live = true,
   ) {
-    this.widths = data.columns.map((c) => Math.max(c.label.length, c.kind === 'text' ? 8 : 7));
+    this.widths = data.columns.map((c) => Math.max(c.label.length, c.width ?? (c.kind === 'text' ? 8 : 7)));
+  }
+
+  /** Print the whole table (tables that are not live; a no-op for an empty one). */
+  print(): void {
+    if (this.data.rows.length === 0) return;
+    this.widths = this.data.columns.map((c, i) =>
+      Math.max(this.widths[i]!, ...this.data.rows.map((r) => formatValue(c.kind, r[c.key]).length)),
+    );
+    this.out('');
+    this.out(this.data.title);
+    this.out(this.line(this.data.columns.map((c) => c.label)));
+    this.out(this.widths.map((w) => '-'.repeat(w)).join('  '));
+    for (const row of this.data.rows) this.out(this.line(this.data.columns.map((c) => formatValue(c.kind, row[c.key]))));
+    for (const n of this.data.notes) this.out(`  ${n}`);
   }
 
   add(row: Row): void {
     this.data.rows.push(row);
+    if (!this.live) return;
     if (!this.headerPrinted) {
       this.headerPrinted = true;
       this.out('');

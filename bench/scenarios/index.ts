@@ -1,11 +1,16 @@
 // The scenario registry: `npm run bench -- <name>`. `all` runs every scenario in this order.
 import type { Scenario } from '../scenario.ts';
+import { failover } from './failover.ts';
 import { latency } from './latency.ts';
 import { nodes } from './nodes.ts';
+import { peers } from './peers.ts';
+import { reads } from './reads.ts';
+import { recovery } from './recovery.ts';
 import { throughput } from './throughput.ts';
 import { valueSize } from './value-size.ts';
+import { ycsb } from './ycsb.ts';
 
-export const SCENARIOS: readonly Scenario[] = [latency, throughput, valueSize, nodes];
+export const SCENARIOS: readonly Scenario[] = [latency, throughput, peers, ycsb, valueSize, reads, nodes, failover, recovery];
 
 export function findScenario(name: string): Scenario | undefined {
   return SCENARIOS.find((s) => s.name === name);
