@@ -9,11 +9,13 @@ import { runUpCommand } from './up-command.ts';
 
 const USAGE = `usage:
   zistore up [--nodes N] [--cluster NAME] [--nats-port P] [--zk-port P] [--data-dir D]
-             [--session-timeout MS] [--lease MS] [--op-timeout MS] [--inspect] [--ui] [--ui-port P]
+             [--session-timeout MS] [--lease MS] [--op-timeout MS] [--inspect] [--ui] [--ui-port P] [--secure]
       start ZooKeeper, nats-server and N nodes (default 3); opens the shell on a terminal,
       otherwise runs until SIGINT/SIGTERM and then stops everything it started; every node
       serves Prometheus metrics on a free port (printed, and in <data-dir>/<id>.metrics-port);
-      --ui (or --ui-port P) serves the live inspector page and implies --inspect
+      --ui (or --ui-port P) serves the live inspector page and implies --inspect;
+      --secure: NATS users with permissions (clients only on the client subjects, nodes alone on
+      the peer subjects) and a ZooKeeper ACL; the ready line names the client credentials
   zistore node --id ID --cluster NAME --zk HOST:PORT[,HOST:PORT...] --nats URL
              [--session-timeout MS] [--lease MS] [--op-timeout MS] [--metrics-port [HOST:]P] [--inspect]
       run one node in the foreground; --metrics-port serves GET /metrics, --inspect streams
@@ -49,13 +51,14 @@ async function main(argv: string[]): Promise<number> {
           ...timingFlags,
           inspect: { type: 'boolean' },
           ui: { type: 'boolean' },
+          secure: { type: 'boolean' },
           'ui-port': { type: 'string' },
         },
         strict: true,
       });
-      const { inspect, ui, ...strings } = values;
+      const { inspect, ui, secure, ...strings } = values;
       // Exit as soon as everything is stopped: no stray handle may keep `up` alive.
-      process.exit(await runUpCommand(strings, { inspect, ui }));
+      process.exit(await runUpCommand(strings, { inspect, ui, secure }));
     }
     case 'node': {
       const { values } = parseArgs({ args: rest, options: nodeParseOptions(), strict: true });

@@ -10,7 +10,7 @@ import { startViewer, type Viewer } from '../observe/viewer-server.ts';
 import { createLogger } from './runtime.ts';
 import { interactiveShell, Shell } from './shell.ts';
 
-export async function runUpCommand(values: Record<string, string | undefined>, flags: { inspect?: boolean; ui?: boolean } = {}): Promise<number> {
+export async function runUpCommand(values: Record<string, string | undefined>, flags: { inspect?: boolean; ui?: boolean; secure?: boolean } = {}): Promise<number> {
   const cluster = values.cluster ?? 'default';
   if (!CLUSTER_NAME_PATTERN.test(cluster)) throw new UsageError('--cluster: letters, digits, _ and - only');
   const nodes = intFlag(values, 'nodes', 1, 64) ?? 3;
@@ -19,6 +19,7 @@ export async function runUpCommand(values: Record<string, string | undefined>, f
   // Launcher logs go to stderr so stdout stays for the ready line and the shell.
   const log = createLogger({ destination: 2, level: process.env.ZISTORE_LOG_LEVEL ?? 'warn' });
   const local = await LocalCluster.start({
+    secure: flags.secure === true,
     nodes,
     cluster,
     natsPort: intFlag(values, 'nats-port', 1, 65535),
@@ -60,7 +61,9 @@ export async function runUpCommand(values: Record<string, string | undefined>, f
     const control = localControl(local);
     serveAdmin(nc, subjects.admin(cluster), control);
     const ids = [...local.nodes.keys()].join(',');
-    process.stdout.write(`ready ${local.natsUrl} cluster=${cluster} nodes=${ids} zk=${local.zkConnectString} logs=${local.dataDir}\n`);
+    // Secured: clients connect with these credentials and may use the client subjects only.
+    const credentials = local.secrets ? ` client-user=${local.secrets.client.user} client-password=${local.secrets.client.password}` : '';
+    process.stdout.write(`ready ${local.natsUrl} cluster=${cluster} nodes=${ids} zk=${local.zkConnectString} logs=${local.dataDir}${credentials}\n`);
     const metrics = local.view().map((n) => `${n.id}=${local.metricsUrl(n.id)}`);
     process.stdout.write(`metrics ${metrics.join(' ')}\n`);
     if (process.stdin.isTTY) {

@@ -9,6 +9,7 @@ import { connect, type NatsConnection } from 'nats';
 import { spawnManaged, type ManagedProcess } from './child-process.ts';
 import type { ClusterLogger } from './logger.ts';
 import { startNatsServer, type NatsServerHandle } from './nats-server.ts';
+import { makeSecrets, natsAuthorization, type ClusterSecrets } from './security.ts';
 import { freePort } from './ports.ts';
 import { startTcpProxy, type CutMode, type TcpProxyHandle } from './tcp-proxy.ts';
 import { makeTempDir, removeTempDir } from './temp-dir.ts';
@@ -36,6 +37,11 @@ export interface LocalClusterOptions {
   metrics?: boolean;
   /** Start every node with `--inspect` (the inspector stream the viewer shows). */
   inspect?: boolean;
+  /**
+   * Require credentials: nats-server gets users with permissions (nodes alone on the peer
+   * subjects, clients only on the client subjects) and the cluster's znodes a digest ACL.
+   */
+  secure?: boolean;
   logLevel?: string;
   log?: ClusterLogger;
 }
@@ -72,7 +78,10 @@ export class LocalCluster {
     readonly zookeeper: ZooKeeperHandle,
     readonly nats: NatsServerHandle,
     private readonly options: LocalClusterOptions,
+    /** Credentials when the cluster is secured; null when open. */
+    readonly secrets: ClusterSecrets | null = null,
   ) {}
+
 
   static async start(options: LocalClusterOptions = {}): Promise<LocalCluster> {
     const ownsDataDir = options.dataDir === undefined;
@@ -82,9 +91,16 @@ export class LocalCluster {
     try {
       const zookeeper = await startZooKeeper({ port: options.zkPort, dataDir: join(dataDir, 'zookeeper'), log: options.log });
       started.push(zookeeper);
-      const nats = await startNatsServer({ port: options.natsPort, dir: join(dataDir, 'nats'), log: options.log });
+      const secrets = options.secure ? makeSecrets() : null;
+      const name = options.cluster ?? 'default';
+      const nats = await startNatsServer({
+        port: options.natsPort,
+        dir: join(dataDir, 'nats'),
+        log: options.log,
+        extraConfig: secrets ? natsAuthorization(name, secrets) : undefined,
+      });
       started.push(nats);
-      const cluster = new LocalCluster(options.cluster ?? 'default', dataDir, ownsDataDir, zookeeper, nats, options);
+      const cluster = new LocalCluster(name, dataDir, ownsDataDir, zookeeper, nats, options, secrets);
       for (let i = 0; i < (options.nodes ?? 3); i++) await cluster.addNode();
       return cluster;
     } catch (err) {
@@ -122,6 +138,9 @@ export class LocalCluster {
     const o = this.options;
     const args = [
       ZISTORE_BIN, 'node',
+      ...(this.secrets
+        ? ['--nats-user', this.secrets.node.user, '--nats-pass', this.secrets.node.password, '--zk-auth', `${this.secrets.zk.user}:${this.secrets.zk.password}`]
+        : []),
       '--id', handle.id,
       '--cluster', this.name,
       '--zk', handle.zkProxy.address,
@@ -214,8 +233,10 @@ export class LocalCluster {
   }
 
   /** A NATS connection for clients of this cluster (not through any node's proxy). */
+  /** A NATS connection with full rights (the node user when secured): for the launcher itself. */
   async connectClient(): Promise<NatsConnection> {
-    return connect({ servers: this.natsUrl, name: `zistore-${this.name}-client`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    const auth = this.secrets ? { user: this.secrets.node.user, pass: this.secrets.node.password } : {};
+    return connect({ servers: this.natsUrl, name: `zistore-${this.name}-client`, maxReconnectAttempts: -1, reconnectTimeWait: 250, ...auth });
   }
 
   /** Resolves when every running node answers `members` on its own subject as serving. */
