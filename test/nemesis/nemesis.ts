@@ -8,7 +8,7 @@ import type { LocalCluster } from '../../cluster/local-cluster.ts';
 import { tailFile } from '../../cluster/child-process.ts';
 import type { FaultName } from './options.ts';
 import type { Recorder } from './history.ts';
-import type { Rng } from './rng.ts';
+import type { Rng } from '../sim/rng.ts';
 
 export type FaultKind = 'kill' | 'restart' | 'pause' | 'zk' | 'rmi';
 const KINDS: readonly FaultKind[] = ['kill', 'restart', 'pause', 'zk', 'rmi'];

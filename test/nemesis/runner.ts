@@ -13,7 +13,7 @@ import { Nemesis, type FaultRecord, type NemesisEvent } from './nemesis.ts';
 import { buildTimeline } from './timeline.ts';
 import { changedSources, stampSources } from './sources.ts';
 import type { NemesisOptions } from './options.ts';
-import { Rng } from './rng.ts';
+import { Rng } from '../sim/rng.ts';
 import { formatSummary, summarize, type Summary } from './summary.ts';
 import { Client, keyNames, type WorkloadContext } from './workload.ts';
 
@@ -119,7 +119,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
     for (let i = 0; i < o.clients; i++) {
       const nc = await cluster.connectClient();
       connections.push(nc);
-      clients.push(new Client(`c${i + 1}`, nc, Rng.derive(o.seed, 100 + i), ctx));
+      clients.push(new Client(`c${i + 1}`, nc, new Rng(o.seed, `client-${i}`), ctx));
     }
 
     // Fault phase: clients and nemesis for the duration.
@@ -130,7 +130,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
     nemesis = new Nemesis({
       cluster,
       nc: control,
-      rng: Rng.derive(o.seed, 0),
+      rng: new Rng(o.seed, "nemesis"),
       recorder,
       faults: o.faults,
       intervalMs: o.faultIntervalMs,

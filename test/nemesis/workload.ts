@@ -5,7 +5,7 @@ import type { NatsConnection, NatsError } from 'nats';
 import type { KvInput, KvOutput } from '../../check/index.ts';
 import { raw, type RawReply } from '../support/raw-client.ts';
 import type { Recorder, RecordedOp } from './history.ts';
-import { Rng } from './rng.ts';
+import { Rng } from '../sim/rng.ts';
 
 export interface WorkloadContext {
   cluster: string;
