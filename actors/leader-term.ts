@@ -9,7 +9,7 @@ import type { ClientReply, PeerMessage, PeerReply, PendingEntry, WriteCommand } 
 import { ReplicaLink } from './replica-link.ts';
 import type { ReplicaStore } from './replica-store.ts';
 import { fail } from './request.ts';
-import { deferred, sleep, type Deferred } from './time.ts';
+import { Cancellation, sleep } from './time.ts';
 
 export interface TermConfig {
   nodeId: string;
@@ -80,7 +80,7 @@ export class LeaderTerm {
   private serving = false;
   private stopping = false;
   private ended: string | null = null;
-  private readonly endSignal: Deferred<never> = deferred<never>();
+  private readonly endSignal = new Cancellation();
   private persistChain: Promise<void> = Promise.resolve();
   private watchTimer: unknown = null;
   private readonly log: Log;
@@ -94,7 +94,6 @@ export class LeaderTerm {
     this.claim = claim;
     this.epoch = claim.epoch;
     this.log = ports.log.child({ actor: 'leader', epoch: claim.epoch });
-    this.endSignal.promise.catch(() => undefined);
     this.liveIds = new Set(ports.coordinator.memberIds());
   }
 
@@ -271,7 +270,7 @@ export class LeaderTerm {
       if (this.ended !== null) throw new TermEndedError(this.ended);
       if (!this.targets.has(id)) return;
       try {
-        const reply = await Promise.race([this.link(id).invalidate(entry), this.endSignal.promise]);
+        const reply = await this.endSignal.race(this.link(id).invalidate(entry));
         if (reply.ok) return;
         if (reply.code === 'STALE_EPOCH' && reply.epoch > this.epoch) {
           this.end(`member ${id} is at epoch ${reply.epoch}`);
@@ -500,7 +499,7 @@ export class LeaderTerm {
     this.ended = reason;
     this.serving = false;
     if (this.watchTimer !== null) this.ports.clock.clearTimeout(this.watchTimer);
-    this.endSignal.reject(new TermEndedError(reason));
+    this.endSignal.cancel(new TermEndedError(reason));
     this.log.info({ reason }, 'term ended');
     this.onDeposed(reason);
   }

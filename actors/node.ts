@@ -10,7 +10,7 @@ import { Batcher } from './batcher.ts';
 import type { ClientReply, ClientRequest, MembersView, PeerMessage, PeerReply, WriteCommand } from './protocol.ts';
 import { ReplicaStore } from './replica-store.ts';
 import { fail, parseKey, parseWrite } from './request.ts';
-import { deferred, DeadlineError, sleep, withDeadline, type Deferred } from './time.ts';
+import { Cancellation, deferred, DeadlineError, sleep, withDeadline, type Deferred } from './time.ts';
 
 export interface NodeConfig {
   nodeId: string;
@@ -90,7 +90,7 @@ export class ZiNode {
   private latestLeader: string | null = null;
   private leaseUntil = 0;
   /** Rejected when the leader we forward to is gone (member znode deleted, or a newer epoch). */
-  private leaderLost: Deferred<never> = ZiNode.newLeaderLost();
+  private readonly leaderLost = new Cancellation();
   private complete = false;
   /** The leader refused our lease: we are out of the replica set until we have joined again. */
   private removed = false;
@@ -119,16 +119,9 @@ export class ZiNode {
     if (observer?.entry) this.store.onEntry = (key, entry) => observer.entry!(key, entry.state, entry.state === 'invalid' ? entry.pendingRev : entry.rev);
   }
 
-  private static newLeaderLost(): Deferred<never> {
-    const d = deferred<never>();
-    d.promise.catch(() => undefined);
-    return d;
-  }
-
   /** Requests waiting on a leader that is gone cannot be answered by it: stop waiting. */
   private abandonLeader(why: string): void {
-    this.leaderLost.reject(new LeaderGoneError(why));
-    this.leaderLost = ZiNode.newLeaderLost();
+    this.leaderLost.cancel(new LeaderGoneError(why));
   }
 
   static async start(config: NodeConfig, ports: NodePorts): Promise<ZiNode> {
@@ -557,7 +550,7 @@ export class ZiNode {
     try {
       const request = message(this.promisedEpoch);
       this.ports.observer?.message?.('out', request.type, leader, messageKeys(request));
-      const reply = await Promise.race([this.ports.bus.request(leader, request, this.config.opTimeoutMs), this.leaderLost.promise]);
+      const reply = await this.leaderLost.race(this.ports.bus.request(leader, request, this.config.opTimeoutMs));
       if (reply.ok && reply.type === 'replies' && reply.replies.length === count) return reply.replies;
       return all(fail(503, reply.ok ? 'unexpected reply from leader' : `leader cannot serve: ${reply.reason}`));
     } catch (err) {

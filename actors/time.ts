@@ -43,3 +43,34 @@ export function deferred<T>(): Deferred<T> {
   });
   return { promise, resolve, reject };
 }
+
+/**
+ * Cancels many waits at once. Unlike racing each wait against one long-lived promise (whose
+ * reactions pile up until it settles, a leak per call), each wait here unregisters itself.
+ */
+export class Cancellation {
+  private readonly waiters = new Set<(err: unknown) => void>();
+
+  /** Settles like `work`, or rejects with the error of the next cancel(). */
+  race<T>(work: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.waiters.add(reject);
+      work.then(
+        (value) => {
+          this.waiters.delete(reject);
+          resolve(value);
+        },
+        (err: unknown) => {
+          this.waiters.delete(reject);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  cancel(err: unknown): void {
+    const waiting = [...this.waiters];
+    this.waiters.clear();
+    for (const reject of waiting) reject(err);
+  }
+}
