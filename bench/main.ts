@@ -277,7 +277,7 @@ async function main(argv: string[]): Promise<number> {
   }
   report.environment = environment;
   report.finishedAt = new Date().toISOString();
-  if (report.sections.some((s) => s.measurements.length > 0)) {
+  if (report.sections.some((s) => s.measurements.length > 0 || s.tables.some((t) => t.rows.length > 0))) {
     const dir = await writeReport(report, svgs, outDir, startedAt);
     log(`\nreport: ${dir}/report.md (also ${outDir}/latest/)`);
   }

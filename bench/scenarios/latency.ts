@@ -54,7 +54,7 @@ export const latency: Scenario = {
     'gets read 1000 preloaded keys. Each ZiStore row is compared with the NATS echo of the same shape and, for puts, with ' +
     'the relay floor (the echo responder first sends the value to 2 other responders in parallel: the message pattern ' +
     'of a put at the leader of 3 nodes, without the store); rows of one group are interleaved in rounds.',
-  estimate: { quick: '~50 s', full: '~3.5 min' },
+  estimate: { quick: '~35 s', full: '~3.5 min' },
   async run(ctx) {
     ctx.section.section.settings = { nodes: 3, inflight: 1, sizes: SIZES, ...ctx.timing, rounds: ctx.rounds, connections: ctx.connections };
     const cluster = await ctx.cluster({ nodes: 3 });

@@ -21,7 +21,7 @@ export const nodes: Scenario = {
     'fan-out (n − 1 other responders; plain echo for 1 node), interleaved with the puts in rounds. Appends (a new key per put, ' +
     'deleted afterwards) run next to the overwrites. With 1 node, a local LevelDB put (classic-level in the bench process, ' +
     'sync:false) of the same size joins the set: the overhead table (thesis 5.2) sets 1 and 3 nodes against it.',
-  estimate: { quick: '~60 s', full: '~6 min' },
+  estimate: { quick: '~55 s', full: '~7 min' },
   usesPeers: true,
   ownCluster: true,
   async run(ctx) {

@@ -20,7 +20,7 @@ export const throughput: Scenario = {
     'workers share a key, so per-key ordering never serialises them); gets read 1000 preloaded keys. `leader` sends every ' +
     'request to the leader; `any` uses the cluster subject (a NATS queue group over all nodes: followers forward puts to ' +
     'the leader and answer gets from their leased copy). The echo row is the NATS floor at the same C; "relay →2" the floor of a put\'s message pattern.',
-  estimate: { quick: '~45 s', full: '~3 min' },
+  estimate: { quick: '~30 s', full: '~3 min' },
   async run(ctx) {
     ctx.section.section.settings = {
       nodes: 3,

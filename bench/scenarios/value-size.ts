@@ -22,7 +22,7 @@ export const valueSize: Scenario = {
     'yet each time into a store that holds N such records (appended keys are deleted afterwards); all record counts and ' +
     'both modes of one size interleaved. Last, table 5.1 of the thesis: individual write delays, one after the other, ' +
     'after a warm-up, and the average over a longer series.',
-  estimate: { quick: '~40 s', full: '~8 min' },
+  estimate: { quick: '~40 s', full: '~12 min' },
   async run(ctx) {
     const timeScale = ctx.quick ? 0.6 : 1;
     ctx.section.section.settings = { nodes: 3, inflight: 1, target: 'leader', sizes: SIZES, warmupMs: ctx.timing.warmupMs * timeScale, durationMs: ctx.timing.durationMs * timeScale, rounds: ctx.rounds };

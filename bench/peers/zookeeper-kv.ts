@@ -1,0 +1,137 @@
+// ZooKeeper as a key-value store: one znode per key under /bench, written with setData (create
+// when it does not exist yet) and read with getData, through node-zookeeper-client (the client
+// ZiStore itself uses). Its own standalone server (the one ZiStore coordinates through stays
+// out of the comparison), forceSync=yes like ZiStore's. ZooKeeper reads are served by the
+// server the client is connected to without a quorum round (sequentially consistent, not
+// linearizable unless preceded by sync); with one server that is the only copy anyway.
+import { createRequire } from 'node:module';
+import { startZooKeeper, type ZooKeeperHandle } from '../../cluster/zookeeper-server.ts';
+import type { WatchedProcess } from '../cpu.ts';
+import type { KvPeer, KvSession } from './types.ts';
+
+// The part of node-zookeeper-client used here (it ships no types).
+interface ZkError extends Error {
+  code: number;
+}
+type Callback<A extends unknown[]> = (error: ZkError | null | undefined, ...results: A) => void;
+interface ZkClient {
+  connect(): void;
+  close(): void;
+  once(event: 'connected', listener: () => void): void;
+  create(path: string, data: Buffer | null, mode: number, callback: Callback<[string]>): void;
+  remove(path: string, version: number, callback: Callback<[]>): void;
+  getData(path: string, callback: Callback<[Buffer | undefined]>): void;
+  setData(path: string, data: Buffer, version: number, callback: Callback<[unknown]>): void;
+}
+interface ZkModule {
+  createClient(connectString: string, options: { sessionTimeout: number; spinDelay: number; retries: number }): ZkClient;
+  Exception: Record<'NO_NODE' | 'NODE_EXISTS', number>;
+  CreateMode: Record<'PERSISTENT', number>;
+}
+const zk = createRequire(import.meta.url)('node-zookeeper-client') as ZkModule;
+const ROOT = '/bench';
+
+const asBuffer = (v: Uint8Array) => (Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+
+function call<A extends unknown[]>(start: (cb: Callback<A>) => void): Promise<A> {
+  return new Promise((resolve, reject) => start((err, ...results) => (err ? reject(err) : resolve(results))));
+}
+
+class ZkSession implements KvSession {
+  constructor(private readonly client: ZkClient) {}
+
+  async put(key: string, value: Uint8Array): Promise<void> {
+    const path = `${ROOT}/${key}`;
+    const data = asBuffer(value);
+    try {
+      await call<[unknown]>((cb) => this.client.setData(path, data, -1, cb));
+    } catch (err) {
+      if ((err as ZkError).code !== zk.Exception.NO_NODE) throw err;
+      try {
+        await call<[string]>((cb) => this.client.create(path, data, zk.CreateMode.PERSISTENT, cb));
+      } catch (err2) {
+        if ((err2 as ZkError).code !== zk.Exception.NODE_EXISTS) throw err2;
+        await call<[unknown]>((cb) => this.client.setData(path, data, -1, cb));
+      }
+    }
+  }
+
+  async get(key: string): Promise<Uint8Array | null> {
+    try {
+      const [data] = await call<[Buffer | undefined]>((cb) => this.client.getData(`${ROOT}/${key}`, cb));
+      return data ?? new Uint8Array(0);
+    } catch (err) {
+      if ((err as ZkError).code === zk.Exception.NO_NODE) return null;
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await call<[]>((cb) => this.client.remove(`${ROOT}/${key}`, -1, cb));
+    } catch (err) {
+      if ((err as ZkError).code !== zk.Exception.NO_NODE) throw err;
+    }
+  }
+}
+
+async function connectClient(connectString: string): Promise<ZkClient> {
+  const client = zk.createClient(connectString, { sessionTimeout: 10_000, spinDelay: 100, retries: 0 });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`ZooKeeper ${connectString}: not connected within 15 s`)), 15_000);
+    client.once('connected', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    client.connect();
+  });
+  return client;
+}
+
+export async function startZooKeeperKv(): Promise<KvPeer> {
+  const server: ZooKeeperHandle = await startZooKeeper({ forceSync: true, serverLogLevel: 'warn' });
+  const clients: ZkClient[] = [];
+  const stop = async () => {
+    for (const c of clients) c.close();
+    await server.stop();
+  };
+  try {
+    let version = 'unknown';
+    try {
+      const srvr = await server.fourLetterWord('srvr');
+      version = /Zookeeper version:\s*([^,\n]+)/i.exec(srvr)?.[1]?.replace(/-\$\{[^}]*\}/, '').trim() ?? 'unknown';
+    } catch {
+      /* stays unknown */
+    }
+    const first = await connectClient(server.connectString);
+    clients.push(first);
+    try {
+      await call<[string]>((cb) => first.create(ROOT, null, zk.CreateMode.PERSISTENT, cb));
+    } catch (err) {
+      if ((err as ZkError).code !== zk.Exception.NODE_EXISTS) throw err;
+    }
+    const sessions = new Map<number, ZkSession>([[0, new ZkSession(first)]]);
+    return {
+      id: 'zookeeper',
+      name: 'ZooKeeper',
+      description: `ZooKeeper ${version}, standalone server (its own, not ZiStore's), znodes under ${ROOT}`,
+      durability: 'standalone server, forceSync=yes: the transaction log is fsynced before a write is acknowledged (concurrent writes share an fsync)',
+      routing: 'setData (create when missing) / getData on the one server; reads are local to the server (no quorum round)',
+      async session(writer) {
+        let s = sessions.get(writer);
+        if (!s) {
+          const client = await connectClient(server.connectString);
+          clients.push(client);
+          s = new ZkSession(client);
+          sessions.set(writer, s);
+        }
+        return s;
+      },
+      watched: (): WatchedProcess[] => [{ name: 'zk-kv', pid: server.pid }],
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
