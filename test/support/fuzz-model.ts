@@ -416,3 +416,11 @@ export function deepFrame(depth: number, shape: 'array' | 'object'): Uint8Array 
   const json = shape === 'array' ? '['.repeat(depth) + ']'.repeat(depth) : '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
   return frame(json);
 }
+
+const fuzzSeed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined;
+/** FUZZ_RUNS_SCALE=10 for a long local run; CI uses the defaults. */
+export const fuzzScale = Number(process.env.FUZZ_RUNS_SCALE ?? 1);
+/** fast-check settings: `n` runs (scaled), replayable with FUZZ_SEED. */
+export const fuzzRuns = (n: number) => ({ numRuns: Math.max(1, Math.round(n * fuzzScale)), seed: fuzzSeed });
+/** For the `it.fails` findings: stop at the first counterexample (shrinking a stack overflow is slow). */
+export const fuzzOnce = (n: number) => ({ numRuns: n, seed: fuzzSeed, endOnFailure: true });

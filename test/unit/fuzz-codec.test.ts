@@ -19,14 +19,14 @@ import {
   peerFrameArb,
   validPeerMessageArb,
   wrongValueArb,
+  fuzzOnce,
+  fuzzScale,
+  fuzzRuns,
 } from '../support/fuzz-model.ts';
 
-const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined;
-/** FUZZ_RUNS_SCALE=10 for a long local run; CI uses the defaults below. */
-const scale = Number(process.env.FUZZ_RUNS_SCALE ?? 1);
-const runs = (n: number) => ({ numRuns: Math.max(1, Math.round(n * scale)), seed });
-/** For the `it.fails` findings: stop at the first counterexample (shrinking a stack overflow is slow). */
-const once = (n: number) => ({ numRuns: n, seed, endOnFailure: true });
+const scale = fuzzScale;
+const runs = fuzzRuns;
+const once = fuzzOnce;
 
 /** The two errors garbage may raise; anything else escaping is a finding. */
 function expectCleanRefusal(err: unknown, what: string): void {

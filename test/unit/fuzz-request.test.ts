@@ -17,14 +17,14 @@ import {
   SPEC_MAX_VALUE_BYTES,
   valueLengthArb,
   utf8Bytes,
+  fuzzOnce,
+  fuzzScale,
+  fuzzRuns,
 } from '../support/fuzz-model.ts';
 
-const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined;
-/** FUZZ_RUNS_SCALE=10 for a long local run; CI uses the defaults below. */
-const scale = Number(process.env.FUZZ_RUNS_SCALE ?? 1);
-const runs = (n: number) => ({ numRuns: Math.max(1, Math.round(n * scale)), seed });
-/** For the `it.fails` findings: stop at the first counterexample (shrinking a stack overflow is slow). */
-const once = (n: number) => ({ numRuns: n, seed, endOnFailure: true });
+const scale = fuzzScale;
+const runs = fuzzRuns;
+const once = fuzzOnce;
 
 const isFailure = (x: unknown): x is Extract<ClientReply, { ok: false }> => typeof x === 'object' && x !== null && 'ok' in x && (x as ClientReply).ok === false;
 const request = (op: ClientRequest['op'], headers: Map<string, string[]>, data = new Uint8Array(0)): ClientRequest => ({ op, headers, data });
