@@ -504,7 +504,7 @@ export class ZiNode {
     if (this.canServeLocally()) {
       const settled = this.store.settled(key);
       if (settled) await Promise.race([settled, sleep(this.ports.clock, this.config.validateWaitMs)]);
-      if (this.canServeLocally() && this.store.get(key)?.state !== 'invalid') return this.localValue(key);
+      if (this.canServeLocally() && !this.store.isInvalid(key)) return this.localValue(key);
     }
     return this.leaderReads.submit(key);
   }

@@ -55,4 +55,31 @@ describe('replica store', () => {
     expect([...s.chunks(100, 250)].map((c) => c.length)).toEqual([3, 3, 3, 1]);
     expect(s.pending()).toEqual([{ key: 'p', rev: 50, value: v('p') }]);
   });
+
+  it('replica store - a packed small value keeps every byte and its revision, and behaves like a record', () => {
+    const s = new ReplicaStore();
+    const bytes = Uint8Array.from({ length: 256 }, (_, i) => i); // every byte value, at the packing limit
+    const big = new Uint8Array(257).fill(7); // one byte over: kept as bytes
+    const rev = 2 ** 53 - 1;
+    s.apply('small', { type: 'fill', rev, value: bytes });
+    s.apply('big', { type: 'fill', rev: 5, value: big });
+    expect(s.get('small')).toEqual({ state: 'valid', rev, value: bytes, pendingRev: 0, pendingValue: null });
+    expect(s.get('big')?.value).toEqual(big);
+    // A copy: changing what a reader got leaves the store as it was.
+    s.get('small')!.value![0] = 99;
+    expect(s.get('small')!.value![0]).toBe(0);
+    // Older events are ignored, a newer write goes through invalid and back to packed.
+    expect(s.apply('small', { type: 'fill', rev: rev - 1, value: v('old') })).toBe(false);
+    expect(s.apply('small', { type: 'validate', rev })).toBe(false);
+    s.apply('k', { type: 'fill', rev: 10, value: v('one') });
+    s.apply('k', { type: 'invalidate', rev: 11, value: v('two') });
+    expect(s.isInvalid('k')).toBe(true);
+    expect(s.pending()).toEqual([{ key: 'k', rev: 11, value: v('two') }]);
+    s.apply('k', { type: 'validate', rev: 11 });
+    expect(s.isInvalid('k')).toBe(false);
+    expect(s.get('k')).toMatchObject({ state: 'valid', rev: 11, value: v('two') });
+    expect(s.valueBytes).toBe(256 + 257 + 3);
+    const snapshot = [...s.chunks(100, 1 << 20)].flat();
+    expect(snapshot.map((e) => [e.key, e.rev])).toEqual([['small', rev], ['big', 5], ['k', 11]]);
+  });
 });
