@@ -20,7 +20,8 @@ export interface Log {
   fatal(obj: object, msg?: string): void;
 }
 
-export type ClientHandler = (request: ClientRequest) => Promise<ClientReply>;
+/** Answers at once when it can (a local read), else with a promise. */
+export type ClientHandler = (request: ClientRequest) => ClientReply | Promise<ClientReply>;
 export type PeerHandler = (message: PeerMessage) => Promise<PeerReply>;
 
 /** Messaging. Peer requests are addressed by node id; the adapter maps ids to subjects. */

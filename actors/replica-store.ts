@@ -51,8 +51,11 @@ function unpack(slot: string): EntryRecord {
  * buffer is much larger than itself is copied once, here, as it is stored.
  */
 function compact(value: Uint8Array): Uint8Array {
-  // new Uint8Array(view) copies; Buffer#slice would not.
-  return value.buffer.byteLength > value.byteLength * 2 + 64 ? new Uint8Array(value) : value;
+  if (value.buffer.byteLength <= value.byteLength * 2 + 64) return value;
+  // A buffer of its own, not zero-filled first (every byte is overwritten at once).
+  const copy = Buffer.allocUnsafeSlow(value.byteLength);
+  copy.set(value);
+  return new Uint8Array(copy.buffer, 0, copy.byteLength);
 }
 
 /**

@@ -1,9 +1,9 @@
 // Peer message encoding: [u32 JSON length][JSON][u32 blob count][u32 blob length]…[blobs].
 // Byte values travel as raw bytes after the JSON (no base64) and come out as views on the
 // received buffer (no copy). In the JSON a byte value is the marker {"$b": index}.
+import { Buffer } from 'node:buffer';
 import { CodecError } from './errors.ts';
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /**
@@ -16,10 +16,18 @@ function extractBlobs(value: unknown, blobs: Uint8Array[]): unknown {
     blobs.push(value);
     return { $b: blobs.length - 1 };
   }
-  if (Array.isArray(value)) return value.map((v) => extractBlobs(v, blobs));
+  if (Array.isArray(value)) {
+    const out = new Array<unknown>(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = extractBlobs(value[i], blobs);
+    return out;
+  }
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = extractBlobs(v, blobs);
+    const source = value as Record<string, unknown>;
+    for (const k in source) {
+      const v = source[k];
+      if (v !== undefined && Object.hasOwn(source, k)) out[k] = extractBlobs(v, blobs);
+    }
     return out;
   }
   return value;
@@ -46,25 +54,25 @@ function injectBlobs(value: unknown, blobs: Uint8Array[]): unknown {
 export function encode(message: unknown): Uint8Array {
   const blobs: Uint8Array[] = [];
   const json = JSON.stringify(extractBlobs(message, blobs));
-  const head = encoder.encode(json);
-  let total = 4 + head.byteLength + 4 + 4 * blobs.length;
+  // One buffer, the JSON written straight into it (no intermediate encoded copy).
+  const headBytes = Buffer.byteLength(json);
+  let total = 4 + headBytes + 4 + 4 * blobs.length;
   for (const b of blobs) total += b.byteLength;
-  const out = new Uint8Array(total);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, head.byteLength);
-  out.set(head, 4);
-  let offset = 4 + head.byteLength;
-  view.setUint32(offset, blobs.length);
+  const out = Buffer.allocUnsafe(total);
+  out.writeUInt32BE(headBytes, 0);
+  out.write(json, 4);
+  let offset = 4 + headBytes;
+  out.writeUInt32BE(blobs.length, offset);
   offset += 4;
   for (const b of blobs) {
-    view.setUint32(offset, b.byteLength);
+    out.writeUInt32BE(b.byteLength, offset);
     offset += 4;
   }
   for (const b of blobs) {
     out.set(b, offset);
     offset += b.byteLength;
   }
-  return out;
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
 export function decode<T>(data: Uint8Array): T {

@@ -415,7 +415,7 @@ export class MemoryBus implements Bus {
   }
 
   handleClient(request: ClientRequest): Promise<ClientReply> {
-    return this.clientHandler!(request);
+    return Promise.resolve(this.clientHandler!(request));
   }
 
   async serveClients(handler: ClientHandler): Promise<void> {

@@ -1,6 +1,6 @@
 // The Bus port on a real NATS connection: the public client contract as endpoints of the NATS
 // service `zistore` (so $SRV.PING/INFO/STATS discover nodes), and peer request-reply.
-import { connect, ErrorCode, headers as natsHeaders, type Msg, type NatsConnection, type NatsError, type ServiceMsg, type Subscription } from 'nats';
+import { connect, createInbox, ErrorCode, headers as natsHeaders, type Msg, type NatsConnection, type NatsError, type ServiceMsg, type Subscription } from 'nats';
 import type { Bus, ClientHandler, Log, PeerHandler } from '../actors/ports.ts';
 import type { ClientOp, ClientReply, PeerMessage, PeerReply } from '../actors/protocol.ts';
 import { checkPeerMessage } from '../actors/peer-check.ts';
@@ -53,10 +53,25 @@ const toHeaderMap = (msg: Msg): Map<string, string[]> => {
   return map;
 };
 
+interface PendingRequest {
+  subject: string;
+  timer: ReturnType<typeof setTimeout>;
+  resolve(reply: PeerReply): void;
+  reject(err: unknown): void;
+}
+
 export class NatsBus implements Bus {
   private readonly subscriptions: Subscription[] = [];
   private closed = false;
   private readonly log: Log;
+  /**
+   * Peer requests get their replies on one subscription of ours, `<inbox>.<token>`, rather than
+   * through nats.js's request(): that one builds an Error (with its stack) for every request
+   * it completes, a cost we paid per replication round.
+   */
+  private inbox: string | null = null;
+  private readonly pending = new Map<number, PendingRequest>();
+  private nextToken = 1;
 
   constructor(
     readonly nc: NatsConnection,
@@ -70,6 +85,7 @@ export class NatsBus implements Bus {
     for await (const status of this.nc.status()) {
       this.log.info({ type: status.type, data: String(status.data) }, 'nats status');
     }
+    this.failPending(new BusClosedError());
   }
 
   async serveClients(handler: ClientHandler): Promise<void> {
@@ -97,8 +113,13 @@ export class NatsBus implements Bus {
           this.respondClient(msg, { ok: false, code: 400, description: 'malformed headers' });
           return;
         }
-        handler({ op, headers, data: msg.data }).then(
-          (reply) => this.respondClient(msg, reply),
+        const reply = handler({ op, headers, data: msg.data });
+        if (!(reply instanceof Promise)) {
+          this.respondClient(msg, reply);
+          return;
+        }
+        reply.then(
+          (r) => this.respondClient(msg, r),
           (e: unknown) => {
             this.log.error({ err: e, op }, 'client handler failed');
             this.respondClient(msg, { ok: false, code: 500, description: 'internal error' });
@@ -106,6 +127,7 @@ export class NatsBus implements Bus {
         );
       } catch (e) {
         this.log.error({ err: e, op }, 'client request failed');
+        this.respondClient(msg, { ok: false, code: 500, description: 'internal error' });
       }
     };
     for (const op of CLIENT_OPS) {
@@ -158,19 +180,64 @@ export class NatsBus implements Bus {
     this.subscriptions.push(sub);
   }
 
-  async request(to: string, message: PeerMessage, timeoutMs: number): Promise<PeerReply> {
-    if (this.closed || this.nc.isClosed()) throw new BusClosedError();
+  request(to: string, message: PeerMessage, timeoutMs: number): Promise<PeerReply> {
+    if (this.closed || this.nc.isClosed()) return Promise.reject(new BusClosedError());
     const subject = subjects.peer(this.options.cluster, to, message.type);
-    try {
-      const reply = await this.nc.request(subject, encode(message), { timeout: Math.max(1, Math.round(timeoutMs)) });
-      return decode<PeerReply>(reply.data);
-    } catch (err) {
-      const code = (err as NatsError | undefined)?.code;
-      if (code === ErrorCode.NoResponders) throw new NoRespondersError(subject, { cause: err });
-      if (code === ErrorCode.Timeout) throw new BusTimeoutError(subject, { cause: err });
-      if (code === ErrorCode.ConnectionClosed || this.nc.isClosed()) throw new BusClosedError({ cause: err });
-      throw err;
+    const token = this.nextToken++;
+    return new Promise<PeerReply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(token);
+        reject(new BusTimeoutError(subject));
+      }, Math.max(1, Math.round(timeoutMs)));
+      this.pending.set(token, { subject, timer, resolve, reject });
+      try {
+        this.nc.publish(subject, encode(message), { reply: `${this.replyInbox()}.${token}` });
+      } catch (err) {
+        clearTimeout(timer);
+        this.pending.delete(token);
+        const code = (err as NatsError | undefined)?.code;
+        reject(code === ErrorCode.ConnectionClosed || this.nc.isClosed() ? new BusClosedError({ cause: err }) : err);
+      }
+    });
+  }
+
+  private replyInbox(): string {
+    if (this.inbox === null) {
+      const inbox = createInbox();
+      this.subscriptions.push(this.nc.subscribe(`${inbox}.*`, { callback: (err, msg) => this.onReply(inbox, err, msg) }));
+      this.inbox = inbox;
     }
+    return this.inbox;
+  }
+
+  private onReply(inbox: string, err: NatsError | null, msg: Msg): void {
+    if (err) {
+      this.log.warn({ err }, 'reply subscription error');
+      return;
+    }
+    const token = Number(msg.subject.slice(inbox.length + 1));
+    const request = this.pending.get(token);
+    if (request === undefined) return; // it timed out already
+    this.pending.delete(token);
+    clearTimeout(request.timer);
+    // With no subscriber on the subject, the server itself answers: status 503, no payload.
+    if (msg.data.byteLength === 0 && msg.headers?.code === 503) {
+      request.reject(new NoRespondersError(request.subject));
+      return;
+    }
+    try {
+      request.resolve(decode<PeerReply>(msg.data));
+    } catch (e) {
+      request.reject(e);
+    }
+  }
+
+  private failPending(err: Error): void {
+    for (const request of this.pending.values()) {
+      clearTimeout(request.timer);
+      request.reject(err);
+    }
+    this.pending.clear();
   }
 
   send(to: string, message: PeerMessage): void {
@@ -185,6 +252,7 @@ export class NatsBus implements Bus {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.failPending(new BusClosedError());
     try {
       await this.nc.drain();
     } catch {
