@@ -9,7 +9,7 @@ import type { ClientReply, PeerMessage, PeerReply, PendingEntry, WriteCommand } 
 import { ReplicaLink } from './replica-link.ts';
 import type { ReplicaStore } from './replica-store.ts';
 import { fail } from './request.ts';
-import { Cancellation, sleep } from './time.ts';
+import { sleep } from './time.ts';
 
 export interface TermConfig {
   nodeId: string;
@@ -80,7 +80,6 @@ export class LeaderTerm {
   private serving = false;
   private stopping = false;
   private ended: string | null = null;
-  private readonly endSignal = new Cancellation();
   private persistChain: Promise<void> = Promise.resolve();
   private watchTimer: unknown = null;
   private readonly log: Log;
@@ -270,7 +269,8 @@ export class LeaderTerm {
       if (this.ended !== null) throw new TermEndedError(this.ended);
       if (!this.targets.has(id)) return;
       try {
-        const reply = await this.endSignal.race(this.link(id).invalidate(entry));
+        // The term's end aborts every link, so this wait ends with it.
+        const reply = await this.link(id).invalidate(entry);
         if (reply.ok) return;
         if (reply.code === 'STALE_EPOCH' && reply.epoch > this.epoch) {
           this.end(`member ${id} is at epoch ${reply.epoch}`);
@@ -499,7 +499,7 @@ export class LeaderTerm {
     this.ended = reason;
     this.serving = false;
     if (this.watchTimer !== null) this.ports.clock.clearTimeout(this.watchTimer);
-    this.endSignal.cancel(new TermEndedError(reason));
+    for (const link of this.links.values()) link.abort(new TermEndedError(reason));
     this.log.info({ reason }, 'term ended');
     this.onDeposed(reason);
   }

@@ -10,7 +10,7 @@ import { Batcher } from './batcher.ts';
 import type { ClientReply, ClientRequest, MembersView, PeerMessage, PeerReply, WriteCommand } from './protocol.ts';
 import { ReplicaStore } from './replica-store.ts';
 import { fail, parseKey, parseWrite } from './request.ts';
-import { Cancellation, deferred, DeadlineError, sleep, withDeadline, type Deferred } from './time.ts';
+import { Cancellation, deferred, DeadlineError, DeadlineQueue, sleep, withDeadline, type Deferred } from './time.ts';
 
 export interface NodeConfig {
   nodeId: string;
@@ -109,12 +109,15 @@ export class ZiNode {
   private resignAfterTerm = false;
   private stopping = false;
   private published = '';
+  /** Client operations get opTimeoutMs each, through one timer. */
+  private readonly clientDeadlines: DeadlineQueue;
 
   constructor(
     readonly config: NodeConfig,
     private readonly ports: NodePorts,
   ) {
     this.log = ports.log.child({ node: config.nodeId });
+    this.clientDeadlines = new DeadlineQueue(ports.clock, config.opTimeoutMs);
     const observer = ports.observer;
     if (observer?.entry) this.store.onEntry = (key, entry) => observer.entry!(key, entry.state, entry.state === 'invalid' ? entry.pendingRev : entry.rev);
   }
@@ -514,7 +517,7 @@ export class ZiNode {
       if (this.stopping) return fail(503, 'node is shutting down');
       if (this.sessionState !== 'connected') return fail(503, 'no live ZooKeeper session');
       const work = request.op === 'get' ? this.read(request) : this.write(request);
-      return await withDeadline(this.ports.clock, this.config.opTimeoutMs, request.op, work);
+      return await this.clientDeadlines.run(request.op, work);
     } catch (err) {
       if (err instanceof DeadlineError) return fail(504, 'could not finish in time; the outcome is unknown');
       this.log.error({ err, op: request.op }, 'request failed');
@@ -663,6 +666,7 @@ export class ZiNode {
       await Promise.race([this.handover.promise, sleep(this.ports.clock, this.config.opTimeoutMs + 500)]);
     }
     this.stopping = true;
+    this.clientDeadlines.stop();
     this.followerActor?.stop();
     this.term?.end('stopped');
     await this.ports.coordinator.stop().catch((err) => this.log.warn({ err }, 'coordinator stop failed'));

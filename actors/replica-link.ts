@@ -2,12 +2,14 @@
 // travel as one request, and validations ride along with the next request (or go alone when
 // none follows), so under load the message count per write falls well below three.
 import type { Bus, Clock, NodeObserver } from './ports.ts';
+import { deferred, type Deferred } from './time.ts';
 import type { KeyRevision, PeerMessage, PeerReply, PendingEntry } from './protocol.ts';
 
-interface Waiting {
-  entry: PendingEntry;
-  resolve(reply: PeerReply): void;
-  reject(err: unknown): void;
+/** Writes that travel in one request; every one of them gets the replica's one reply. */
+interface Batch {
+  entries: PendingEntry[];
+  bytes: number;
+  reply: Deferred<PeerReply>;
 }
 
 export interface LinkConfig {
@@ -20,9 +22,12 @@ export interface LinkConfig {
 }
 
 export class ReplicaLink {
-  private queue: Waiting[] = [];
+  /** Batches not sent yet; only the last one takes more writes. */
+  private queue: Batch[] = [];
+  private readonly unanswered = new Set<Batch>();
   private validations: KeyRevision[] = [];
   private flushScheduled = false;
+  private aborted: unknown = null;
 
   constructor(
     private readonly config: LinkConfig,
@@ -31,17 +36,38 @@ export class ReplicaLink {
     private readonly observer?: NodeObserver,
   ) {}
 
-  /** Resolves with the replica's reply to the batch that carried `entry`; rejects if unreachable. */
+  /**
+   * Resolves with the replica's reply to the batch that carries `entry`; rejects if it is
+   * unreachable or the link is aborted. Writes of one batch share one promise.
+   */
   invalidate(entry: PendingEntry): Promise<PeerReply> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ entry, resolve, reject });
-      this.scheduleFlush();
-    });
+    if (this.aborted !== null) return Promise.reject(this.aborted);
+    const size = (entry.value?.byteLength ?? 0) + entry.key.length + 32;
+    let batch = this.queue[this.queue.length - 1];
+    if (batch === undefined || batch.entries.length >= this.config.maxBatchEntries || batch.bytes + size > this.config.maxBatchBytes) {
+      batch = { entries: [], bytes: 0, reply: deferred<PeerReply>() };
+      // Every write awaits it; this only keeps a rejection nobody waits for any more quiet.
+      batch.reply.promise.catch(() => undefined);
+      this.queue.push(batch);
+    }
+    batch.entries.push(entry);
+    batch.bytes += size;
+    this.scheduleFlush();
+    return batch.reply.promise;
   }
 
   validate(key: string, rev: number): void {
     this.validations.push({ key, rev });
     this.scheduleFlush();
+  }
+
+  /** Fail every write waiting on this link (the term ended): nobody waits for a timeout. */
+  abort(err: unknown): void {
+    this.aborted = err;
+    for (const batch of [...this.queue, ...this.unanswered]) batch.reply.reject(err);
+    this.queue = [];
+    this.unanswered.clear();
+    this.validations = [];
   }
 
   private scheduleFlush(): void {
@@ -53,7 +79,9 @@ export class ReplicaLink {
 
   private flush(): void {
     this.flushScheduled = false;
-    while (this.queue.length > 0) this.sendBatch(this.takeBatch());
+    if (this.aborted !== null) return;
+    for (const batch of this.queue) this.sendBatch(batch);
+    this.queue = [];
     if (this.validations.length > 0) {
       const message: PeerMessage = { type: 'validate', from: this.config.from, epoch: this.config.epoch, validated: this.validations };
       this.observer?.message?.('out', 'validate', this.config.to, this.validations.map((v) => v.key));
@@ -62,38 +90,29 @@ export class ReplicaLink {
     }
   }
 
-  private takeBatch(): Waiting[] {
-    let bytes = 0;
-    let count = 0;
-    for (const w of this.queue) {
-      const size = (w.entry.value?.byteLength ?? 0) + w.entry.key.length + 32;
-      if (count > 0 && (count >= this.config.maxBatchEntries || bytes + size > this.config.maxBatchBytes)) break;
-      bytes += size;
-      count++;
-    }
-    return this.queue.splice(0, count);
-  }
-
-  private sendBatch(batch: Waiting[]): void {
+  private sendBatch(batch: Batch): void {
     const message: PeerMessage = {
       type: 'invalidate',
       from: this.config.from,
       epoch: this.config.epoch,
-      entries: batch.map((w) => w.entry),
+      entries: batch.entries,
       validated: this.validations,
     };
     this.validations = [];
     const observer = this.observer;
     const sentAt = this.clock.now();
-    observer?.message?.('out', 'invalidate', this.config.to, batch.map((w) => w.entry.key));
+    observer?.message?.('out', 'invalidate', this.config.to, batch.entries.map((e) => e.key));
+    this.unanswered.add(batch);
     this.bus.request(this.config.to, message, this.config.ackTimeoutMs).then(
       (reply) => {
-        observer?.replication?.(this.config.to, batch.length, this.clock.now() - sentAt, reply.ok);
-        for (const w of batch) w.resolve(reply);
+        this.unanswered.delete(batch);
+        observer?.replication?.(this.config.to, batch.entries.length, this.clock.now() - sentAt, reply.ok);
+        batch.reply.resolve(reply);
       },
       (err: unknown) => {
-        observer?.replication?.(this.config.to, batch.length, this.clock.now() - sentAt, false);
-        for (const w of batch) w.reject(err);
+        this.unanswered.delete(batch);
+        observer?.replication?.(this.config.to, batch.entries.length, this.clock.now() - sentAt, false);
+        batch.reply.reject(err);
       },
     );
   }

@@ -11,7 +11,7 @@ type Waiter = () => void;
  * Most keys sit valid with a small value: those live in a PackedTable (key, revision and value
  * in one byte arena, ~56 bytes for a 16-byte key and value, nothing for the garbage collector
  * to trace). Everything else (a write in flight, a tombstone, a large value) is an EntryRecord
- * in a Map. A key is in at most one of the two.
+ * in a Map, which wins over the table: a key in flight keeps its committed value in the table.
  */
 const PACK_MAX_BYTES = 256;
 
@@ -65,9 +65,7 @@ export class ReplicaStore {
     if (event.rev > this.maxRev) this.maxRev = event.rev;
     if (event.type === 'fill') event = { ...event, value: compact(event.value) };
     else if (event.type === 'invalidate' && event.value !== null) event = { ...event, value: compact(event.value) };
-    let entry = this.entries.get(key);
-    const wasPacked = entry === undefined && this.packed.has(key);
-    if (wasPacked) entry = this.unpack(key)!;
+    let entry = this.entries.get(key) ?? this.unpack(key);
     if (entry === undefined) {
       if (event.type === 'validate' || event.type === 'abort') return false;
       entry = { state: 'absent', rev: 0, value: null, pendingRev: 0, pendingValue: null };
@@ -82,10 +80,14 @@ export class ReplicaStore {
     }
     this.onEntry?.(key, entry);
     if (packable(entry) && this.walks === 0) {
-      this.packed.set(key, entry.rev, entry.value!);
+      this.packed.set(key, entry.rev, entry.value!); // in place when the value keeps its size
       this.entries.delete(key);
+    } else if (entry.state === 'invalid') {
+      // The committed value stays in the table too, shadowed by this entry, so that the
+      // validate to come rewrites its record in place rather than appending a new one.
+      this.entries.set(key, entry);
     } else {
-      if (wasPacked) this.packed.delete(key);
+      this.packed.delete(key);
       if (entry.state === 'absent' && !this.keepTombstones) this.entries.delete(key);
       else this.entries.set(key, entry);
     }
@@ -152,14 +154,15 @@ export class ReplicaStore {
   }
 
   /**
-   * The packed table first, then the map. An entry that a write moves from the table to the map
-   * meanwhile is still met in the map; the other way is held off while a walk is on (an entry
-   * validated meanwhile stays in the map), so no committed entry slips between the two.
+   * The packed table first (records shadowed by a map entry skipped), then the map. An entry
+   * that a write moves from the table to the map meanwhile is still met in the map; the other
+   * way is held off while a walk is on (an entry validated meanwhile stays in the map), so no
+   * committed entry slips between the two.
    */
   private *committed(): Generator<SnapshotEntry> {
     this.walks++;
     try {
-      yield* this.packed.entries();
+      for (const e of this.packed.entries()) if (!this.entries.has(e.key)) yield e;
       for (const [key, e] of this.entries) if (e.value !== null) yield { key, rev: e.rev, value: e.value };
     } finally {
       this.walks--;
@@ -173,7 +176,7 @@ export class ReplicaStore {
   /** Every key held, tombstones included (for checks on a quiet store: no ordering promise under writes). */
   *keys(): Generator<string> {
     yield* this.entries.keys();
-    for (const e of this.packed.entries()) yield e.key;
+    for (const e of this.packed.entries()) if (!this.entries.has(e.key)) yield e.key;
   }
 
   /** Bytes the packed table holds (arena and index), for the memory figures. */

@@ -28,6 +28,81 @@ export function withDeadline<T>(clock: Clock, ms: number, what: string, work: Pr
   });
 }
 
+interface Deadline {
+  at: number;
+  what: string;
+  /** Null once the work settled (or the deadline fired). */
+  reject: ((err: unknown) => void) | null;
+}
+
+/**
+ * withDeadline for many works that all get the same span: arrival order is then deadline order,
+ * so one timer walks a queue instead of every client request arming and clearing its own.
+ */
+export class DeadlineQueue {
+  private queue: Deadline[] = [];
+  private head = 0;
+  private timer: unknown = null;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly spanMs: number,
+  ) {}
+
+  run<T>(what: string, work: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const deadline: Deadline = { at: this.clock.now() + this.spanMs, what, reject };
+      this.queue.push(deadline);
+      if (this.timer === null) this.arm();
+      work.then(
+        (value) => {
+          deadline.reject = null;
+          resolve(value);
+        },
+        (err: unknown) => {
+          deadline.reject = null;
+          reject(err);
+        },
+      );
+    });
+  }
+
+  /** Drop the timer (the owner is going away; works still running get no deadline). */
+  stop(): void {
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    this.timer = null;
+    this.queue = [];
+    this.head = 0;
+  }
+
+  /** Fire at the first deadline still pending; settled ones are skipped. */
+  private arm(): void {
+    while (this.head < this.queue.length && this.queue[this.head]!.reject === null) this.head++;
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    if (this.head === this.queue.length) {
+      this.timer = null;
+      return;
+    }
+    this.timer = this.clock.setTimeout(() => this.expire(), Math.max(0, this.queue[this.head]!.at - this.clock.now()));
+  }
+
+  private expire(): void {
+    const now = this.clock.now();
+    for (; this.head < this.queue.length; this.head++) {
+      const deadline = this.queue[this.head]!;
+      if (deadline.reject === null) continue;
+      if (deadline.at > now) break;
+      const reject = deadline.reject;
+      deadline.reject = null;
+      reject(new DeadlineError(deadline.what));
+    }
+    this.arm();
+  }
+}
+
 export interface Deferred<T> {
   promise: Promise<T>;
   resolve(value: T): void;

@@ -1,11 +1,12 @@
 // The Bus port on a real NATS connection: the public client contract as endpoints of the NATS
 // service `zistore` (so $SRV.PING/INFO/STATS discover nodes), and peer request-reply.
-import { connect, createInbox, ErrorCode, headers as natsHeaders, type Msg, type NatsConnection, type NatsError, type ServiceMsg, type Subscription } from 'nats';
+import { connect, headers as natsHeaders, type Msg, type NatsConnection, type NatsError, type ServiceMsg, type Subscription } from 'nats';
 import type { Bus, ClientHandler, Log, PeerHandler } from '../actors/ports.ts';
 import type { ClientOp, ClientReply, PeerMessage, PeerReply } from '../actors/protocol.ts';
 import { checkPeerMessage } from '../actors/peer-check.ts';
 import { decode, encode } from './codec.ts';
-import { BusClosedError, BusTimeoutError, MaxPayloadError, NoRespondersError } from './errors.ts';
+import { RequestMux } from './request-mux.ts';
+import { BusClosedError, MaxPayloadError } from './errors.ts';
 import { CLIENT_OPS, SERVICE_NAME, subjects } from './subjects.ts';
 
 /** Peer messages carry a value plus metadata: the server must allow well over 1 MiB. */
@@ -53,31 +54,18 @@ const toHeaderMap = (msg: Msg): Map<string, string[]> => {
   return map;
 };
 
-interface PendingRequest {
-  subject: string;
-  timer: ReturnType<typeof setTimeout>;
-  resolve(reply: PeerReply): void;
-  reject(err: unknown): void;
-}
-
 export class NatsBus implements Bus {
   private readonly subscriptions: Subscription[] = [];
   private closed = false;
   private readonly log: Log;
-  /**
-   * Peer requests get their replies on one subscription of ours, `<inbox>.<token>`, rather than
-   * through nats.js's request(): that one builds an Error (with its stack) for every request
-   * it completes, a cost we paid per replication round.
-   */
-  private inbox: string | null = null;
-  private readonly pending = new Map<number, PendingRequest>();
-  private nextToken = 1;
+  private readonly requests: RequestMux;
 
   constructor(
     readonly nc: NatsConnection,
     private readonly options: NatsBusOptions,
   ) {
     this.log = options.log.child({ actor: 'bus' });
+    this.requests = new RequestMux(nc);
     void this.watchStatus();
   }
 
@@ -85,7 +73,6 @@ export class NatsBus implements Bus {
     for await (const status of this.nc.status()) {
       this.log.info({ type: status.type, data: String(status.data) }, 'nats status');
     }
-    this.failPending(new BusClosedError());
   }
 
   async serveClients(handler: ClientHandler): Promise<void> {
@@ -180,64 +167,10 @@ export class NatsBus implements Bus {
     this.subscriptions.push(sub);
   }
 
-  request(to: string, message: PeerMessage, timeoutMs: number): Promise<PeerReply> {
-    if (this.closed || this.nc.isClosed()) return Promise.reject(new BusClosedError());
-    const subject = subjects.peer(this.options.cluster, to, message.type);
-    const token = this.nextToken++;
-    return new Promise<PeerReply>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(token);
-        reject(new BusTimeoutError(subject));
-      }, Math.max(1, Math.round(timeoutMs)));
-      this.pending.set(token, { subject, timer, resolve, reject });
-      try {
-        this.nc.publish(subject, encode(message), { reply: `${this.replyInbox()}.${token}` });
-      } catch (err) {
-        clearTimeout(timer);
-        this.pending.delete(token);
-        const code = (err as NatsError | undefined)?.code;
-        reject(code === ErrorCode.ConnectionClosed || this.nc.isClosed() ? new BusClosedError({ cause: err }) : err);
-      }
-    });
-  }
-
-  private replyInbox(): string {
-    if (this.inbox === null) {
-      const inbox = createInbox();
-      this.subscriptions.push(this.nc.subscribe(`${inbox}.*`, { callback: (err, msg) => this.onReply(inbox, err, msg) }));
-      this.inbox = inbox;
-    }
-    return this.inbox;
-  }
-
-  private onReply(inbox: string, err: NatsError | null, msg: Msg): void {
-    if (err) {
-      this.log.warn({ err }, 'reply subscription error');
-      return;
-    }
-    const token = Number(msg.subject.slice(inbox.length + 1));
-    const request = this.pending.get(token);
-    if (request === undefined) return; // it timed out already
-    this.pending.delete(token);
-    clearTimeout(request.timer);
-    // With no subscriber on the subject, the server itself answers: status 503, no payload.
-    if (msg.data.byteLength === 0 && msg.headers?.code === 503) {
-      request.reject(new NoRespondersError(request.subject));
-      return;
-    }
-    try {
-      request.resolve(decode<PeerReply>(msg.data));
-    } catch (e) {
-      request.reject(e);
-    }
-  }
-
-  private failPending(err: Error): void {
-    for (const request of this.pending.values()) {
-      clearTimeout(request.timer);
-      request.reject(err);
-    }
-    this.pending.clear();
+  async request(to: string, message: PeerMessage, timeoutMs: number): Promise<PeerReply> {
+    if (this.closed) throw new BusClosedError();
+    const reply = await this.requests.request(subjects.peer(this.options.cluster, to, message.type), encode(message), timeoutMs);
+    return decode<PeerReply>(reply.data);
   }
 
   send(to: string, message: PeerMessage): void {
@@ -252,7 +185,7 @@ export class NatsBus implements Bus {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.failPending(new BusClosedError());
+    this.requests.failAll(new BusClosedError());
     try {
       await this.nc.drain();
     } catch {

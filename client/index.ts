@@ -2,7 +2,9 @@
 //   import { connect } from 'zistore';
 //   const kv = await connect({ servers: 'nats://127.0.0.1:4222' });
 //   const { revision } = await kv.put('greeting', 'hello');
-import { connect as natsConnect, headers as natsHeaders, type ConnectionOptions, type Msg, type NatsConnection, type NatsError } from 'nats';
+import { connect as natsConnect, headers as natsHeaders, type ConnectionOptions, type Msg, type NatsConnection } from 'nats';
+import { BusTimeoutError, NoRespondersError } from '../bus/errors.ts';
+import { RequestMux } from '../bus/request-mux.ts';
 
 export const KEY_HEADER = 'Zi-Key';
 export const REVISION_HEADER = 'Zi-Revision';
@@ -80,11 +82,13 @@ export class ZiClient {
   /** The leader as last reported by `members`; null when unknown (then any node takes writes). */
   private leader: string | null = null;
   private leaderLookup: Promise<void> | null = null;
+  private readonly requests: RequestMux;
 
   constructor(
     readonly nc: NatsConnection,
     options: ClientOptions = {},
   ) {
+    this.requests = new RequestMux(nc);
     this.cluster = options.cluster ?? 'default';
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.retries503 = options.retries503 ?? 6;
@@ -137,11 +141,10 @@ export class ZiClient {
     const subject = this.subject(op, opts.node);
     let msg: Msg;
     try {
-      msg = await this.nc.request(subject, body, { timeout: opts.timeoutMs ?? this.timeoutMs, headers: h });
+      msg = await this.requests.request(subject, body, opts.timeoutMs ?? this.timeoutMs, h);
     } catch (err) {
-      const code = (err as NatsError).code;
-      if (code === 'TIMEOUT') throw new ZiTimeoutError(subject, { cause: err });
-      if (code === '503') throw new ZiStoreError(503, 'no node is serving this subject');
+      if (err instanceof BusTimeoutError) throw new ZiTimeoutError(subject, { cause: err });
+      if (err instanceof NoRespondersError) throw new ZiStoreError(503, 'no node is serving this subject');
       throw err;
     }
     const errorCode = msg.headers?.get('Nats-Service-Error-Code');

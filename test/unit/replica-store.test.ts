@@ -83,4 +83,31 @@ describe('replica store', () => {
     expect(new Map(snapshot.map((e) => [e.key, e.rev]))).toEqual(new Map([['small', rev], ['big', 5], ['k', 11]]));
     expect(snapshot).toHaveLength(3);
   });
+
+  it('replica store - a state-transfer walk meets every committed key while writes move entries around', () => {
+    const s = new ReplicaStore();
+    for (let i = 0; i < 100; i++) s.apply(`k${i}`, { type: 'fill', rev: i + 1, value: v(`value-${i}`) });
+    const walk = s.chunks(10, 1 << 20);
+    const seen = new Map<string, number>();
+    const take = (chunk: IteratorResult<{ key: string; rev: number }[]>) => {
+      if (!chunk.done) for (const e of chunk.value) seen.set(e.key, Math.max(seen.get(e.key) ?? 0, e.rev));
+    };
+    take(walk.next());
+    // Mid-walk: a write in flight, writes validated with a new size (table → map → table is held
+    // off), a delete, and a new key.
+    s.apply('k50', { type: 'invalidate', rev: 200, value: v('in flight') });
+    for (const key of ['k3', 'k99']) {
+      s.apply(key, { type: 'invalidate', rev: 201, value: v('a longer value than before') });
+      s.apply(key, { type: 'validate', rev: 201 });
+    }
+    s.apply('k60', { type: 'invalidate', rev: 202, value: null });
+    s.apply('k60', { type: 'validate', rev: 202 });
+    for (let chunk = walk.next(); !chunk.done; chunk = walk.next()) take(chunk);
+    for (let i = 0; i < 100; i++) if (i !== 60) expect(seen.has(`k${i}`), `k${i}`).toBe(true);
+    expect(seen.get('k50')).toBe(51); // the committed value, not the one in flight
+    expect(seen.get('k99')).toBe(201);
+    expect(s.get('k99')).toMatchObject({ state: 'valid', rev: 201, value: v('a longer value than before') });
+    expect(s.get('k60')).toBeUndefined();
+    expect(s.size).toBe(99);
+  });
 });
