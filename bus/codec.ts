@@ -1,8 +1,10 @@
 // Peer message encoding: [u32 JSON length][JSON][u32 blob count][u32 blob length]…[blobs].
 // Byte values travel as raw bytes after the JSON (no base64) and come out as views on the
-// received buffer (no copy). In the JSON a byte value is the marker {"$b": index}.
+// received buffer (no copy). In the JSON a byte value is the marker {"$b": index}. The two
+// messages of every write (invalidate, validate) have a binary form of their own: write-codec.ts.
 import { Buffer } from 'node:buffer';
 import { CodecError } from './errors.ts';
+import { decodeWrites, encodeWrites, isWritesMessage, WRITES_MAGIC } from './write-codec.ts';
 
 const decoder = new TextDecoder();
 
@@ -52,6 +54,7 @@ function injectBlobs(value: unknown, blobs: Uint8Array[]): unknown {
 }
 
 export function encode(message: unknown): Uint8Array {
+  if (isWritesMessage(message)) return encodeWrites(message);
   const blobs: Uint8Array[] = [];
   const json = JSON.stringify(extractBlobs(message, blobs));
   // One buffer, the JSON written straight into it (no intermediate encoded copy).
@@ -76,6 +79,7 @@ export function encode(message: unknown): Uint8Array {
 }
 
 export function decode<T>(data: Uint8Array): T {
+  if (data.byteLength > 0 && data[0] === WRITES_MAGIC) return decodeWrites(data) as T;
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const need = (bytes: number, what: string) => {
     if (bytes > data.byteLength) throw new CodecError(`peer message truncated in ${what}`);

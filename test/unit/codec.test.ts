@@ -31,4 +31,29 @@ describe('codec', () => {
       expect(() => checkPeerMessage(bad)).toThrowError(expect.objectContaining({ name: 'BadPeerMessageError' }));
     }
   });
+
+  it('codec - invalidate and validate travel in the binary form; every cut of such a frame is a CodecError', () => {
+    const message = {
+      type: 'invalidate', from: 'n1', epoch: 2 ** 40, validated: [{ key: 'done/é', rev: 7 }],
+      entries: [{ key: 'a', rev: 8, value: new Uint8Array([1, 2, 3]) }, { key: 'ключ/🔑', rev: Number.MAX_SAFE_INTEGER, value: null }, { key: 'e', rev: 9, value: new Uint8Array(0) }],
+    };
+    const frame = encode(message);
+    expect(frame[0]).toBe(0xb1);
+    // Decoded from a view inside a larger buffer, as a socket chunk would hold it.
+    const padded = new Uint8Array(frame.byteLength + 10);
+    padded.set(frame, 5);
+    const out = decode<typeof message>(padded.subarray(5, 5 + frame.byteLength));
+    expect(out).toEqual(message);
+    expect(checkPeerMessage(out).type).toBe('invalidate');
+    expect(decode(encode({ type: 'validate', from: 'n1', epoch: 1, validated: [] }))).toEqual({ type: 'validate', from: 'n1', epoch: 1, validated: [] });
+    for (let cut = 1; cut < frame.byteLength; cut++) {
+      expect(() => decode(frame.subarray(0, cut)), `cut at ${cut}`).toThrowError(expect.objectContaining({ name: 'CodecError' }));
+    }
+    // What the binary form cannot carry exactly goes as JSON: extra members, a lone surrogate.
+    for (const odd of [{ ...message, extra: 1 }, { ...message, from: 'n\ud800' }]) {
+      const f = encode(odd);
+      expect(f[0]).toBe(0);
+      expect(decode(f)).toEqual(odd);
+    }
+  });
 });
