@@ -1,25 +1,26 @@
 // One write per key at a time; writes to different keys run concurrently.
 export class KeyTurns {
-  private readonly tails = new Map<string, Promise<void>>();
+  /** Keys whose turn is taken, with the writers waiting for it in order. */
+  private readonly queues = new Map<string, (() => void)[]>();
 
   /** Runs `work` after every earlier turn on `key` has finished. */
   async run<T>(key: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.tails.get(key);
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => (release = resolve));
-    const tail = previous ? previous.then(() => mine) : mine;
-    this.tails.set(key, tail);
+    const queue = this.queues.get(key);
+    // A free key (the usual case) costs no promise of its own.
+    if (queue === undefined) this.queues.set(key, []);
+    else await new Promise<void>((resolve) => queue.push(resolve));
     try {
-      if (previous) await previous;
       return await work();
     } finally {
-      release();
-      if (this.tails.get(key) === tail) this.tails.delete(key);
+      const waiting = this.queues.get(key)!;
+      const next = waiting.shift();
+      if (next === undefined) this.queues.delete(key);
+      else next();
     }
   }
 
   /** Keys with a write running or queued. */
   get busy(): number {
-    return this.tails.size;
+    return this.queues.size;
   }
 }

@@ -202,13 +202,13 @@ export class LeaderTerm {
       if (!this.isServing || !this.sessionLive()) {
         return fail(503, 'leader has no live ZooKeeper session');
       }
-      const current = this.ports.store.get(command.key);
-      assert(current === undefined || current.state !== 'invalid', 'no write in flight on a key whose turn we hold');
-      const exists = current !== undefined && current.value !== null;
-      if (command.value === null && !exists) return fail(404, 'no such key');
+      const { store } = this.ports;
+      assert(!store.isInvalid(command.key), 'no write in flight on a key whose turn we hold');
+      const current = store.committedRevision(command.key);
+      if (command.value === null && current === null) return fail(404, 'no such key');
       if (command.ifRevision !== undefined) {
-        const matches = command.ifRevision === 0 ? !exists : exists && current!.rev === command.ifRevision;
-        if (!matches) return fail(409, `revision mismatch: key is at ${exists ? current!.rev : 'absent'}`);
+        const matches = command.ifRevision === 0 ? current === null : current === command.ifRevision;
+        if (!matches) return fail(409, `revision mismatch: key is at ${current ?? 'absent'}`);
       }
       const rev = this.nextRev++;
       try {

@@ -49,6 +49,12 @@ export class PackedTable {
     return { rev: this.view.getFloat64(offset + 8), value: this.valueAt(offset) };
   }
 
+  /** The revision of `key`'s record, without copying its value. */
+  revisionOf(key: string): number | undefined {
+    const at = this.find(this.encodeKey(key));
+    return at < 0 ? undefined : this.view.getFloat64(this.index[at]! - 1 + 8);
+  }
+
   has(key: string): boolean {
     return this.find(this.encodeKey(key)) >= 0;
   }

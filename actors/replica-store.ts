@@ -56,6 +56,13 @@ export class ReplicaStore {
     return p === undefined ? undefined : { state: 'valid', rev: p.rev, value: p.value, pendingRev: 0, pendingValue: null };
   }
 
+  /** Revision of `key`'s committed value, or null when the key does not exist (no copy of the value). */
+  committedRevision(key: string): number | null {
+    const entry = this.entries.get(key);
+    if (entry !== undefined) return entry.value === null ? null : entry.rev;
+    return this.packed.revisionOf(key) ?? null;
+  }
+
   /** Is a write to `key` in flight here? */
   isInvalid(key: string): boolean {
     return this.entries.get(key)?.state === 'invalid';
