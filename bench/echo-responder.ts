@@ -11,6 +11,7 @@
 //                                              (client → leader → every follower → leader → client)
 //                                              without the store.
 import { connect, headers as natsHeaders, type Msg } from 'nats';
+import { RequestMux } from '../bus/request-mux.ts';
 
 async function main(): Promise<void> {
   const [url, indexText, countText] = process.argv.slice(2);
@@ -20,6 +21,8 @@ async function main(): Promise<void> {
     throw new Error('usage: echo-responder.ts NATS_URL INDEX COUNT');
   }
   const nc = await connect({ servers: url, name: `zistore-bench-echo-${index}` });
+  // Relayed requests take the path a ZiStore leader's replication requests take.
+  const relay = new RequestMux(nc);
   const bodies = new Map<number, Uint8Array>();
   const body = (size: number): Uint8Array => {
     let b = bodies.get(size);
@@ -47,7 +50,7 @@ async function main(): Promise<void> {
       const [, , , fanoutText, replyText] = msg.subject.split('.');
       const fanout = Math.min(Number(fanoutText), count - 1);
       const peers = Array.from({ length: fanout }, (_, k) => (index + 1 + k) % count);
-      Promise.all(peers.map((j) => nc.request(`bench.echo.${j}.0`, msg.data, { timeout: 5000 }))).then(
+      Promise.all(peers.map((j) => relay.request(`bench.echo.${j}.0`, msg.data, 5000))).then(
         () => answer(msg, Number(replyText)),
         (e: unknown) => process.stderr.write(`relay failed: ${String(e)}\n`),
       );

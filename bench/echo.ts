@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { headers as natsHeaders, type NatsConnection } from 'nats';
+import { RequestMux } from '../bus/request-mux.ts';
 import { spawnManaged, type ManagedProcess } from '../cluster/child-process.ts';
 import type { Operation } from './load.ts';
 
@@ -62,14 +63,30 @@ export interface EchoShape {
   fanout?: number;
 }
 
-/** An echo exchange with a `Zi-Key` header, like a ZiStore request, to responder 0. */
+/** One request mux per connection, as ZiStore's client keeps one. */
+const muxes = new WeakMap<NatsConnection, RequestMux>();
+function muxOf(nc: NatsConnection): RequestMux {
+  let mux = muxes.get(nc);
+  if (mux === undefined) {
+    mux = new RequestMux(nc);
+    muxes.set(nc, mux);
+  }
+  return mux;
+}
+
+/**
+ * An echo exchange with a `Zi-Key` header, like a ZiStore request, to responder 0. It goes
+ * through the same request path as ZiStore's client (bus/request-mux.ts), so that the floor
+ * differs from a ZiStore request only by what the store does.
+ */
 export function echoOperation(nc: NatsConnection, shape: EchoShape, timeoutMs = 5000): Operation {
+  const mux = muxOf(nc);
   const fanout = shape.fanout ?? 0;
   const subject = fanout > 0 ? `bench.relay.0.${fanout}.${shape.replyBytes}` : `bench.echo.0.${shape.replyBytes}`;
   return async (seq) => {
     const h = natsHeaders();
     h.set('Zi-Key', `echo/${seq & 1023}`);
-    const reply = await nc.request(subject, shape.requestBody, { timeout: timeoutMs, headers: h });
+    const reply = await mux.request(subject, shape.requestBody, timeoutMs, h);
     if (reply.data.byteLength !== shape.replyBytes) throw new Error(`echo: expected ${shape.replyBytes} bytes, got ${reply.data.byteLength}`);
   };
 }

@@ -137,7 +137,7 @@ export function describeSystems(): SystemUnderTest[] {
     {
       name: 'NATS echo / relay',
       role:
-        'baseline peers: bare nats.js request-reply to a responder process on the same nats-server (echo), and the same ' +
+        'baseline peers: bare request-reply (through bus/request-mux.ts, as ZiStore\'s client sends) to a responder process on the same nats-server (echo), and the same ' +
         'with the responder first sending the value on to N other responder processes (relay: a put\'s message pattern)',
       durability: 'none (keeps no state)',
     },

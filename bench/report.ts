@@ -104,7 +104,7 @@ export const METHOD = [
   'Latency: HdrHistogram (3 significant digits) of the request-reply time seen by the client, in µs.',
   'CPU: utime+stime from /proc/<pid>/stat of ZooKeeper, nats-server, the echo responder and each node, and process.cpuUsage() of the bench, sampled at the window edges; "other" is machine busy time (/proc/stat) not accounted for by these processes.',
   'Echo: a bare NATS request-reply to a responder in another Node process on the same nats-server, with the same headers and body sizes as the ZiStore request (put-shaped: value out, empty reply; get-shaped: empty request, value back). "×echo" = ZiStore / echo at the same percentile.',
-  'Relay (the replication floor): the responder first sends the value to N other responder processes in parallel (plain nats.js requests), then answers: the message pattern of a put at the leader with N followers, without the store. "×relay" = ZiStore / relay at the same percentile.',
+  'Relay (the replication floor): the responder first sends the value to N other responder processes in parallel (requests through bus/request-mux.ts, as a ZiStore leader sends them), then answers: the message pattern of a put at the leader with N followers, without the store. "×relay" = ZiStore / relay at the same percentile.',
   'ZiStore requests go to one node through its node subject (`zistore.<c>.node.<id>.put|get`), or to the cluster queue group (`any`). Nodes connect straight to nats-server and ZooKeeper (no fault-injection proxy).',
 ];
 
