@@ -9,6 +9,8 @@
 // appended and the old one marked dead. Dead bytes are reclaimed by compacting the arena when it
 // is full and at least half dead.
 
+import { Buffer } from 'node:buffer';
+
 const HEADER_BYTES = 16;
 const DEAD = 0xffff;
 const EMPTY = 0;
@@ -161,8 +163,10 @@ export class PackedTable {
 
   private valueAt(offset: number): Uint8Array {
     const start = offset + HEADER_BYTES + this.view.getUint16(offset + 4);
-    // A copy: the record may be rewritten in place after the caller got it.
-    return this.arena.slice(start, start + this.view.getUint16(offset + 6));
+    // A copy, since the record may be rewritten in place after the caller got it; made in
+    // Node's shared buffer pool rather than an ArrayBuffer of its own (a malloc per value).
+    const copy = Buffer.from(this.arena.subarray(start, start + this.view.getUint16(offset + 6)));
+    return new Uint8Array(copy.buffer, copy.byteOffset, copy.byteLength);
   }
 
   /** Mark a record dead; its value length moves to the hash field so a walk can step over it. */

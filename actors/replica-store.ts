@@ -18,12 +18,14 @@ const PACK_MAX_BYTES = 256;
 const packable = (entry: EntryRecord): boolean => entry.state === 'valid' && entry.value !== null && entry.value.byteLength <= PACK_MAX_BYTES;
 
 /**
- * Values arrive as views on a received message buffer (no copy on the way in). A value kept as
- * such a view would pin the whole socket chunk or batch in memory, so a value whose backing
+ * Values arrive as views on a received message buffer (no copy on the way in). A large value kept
+ * as such a view would pin the whole socket chunk or batch in memory, so a value whose backing
  * buffer is much larger than itself is copied once, here, as it is stored.
  */
 function compact(value: Uint8Array): Uint8Array {
-  if (value.buffer.byteLength <= value.byteLength * 2 + 64) return value;
+  // A small value is copied into the packed table once it is valid; until then it may pin the
+  // message it came in (one round trip, or until the next leader settles it).
+  if (value.byteLength <= PACK_MAX_BYTES || value.buffer.byteLength <= value.byteLength * 2 + 64) return value;
   // A buffer of its own, not zero-filled first (every byte is overwritten at once).
   const copy = Buffer.allocUnsafeSlow(value.byteLength);
   copy.set(value);
