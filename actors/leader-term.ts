@@ -449,8 +449,13 @@ export class LeaderTerm {
       }
       if (!stillJoining()) return;
       await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq, entries: [], done: true, maxRev: Math.max(store.maxRev, this.nextRev - 1) });
-      // Dropped while the last chunk was in flight (suspected, or gone from ZooKeeper): not a replica.
-      if (!stillJoining() || !this.targets.has(id) || this.removing.has(id)) return;
+      // Dropped while the last chunk was in flight (suspected, or gone from ZooKeeper): not a
+      // replica. Forget the admission too, or its lease requests would hear "still joining" for
+      // ever; now they hear NOT_REPLICA, which sends it to join again.
+      if (!stillJoining() || !this.targets.has(id) || this.removing.has(id)) {
+        if (stillJoining()) this.joining.delete(id);
+        return;
+      }
       this.replicas.add(id);
       try {
         await this.persistReplicas();

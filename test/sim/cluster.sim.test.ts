@@ -226,6 +226,8 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   seedCase('F7', 156, 'same');
   seedCase('F8', 10762, 'a joiner on a new session refuses writes for ever; every write stalls');
   seedCase('F8', 10260, 'same');
+  // F9: found by a sweep of seeds 1000-2499 on 2026-11-24 (it failed on the core of 12:15 too).
+  seedCase('F9', 1214, 'two joiners removed during their transfers sit in syncing for ever');
   seedCase('F1', 2, 'lost invalidation, refused lease, rejoin, then the old removal strikes');
   seedCase('F1', 18, 'same, ending in a stale read');
   // F2: actors/leader-term.ts transfer() — the joiner enters replicas though it left the targets.

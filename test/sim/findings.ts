@@ -67,6 +67,12 @@ export const FINDINGS: Record<string, Finding> = {
     title: 'a target that answers NOT_READY for ever (it moved on to another join or session) stalls every write',
     where: 'actors/leader-term.ts ackFrom(): fixed (one that keeps refusing is removed like a silent one)',
   },
+  F9: {
+    id: 'F9',
+    status: 'fixed',
+    title: 'a joiner removed while its last chunk was in flight stays "still joining" on the leader: it never gets a lease and never re-joins',
+    where: 'actors/leader-term.ts transfer(): fixed (the admission is forgotten, so its lease requests get NOT_REPLICA and it joins again)',
+  },
 };
 
 export interface Evidence {
