@@ -4,6 +4,8 @@
 //   const { revision } = await kv.put('greeting', 'hello');
 import { connect as natsConnect, headers as natsHeaders, type ConnectionOptions, type Msg, type NatsConnection } from 'nats';
 import { BusTimeoutError, NoRespondersError } from '../bus/errors.ts';
+// A call on a closed connection rejects with it.
+export { BusClosedError } from '../bus/errors.ts';
 import { RequestMux } from '../bus/request-mux.ts';
 
 export const KEY_HEADER = 'Zi-Key';
