@@ -39,11 +39,6 @@ export class PackedTable {
     return this.liveRecords;
   }
 
-  /** Arena and index bytes held (for the memory figures). */
-  get bytes(): number {
-    return this.arena.byteLength + this.index.byteLength;
-  }
-
   get(key: string): { rev: number; value: Uint8Array } | undefined {
     const at = this.find(this.encodeKey(key));
     if (at < 0) return undefined;

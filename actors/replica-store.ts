@@ -1,5 +1,5 @@
-// Every node holds a full replica: a map of cache entries plus waiters for keys whose
-// write is in flight. Pure data structure, no I/O, no timers.
+// Every node holds a full replica: cache entries (most of them packed, see below) plus waiters
+// for keys whose write is in flight. Pure data structure, no I/O, no timers.
 import { Buffer } from 'node:buffer';
 import { PackedTable } from './packed-table.ts';
 import { stepEntry, type EntryEvent, type EntryRecord } from './cache-entry.machine.ts';
@@ -186,10 +186,5 @@ export class ReplicaStore {
   *keys(): Generator<string> {
     yield* this.entries.keys();
     for (const e of this.packed.entries()) if (!this.entries.has(e.key)) yield e.key;
-  }
-
-  /** Bytes the packed table holds (arena and index), for the memory figures. */
-  get packedBytes(): number {
-    return this.packed.bytes;
   }
 }

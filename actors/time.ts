@@ -83,6 +83,8 @@ export class DeadlineQueue {
       this.head = 0;
     }
     if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
       this.timer = null;
       return;
     }
