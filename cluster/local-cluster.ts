@@ -2,6 +2,7 @@
 // each reaching ZooKeeper and NATS through its own TCP proxy so faults are real: `rmiDown`
 // closes the node's NATS connection and refuses new ones, `zkDown` does the same to its
 // ZooKeeper link, `kill` is SIGKILL. Used by `zistore up`, the tests, the bench and the nemesis.
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -259,7 +260,11 @@ export class LocalCluster {
         }
       }
       if (pending.size === 0) break;
-      if (Date.now() > deadline) throw new Error(`nodes not serving after ${timeoutMs} ms: ${[...pending].join(', ')} (last: ${last})`);
+      if (Date.now() > deadline) {
+        // The nodes' own words, since the temp dir (and its logs) goes when the cluster stops.
+        const tails = [...pending].map((id) => `--- ${id} (last log lines):\n${logTail(this.nodes.get(id)?.logFile)}`).join('\n');
+        throw new Error(`nodes not serving after ${timeoutMs} ms: ${[...pending].join(', ')} (last: ${last})\n${tails}`);
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -279,5 +284,15 @@ export class LocalCluster {
     await this.nats.stop();
     await this.zookeeper.stop();
     if (this.ownsDataDir) await removeTempDir(this.dataDir);
+  }
+}
+
+/** The last lines of a log file, for error messages ('' when there is none). */
+function logTail(file: string | undefined, lines = 12): string {
+  if (file === undefined) return '';
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
   }
 }
