@@ -101,6 +101,7 @@ export class Nemesis {
   private watchdog: NodeJS.Timeout | null = null;
   private disposed = false;
   private readonly kinds: FaultKind[];
+  private readonly kindQueue: FaultKind[] = [];
   private readonly leaderShare: number;
 
   constructor(private readonly cfg: NemesisConfig) {
@@ -148,7 +149,10 @@ export class Nemesis {
   private async injectOne(): Promise<void> {
     const { rng } = this.cfg;
     // Draw everything up front, so the sequence of draws does not depend on the cluster's state.
-    const kind = rng.pick(this.kinds);
+    // Kinds queue up: a fault skipped for want of healthy nodes is the next one tried, so the
+    // mix of kinds injected follows the seed, not how fast the cluster recovered.
+    this.kindQueue.push(rng.pick(this.kinds));
+    const kind = this.kindQueue.shift()!;
     const aimLeader = rng.chance(this.leaderShare);
     const linkMode = rng.chance(0.5) ? 'close' : 'drop';
     const drawnRestart = rng.chance(0.5) ? 'term' : 'kill';
@@ -165,7 +169,8 @@ export class Nemesis {
     const healthy = this.healthyNodes();
     // Keep at least one healthy node.
     if (healthy.length <= 1) {
-      this.say(`(skip ${kind}: only ${healthy.join(',') || 'no node'} healthy)`);
+      this.say(`(skip ${kind} for now: only ${healthy.join(',') || 'no node'} healthy)`);
+      this.kindQueue.unshift(kind);
       return;
     }
     let node = healthy[Math.floor(pickU * healthy.length)] as string;
@@ -177,7 +182,10 @@ export class Nemesis {
         leader = true;
       }
     }
-    if (this.health.get(node) !== 'healthy' || this.healthyNodes().length <= 1) return;
+    if (this.health.get(node) !== 'healthy' || this.healthyNodes().length <= 1) {
+      this.kindQueue.unshift(kind);
+      return;
+    }
     const mode = kind === 'zk' || kind === 'rmi' ? linkMode : kind === 'restart' ? restartMode : null;
     const record: FaultRecord = { id: this.faults.length + 1, kind, mode, node, leader, plannedMs: planned, start: this.now(), heal: null, serving: null };
     this.faults.push(record);
