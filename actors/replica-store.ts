@@ -72,8 +72,11 @@ export class ReplicaStore {
 
   apply(key: string, event: EntryEvent): boolean {
     if (event.rev > this.maxRev) this.maxRev = event.rev;
-    if (event.type === 'fill') event = { ...event, value: compact(event.value) };
-    else if (event.type === 'invalidate' && event.value !== null) event = { ...event, value: compact(event.value) };
+    // A copy of the event only when its value was copied (not on every write).
+    if ((event.type === 'fill' || event.type === 'invalidate') && event.value !== null) {
+      const value = compact(event.value);
+      if (value !== event.value) event = { ...event, value };
+    }
     let entry = this.entries.get(key) ?? this.unpack(key);
     if (entry === undefined) {
       if (event.type === 'validate' || event.type === 'abort') return false;

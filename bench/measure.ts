@@ -143,28 +143,23 @@ async function prepare(ctx: ScenarioContext, cluster: BenchCluster, spec: RunSpe
   }
   const sessionOf = (w: number) => sessions[w % writers]!;
   const label = runLabel(spec, node);
+  const run = (operation: Prepared['operation'], after?: Prepared['after']): Prepared => ({ spec, target, node, label, operation, after });
 
   if (spec.custom) {
     const custom = spec.custom;
-    return { spec, target, node, label, operation: (w) => custom.build(sessionOf(w), w) };
+    return run((w) => custom.build(sessionOf(w), w));
   }
   if (spec.op === 'get') {
     const keys = await preloadGetKeys(owner, sessions[0]!, spec.valueBytes, value);
-    return {
-      spec,
-      target,
-      node,
-      label,
-      operation: (w) => {
-        const session = sessionOf(w);
-        const offset = (w * 7919) % keys.length;
-        return async (seq) => {
-          const got = await session.get(keys[(offset + seq) % keys.length]!);
-          if (got === null) throw Object.assign(new Error('preloaded key missing'), { code: 'MISSING' });
-          if (got.byteLength !== spec.valueBytes) throw Object.assign(new Error('wrong value size'), { code: 'BAD_VALUE' });
-        };
-      },
-    };
+    return run((w) => {
+      const session = sessionOf(w);
+      const offset = (w * 7919) % keys.length;
+      return async (seq) => {
+        const got = await session.get(keys[(offset + seq) % keys.length]!);
+        if (got === null) throw Object.assign(new Error('preloaded key missing'), { code: 'MISSING' });
+        if (got.byteLength !== spec.valueBytes) throw Object.assign(new Error('wrong value size'), { code: 'BAD_VALUE' });
+      };
+    });
   }
   if (spec.op !== 'put') throw new Error(`unknown op '${spec.op}' without a custom operation`);
 
@@ -175,16 +170,10 @@ async function prepare(ctx: ScenarioContext, cluster: BenchCluster, spec: RunSpe
     const keys = Array.from({ length: records }, (_, i) => key16(`r${size36(spec.valueBytes)}.${records.toString(36)}.`, i));
     await inParallel(keys.length, 32, (i) => sessions[0]!.put(keys[i]!, value));
     if (spec.keyMode !== 'append') {
-      return {
-        spec,
-        target,
-        node,
-        label,
-        operation: (w) => {
-          const session = sessionOf(w);
-          return async (seq) => session.put(keys[(w + seq * inflight) % records]!, value);
-        },
-      };
+      return run((w) => {
+        const session = sessionOf(w);
+        return async (seq) => session.put(keys[(w + seq * inflight) % records]!, value);
+      });
     }
   }
   if (spec.keyMode === 'append') {
@@ -192,39 +181,29 @@ async function prepare(ctx: ScenarioContext, cluster: BenchCluster, spec: RunSpe
     const epoch = (appendEpoch++).toString(36);
     const written = new Array<number>(inflight).fill(0);
     const prefix = (w: number) => `a${epoch}.${w.toString(36)}.`;
-    return {
-      spec,
-      target,
-      node,
-      label,
-      operation: (w) => {
+    return run(
+      (w) => {
         const session = sessionOf(w);
         return async (seq) => {
           written[w] = Math.max(written[w]!, seq + 1);
           await session.put(key16(prefix(w), seq), value);
         };
       },
-      after: spec.cleanup
+      spec.cleanup
         ? async () => {
             const all: string[] = [];
             for (let w = 0; w < inflight; w++) for (let i = 0; i < written[w]!; i++) all.push(key16(prefix(w), i));
             await inParallel(all.length, 64, (i) => sessions[0]!.delete(all[i]!));
           }
         : undefined,
-    };
+    );
   }
   const perWorker = putKeysPerWorker(inflight, spec.valueBytes);
-  return {
-    spec,
-    target,
-    node,
-    label,
-    operation: (w) => {
-      const session = sessionOf(w);
-      const prefix = `p${size36(spec.valueBytes)}.${w.toString(36)}.`;
-      return async (seq) => session.put(key16(prefix, seq % perWorker), value);
-    },
-  };
+  return run((w) => {
+    const session = sessionOf(w);
+    const prefix = `p${size36(spec.valueBytes)}.${w.toString(36)}.`;
+    return async (seq) => session.put(key16(prefix, seq % perWorker), value);
+  });
 }
 
 /** Wait (bounded) until the machine's busy share falls below ctx.quietPct; our idle cluster counts too. */

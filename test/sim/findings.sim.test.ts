@@ -30,6 +30,20 @@ async function startCluster(nodes = 3): Promise<SimCluster> {
   return c;
 }
 
+/**
+ * How F3, F4b and F5 begin: v1 is committed on n1; n2 restarts and rejoins, complete again but
+ * now last in the election queue; then n3 is cut off the leader n1.
+ */
+async function n2RejoinedN3Cut(c: SimCluster): Promise<[string, string, string]> {
+  const [n1, n2, n3] = c.ids as [string, string, string];
+  expect((await c.put(n1, 'k', 'v1')).output.status).toBe('ok');
+  c.crash(n2);
+  c.restart(n2);
+  expect(await c.waitFor(() => c.view(n2).state === 'serving', 5_000)).toBe(true);
+  c.cut(n1, n3);
+  return [n1, n2, n3];
+}
+
 async function verify(c: SimCluster, keys: string[], name: string): Promise<SeedResult> {
   c.healAll();
   const outcome = new Outcome();
@@ -95,15 +109,9 @@ describe('findings - stories', () => {
 
   it('F3 (fixed) - a new leader that cannot reach the only complete replica does not serve its stale copy', async () => {
     const c = await startCluster();
-    const [n1, n2, n3] = c.ids as [string, string, string];
-    expect(c.leader()).toBe(n1);
-    expect((await c.put(n1, 'k', 'v1')).output.status).toBe('ok');
-    // n2 restarts: it is complete again after rejoining, but now last in the election queue.
-    c.crash(n2);
-    c.restart(n2);
-    expect(await c.waitFor(() => c.view(n2).state === 'serving', 5_000)).toBe(true);
-    // n3 is cut off the leader long enough to be removed from the replica set: it misses v2.
-    c.cut(n1, n3);
+    expect(c.leader()).toBe(c.ids[0]);
+    // n3 stays cut off the leader long enough to be removed from the replica set: it misses v2.
+    const [n1, n2, n3] = await n2RejoinedN3Cut(c);
     expect((await c.put(n1, 'k', 'v2')).output.status).toBe('ok');
     // The leader dies; n3 is next in line. Its one sync request to n2, the only complete replica, is lost.
     c.cut(n3, n2);
@@ -140,15 +148,9 @@ describe('findings - stories', () => {
 
   it('F5 (fixed) - a replica refused its lease but never flushed counts as incomplete; a new leader discards its copy', async () => {
     const c = await startCluster();
-    const [n1, n2, n3] = c.ids as [string, string, string];
-    expect(c.leader()).toBe(n1);
-    expect((await c.put(n1, 'k', 'v1')).output.status).toBe('ok');
-    // n2 restarts and rejoins: complete again, but now behind n3 in the election queue.
-    c.crash(n2);
-    c.restart(n2);
-    expect(await c.waitFor(() => c.view(n2).state === 'serving', 5_000)).toBe(true);
-    // n3 is cut off the leader until it is removed from the (persisted) replica set.
-    c.cut(n1, n3);
+    expect(c.leader()).toBe(c.ids[0]);
+    // n3 stays cut off the leader until it is removed from the (persisted) replica set.
+    const [n1, n2, n3] = await n2RejoinedN3Cut(c);
     const replicas = () => c.node(n1)!.status().replicas ?? [];
     expect(await c.waitFor(() => !replicas().includes(n3), 5_000)).toBe(true);
     await c.run(50);
@@ -173,13 +175,8 @@ describe('findings - stories', () => {
 
   it('F4b (fixed) - a resign lost to a silent ZooKeeper link is never retried; the group never elects again', async () => {
     const c = await startCluster();
-    const [n1, n2, n3] = c.ids as [string, string, string];
-    expect((await c.put(n1, 'k', 'v1')).output.status).toBe('ok');
     // As in F3: n2 restarts (last in line), n3 misses v2, n1 dies, n3 cannot reach n2.
-    c.crash(n2);
-    c.restart(n2);
-    expect(await c.waitFor(() => c.view(n2).state === 'serving', 5_000)).toBe(true);
-    c.cut(n1, n3);
+    const [n1, n2, n3] = await n2RejoinedN3Cut(c);
     expect((await c.put(n1, 'k', 'v2')).output.status).toBe('ok');
     c.cut(n3, n2);
     c.crash(n1);

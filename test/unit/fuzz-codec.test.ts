@@ -19,14 +19,10 @@ import {
   peerFrameArb,
   validPeerMessageArb,
   wrongValueArb,
-  fuzzOnce,
-  fuzzScale,
-  fuzzRuns,
+  fuzzOnce as once,
+  fuzzScale as scale,
+  fuzzRuns as runs,
 } from '../support/fuzz-model.ts';
-
-const scale = fuzzScale;
-const runs = fuzzRuns;
-const once = fuzzOnce;
 
 /** The two errors garbage may raise; anything else escaping is a finding. */
 function expectCleanRefusal(err: unknown, what: string): void {

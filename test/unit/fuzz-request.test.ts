@@ -17,14 +17,10 @@ import {
   SPEC_MAX_VALUE_BYTES,
   valueLengthArb,
   utf8Bytes,
-  fuzzOnce,
-  fuzzScale,
-  fuzzRuns,
+  fuzzOnce as once,
+  fuzzScale as scale,
+  fuzzRuns as runs,
 } from '../support/fuzz-model.ts';
-
-const scale = fuzzScale;
-const runs = fuzzRuns;
-const once = fuzzOnce;
 
 const isFailure = (x: unknown): x is Extract<ClientReply, { ok: false }> => typeof x === 'object' && x !== null && 'ok' in x && (x as ClientReply).ok === false;
 const request = (op: ClientRequest['op'], headers: Map<string, string[]>, data = new Uint8Array(0)): ClientRequest => ({ op, headers, data });
