@@ -1,6 +1,13 @@
 // Timing helpers over the Clock port, so the same code runs on real and virtual time.
 import type { Clock } from './ports.ts';
 
+/** The process's own clock, for production. */
+export const processClock: Clock = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
 export const sleep = (clock: Clock, ms: number): Promise<void> =>
   new Promise((resolve) => clock.setTimeout(() => resolve(), Math.max(0, ms)));
 

@@ -3,8 +3,7 @@
 // They share the base CoordinationError so a caller can catch "any coordination failure";
 // a plain CoordinationError is the "other" case (an unexpected ZooKeeper code, bad data).
 //
-// This module imports no ZooKeeper library, so memory-coordinator.ts can use it too; the
-// mapping from ZooKeeper codes lives in zk-coordinator.ts.
+// The coordinator (coordinator.ts) maps ZooKeeper's error codes (zk-client.ts) to these.
 
 export interface CoordinationErrorOptions {
   cause?: unknown;

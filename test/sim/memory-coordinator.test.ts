@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CoordEvent } from '../../actors/ports.ts';
 import { CoordinationError, DeposedError, NotConnectedError } from '../../coordination/errors.ts';
-import { createMemoryCoordinator, MemoryZooKeeper, type MemoryCoordinator } from '../../coordination/memory-coordinator.ts';
+import { createMemoryCoordinator, MemoryZooKeeper, type MemoryCoordinator } from '../../coordination/memory-zookeeper.ts';
 import { clusterPaths } from '../../coordination/paths.ts';
 import { Rng } from './rng.ts';
 import { NodeClock, Scheduler } from './scheduler.ts';
