@@ -656,18 +656,20 @@ export function createCoordinator(opts: CoordinatorOptions): ZkCoordinator {
   }
 
   /**
-   * A reply to a request we sent at time t proves the server heard from us at or after t, so it
+   * A reply to a request we sent at time t proves the ensemble heard from us at or after t, so it
    * keeps the session until at least t + the session timeout (less a share for clock rate
-   * drift). The node serves as leader only before that bound: a process paused past its session
-   * expiry must not act on a session it cannot yet know is gone. Probed every tick once the bound
-   * is a quarter timeout old.
+   * drift). The node serves (as leader, or granting leases) only before that bound: a process
+   * paused past its session expiry must not act on a session it cannot yet know is gone. The
+   * probe is a request the quorum orders: a read would be answered by the one server we talk to,
+   * which, cut off from its quorum, keeps answering after the quorum expired us. Probed every
+   * tick once the bound is a quarter timeout old.
    */
   function probeSession(s: Session, nowMs: number): void {
     if (s.probeSentAtMs !== null || machineState !== 'connected' || s !== current) return;
     const timeoutMs = s.client.sessionTimeoutMs();
     if (nowMs - (s.aliveUntilMs - timeoutMs * SESSION_BOUND_SHARE) < timeoutMs / 4) return;
     s.probeSentAtMs = nowMs;
-    s.client.exists('/').then(
+    s.client.quorumCheck('/').then(
       () => {
         const sentAtMs = s.probeSentAtMs ?? nowMs;
         s.probeSentAtMs = null;

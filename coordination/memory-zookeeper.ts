@@ -83,6 +83,11 @@ export class MemoryZooKeeper {
   /** Nodes whose link to the ensemble is down, with the partition's generation. */
   private readonly down = new Map<string, number>();
   private partitionGeneration = 0;
+  /**
+   * Nodes connected to an ensemble server cut off from its quorum: that server answers reads from
+   * the tree as it was at the cut (the stale view), holds writes, and does not hear of expiries.
+   */
+  private readonly isolated = new Map<string, MemoryZooKeeper>();
   private sessionCounter = 0;
   private connCounter = 0;
 
@@ -147,6 +152,28 @@ export class MemoryZooKeeper {
     }
   }
 
+  /**
+   * The ensemble server `nodeId` is connected to loses its quorum, but keeps its clients until it
+   * notices, `serverDetectMs` later (ZooKeeper: syncLimit × tickTime): meanwhile it answers reads
+   * from its own, frozen view of the tree and holds every write (so `quorumCheck` gets no reply),
+   * while the quorum, hearing nothing from the client, expires its session on time. Then it drops
+   * the connection and the client reconnects to the quorum, where it learns the truth.
+   */
+  isolateServer(nodeId: string, serverDetectMs: number): void {
+    if (this.isolated.has(nodeId) || this.down.has(nodeId)) return;
+    const view = new MemoryZooKeeper({ clock: this.clock, random: this.random });
+    for (const [path, z] of this.znodes) view.znodes.set(path, { ...z });
+    this.isolated.set(nodeId, view);
+    this.trace('zk server isolated', { node: nodeId, serverDetectMs });
+    for (const s of this.sessions.values()) if (s.alive && s.nodeId === nodeId && s.conn !== null) this.startExpiry(s);
+    this.clock.setTimeout(() => {
+      if (this.isolated.get(nodeId) !== view) return;
+      this.isolated.delete(nodeId);
+      this.trace('zk server rejoined', { node: nodeId });
+      for (const conn of [...this.conns]) if (conn.nodeId === nodeId && conn.open) conn.client.connectionLost(conn);
+    }, serverDetectMs);
+  }
+
   restoreAll(): void {
     for (const nodeId of [...this.down.keys()]) this.restore(nodeId);
   }
@@ -202,7 +229,8 @@ export class MemoryZooKeeper {
     const conn = s.conn;
     s.conn = null;
     // A live connection is closed by the server; the client learns EXPIRED when it reconnects.
-    if (conn !== null && conn.open) this.toClient(conn, () => conn.client.connectionLost(conn));
+    // A client of an isolated server hears nothing: that server does not know.
+    if (conn !== null && conn.open && !this.isolated.has(conn.nodeId)) this.toClient(conn, () => conn.client.connectionLost(conn));
   }
 
   // ---- connections -------------------------------------------------------------------------
@@ -297,16 +325,27 @@ export class MemoryZooKeeper {
     this.toClient(conn, () => conn.client.handshakeDone(conn, reply));
   }
 
-  /** Run one operation of `sessionId` arriving on `conn`; the reply travels back on `conn`. */
-  serve(conn: Connection, sessionId: string, op: (zk: MemoryZooKeeper, sessionId: string) => unknown, reply: (r: { ok: true; value: unknown } | { ok: false; code: number; path: string }) => void): void {
+  /**
+   * Run one operation of `sessionId` arriving on `conn`; the reply travels back on `conn`. A read
+   * at an isolated server is answered from its stale view; a write there gets no reply.
+   */
+  serve(
+    conn: Connection,
+    sessionId: string,
+    kind: 'read' | 'write',
+    op: (zk: MemoryZooKeeper, sessionId: string) => unknown,
+    reply: (r: { ok: true; value: unknown } | { ok: false; code: number; path: string }) => void,
+  ): void {
+    const staleView = this.isolated.get(conn.nodeId);
+    if (staleView !== undefined && kind === 'write') return;
     const s = this.sessions.get(sessionId);
     let result: { ok: true; value: unknown } | { ok: false; code: number; path: string };
-    if (s === undefined || !s.alive) {
+    if (staleView === undefined && (s === undefined || !s.alive)) {
       result = { ok: false, code: ZkCode.SESSION_EXPIRED, path: '' };
     } else {
-      s.lastHeardMs = this.clock.now();
+      if (staleView === undefined) s!.lastHeardMs = this.clock.now();
       try {
-        result = { ok: true, value: op(this, sessionId) };
+        result = { ok: true, value: op(staleView ?? this, sessionId) };
       } catch (err) {
         if (!(err instanceof ZkError)) throw err;
         result = { ok: false, code: err.code, path: err.path };
@@ -544,7 +583,7 @@ export class ZkClientSim implements ZkClient {
    * One operation. `watch` registers a one-shot watcher of `kind` on `path` (client side) along
    * with the server-side registration the operation makes. Rejects with ZkError.
    */
-  private call<T>(op: (zk: MemoryZooKeeper, sessionId: string) => T, watch?: { kind: WatchKind; path: string; watcher: Watcher }): Promise<T> {
+  private call<T>(kind: 'read' | 'write', op: (zk: MemoryZooKeeper, sessionId: string) => T, watch?: { kind: WatchKind; path: string; watcher: Watcher }): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const conn = this.conn;
       if (this.dead || this.phase !== 'connected' || conn === null) {
@@ -561,7 +600,7 @@ export class ZkClientSim implements ZkClient {
       this.inflight.add(fail);
       const sessionId = this.id;
       this.server.toServer(conn, () =>
-        this.server.serve(conn, sessionId, op, (result) => {
+        this.server.serve(conn, sessionId, kind, op, (result) => {
           if (settled || this.dead) return;
           settled = true;
           this.inflight.delete(fail);
@@ -584,15 +623,16 @@ export class ZkClientSim implements ZkClient {
 
   create(path: string, data: Buffer, mode: CreateMode): Promise<string> {
     const text = data.toString('utf8');
-    return this.call((z, sid) => z.create(path, text, mode, sid));
+    return this.call('write', (z, sid) => z.create(path, text, mode, sid));
   }
 
   remove(path: string, version: number): Promise<void> {
-    return this.call((z) => z.remove(path, version));
+    return this.call('write', (z) => z.remove(path, version));
   }
 
   getData(path: string, watcher?: ZkWatcher): Promise<{ data: Buffer; stat: ZnodeStat }> {
     return this.call(
+      'read',
       (z, sid) => {
         const { data, stat } = z.getData(path, watcher ? sid : null);
         return { data: Buffer.from(data, 'utf8'), stat };
@@ -603,24 +643,24 @@ export class ZkClientSim implements ZkClient {
 
   setData(path: string, data: Buffer, version: number): Promise<ZnodeStat> {
     const text = data.toString('utf8');
-    return this.call((z) => z.setData(path, text, version));
+    return this.call('write', (z) => z.setData(path, text, version));
   }
 
   exists(path: string, watcher?: ZkWatcher): Promise<ZnodeStat | null> {
-    return this.call((z, sid) => z.exists(path, watcher ? sid : null), watcher ? { kind: 'data', path, watcher } : undefined);
+    return this.call('read', (z, sid) => z.exists(path, watcher ? sid : null), watcher ? { kind: 'data', path, watcher } : undefined);
   }
 
   getChildren(path: string, watcher?: ZkWatcher): Promise<string[]> {
-    return this.call((z, sid) => z.getChildren(path, watcher ? sid : null), watcher ? { kind: 'child', path, watcher } : undefined);
+    return this.call('read', (z, sid) => z.getChildren(path, watcher ? sid : null), watcher ? { kind: 'child', path, watcher } : undefined);
   }
 
   checkAndSet(checkPath: string, version: number, setPath: string, data: Buffer): Promise<void> {
     const text = data.toString('utf8');
-    return this.call((z) => z.checkAndSet(checkPath, version, setPath, text));
+    return this.call('write', (z) => z.checkAndSet(checkPath, version, setPath, text));
   }
 
   quorumCheck(path: string): Promise<void> {
-    return this.call((z) => {
+    return this.call('write', (z) => {
       z.need(path);
     });
   }

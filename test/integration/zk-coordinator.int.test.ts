@@ -342,6 +342,22 @@ describe('zk coordinator', () => {
     expect(await a.coord.readReplicas()).toEqual({ ids: ['b'], epoch: claimB.epoch });
   });
 
+  it('zk coordinator - the session bound grows from quorum-ordered probes and stops while the link is black-holed', async () => {
+    const proxy = await proxyToZk();
+    const a = probe(newCluster(), 'a', proxy.address);
+    await connected(a);
+    const bound = await waitFor('a session bound', () => {
+      const until = a.coord.sessionAliveUntil!();
+      return until > performance.now() ? until : undefined;
+    });
+    expect(bound).toBeLessThanOrEqual(performance.now() + SESSION_TIMEOUT_MS * 0.9);
+    proxy.cut('blackhole');
+    const cutAt = performance.now();
+    await sleep(SESSION_TIMEOUT_MS / 2);
+    // No probe gets through: the bound stays where the last answered one put it.
+    expect(a.coord.sessionAliveUntil!()).toBeLessThanOrEqual(cutAt + SESSION_TIMEOUT_MS * 0.9);
+  });
+
   it('zk coordinator - readMembers reflects publishMember', async () => {
     const cluster = newCluster();
     const a = probe(cluster, 'a');

@@ -310,6 +310,28 @@ describe('memory coordinator', () => {
     expect(a.coord.sessionAliveUntil!()).toBe(0);
   });
 
+  it('memory coordinator - a ZooKeeper server cut from its quorum cannot extend the session bound', async () => {
+    const w = world();
+    const a = w.probe('a');
+    await w.until('a', () => connected(a));
+    await w.run(1_000);
+    const cutAt = w.scheduler.now();
+    // The server answers reads for 5 s more (a stale view); the quorum expires the session within one timeout.
+    w.zk.isolateServer('a', 5_000);
+    let maxBound = 0;
+    for (let t = 0; t < 4_800; t += 50) {
+      await w.run(50);
+      if (a.coord.sessionState() === 'connected') maxBound = Math.max(maxBound, a.coord.sessionAliveUntil!());
+    }
+    expect(w.zk.liveSessions('a')).toEqual([]); // the quorum expired it
+    expect(a.coord.sessionState()).toBe('connected'); // the node cannot know yet
+    // What the node relies on never reaches past the expiry the quorum decided.
+    expect(maxBound).toBeLessThanOrEqual(cutAt + SESSION_TIMEOUT_MS);
+    expect(a.coord.sessionAliveUntil!()).toBeLessThan(w.scheduler.now());
+    // Once the server notices, the client reconnects to the quorum and learns of the expiry.
+    await w.until('a new session', () => connected(a) && sessions(a).some((e) => e.event.state === 'expired'));
+  });
+
   it('memory coordinator - the same seed gives the same events at the same times', async () => {
     const run = async () => {
       const w = world(42);
