@@ -38,10 +38,10 @@ export class TermEndedError extends Error {
   }
 }
 
-/** Thrown by recover() when this node holds no complete copy but a live replica does. */
+/** Thrown by recover() when this node holds no complete copy but a replica that may is alive. */
 export class ResignError extends Error {
   constructor() {
-    super('a complete replica is alive; stepping aside for it');
+    super('a complete replica may be alive; stepping aside for it');
     this.name = 'ResignError';
   }
 }
@@ -78,6 +78,8 @@ export class LeaderTerm {
   private liveIds = new Set<string>();
   private nextRev = 1;
   private serving = false;
+  /** Recovery waits for one of these (the last replica set) to come back with its copy. */
+  waitingFor: readonly string[] = [];
   private stopping = false;
   private ended: string | null = null;
   private persistChain: Promise<void> = Promise.resolve();
@@ -98,6 +100,12 @@ export class LeaderTerm {
 
   get isServing(): boolean {
     return this.serving && !this.stopping && this.ended === null;
+  }
+
+  /** Why a request cannot be served yet (503). */
+  notServingReason(): string {
+    if (this.waitingFor.length > 0 && !this.serving) return `waiting for a complete replica: ${this.waitingFor.join(', ')}`;
+    return 'this node is not serving as leader';
   }
 
   get writesInFlight(): number {
@@ -140,18 +148,22 @@ export class LeaderTerm {
 
     const wasReplica = (id: string) => previous.ids.length === 0 || previous.ids.includes(id);
     const completePeers = () => [...synced].filter(([id, r]) => r.serving && wasReplica(id)).map(([id]) => id);
-    const silentReplicas = () => previous.ids.filter((id) => id !== self && !synced.has(id) && coordinator.memberIds().includes(id));
+    const liveReplicas = () => previous.ids.filter((id) => id !== self && coordinator.memberIds().includes(id));
     if (previous.ids.length > 0 && !(selfComplete && wasReplica(self))) {
-      // We hold no complete copy: the data must come from a previous replica. Ask the silent
-      // ones again a few times; if one answers complete, or one stays alive but silent, let it
-      // lead (it may reach the others). Only when every previous replica is gone from
-      // ZooKeeper do we serve what we hold (thesis 4.4.2), losing what only they had.
-      for (let round = 0; round < 3 && completePeers().length === 0 && silentReplicas().length > 0; round++) {
-        await sleep(clock, this.config.ackTimeoutMs);
-        await syncRound(silentReplicas());
+      // We hold no complete copy: only a member of the last replica set that kept its copy has
+      // every acknowledged write. One that answers complete leads instead of us; one alive in
+      // ZooKeeper but silent may lead too (it may reach the others), so we step aside for it
+      // after a few rounds. With none of them alive we wait, however long: serving what we hold
+      // would lose what only they had.
+      this.waitingFor = previous.ids.filter((id) => id !== self);
+      this.log.warn({ replicas: this.waitingFor }, 'waiting for a complete replica');
+      for (let round = 1; completePeers().length === 0; round++) {
+        if (liveReplicas().length > 0 && round > 3) throw new ResignError();
+        await sleep(clock, Math.min(1000, this.config.ackTimeoutMs * round));
+        if (this.ended !== null) throw new TermEndedError(this.ended);
+        await syncRound(liveReplicas().filter((id) => !synced.has(id)));
       }
-      if (completePeers().length > 0 || silentReplicas().length > 0) throw new ResignError();
-      this.log.error({ previous: previous.ids }, 'no complete replica survived; serving what this node holds');
+      throw new ResignError();
     }
 
     // Highest revision per key over every write still in flight at a complete replica.
@@ -196,7 +208,7 @@ export class LeaderTerm {
 
   /** Run one client write. Resolves with the client reply; never rejects. */
   async write(command: WriteCommand): Promise<ClientReply> {
-    if (!this.isServing) return fail(503, 'this node is not serving as leader');
+    if (!this.isServing) return fail(503, this.notServingReason());
     return this.turns.run(command.key, async () => {
       // Thesis 3.3 case 3: check the session before each write starts.
       if (!this.isServing || !this.sessionLive()) {

@@ -539,7 +539,7 @@ export class ZiNode {
 
   private async leaderRead(key: string): Promise<ClientReply> {
     const term = this.term;
-    if (term === null || !term.isServing) return fail(503, 'leader is not serving yet');
+    if (term === null || !term.isServing) return fail(503, term?.notServingReason() ?? 'leader is not serving yet');
     // A write in flight on this key is undecided: no read of it returns until it is.
     const settled = this.store.settled(key);
     if (settled) await settled;
