@@ -46,6 +46,11 @@ export class ResignError extends Error {
   }
 }
 
+/** Connected, and the ZooKeeper quorum certainly keeps our session until after `now`. */
+export function sessionProven(coordinator: Coordinator, now: number): boolean {
+  return coordinator.sessionState() === 'connected' && (coordinator.sessionAliveUntil?.() ?? Infinity) > now;
+}
+
 const isUnreachable = (err: unknown) =>
   err instanceof Error && (err.name === 'BusTimeoutError' || err.name === 'NoRespondersError' || err.name === 'BusClosedError');
 
@@ -318,8 +323,7 @@ export class LeaderTerm {
 
   /** Connected, and ZooKeeper certainly still keeps our session (a paused process may not know it lost it). */
   sessionLive(): boolean {
-    const { coordinator, clock } = this.ports;
-    return coordinator.sessionState() === 'connected' && (coordinator.sessionAliveUntil?.() ?? Infinity) > clock.now();
+    return sessionProven(this.ports.coordinator, this.ports.clock.now());
   }
 
   /** A follower asks for its read lease. Granted only to complete replicas not being removed. */

@@ -3,7 +3,7 @@
 // the ports, so the same node runs on NATS + ZooKeeper and in the deterministic simulation.
 import { createActor, fromCallback, fromPromise, type Actor } from 'xstate';
 import { followerMachine, type FollowerEvent } from './follower.machine.ts';
-import { LeaderTerm, ResignError } from './leader-term.ts';
+import { LeaderTerm, ResignError, sessionProven } from './leader-term.ts';
 import { leaderMachine } from './leader.machine.ts';
 import type { Bus, Clock, CoordEvent, Coordinator, Log, MemberInfo, MemberState, NodeObserver, Role, SessionState } from './ports.ts';
 import { Batcher } from './batcher.ts';
@@ -388,12 +388,20 @@ export class ZiNode {
     this.log.info({ epoch, leader, keys: this.store.size }, 'joined');
   }
 
-  private canServeLocally(): boolean {
+  /**
+   * The one serving decision: may this node answer a read from its own copy now? Reads, the
+   * members view, metrics and the inspector all go by it. Everyone needs a session the ZooKeeper
+   * quorum has proven alive until now (a node whose server lost its quorum may still look
+   * connected); a leader needs its term serving; a follower a lease from the leader it is
+   * synchronised with, as a replica.
+   */
+  canServe(now = this.ports.clock.now()): boolean {
+    if (this.stopping || !sessionProven(this.ports.coordinator, now)) return false;
+    const term = this.term;
+    if (term !== null) return term.isServing;
     return (
-      this.term === null &&
-      this.sessionState === 'connected' &&
       this.syncedEpoch === this.promisedEpoch &&
-      this.ports.clock.now() < this.leaseUntil &&
+      now < this.leaseUntil &&
       this.followerActor?.getSnapshot().matches({ replica: 'serving' }) === true
     );
   }
@@ -497,9 +505,7 @@ export class ZiNode {
     const key = parseKey(request);
     if (typeof key !== 'string') return key;
     if (this.store.isInvalid(key)) return null;
-    const term = this.term;
-    if (term !== null) return term.isServing && term.sessionLive() ? this.localValue(key) : null;
-    return this.canServeLocally() ? this.localValue(key) : null;
+    return this.canServe() ? this.localValue(key) : null;
   }
 
   async handleClient(request: ClientRequest): Promise<ClientReply> {
@@ -529,10 +535,10 @@ export class ZiNode {
     const key = parseKey(request);
     if (typeof key !== 'string') return key;
     if (this.term !== null) return this.leaderRead(key);
-    if (this.canServeLocally()) {
+    if (this.canServe()) {
       const settled = this.store.settled(key);
       if (settled) await Promise.race([settled, sleep(this.ports.clock, this.config.validateWaitMs)]);
-      if (this.canServeLocally() && !this.store.isInvalid(key)) return this.localValue(key);
+      if (this.canServe() && !this.store.isInvalid(key)) return this.localValue(key);
     }
     return this.leaderReads.submit(key);
   }
@@ -543,7 +549,7 @@ export class ZiNode {
     // A write in flight on this key is undecided: no read of it returns until it is.
     const settled = this.store.settled(key);
     if (settled) await settled;
-    if (!term.isServing || !term.sessionLive()) return fail(503, 'leader has no live ZooKeeper session');
+    if (!this.canServe()) return fail(503, 'leader has no live ZooKeeper session');
     return this.localValue(key);
   }
 
@@ -622,10 +628,8 @@ export class ZiNode {
   describe(): { role: Role; state: MemberState } {
     const role: Role = this.leaderActor !== null ? 'leader' : 'follower';
     if (this.sessionState !== 'connected') return { role, state: 'suspended' };
-    if (this.leaderActor !== null) return { role, state: this.term?.isServing ? 'serving' : 'syncing' };
-    const snapshot = this.followerActor?.getSnapshot();
-    if (snapshot?.matches({ replica: 'serving' })) return { role, state: 'serving' };
-    return { role, state: this.removed ? 'removed' : 'syncing' };
+    if (this.canServe()) return { role, state: 'serving' };
+    return { role, state: this.removed && role === 'follower' ? 'removed' : 'syncing' };
   }
 
   status() {

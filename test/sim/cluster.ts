@@ -239,6 +239,11 @@ export class SimCluster {
     this.zk.expireNow(id);
   }
 
+  zkIsolateServer(id: string, serverDetectMs: number): void {
+    this.trace.note(id, `ZK SERVER ISOLATED (drops its clients after ${serverDetectMs.toFixed(0)} ms)`);
+    this.zk.isolateServer(id, serverDetectMs);
+  }
+
   isolate(id: string): void {
     this.trace.note(id, 'BUS ISOLATE');
     this.net.isolate(id);
@@ -435,10 +440,12 @@ export class SimCluster {
     if (request.op !== 'get' || !reply.ok) return;
     const slot = this.slots.get(id);
     if (!slot?.node) return;
+    // What counts is the ensemble's truth, not the node's view: a node connected to a server cut
+    // from its quorum still sees its session connected after the quorum expired it.
     const session = slot.node.status().session;
-    if (session === 'connected') return;
+    if (session === 'connected' && this.zk.isSessionAlive(slot.coordinator.currentSessionId())) return;
     if (this.now() - slot.lastReadForwardMs <= this.config.opTimeoutMs) return;
-    this.violation('read-without-session', `${id} answered a read from its own copy with session ${session}`);
+    this.violation('read-without-session', `${id} answered a read from its own copy with session ${session} (alive in ZooKeeper: ${this.zk.isSessionAlive(slot.coordinator.currentSessionId())})`);
   }
 
   violation(kind: ViolationKind, text: string): void {

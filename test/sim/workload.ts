@@ -75,7 +75,7 @@ async function runClient(cluster: SimCluster, rng: Rng, name: string, options: W
 
 // ---- nemesis ----------------------------------------------------------------------------------
 
-export const FAULT_KINDS = ['crash', 'pause', 'zk-partition', 'zk-expire', 'isolate', 'cut', 'clog', 'swizzle', 'drop', 'duplicate', 'reorder', 'slow'] as const;
+export const FAULT_KINDS = ['crash', 'pause', 'zk-partition', 'zk-expire', 'cascade', 'zk-lag', 'isolate', 'cut', 'clog', 'swizzle', 'drop', 'duplicate', 'reorder', 'slow'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /**
@@ -130,10 +130,11 @@ function replicaIds(cluster: SimCluster): string[] {
 }
 
 /**
- * Taking `id` out of the group for good (a crash, a session expiry) keeps the contract's premise
- * ("an acknowledged write is never lost while one member of the replica set survives"): another
+ * A crash loses a memory-only copy for good, so a crash keeps the contract's premise ("an
+ * acknowledged write is never lost while one member of the replica set keeps its copy"): another
  * node must remain that is up, serving (so it holds a complete copy: a restarted process holds
  * nothing until it has rejoined), in the persisted replica set, and not cut off from ZooKeeper.
+ * Nothing else needs a guard: a lost session or a pause costs no copy.
  */
 function survivorBesides(cluster: SimCluster, id: string): boolean {
   const replicas = replicaIds(cluster);
@@ -172,23 +173,36 @@ export async function runNemesis(cluster: SimCluster, rng: Rng, options: Nemesis
         // Noticed at once (reset connection) or up to 0.6 of the session timeout (silent link).
         const detect = rng.chance(0.3) ? 0 : rng.range(0, 0.6 * sessionMs);
         // Short enough that the session survives (the server hears a ping at most a third of the
-        // timeout before the cut), or long enough that it expires: then it is a loss of membership,
-        // guarded like a crash.
+        // timeout before the cut), or long enough that it expires. A lost session costs no copy,
+        // so nothing guards it.
         const long = rng.chance(0.5);
-        if (long && !survivorBesides(cluster, id)) break;
         cluster.zkPartition(id, detect);
         later(long ? rng.range(sessionMs * 1.1, sessionMs * 3) : rng.range(100, sessionMs * 0.6), () => cluster.zkRestore(id));
         break;
       }
       case 'zk-expire':
-        if (!survivorBesides(cluster, id)) break;
         cluster.zkExpire(id);
+        break;
+      case 'cascade': {
+        // Every session expires while every process lives on, and the nodes come back one by one
+        // in a random order (the four-step reproduction's shape): only a node with a complete
+        // copy may lead afterwards.
+        for (const x of cluster.ids) cluster.zkPartition(x, rng.chance(0.5) ? 0 : rng.range(0, 0.6 * sessionMs));
+        let at = rng.range(sessionMs * 1.1, sessionMs * 2);
+        for (const x of rng.shuffle(cluster.ids)) {
+          later(at, () => cluster.zkRestore(x));
+          at += rng.range(0, 1500);
+        }
+        break;
+      }
+      case 'zk-lag':
+        // The node's ZooKeeper server is cut from its quorum and answers reads from its stale view
+        // until it notices (ZooKeeper: syncLimit × tickTime), while the quorum expires the session.
+        cluster.zkIsolateServer(id, rng.range(0.5, 3) * sessionMs);
         break;
       case 'pause': {
         // Shorter than the lease, around the session timeout, or well past it.
-        const ms = rng.pick([rng.range(50, 900), rng.range(1500, 2500), rng.range(3000, 6000)]);
-        if (ms > sessionMs * 0.6 && !survivorBesides(cluster, id)) break;
-        cluster.pause(id, ms);
+        cluster.pause(id, rng.pick([rng.range(50, 900), rng.range(1500, 2500), rng.range(3000, 6000)]));
         break;
       }
       case 'isolate':
