@@ -17,6 +17,8 @@ export interface TermConfig {
   /** Per-attempt wait for a peer's reply before the leader suspects it. */
   ackTimeoutMs: number;
   opTimeoutMs: number;
+  /** A write is acknowledged only once this many nodes (the leader included) hold it; removal never shrinks the replica set below it. */
+  minReplicas: number;
   snapshotChunkEntries: number;
   snapshotChunkBytes: number;
 }
@@ -76,6 +78,8 @@ export class LeaderTerm {
   private persistedIds = new Set<string>();
   /** Nodes being removed, each with the token of its removal. */
   private readonly removing = new Map<string, number>();
+  /** Replicas that stopped answering but are kept: removing them would leave fewer than minReplicas copies. */
+  private readonly unreachable = new Set<string>();
   private removalSeq = 0;
   private admissionSeq = 0;
   private readonly inflight = new Set<Promise<unknown>>();
@@ -131,6 +135,7 @@ export class LeaderTerm {
     const { coordinator, store, bus, clock } = this.ports;
     const self = this.config.nodeId;
     const previous = await coordinator.readReplicas();
+    this.persistedIds = new Set(previous.ids);
     const sync: PeerMessage = { type: 'sync', from: self, epoch: this.epoch, wantSnapshot: false };
     const synced = new Map<string, Extract<PeerReply, { type: 'synced' }>>();
     const syncRound = async (ids: string[]) => {
@@ -203,8 +208,21 @@ export class LeaderTerm {
     await this.persistReplicas();
     this.log.info({ replicas: this.replicaIds(), nextRev: this.nextRev, recommit: winners.size }, 'recovered');
 
-    // Every complete replica now settles each in-flight key on the highest version seen.
-    await Promise.all([...winners.values()].map((w) => this.turns.run(w.key, () => this.replicate(w.key, w.rev, w.value))));
+    // Every complete replica now settles each in-flight key on the highest version seen, once a
+    // write may be acknowledged (writeRefusal). Each key's turn is taken now, so client writes
+    // queue behind it, and the key stays undecided here (reads of it wait) until then. Below the
+    // floor the leader serves meanwhile: reads of other keys, and joiners, who lift it.
+    for (const w of winners.values()) store.apply(w.key, { type: 'invalidate', rev: w.rev, value: w.value });
+    const recommits = Promise.all(
+      [...winners.values()].map((w) =>
+        this.turns.run(w.key, async () => {
+          await this.untilWritable();
+          await this.replicate(w.key, w.rev, w.value);
+        }),
+      ),
+    );
+    if (this.writeRefusal() === null) await recommits;
+    else void recommits.catch((err: unknown) => this.log.warn({ err }, 'recommit abandoned'));
     this.serving = true;
     this.startLeaseWatch();
   }
@@ -214,6 +232,8 @@ export class LeaderTerm {
   /** Run one client write. Resolves with the client reply; never rejects. */
   async write(command: WriteCommand): Promise<ClientReply> {
     if (!this.isServing) return fail(503, this.notServingReason());
+    const refusal = this.writeRefusal();
+    if (refusal !== null) return fail(503, refusal);
     return this.turns.run(command.key, async () => {
       // Thesis 3.3 case 3: check the session before each write starts.
       if (!this.isServing || !this.sessionLive()) {
@@ -288,7 +308,10 @@ export class LeaderTerm {
       try {
         // The term's end aborts every link, so this wait ends with it.
         const reply = await this.link(id).invalidate(entry);
-        if (reply.ok) return;
+        if (reply.ok) {
+          this.unreachable.delete(id);
+          return;
+        }
         if (reply.code === 'STALE_EPOCH' && reply.epoch > this.epoch) {
           this.end(`member ${id} is at epoch ${reply.epoch}`);
           throw new TermEndedError(this.ended!);
@@ -326,6 +349,32 @@ export class LeaderTerm {
     return sessionProven(this.ports.coordinator, this.ports.clock.now());
   }
 
+  /** Resolves once a write may be acknowledged; rejects when the term ends first. */
+  private async untilWritable(): Promise<void> {
+    while (this.writeRefusal() !== null) {
+      if (this.ended !== null) throw new TermEndedError(this.ended);
+      await sleep(this.ports.clock, 50);
+    }
+  }
+
+  /**
+   * Why a write must not start now (503: it has no effect), or null. Every node listed in
+   * ZooKeeper's replica set must be sent the write (a next leader trusts their copies), and at
+   * least minReplicas nodes that answer must hold it.
+   */
+  private writeRefusal(): string | null {
+    const self = this.config.nodeId;
+    for (const id of this.persistedIds) {
+      if (id !== self && !this.targets.has(id)) return `the replica set is being rewritten without ${id}; nothing was written`;
+    }
+    let reachable = 0;
+    for (const id of this.replicas) if (!this.unreachable.has(id) && !this.removing.has(id)) reachable++;
+    if (reachable < this.config.minReplicas) {
+      return `only ${reachable} of the ${this.config.minReplicas} copies a write needs are reachable; nothing was written`;
+    }
+    return null;
+  }
+
   /** A follower asks for its read lease. Granted only to complete replicas not being removed. */
   grantLease(from: string, session: string): PeerReply {
     if (!this.isServing || !this.sessionLive()) return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'leader not serving' };
@@ -336,6 +385,7 @@ export class LeaderTerm {
     }
     this.replicaSession.set(from, session);
     this.lastGrant.set(from, this.ports.clock.now());
+    this.unreachable.delete(from);
     return { ok: true, type: 'ack' };
   }
 
@@ -357,6 +407,14 @@ export class LeaderTerm {
    */
   private remove(id: string, why: string): void {
     if (this.removing.has(id) || !this.targets.has(id) || this.ended !== null) return;
+    const remaining = [...this.replicas].filter((x) => x !== id && !this.removing.has(x)).length;
+    if (this.replicas.has(id) && remaining < this.config.minReplicas) {
+      // The floor on copies: it stays a replica and a target. Writes in flight wait for it; new
+      // writes are refused (503) until it answers again or another node has joined.
+      if (!this.unreachable.has(id)) this.log.warn({ peer: id, why, minReplicas: this.config.minReplicas }, 'replica unreachable; kept, as removing it would leave too few copies');
+      this.unreachable.add(id);
+      return;
+    }
     const token = ++this.removalSeq;
     this.removing.set(id, token);
     const current = () => this.removing.get(id) === token && this.ended === null;
@@ -404,7 +462,9 @@ export class LeaderTerm {
   private persistReplicas(): Promise<void> {
     const next = this.persistChain.then(async () => {
       if (this.ended !== null) throw new TermEndedError(this.ended);
-      const ids = this.replicaIds();
+      // Below the floor no write is acknowledged, so every node already listed still holds every
+      // acknowledged write: keep listing them, or a next leader could find no complete copy.
+      const ids = this.replicas.size >= this.config.minReplicas ? this.replicaIds() : [...new Set([...this.replicas, ...this.persistedIds])].sort();
       try {
         await this.ports.coordinator.writeReplicas(ids, this.claim);
         this.persistedIds = new Set(ids);

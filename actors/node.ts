@@ -20,6 +20,8 @@ export interface NodeConfig {
   /** Read lease of a follower; must stay below the ZooKeeper session timeout (docs/safety.md). */
   leaseMs: number;
   ackTimeoutMs: number;
+  /** A write is acknowledged only once this many nodes hold it (docs/safety.md); 1 for a single node. */
+  minReplicas: number;
   /** How long a follower read waits for a write in flight before asking the leader. */
   validateWaitMs: number;
   joinRetryMs: number;
@@ -34,6 +36,7 @@ export const defaultNodeConfig = {
   opTimeoutMs: 4000,
   leaseMs: 1000,
   ackTimeoutMs: 300,
+  minReplicas: 2,
   validateWaitMs: 500,
   joinRetryMs: 100,
   syncWaitMs: 3000,
@@ -259,6 +262,7 @@ export class ZiNode {
               nodeId: this.config.nodeId,
               leaseMs: this.config.leaseMs,
               ackTimeoutMs: this.config.ackTimeoutMs,
+              minReplicas: this.config.minReplicas,
               opTimeoutMs: this.config.opTimeoutMs,
               snapshotChunkEntries: this.config.snapshotChunkEntries,
               snapshotChunkBytes: this.config.snapshotChunkBytes,

@@ -16,8 +16,8 @@ afterEach(() => {
   current = null;
 });
 
-async function startCluster(): Promise<SimCluster> {
-  const c = new SimCluster({ seed: 1, nodes: 3, trace: process.env.SIM_TRACE === '1' });
+async function startCluster(minReplicas = 2): Promise<SimCluster> {
+  const c = new SimCluster({ seed: 1, nodes: 3, trace: process.env.SIM_TRACE === '1', node: { minReplicas } });
   current = c;
   await c.start();
   expect(await c.waitFor(() => c.allServing(), 5_000)).toBe(true);
@@ -58,8 +58,8 @@ describe('safety - cascades', () => {
     expect(read.output).toMatchObject({ status: 'ok', value: 'v2' });
   });
 
-  it('a leader alone in the replica set loses its session and keeps its copy; the others wait for it', async () => {
-    const c = await startCluster();
+  it('with --min-replicas 1, a leader alone in the replica set loses its session and keeps its copy; the others wait for it', async () => {
+    const c = await startCluster(1);
     const leader = c.leader()!;
     const others = c.ids.filter((id) => id !== leader);
     // Both followers are cut off the bus until the leader is the replica set alone.
@@ -79,5 +79,23 @@ describe('safety - cascades', () => {
     expect(result.ok, report(result)).toBe(true);
     const read = await c.get(others[1]!, 'k');
     expect(read.output).toMatchObject({ status: 'ok', value: 'only-on-the-leader' });
+  });
+
+  it('the floor on copies: with both followers cut off, writes answer 503 and change nothing, reads go on, nothing is removed', async () => {
+    const c = await startCluster(2);
+    const leader = c.leader()!;
+    const others = c.ids.filter((id) => id !== leader);
+    expect((await c.put(leader, 'k', 'v1')).output.status).toBe('ok');
+    for (const id of others) c.isolate(id);
+    await c.run(c.config.leaseMs * 4);
+    // One follower may go (two copies remain); the second stays listed however long it is silent.
+    expect(c.node(leader)!.status().replicas!.length).toBeGreaterThanOrEqual(2);
+    const write = await c.put(leader, 'k', 'v2');
+    expect(write.output.status).toBe('unavailable');
+    expect((await c.get(leader, 'k')).output).toMatchObject({ status: 'ok', value: 'v1' });
+    for (const id of others) c.rejoin(id);
+    const result = await verify(c, ['k'], 'floor');
+    expect(result.ok, report(result)).toBe(true);
+    expect((await c.put(leader, 'k', 'v3')).output.status).toBe('ok');
   });
 });
