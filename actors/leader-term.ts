@@ -74,6 +74,8 @@ export class LeaderTerm {
   private readonly joining = new Map<string, Joiner>();
   private readonly replicaSession = new Map<string, string>();
   private readonly lastGrant = new Map<string, number>();
+  /** When each member last reached us over the bus (any message, or an ack). */
+  private readonly lastHeard = new Map<string, number>();
   /** The replica set as last written to ZooKeeper: what a next leader would trust. */
   private persistedIds = new Set<string>();
   /** Nodes being removed, each with the token of its removal. */
@@ -138,28 +140,38 @@ export class LeaderTerm {
     this.persistedIds = new Set(previous.ids);
     const sync: PeerMessage = { type: 'sync', from: self, epoch: this.epoch, wantSnapshot: false };
     const synced = new Map<string, Extract<PeerReply, { type: 'synced' }>>();
-    const syncRound = async (ids: string[]) => {
-      let staleEpoch = 0;
-      await Promise.all(
-        ids.map(async (id) => {
-          try {
-            this.ports.observer?.message?.('out', 'sync', id, []);
-            const reply = await bus.request(id, sync, this.config.ackTimeoutMs * 2);
-            if (reply.ok && reply.type === 'synced') synced.set(id, reply);
-            else if (!reply.ok && reply.code === 'STALE_EPOCH') staleEpoch = Math.max(staleEpoch, reply.epoch);
-          } catch (err) {
-            this.log.warn({ err, peer: id }, 'no sync reply');
-          }
-        }),
-      );
-      if (staleEpoch > this.epoch) throw new TermEndedError(`a member is at epoch ${staleEpoch}`);
-    };
-    await syncRound(coordinator.memberIds().filter((id) => id !== self));
-
     const wasReplica = (id: string) => previous.ids.length === 0 || previous.ids.includes(id);
     const completePeers = () => [...synced].filter(([id, r]) => r.serving && wasReplica(id)).map(([id]) => id);
     const liveReplicas = () => previous.ids.filter((id) => id !== self && coordinator.memberIds().includes(id));
-    if (previous.ids.length > 0 && !(selfComplete && wasReplica(self))) {
+    const incomplete = previous.ids.length > 0 && !(selfComplete && wasReplica(self));
+    /** Ask `ids` to synchronise; done when all answered or gave up, or, for an incomplete leader, once a complete replica answered. */
+    const syncRound = (ids: string[]) =>
+      new Promise<void>((resolve, reject) => {
+        let left = ids.length;
+        let staleEpoch = 0;
+        const settled = () => {
+          if (staleEpoch > this.epoch) reject(new TermEndedError(`a member is at epoch ${staleEpoch}`));
+          else if (--left === 0 || (incomplete && completePeers().length > 0)) resolve();
+        };
+        if (left === 0) resolve();
+        for (const id of ids) {
+          this.ports.observer?.message?.('out', 'sync', id, []);
+          bus.request(id, sync, this.config.ackTimeoutMs * 2).then(
+            (reply) => {
+              if (reply.ok && reply.type === 'synced') synced.set(id, reply);
+              else if (!reply.ok && reply.code === 'STALE_EPOCH') staleEpoch = Math.max(staleEpoch, reply.epoch);
+              settled();
+            },
+            (err: unknown) => {
+              this.log.warn({ err, peer: id }, 'no sync reply');
+              settled();
+            },
+          );
+        }
+      });
+    await syncRound(coordinator.memberIds().filter((id) => id !== self));
+
+    if (incomplete) {
       // We hold no complete copy: only a member of the last replica set that kept its copy has
       // every acknowledged write. One that answers complete leads instead of us; one alive in
       // ZooKeeper but silent may lead too (it may reach the others), so we step aside for it
@@ -310,6 +322,7 @@ export class LeaderTerm {
         const reply = await this.link(id).invalidate(entry);
         if (reply.ok) {
           this.unreachable.delete(id);
+          this.heard(id);
           return;
         }
         if (reply.code === 'STALE_EPOCH' && reply.epoch > this.epoch) {
@@ -442,16 +455,36 @@ export class LeaderTerm {
     this.ports.clock.setTimeout(() => void finish(), waitMs);
   }
 
-  /** Followers renew every leaseMs/4; one that has not for a whole lease is suspected. */
+  /** A peer message from `id` arrived: it can reach us. */
+  heard(id: string): void {
+    this.lastHeard.set(id, this.ports.clock.now());
+  }
+
+  /**
+   * Followers renew every leaseMs/4; one that has not for a whole lease is suspected. A leader
+   * that has heard from none of at least two live members (ZooKeeper lists them) for as long is
+   * most likely the one cut off the bus: it steps down, so that one of them can lead, rather than
+   * hold the group without writes until its link comes back. With one other member alive, who
+   * is cut off is a coin toss, and the leader stays.
+   */
   private startLeaseWatch(): void {
+    const startedAt = this.ports.clock.now();
     const tick = () => {
       if (this.ended !== null) return;
       const now = this.ports.clock.now();
+      const silenceMs = this.config.leaseMs * 1.5;
       for (const id of this.replicas) {
         if (id === this.config.nodeId || this.removing.has(id)) continue;
         const last = this.lastGrant.get(id);
         if (last === undefined) this.lastGrant.set(id, now);
-        else if (now - last > this.config.leaseMs * 1.5) this.suspect(id, 'lease not renewed');
+        else if (now - last > silenceMs) this.suspect(id, 'lease not renewed');
+      }
+      const others = [...this.liveIds].filter((id) => id !== this.config.nodeId);
+      const silent = (id: string) => now - Math.max(startedAt, this.lastHeard.get(id) ?? 0) > silenceMs;
+      if (others.length >= 2 && others.every(silent)) {
+        this.log.warn({ members: others }, 'no member heard over the bus while ZooKeeper lists them alive; stepping down');
+        this.end('cut off from every member');
+        return;
       }
       this.watchTimer = this.ports.clock.setTimeout(tick, this.config.leaseMs / 2);
     };

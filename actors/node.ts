@@ -423,6 +423,7 @@ export class ZiNode {
 
   async handlePeer(message: PeerMessage): Promise<PeerReply> {
     this.ports.observer?.message?.('in', message.type, message.from, messageKeys(message));
+    this.term?.heard(message.from);
     const ack: PeerReply = { ok: true, type: 'ack' };
     const notLeader: PeerReply = { ok: false, code: 'NOT_LEADER', epoch: this.promisedEpoch, reason: 'not the leader' };
     if (this.stopping) return { ok: false, code: 'NOT_READY', epoch: this.promisedEpoch, reason: 'stopping' };
