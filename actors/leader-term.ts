@@ -89,6 +89,8 @@ export class LeaderTerm {
   private liveIds = new Set<string>();
   private nextRev = 1;
   private serving = false;
+  /** Writes of the previous term still to be re-committed (recover). */
+  private recommitting = 0;
   /** Recovery waits for one of these (the last replica set) to come back with its copy. */
   waitingFor: readonly string[] = [];
   private stopping = false;
@@ -224,12 +226,19 @@ export class LeaderTerm {
     // write may be acknowledged (writeRefusal). Each key's turn is taken now, so client writes
     // queue behind it, and the key stays undecided here (reads of it wait) until then. Below the
     // floor the leader serves meanwhile: reads of other keys, and joiners, who lift it.
+    // Until they are done no lease is granted: a copy still holds the old committed value of
+    // those keys (a joiner's snapshot carries the leader's), so it must not answer reads alone.
     for (const w of winners.values()) store.apply(w.key, { type: 'invalidate', rev: w.rev, value: w.value });
+    this.recommitting = winners.size;
     const recommits = Promise.all(
       [...winners.values()].map((w) =>
         this.turns.run(w.key, async () => {
-          await this.untilWritable();
-          await this.replicate(w.key, w.rev, w.value);
+          try {
+            await this.untilWritable();
+            await this.replicate(w.key, w.rev, w.value);
+          } finally {
+            this.recommitting--;
+          }
         }),
       ),
     );
@@ -396,6 +405,7 @@ export class LeaderTerm {
     if (!this.replicas.has(from) || this.removing.has(from) || (known !== undefined && known !== session)) {
       return { ok: false, code: 'NOT_REPLICA', epoch: this.epoch, reason: 'not in the replica set' };
     }
+    if (this.recommitting > 0) return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'writes of the previous term still to be re-committed' };
     this.replicaSession.set(from, session);
     this.lastGrant.set(from, this.ports.clock.now());
     this.unreachable.delete(from);
