@@ -274,7 +274,12 @@ export class LeaderTerm {
         return { ok: true, revision: rev };
       } catch (err) {
         if (err instanceof TermEndedError) return fail(504, 'leadership ended during the write; outcome unknown');
-        throw err;
+        // Anything else (a reply we cannot read, a message the bus refuses): the key must not
+        // stay undecided here for ever. It is valid again at its committed value; replicas that
+        // took the invalidate keep it pending until the next write of the key or the next leader.
+        this.log.error({ err, key: command.key, rev }, 'write failed; key released');
+        this.ports.store.apply(command.key, { type: 'abort', rev });
+        return fail(504, `the write failed (${err instanceof Error ? err.message : String(err)}); outcome unknown`);
       }
     });
   }
@@ -310,6 +315,7 @@ export class LeaderTerm {
           ackTimeoutMs: this.config.ackTimeoutMs,
           maxBatchEntries: 512,
           maxBatchBytes: 2 * 1024 * 1024,
+          wanted: () => this.targets.has(id),
         },
         this.ports.bus,
         this.ports.clock,
@@ -323,6 +329,7 @@ export class LeaderTerm {
   /** Resolves when `id` acked, or was dropped from the targets; rejects when the term ends. */
   private async ackFrom(id: string, entry: PendingEntry): Promise<void> {
     let refusedSince: number | null = null;
+    let misses = 0;
     for (;;) {
       if (this.ended !== null) throw new TermEndedError(this.ended);
       if (!this.targets.has(id)) return;
@@ -347,7 +354,9 @@ export class LeaderTerm {
         await sleep(this.ports.clock, 5);
       } catch (err) {
         if (!isUnreachable(err)) throw err;
-        this.suspect(id, 'no ack');
+        // One slow round trip is not a failure: suspect only after a second miss in a row.
+        misses += 1;
+        if (misses >= 2) this.suspect(id, 'no ack');
         await sleep(this.ports.clock, Math.min(50, this.config.ackTimeoutMs));
       }
     }

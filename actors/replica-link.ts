@@ -1,6 +1,8 @@
 // The leader's pipe to one replica. Invalidations queued in the same turn of the event loop
 // travel as one request, and validations ride along with the next request (or go alone when
-// none follows), so under load the message count per write falls well below three.
+// none follows), so under load the message count per write falls well below three. Validations
+// are reliable: until a reply to a request that carried them arrives, they are sent again (a
+// lost one would leave the key undecided at the replica until its next write).
 import type { Bus, Clock, NodeObserver } from './ports.ts';
 import { deferred, type Deferred } from './time.ts';
 import type { KeyRevision, PeerMessage, PeerReply, PendingEntry } from './protocol.ts';
@@ -19,6 +21,8 @@ export interface LinkConfig {
   ackTimeoutMs: number;
   maxBatchEntries: number;
   maxBatchBytes: number;
+  /** Whether the replica still takes our writes; validations to one that left are dropped. */
+  wanted: () => boolean;
 }
 
 export class ReplicaLink {
@@ -27,6 +31,7 @@ export class ReplicaLink {
   private readonly unanswered = new Set<Batch>();
   private validations: KeyRevision[] = [];
   private flushScheduled = false;
+  private retryTimer: unknown = null;
   private aborted: unknown = null;
 
   constructor(
@@ -64,6 +69,7 @@ export class ReplicaLink {
   /** Fail every write waiting on this link (the term ended): nobody waits for a timeout. */
   abort(err: unknown): void {
     this.aborted = err;
+    if (this.retryTimer !== null) this.clock.clearTimeout(this.retryTimer);
     for (const batch of [...this.queue, ...this.unanswered]) batch.reply.reject(err);
     this.queue = [];
     this.unanswered.clear();
@@ -83,20 +89,38 @@ export class ReplicaLink {
     for (const batch of this.queue) this.sendBatch(batch);
     this.queue = [];
     if (this.validations.length > 0) {
-      const message: PeerMessage = { type: 'validate', from: this.config.from, epoch: this.config.epoch, validated: this.validations };
-      this.observer?.message?.('out', 'validate', this.config.to, this.validations.map((v) => v.key));
+      const validated = this.validations;
+      const message: PeerMessage = { type: 'validate', from: this.config.from, epoch: this.config.epoch, validated };
+      this.observer?.message?.('out', 'validate', this.config.to, validated.map((v) => v.key));
       this.validations = [];
-      this.bus.send(this.config.to, message);
+      this.bus.request(this.config.to, message, this.config.ackTimeoutMs).then(
+        () => undefined,
+        () => this.resend(validated),
+      );
     }
   }
 
+  /** Validations whose request got no reply go again, after a pause, while the replica is wanted. */
+  private resend(validated: KeyRevision[]): void {
+    if (this.aborted !== null || validated.length === 0 || !this.config.wanted()) return;
+    this.validations = validated.concat(this.validations);
+    if (this.retryTimer !== null) return;
+    this.retryTimer = this.clock.setTimeout(() => {
+      this.retryTimer = null;
+      if (this.aborted !== null) return;
+      if (this.config.wanted()) this.scheduleFlush();
+      else this.validations = [];
+    }, this.config.ackTimeoutMs);
+  }
+
   private sendBatch(batch: Batch): void {
+    const validated = this.validations;
     const message: PeerMessage = {
       type: 'invalidate',
       from: this.config.from,
       epoch: this.config.epoch,
       entries: batch.entries,
-      validated: this.validations,
+      validated,
     };
     this.validations = [];
     const observer = this.observer;
@@ -112,6 +136,7 @@ export class ReplicaLink {
       (err: unknown) => {
         this.unanswered.delete(batch);
         observer?.replication?.(this.config.to, batch.entries.length, this.clock.now() - sentAt, false);
+        this.resend(validated);
         batch.reply.reject(err);
       },
     );

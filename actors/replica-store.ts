@@ -14,6 +14,7 @@ type Waiter = () => void;
  * in a Map, which wins over the table: a key in flight keeps its committed value in the table.
  */
 const PACK_MAX_BYTES = 256;
+const TOMBSTONES_MAX = 65_536;
 
 const packable = (entry: EntryRecord): boolean => entry.state === 'valid' && entry.value !== null && entry.value.byteLength <= PACK_MAX_BYTES;
 
@@ -42,6 +43,14 @@ export class ReplicaStore {
   maxRev = 0;
   /** While syncing, absent entries are kept as tombstones so that stale snapshot fills are ignored. */
   keepTombstones = false;
+  /**
+   * Revisions of recent deletes, so that an older invalidate of a deleted key that arrives late
+   * (NATS may reorder across a reconnect) cannot bring it back. Bounded: the oldest are forgotten,
+   * and an invalidate of a key with no record at or below the newest forgotten revision is ignored
+   * (a message delayed past TOMBSTONES_MAX deletes).
+   */
+  private readonly tombstones = new Map<string, number>();
+  private forgottenTombstoneRev = 0;
   valueBytes = 0;
   /** Called after every change of an entry (for the inspector view); must not throw. */
   onEntry: ((key: string, entry: EntryRecord) => void) | null = null;
@@ -80,7 +89,9 @@ export class ReplicaStore {
     let entry = this.entries.get(key) ?? this.unpack(key);
     if (entry === undefined) {
       if (event.type === 'validate' || event.type === 'abort') return false;
-      entry = { state: 'absent', rev: 0, value: null, pendingRev: 0, pendingValue: null };
+      const deletedAt = this.tombstones.get(key);
+      if (deletedAt === undefined && event.rev <= this.forgottenTombstoneRev) return false;
+      entry = { state: 'absent', rev: deletedAt ?? 0, value: null, pendingRev: 0, pendingValue: null };
     }
     const before = entry.value;
     const wasInvalid = entry.state === 'invalid';
@@ -100,8 +111,12 @@ export class ReplicaStore {
       this.entries.set(key, entry);
     } else {
       this.packed.delete(key);
-      if (entry.state === 'absent' && !this.keepTombstones) this.entries.delete(key);
-      else this.entries.set(key, entry);
+      if (entry.state === 'absent' && !this.keepTombstones) {
+        this.entries.delete(key);
+        this.remember(key, entry.rev);
+      } else {
+        this.entries.set(key, entry);
+      }
     }
     if (wasInvalid && entry.state !== 'invalid') this.wake(key);
     return true;
@@ -128,15 +143,32 @@ export class ReplicaStore {
   clear(): void {
     this.entries.clear();
     this.packed.clear();
+    this.tombstones.clear();
+    this.forgottenTombstoneRev = 0;
     this.valueBytes = 0;
     this.liveKeys = 0;
     for (const key of [...this.waiters.keys()]) this.wake(key);
   }
 
-  /** Drop tombstones once a sync is complete. */
+  /** Once a sync is complete, absent entries become bounded tombstones. */
   purgeTombstones(): void {
     this.keepTombstones = false;
-    for (const [key, entry] of this.entries) if (entry.state === 'absent') this.entries.delete(key);
+    for (const [key, entry] of this.entries) {
+      if (entry.state !== 'absent') continue;
+      this.entries.delete(key);
+      this.remember(key, entry.rev);
+    }
+  }
+
+  private remember(key: string, rev: number): void {
+    if (rev === 0) return;
+    this.tombstones.delete(key);
+    this.tombstones.set(key, rev);
+    if (this.tombstones.size > TOMBSTONES_MAX) {
+      const [oldest, oldestRev] = this.tombstones.entries().next().value as [string, number];
+      this.tombstones.delete(oldest);
+      if (oldestRev > this.forgottenTombstoneRev) this.forgottenTombstoneRev = oldestRev;
+    }
   }
 
   /** Writes in flight on this node: invalidated, not yet validated. */

@@ -299,6 +299,16 @@ export class MemoryNetwork {
     deliver();
   }
 
+  /**
+   * The next `count` peer messages for which `reply` returns a reply are answered with it instead
+   * of reaching their node (a peer that cannot read a message, a reply the sender cannot use).
+   */
+  tamper(reply: (from: string, to: string, message: PeerMessage) => PeerReply | undefined, count: number): void {
+    this.tampering = { reply, left: count };
+  }
+
+  private tampering: { reply: (from: string, to: string, message: PeerMessage) => PeerReply | undefined; left: number } | null = null;
+
   /** Peer request-reply and send. `requestId` 0 = send (no reply wanted). */
   transmitPeer(sender: MemoryBus, to: string, bytes: Uint8Array, type: PeerMessage['type'], requestId: number): void {
     const from = sender.nodeId;
@@ -322,6 +332,12 @@ export class MemoryNetwork {
           return;
         }
         tap(() => this.observer.peerDelivered?.(from, to, message));
+        const tampered = this.tampering !== null && this.tampering.left > 0 ? this.tampering.reply(from, to, message) : undefined;
+        if (tampered !== undefined) {
+          this.tampering!.left--;
+          if (requestId !== 0) this.route(to, from, 'reply', () => sender.replied(requestId, encode(tampered)), false);
+          return;
+        }
         dest.handlePeer(message).then(
           (reply) => {
             if (requestId === 0 || !dest.isLive()) return;

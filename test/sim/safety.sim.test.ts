@@ -128,4 +128,40 @@ describe('safety - cascades', () => {
     const result = await verify(c, ['k'], 'leader cut off the bus');
     expect(result.ok, report(result)).toBe(true);
   });
+
+  it('one slow round trip is not a failure: a replica that misses one ack stays in the replica set', async () => {
+    const c = await startCluster(2);
+    const leader = c.leader()!;
+    const f = c.ids.find((id) => id !== leader)!;
+    const replicas = () => c.node(leader)?.status().replicas ?? [];
+    // One invalidation to f is lost (a round trip slower than the ack timeout); the retry gets through.
+    c.cut(leader, f, true);
+    const write = c.op('story', leader, { op: 'put', key: 'k', value: 'v1' });
+    await c.run(c.config.ackTimeoutMs + 20);
+    c.uncut(leader, f);
+    expect((await c.settle(write)).output.status).toBe('ok');
+    let removed = false;
+    for (let t = 0; t < c.config.leaseMs * 3; t += 20) {
+      await c.run(20);
+      if (!replicas().includes(f)) removed = true;
+    }
+    expect(removed).toBe(false);
+    const result = await verify(c, ['k'], 'one slow round trip');
+    expect(result.ok, report(result)).toBe(true);
+  });
+
+  it('a failed write releases its key: the next write and read of it are answered', async () => {
+    const c = await startCluster(2);
+    const leader = c.leader()!;
+    const f = c.ids.find((id) => id !== leader)!;
+    expect((await c.put(leader, 'k', 'v1')).output.status).toBe('ok');
+    // f answers the next invalidate with BAD_MESSAGE (as if it could not read it).
+    c.net.tamper((from, to, message) => (from === leader && to === f && message.type === 'invalidate' ? { ok: false, code: 'BAD_MESSAGE', epoch: 0, reason: 'unreadable' } : undefined), 1);
+    const failed = await c.put(leader, 'k', 'v2');
+    expect(failed.output.status).toBe('unknown');
+    expect((await c.get(leader, 'k')).output.status).toBe('ok');
+    expect((await c.put(leader, 'k', 'v3')).output.status).toBe('ok');
+    const result = await verify(c, ['k'], 'failed write');
+    expect(result.ok, report(result)).toBe(true);
+  });
 });

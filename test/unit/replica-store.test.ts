@@ -45,6 +45,37 @@ describe('replica store', () => {
     expect(s.get('k')).toBeUndefined();
   });
 
+  it('replica store - a delete cannot come back: an older invalidate or fill arriving late is ignored', () => {
+    const s = new ReplicaStore();
+    s.apply('k', { type: 'fill', rev: 3, value: v('v3') });
+    s.apply('k', { type: 'invalidate', rev: 7, value: null });
+    s.apply('k', { type: 'validate', rev: 7 });
+    expect(s.get('k')).toBeUndefined();
+    // Reordered across a reconnect: the invalidate of rev 5 arrives after the delete of rev 7.
+    expect(s.apply('k', { type: 'invalidate', rev: 5, value: v('v5') })).toBe(false);
+    expect(s.apply('k', { type: 'fill', rev: 6, value: v('v6') })).toBe(false);
+    expect(s.pending()).toEqual([]);
+    expect(s.get('k')).toBeUndefined();
+    // A newer write of the key is taken as usual.
+    expect(s.apply('k', { type: 'invalidate', rev: 9, value: v('v9') })).toBe(true);
+  });
+
+  it('replica store - tombstones are bounded; below the newest forgotten one, an unknown key takes no invalidate', () => {
+    const s = new ReplicaStore();
+    for (let i = 1; i <= 70_000; i++) {
+      s.apply(`k${i}`, { type: 'invalidate', rev: i, value: null });
+      s.apply(`k${i}`, { type: 'fill', rev: i, value: v('x') });
+      s.apply(`k${i}`, { type: 'invalidate', rev: 100_000 + i, value: null });
+      s.apply(`k${i}`, { type: 'validate', rev: 100_000 + i });
+    }
+    expect(s.size).toBe(0);
+    // k1's tombstone (rev 100001) was forgotten; a stale invalidate of it is still refused.
+    expect(s.apply('k1', { type: 'invalidate', rev: 100_500, value: v('stale') })).toBe(false);
+    // k70000's tombstone is still known.
+    expect(s.apply('k70000', { type: 'invalidate', rev: 100_001, value: v('stale') })).toBe(false);
+    expect(s.apply('k70000', { type: 'invalidate', rev: 200_000, value: v('new') })).toBe(true);
+  });
+
   it('replica store - snapshot chunks respect entry and byte bounds and skip pending-only keys', () => {
     const s = new ReplicaStore();
     for (let i = 0; i < 10; i++) s.apply(`k${i}`, { type: 'fill', rev: i + 1, value: new Uint8Array(100) });

@@ -1,0 +1,82 @@
+// Goal: the leader's link to a replica delivers validations reliably: one whose request gets no
+// reply is sent again a round trip later, riding on the next request when there is one, and is
+// dropped once the replica no longer takes our writes.
+// Method: a ReplicaLink on a scripted Bus and xstate's SimulatedClock.
+import { describe, expect, it } from 'vitest';
+import { SimulatedClock } from 'xstate';
+import type { Bus, Clock } from '../../actors/ports.ts';
+import type { PeerMessage, PeerReply } from '../../actors/protocol.ts';
+import { ReplicaLink } from '../../actors/replica-link.ts';
+import { BusTimeoutError } from '../../bus/errors.ts';
+
+const ACK_TIMEOUT_MS = 300;
+
+function setup(options: { wanted?: () => boolean } = {}) {
+  const clock = new SimulatedClock();
+  const sent: PeerMessage[] = [];
+  /** Replies to requests, in order; `lost` rejects like a request that got no reply. */
+  const script: Array<'ok' | 'lost'> = [];
+  const bus: Bus = {
+    serveClients: async () => undefined,
+    servePeers: async () => undefined,
+    request: (_to: string, message: PeerMessage): Promise<PeerReply> => {
+      sent.push(message);
+      const next = script.shift() ?? 'ok';
+      return next === 'ok' ? Promise.resolve({ ok: true, type: 'ack' }) : Promise.reject(new BusTimeoutError('lost'));
+    },
+    send: (_to: string, message: PeerMessage) => void sent.push(message),
+    close: async () => undefined,
+  };
+  const link = new ReplicaLink(
+    { from: 'n1', to: 'n2', epoch: 1, ackTimeoutMs: ACK_TIMEOUT_MS, maxBatchEntries: 64, maxBatchBytes: 1 << 20, wanted: options.wanted ?? (() => true) },
+    bus,
+    clock as unknown as Clock,
+  );
+  const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
+  const validatedKeys = () => sent.flatMap((m) => (m.type === 'validate' || m.type === 'invalidate' ? m.validated.map((v) => `${v.key}@${v.rev}`) : []));
+  return { clock, sent, script, link, turn, validatedKeys };
+}
+
+describe('replica link', () => {
+  it('replica link - a validation whose request is lost is sent again a round trip later', async () => {
+    const t = setup();
+    t.script.push('lost');
+    t.link.validate('k', 7);
+    await t.turn();
+    expect(t.validatedKeys()).toEqual(['k@7']);
+    t.clock.increment(ACK_TIMEOUT_MS - 1);
+    await t.turn();
+    expect(t.validatedKeys()).toEqual(['k@7']);
+    t.clock.increment(1);
+    await t.turn();
+    expect(t.validatedKeys()).toEqual(['k@7', 'k@7']);
+    // Delivered now: nothing more goes out.
+    t.clock.increment(ACK_TIMEOUT_MS * 3);
+    await t.turn();
+    expect(t.sent).toHaveLength(2);
+  });
+
+  it('replica link - validations carried by a lost invalidate ride on the next request', async () => {
+    const t = setup();
+    t.link.validate('a', 1);
+    t.script.push('lost');
+    void t.link.invalidate({ key: 'b', rev: 2, value: null }).catch(() => undefined);
+    await t.turn();
+    expect(t.sent.map((m) => m.type)).toEqual(['invalidate']);
+    void t.link.invalidate({ key: 'c', rev: 3, value: null });
+    await t.turn();
+    expect(t.validatedKeys()).toEqual(['a@1', 'a@1']);
+  });
+
+  it('replica link - validations to a replica that left are dropped', async () => {
+    let wanted = true;
+    const t = setup({ wanted: () => wanted });
+    t.script.push('lost');
+    t.link.validate('k', 7);
+    await t.turn();
+    wanted = false;
+    t.clock.increment(ACK_TIMEOUT_MS * 3);
+    await t.turn();
+    expect(t.sent).toHaveLength(1);
+  });
+});
