@@ -62,7 +62,11 @@ const DEFAULT_MEMBER: { role: Role; state: MemberState } = { role: 'follower', s
 const ROLES: readonly Role[] = ['leader', 'follower'];
 const MEMBER_STATES: readonly MemberState[] = ['syncing', 'serving', 'suspended', 'removed'];
 
-/** A serial task: a trigger while it runs makes it run once more after; callers await the outcome. */
+/**
+ * A serial task: a trigger while it runs makes it run once more after, even when this run fails
+ * (the trigger may be the reconnection that the failure would otherwise wait for); callers await
+ * the outcome.
+ */
 class SerialTask {
   private running: Promise<void> | null = null;
   private again = false;
@@ -76,7 +80,11 @@ class SerialTask {
       try {
         do {
           this.again = false;
-          await this.task();
+          try {
+            await this.task();
+          } catch (err) {
+            if (!this.again) throw err;
+          }
         } while (this.again);
       } finally {
         this.running = null;
@@ -94,6 +102,8 @@ interface Session {
   /** Hex session id once connected, '' before. */
   sessionId: string;
   registering: boolean;
+  /** register() was called again while it ran. */
+  registerAgain: boolean;
   registered: boolean;
   /** `coord.session` connected was emitted for this session; facts flow from then on. */
   announced: boolean;
@@ -428,8 +438,14 @@ export function createCoordinator(opts: CoordinatorOptions): ZkCoordinator {
   }
 
   async function register(s: Session): Promise<void> {
-    if (s.registering || s.registered || s.retired) return;
+    if (s.registering) {
+      // Asked again while a registration runs (a reconnection while it fails): run once more after.
+      s.registerAgain = true;
+      return;
+    }
+    if (s.registered || s.retired) return;
     s.registering = true;
+    s.registerAgain = false;
     try {
       await ensureLayout(s);
       await ensureMember(s);
@@ -444,10 +460,11 @@ export function createCoordinator(opts: CoordinatorOptions): ZkCoordinator {
       refresh();
       flushFacts(s);
     } catch (err) {
-      onFailure(s, err, 'registration', () => void register(s));
+      if (!s.registerAgain) onFailure(s, err, 'registration', () => void register(s));
     } finally {
       s.registering = false;
     }
+    if (s.registerAgain && !s.registered && !s.retired && machineState === 'connected') void register(s);
   }
 
   // --- watches -------------------------------------------------------------------------------
@@ -585,6 +602,7 @@ export function createCoordinator(opts: CoordinatorOptions): ZkCoordinator {
       client,
       sessionId: '',
       registering: false,
+      registerAgain: false,
       registered: false,
       announced: false,
       retired: false,
