@@ -183,11 +183,19 @@ export class LeaderTerm {
       this.log.warn({ replicas: this.waitingFor }, 'waiting for a complete replica');
       for (let round = 1; completePeers().length === 0; round++) {
         if (liveReplicas().length > 0 && round > 3) throw new ResignError();
+        const grant = await coordinator.readUncleanGrant().catch(() => null);
+        if (grant !== null && grant.epoch === this.epoch) {
+          this.log.error({ grant, replicas: this.waitingFor }, 'operator accepted data loss: serving what this node holds; writes acknowledged only by the last replica set are lost');
+          break;
+        }
         await sleep(clock, Math.min(1000, this.config.ackTimeoutMs * round));
         if (this.ended !== null) throw new TermEndedError(this.ended);
         await syncRound(liveReplicas().filter((id) => !synced.has(id)));
       }
-      throw new ResignError();
+      if (completePeers().length > 0) throw new ResignError();
+      this.waitingFor = [];
+      // By the operator's order: the replica set starts again from this node's copy.
+      this.persistedIds = new Set();
     }
 
     // Highest revision per key over every write still in flight at a complete replica.

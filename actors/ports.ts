@@ -57,6 +57,18 @@ export type CoordEvent =
   | { type: 'coord.elected'; sessionId: string }
   | { type: 'coord.epoch'; epoch: number; leader: string | null };
 
+/** An operator's order to a leader waiting for a complete replica: serve what you hold (data loss accepted). */
+export interface UncleanGrant {
+  /** The epoch of the waiting leader it applies to, and that leader. */
+  epoch: number;
+  leader: string;
+  /** The last replica set, whose members alone held every acknowledged write. */
+  waitingFor: string[];
+  by: string;
+  /** ISO time of the order. */
+  at: string;
+}
+
 export interface EpochClaim {
   epoch: number;
   /** ZooKeeper version of the epoch znode after our bump; fences later writes of the replica set. */
@@ -89,6 +101,8 @@ export interface Coordinator {
   readReplicas(): Promise<{ ids: string[]; epoch: number }>;
   /** Leader only: replace the replica set, atomically checked against the epoch fence. Rejects with DeposedError if fenced off. */
   writeReplicas(ids: string[], claim: EpochClaim): Promise<void>;
+  /** The operator's latest order to accept data loss, if any (coordination/paths.ts: unclean). */
+  readUncleanGrant(): Promise<UncleanGrant | null>;
   /** Leave the election and enter it again at the back of the queue (a leader without a complete copy steps aside). */
   resign(): Promise<void>;
   /** Close the session: ephemeral znodes go at once, so the next election starts without waiting for expiry. */

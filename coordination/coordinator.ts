@@ -19,10 +19,11 @@
 // - Operations fail fast (NotConnectedError) unless the session is connected, and time out after
 //   opTimeoutMs; the caller decides what to retry, and our own retries are bounded.
 import { createActor, type Actor } from 'xstate';
-import type { Clock, CoordEvent, Coordinator, EpochClaim, Log, MemberInfo, MemberState, Role, SessionState } from '../actors/ports.ts';
+import type { Clock, CoordEvent, Coordinator, EpochClaim, Log, MemberInfo, MemberState, Role, SessionState, UncleanGrant } from '../actors/ports.ts';
 import { sessionMachine, type SessionMachineState } from '../actors/session.machine.ts';
 import { CoordinationError, CoordinationTimeoutError, DeposedError, NotConnectedError, SessionExpiredError } from './errors.ts';
 import { clusterPaths, isValidSegment, sortElectionNames } from './paths.ts';
+import { parseUncleanGrants } from './unclean.ts';
 import { ZkCode, ZkError, type ZkClient, type ZkClientState, type ZkWatcher, type ZnodeStat } from './zk-client.ts';
 
 export interface CoordinatorOptions {
@@ -861,6 +862,16 @@ export function createCoordinator(opts: CoordinatorOptions): ZkCoordinator {
     async readEpoch(): Promise<{ epoch: number; leader: string | null }> {
       const s = requireConnected(paths.epoch);
       return parseEpoch((await getData(s, paths.epoch)).data, paths.epoch);
+    },
+
+    async readUncleanGrant(): Promise<UncleanGrant | null> {
+      const s = requireConnected(paths.unclean);
+      try {
+        return parseUncleanGrants((await getData(s, paths.unclean)).data, paths.unclean).at(-1) ?? null;
+      } catch (err) {
+        if (hasCode(err, ZkCode.NO_NODE)) return null;
+        throw err;
+      }
     },
 
     async readReplicas(): Promise<{ ids: string[]; epoch: number }> {

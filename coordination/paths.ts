@@ -4,6 +4,8 @@
 //   /zistore/<cluster>/election/n_<seq>   ephemeral-sequential, data = nodeId
 //   /zistore/<cluster>/epoch              persistent, data {"epoch":N,"leader":id|null}
 //   /zistore/<cluster>/replicas           persistent, data {"ids":[...],"epoch":N}
+//   /zistore/<cluster>/unclean            persistent, absent until an operator accepts data loss:
+//                                         data {"grants":[{"epoch","leader","waitingFor","by","at"}]}
 
 export const ROOT_PATH = '/zistore';
 /** Prefix of election znodes; ZooKeeper appends a 10-digit sequence number. */
@@ -18,6 +20,7 @@ export interface ClusterPaths {
   readonly electionPrefix: string;
   readonly epoch: string;
   readonly replicas: string;
+  readonly unclean: string;
   member(nodeId: string): string;
   electionNode(name: string): string;
 }
@@ -50,6 +53,7 @@ export function clusterPaths(cluster: string): ClusterPaths {
     electionPrefix: `${election}/${ELECTION_PREFIX}`,
     epoch: `${base}/epoch`,
     replicas: `${base}/replicas`,
+    unclean: `${base}/unclean`,
     member(nodeId: string): string {
       if (!isValidSegment(nodeId)) throw new RangeError(`invalid node id: ${JSON.stringify(nodeId)}`);
       return `${members}/${nodeId}`;

@@ -5,7 +5,9 @@
 // seed checks (linearizability of the whole history, convergence, invariants). SIM_TRACE=1
 // prints a story's trace.
 import { afterEach, describe, expect, it } from 'vitest';
-import { SimCluster } from './cluster.ts';
+import { acceptDataLoss } from '../../coordination/unclean.ts';
+import { ZkClientSim } from '../../coordination/memory-zookeeper.ts';
+import { SIM_CLUSTER, SimCluster } from './cluster.ts';
 import { assess, Outcome, settleAndVerify, type SeedResult } from './run.ts';
 
 const report = (r: SeedResult) => `${r.summary}\n${r.details}`;
@@ -163,5 +165,41 @@ describe('safety - cascades', () => {
     expect((await c.put(leader, 'k', 'v3')).output.status).toBe('ok');
     const result = await verify(c, ['k'], 'failed write');
     expect(result.ok, report(result)).toBe(true);
+  });
+
+  it('no complete replica left: the cluster waits with a clear reason until an operator accepts the loss, which is recorded', async () => {
+    const c = await startCluster(2);
+    const leader = c.leader()!;
+    const [f, g] = c.ids.filter((id) => id !== leader) as [string, string];
+    const replicas = () => c.node(leader)?.status().replicas ?? [];
+    c.crash(f);
+    expect(await c.waitFor(() => !replicas().includes(f), 8_000), c.describe()).toBe(true);
+    expect((await c.put(leader, 'k', 'v1')).output.status).toBe('ok');
+    // Both holders of v1 die (memory-only copies): nobody has a complete copy any more.
+    c.crash(leader);
+    c.crash(g);
+    for (const id of c.ids) c.restart(id);
+    await c.run(c.sessionTimeoutMs * 3);
+    const waiting = await c.put(f, 'k2', 'x');
+    expect(waiting.output.status).toBe('unavailable');
+    const newLeader = c.ids.find((id) => c.node(id)?.status().role === 'leader');
+    expect(newLeader, c.describe()).toBeDefined();
+    // The operator accepts the loss, through a ZooKeeper client of its own.
+    const operator = new ZkClientSim(c.zk, 'operator', c.sessionTimeoutMs, c.scheduler.clock, 1000);
+    let connected = false;
+    operator.onState((state) => (connected = state === 'connected'));
+    operator.connect();
+    expect(await c.waitFor(() => connected, 1_000)).toBe(true);
+    const grant = await c.settle(acceptDataLoss(operator, SIM_CLUSTER, 'story'));
+    expect(grant.waitingFor.sort()).toEqual([leader, g].filter((id) => id !== grant.leader).sort());
+    let resumed = false;
+    for (let i = 0; i < 40 && !resumed; i++) {
+      resumed = (await c.put(c.leader() ?? f, 'k2', `x${i}`)).output.status === 'ok';
+      if (!resumed) await c.run(200);
+    }
+    expect(resumed, c.describe()).toBe(true);
+    // v1 is gone, as accepted; the record stays in ZooKeeper.
+    expect((await c.get(c.leader()!, 'k')).output.status).toBe('not-found');
+    expect(JSON.parse(c.zk.peek('/zistore/sim/unclean')!).grants).toHaveLength(1);
   });
 });
