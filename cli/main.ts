@@ -1,6 +1,8 @@
 // The `zistore` command: `up` (a whole local cluster), `node` (one node in the foreground),
-// `shell` (attach to a running cluster).
+// `shell` (attach to a running cluster), `accept-data-loss` (the operator's way out when no
+// complete copy is left).
 import { parseArgs } from 'node:util';
+import { runAcceptDataLoss } from './accept-data-loss.ts';
 import { UsageError } from './args.ts';
 import { runNodeCommand } from './node-command.ts';
 import { nodeParseOptions, printableOptions, resolveNodeOptions } from './node-options.ts';
@@ -28,6 +30,10 @@ const USAGE = `usage:
       validate and print the node options as resolved (secrets hidden)
   zistore shell [--nats URL] [--cluster NAME]
       attach a shell to a running cluster
+  zistore accept-data-loss --cluster NAME --zk HOST:PORT[,HOST:PORT...] [--zk-auth USER:PASSWORD] [--yes]
+      when no member of the last replica set kept its copy, the leader waits (503); this says
+      what would be lost and, with --yes, lets the leader serve what it holds (recorded in
+      ZooKeeper); see docs/safety.md
 `;
 
 const timingFlags = {
@@ -71,6 +77,14 @@ async function main(argv: string[]): Promise<number> {
       const { values } = parseArgs({ args: flags, options: nodeParseOptions(), strict: true });
       process.stdout.write(`${JSON.stringify(printableOptions(resolveNodeOptions(values)), null, 2)}\n`);
       return 0;
+    }
+    case 'accept-data-loss': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { cluster: { type: 'string' }, zk: { type: 'string' }, 'zk-auth': { type: 'string' }, yes: { type: 'boolean' } },
+        strict: true,
+      });
+      return runAcceptDataLoss(values);
     }
     case 'shell': {
       const { values } = parseArgs({ args: rest, options: { nats: { type: 'string' }, cluster: { type: 'string' } }, strict: true });
