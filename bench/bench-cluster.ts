@@ -7,9 +7,10 @@
 // therefore pointed straight at nats-server and ZooKeeper (a second `--nats`/`--zk` flag in
 // nodeArgs overrides the proxied one: node's parseArgs keeps the last value). The proxies stay
 // idle; kill/restart/stopNode/addNode work as usual. `viaProxy: true` keeps LocalCluster's wiring
-// (for fault-injection scenarios, and to measure what the proxy costs).
+// (for fault-injection scenarios, and to measure what the proxy costs). `faults` asks for one of
+// LocalCluster's fault injections as such ('socket' is how `zistore up` runs its nodes).
 import { connect, type NatsConnection } from 'nats';
-import { LocalCluster } from '../cluster/local-cluster.ts';
+import { LocalCluster, type FaultInjection } from '../cluster/local-cluster.ts';
 import { freePort } from '../cluster/ports.ts';
 import { ZiClient, type MembersView } from '../client/index.ts';
 import type { WatchedProcess } from './cpu.ts';
@@ -27,6 +28,10 @@ export interface BenchClusterOptions {
   /** LocalCluster's sessionTimeoutMs / leaseMs (the nodes' defaults, 2000 / 1000 ms, when omitted). */
   sessionTimeoutMs?: number;
   leaseMs?: number;
+  /** LocalCluster's fault injection, used as it is (overrides viaProxy): 'proxy', 'socket' or 'none'. */
+  faults?: FaultInjection;
+  /** Every node serves Prometheus metrics (as under `zistore up`). */
+  metrics?: boolean;
 }
 
 export class BenchCluster {
@@ -46,7 +51,9 @@ export class BenchCluster {
     const cluster = options.cluster ?? 'bench';
     let nodeArgs: string[] = [];
     let ports: { natsPort?: number; zkPort?: number } = {};
-    if (!options.viaProxy) {
+    // Through the proxies only when asked for: viaProxy, or faults: 'proxy'.
+    const proxied = options.faults === 'proxy' || (options.faults === undefined && options.viaProxy === true);
+    if (options.faults === undefined && !options.viaProxy) {
       ports = { natsPort: await freePort(), zkPort: await freePort() };
       nodeArgs = ['--nats', `nats://127.0.0.1:${ports.natsPort}`, '--zk', `127.0.0.1:${ports.zkPort}`];
     }
@@ -55,6 +62,8 @@ export class BenchCluster {
       cluster,
       ...ports,
       nodeArgs,
+      ...(options.faults !== undefined ? { faults: options.faults } : {}),
+      ...(options.metrics ? { metrics: true } : {}),
       logLevel: options.logLevel ?? 'warn',
       ...(options.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
       ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
@@ -67,7 +76,7 @@ export class BenchCluster {
       }
       const echo = await startEchoPeers(connections[0]!, local.natsUrl, local.dataDir, options.echoPeers ?? Math.max(options.nodes, 4));
       const bench = new BenchCluster(local, echo, connections, options);
-      if (!options.viaProxy) await bench.assertDirect();
+      if (!proxied) await bench.assertDirect();
       return bench;
     } catch (err) {
       for (const nc of connections) await nc.close().catch(() => undefined);
@@ -150,7 +159,7 @@ export class BenchCluster {
 
   /** Check that no node's NATS client connection goes through a proxy (nats-server's view of the peers). */
   private async assertDirect(): Promise<void> {
-    const proxied = [...this.local.nodes.values()].filter((n) => n.natsProxy.connectionCount > 0 || n.zkProxy.connectionCount > 0);
+    const proxied = [...this.local.nodes.values()].filter((n) => (n.natsProxy?.connectionCount ?? 0) > 0 || (n.zkProxy?.connectionCount ?? 0) > 0);
     if (proxied.length > 0) throw new Error(`nodes still connected through the proxies: ${proxied.map((n) => n.id).join(', ')}`);
   }
 

@@ -152,6 +152,8 @@ async function main(argv: string[]): Promise<number> {
         ...(req.leaseMs !== undefined ? { leaseMs: req.leaseMs } : {}),
         ...(req.logLevel !== undefined ? { logLevel: req.logLevel } : {}),
         ...(req.echoPeers !== undefined ? { echoPeers: req.echoPeers } : {}),
+        ...(req.faults !== undefined ? { faults: req.faults } : {}),
+        ...(req.metrics !== undefined ? { metrics: req.metrics } : {}),
       }),
     );
     live.add(c);

@@ -26,6 +26,10 @@ export interface RunSpec {
   valueBytes: number;
   /** ZiStore only: where requests go (default leader). */
   target?: ZiTarget;
+  /** ZiStore only: measure this cluster instead of the set's (to compare clusters in one interleaved set). */
+  cluster?: BenchCluster;
+  /** Appended to the run's label (e.g. which cluster). */
+  tag?: string;
   /** Echo puts only: the first responder relays to this many others before answering (the replication floor). */
   fanout?: number;
   /** Requests in flight in total, over all writers. */
@@ -50,6 +54,8 @@ export interface SetOptions {
   timeScale?: number;
   /** Default the context's. */
   rounds?: number;
+  /** Start each round with the next spec (A B C, B C A, C A B, …): no spec always follows the same one. */
+  rotate?: boolean;
 }
 
 /** Distinct keys a put worker cycles through: at most 1000, and at most ~32 MiB of values per run. */
@@ -106,7 +112,8 @@ interface Prepared {
 
 let appendEpoch = 0;
 
-async function prepare(ctx: ScenarioContext, cluster: BenchCluster, spec: RunSpec): Promise<Prepared | null> {
+async function prepare(ctx: ScenarioContext, setCluster: BenchCluster, spec: RunSpec): Promise<Prepared | null> {
+  const cluster = spec.cluster ?? setCluster;
   const value = valueOf(spec.valueBytes);
   if (spec.system === 'nats-echo') {
     const shape =
@@ -142,7 +149,7 @@ async function prepare(ctx: ScenarioContext, cluster: BenchCluster, spec: RunSpe
     owner = peer;
   }
   const sessionOf = (w: number) => sessions[w % writers]!;
-  const label = runLabel(spec, node);
+  const label = runLabel(spec, node) + (spec.tag ? ` [${spec.tag}]` : '');
   const run = (operation: Prepared['operation'], after?: Prepared['after']): Prepared => ({ spec, target, node, label, operation, after });
 
   if (spec.custom) {
@@ -234,9 +241,11 @@ export async function measureSetOptional(ctx: ScenarioContext, cluster: BenchClu
   const rounds = opts.rounds ?? ctx.rounds;
   const accs = prepared.map((p) => (p ? new LoadAccumulator(p.label, p.spec.inflight) : null));
   const sliceMs = Math.max(100, Math.round((ctx.timing.durationMs * scale) / rounds));
-  const watched = [...cluster.watched(), ...(ctx.startedPeers()?.watched() ?? [])];
+  // Each run's CPU is that of its own cluster (a spec may name another) and the peers.
+  const watchedOf = (p: Prepared) => [...(p.spec.cluster ?? cluster).watched(), ...(ctx.startedPeers()?.watched() ?? [])];
   for (let r = 0; r < rounds; r++) {
-    for (let i = 0; i < prepared.length; i++) {
+    for (let k = 0; k < prepared.length; k++) {
+      const i = opts.rotate ? (r + k) % prepared.length : k;
       const p = prepared[i];
       if (!p) continue;
       await runRound(
@@ -246,7 +255,7 @@ export async function measureSetOptional(ctx: ScenarioContext, cluster: BenchClu
           warmupMs: r === 0 ? Math.round(ctx.timing.warmupMs * scale) : Math.min(REWARM_MS, ctx.timing.warmupMs),
           durationMs: sliceMs,
           operation: p.operation,
-          watched,
+          watched: watchedOf(p),
           progress: ctx.progress,
         },
         accs[i]!,
@@ -254,9 +263,10 @@ export async function measureSetOptional(ctx: ScenarioContext, cluster: BenchClu
     }
   }
   for (const p of prepared) if (p?.after) await ctx.progress.step(`cleaning up after ${p.label}`, p.after);
-  const nodes = cluster.local.view().filter((n) => n.running).length;
+  const nodesOf = (c: BenchCluster) => c.local.view().filter((n) => n.running).length;
   return prepared.map((p, i) => {
     if (!p) return null;
+    const nodes = nodesOf(p.spec.cluster ?? cluster);
     const m: Measurement = {
       ...accs[i]!.result(),
       system: p.spec.system,

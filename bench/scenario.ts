@@ -1,6 +1,7 @@
 // What a scenario is and what it gets to work with. Scenarios are registered by name in
 // scenarios/index.ts; main.ts runs one (or `all`) and writes the report.
 import type { BenchCluster } from './bench-cluster.ts';
+import type { FaultInjection } from '../cluster/local-cluster.ts';
 import type { Peers } from './peers/index.ts';
 import type { Progress } from './progress.ts';
 import type { Facts } from './targets.ts';
@@ -53,6 +54,14 @@ export interface ClusterRequest {
   logLevel?: string;
   /** Fresh clusters only: echo responders (default max(nodes, 4)). */
   echoPeers?: number;
+  /**
+   * Fresh clusters only: LocalCluster's fault injection as such ('socket': what `zistore up`
+   * runs; 'none': nodes connected straight to the servers; 'proxy': through the TCP proxies).
+   * Default: the bench's own wiring (see bench-cluster.ts and --via-proxy).
+   */
+  faults?: FaultInjection;
+  /** Fresh clusters only: a Prometheus endpoint per node, as `zistore up` gives them. */
+  metrics?: boolean;
 }
 
 export interface Scenario {

@@ -23,6 +23,7 @@ export interface Fact {
  *   resync.<count>x<bytes>.ms                 ms, leader-side transfer (recovery)
  *   resync.<count>x<bytes>.servingMs          ms, addNode → serving (recovery)
  *   memory.1m16.mb                            MB RSS per node (recovery)
+ *   up.<put1|get1>.<socket|none|proxy>.p50    µs at the leader, 1 in flight, per fault injection (up)
  */
 export class Facts {
   private readonly facts = new Map<string, Fact>();
@@ -133,6 +134,8 @@ export function judgeTargets(facts: Facts): Judged[] {
     return s ? `addNode → serving ${ms(s.value)}` : '';
   };
   return [
+    relative(facts, '`zistore up` (socket faults) put at the leader, 1 in flight: p50', 'up.put1.socket.p50', 'up.put1.none.p50', 'directly connected nodes', us, '≤ 1.05× direct', (r) => r <= 1.05),
+    relative(facts, '`zistore up` (socket faults) get at the leader, 1 in flight: p50', 'up.get1.socket.p50', 'up.get1.none.p50', 'directly connected nodes', us, '≤ 1.05× direct', (r) => r <= 1.05),
     relative(facts, 'get at a node, 1 in flight: p50', 'get1.zistore.p50', 'get1.echo.p50', 'NATS echo', us, '≤ 1.10× echo', (r) => r <= 1.1),
     relative(facts, 'get, 64 in flight: ops/s', 'get64.zistore.ops', 'get64.jetstream.ops', 'JetStream KV R3 direct get', ops, '≥ 1.5× JetStream', (r) => r >= 1.5),
     relative(facts, 'put, 1 in flight: p50', 'put1.zistore.p50', 'put1.jetstream.p50', 'JetStream KV R3', us, '≤ 1.0× JetStream', (r) => r <= 1),

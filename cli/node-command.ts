@@ -2,6 +2,7 @@
 // gracefully (a leader hands over: its session closes so the next election starts at once).
 // Options come from flags, ZISTORE_* variables or a config file (cli/node-options.ts).
 import { UsageError } from './args.ts';
+import { startLinkFaultControl } from '../cluster/link-faults.ts';
 import { natsConnectOptions, type NodeOptionValues } from './node-options.ts';
 import { parseMetricsAddress } from '../observe/metrics-server.ts';
 import { createLogger, DEFAULT_SESSION_TIMEOUT_MS, runObservedNode } from './runtime.ts';
@@ -15,6 +16,9 @@ export async function runNodeCommand(values: NodeOptionValues): Promise<number> 
   const zkAuth = values['zk-auth'] === undefined ? undefined : String(values['zk-auth']);
   const separator = zkAuth?.indexOf(':') ?? -1;
   const log = createLogger().child({ node: id, cluster });
+  // Started by `zistore up` (IPC channel + ZISTORE_LINK_FAULTS): its rmi-down/zk-down cut this
+  // process's own sockets. Otherwise nothing is installed.
+  startLinkFaultControl({ nats: String(values.nats).split(','), zk: String(values.zk), log: log.child({ actor: 'link-faults' }) });
   const running = await runObservedNode({
     nodeId: id,
     cluster,

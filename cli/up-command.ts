@@ -29,6 +29,9 @@ export async function runUpCommand(values: Record<string, string | undefined>, f
     leaseMs: intFlag(values, 'lease', 100, 600_000),
     opTimeoutMs: intFlag(values, 'op-timeout', 100, 600_000),
     metrics: true,
+    // Nodes connect straight to nats-server and ZooKeeper; rmi-down/zk-down make the node cut
+    // its own sockets (cluster/link-faults.ts), so a healthy link costs no proxy hop.
+    faults: 'socket',
     // The page shows what the nodes stream: --ui implies --inspect.
     inspect: flags.inspect === true || ui,
     log,

@@ -28,6 +28,8 @@ export interface ManagedProcess {
   pause(): Promise<void>;
   /** SIGCONT; resolves once the process runs again. */
   resume(): Promise<void>;
+  /** Started with `ipc`: send a message over the IPC channel; resolves once it is handed to the OS. */
+  send?(message: object): Promise<void>;
 }
 
 export interface SpawnManagedOptions {
@@ -44,6 +46,8 @@ export interface SpawnManagedOptions {
   cleanup?: () => Promise<void>;
   /** Synchronous version of cleanup for the process-exit hook. */
   cleanupSync?: () => void;
+  /** Open an IPC channel to the child (`send`); its messages go to this function. */
+  ipc?: (message: unknown) => void;
 }
 
 /** Find an executable: an absolute/relative path as is, else search PATH, else the given fallbacks. */
@@ -90,7 +94,7 @@ export async function spawnManaged(opts: SpawnManagedOptions): Promise<ManagedPr
     child = spawn(opts.command, opts.args, {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
-      stdio: ['ignore', fd, fd],
+      stdio: opts.ipc ? ['ignore', fd, fd, 'ipc'] : ['ignore', fd, fd],
       detached: false,
     });
   } finally {
@@ -113,6 +117,11 @@ export async function spawnManaged(opts: SpawnManagedOptions): Promise<ManagedPr
   });
   // An 'error' after spawn (e.g. a failed kill) must not crash the host process.
   child.on('error', (err) => opts.log?.warn({ name: opts.name, pid, err }, 'child process error'));
+  if (opts.ipc) {
+    child.on('message', opts.ipc);
+    // The channel must not keep the launcher alive on its own.
+    child.channel?.unref();
+  }
 
   const signal = (sig: NodeJS.Signals): void => {
     if (!running) return;
@@ -185,6 +194,15 @@ export async function spawnManaged(opts: SpawnManagedOptions): Promise<ManagedPr
       signal('SIGCONT');
       await waitProcState(pid, () => running, false);
     },
+    ...(opts.ipc
+      ? {
+          send: (message: object) =>
+            new Promise<void>((resolveSend, reject) => {
+              if (!running || !child.connected) return reject(new Error(`${opts.name} (pid ${pid}) has no IPC channel (exited?)`));
+              child.send(message, (err) => (err ? reject(err) : resolveSend()));
+            }),
+        }
+      : {}),
   };
   trackProcess(tracked);
   opts.log?.debug({ name: opts.name, pid, command: opts.command, args: opts.args }, 'process started');

@@ -1,7 +1,14 @@
-// A whole ZiStore cluster on this machine: one ZooKeeper, one nats-server, and node processes,
-// each reaching ZooKeeper and NATS through its own TCP proxy so faults are real: `rmiDown`
-// closes the node's NATS connection and refuses new ones, `zkDown` does the same to its
-// ZooKeeper link, `kill` is SIGKILL. Used by `zistore up`, the tests, the bench and the nemesis.
+// A whole ZiStore cluster on this machine: one ZooKeeper, one nats-server, and node processes.
+// Faults are real: `rmiDown` closes the node's NATS connection and refuses new ones (or, in
+// 'drop' mode, black-holes it), `zkDown` does the same to its ZooKeeper link, `kill` is SIGKILL.
+// How links are cut (`faults`):
+//   - 'proxy' (default): each node reaches ZooKeeper and NATS through its own TCP proxy in this
+//     process, which cuts or black-holes the connections (every message crosses the proxy);
+//   - 'socket': nodes connect straight to the servers; the node process itself destroys or
+//     black-holes its sockets when told over an IPC channel (cluster/link-faults.ts): no extra
+//     hop while no fault is in force. What `zistore up` uses;
+//   - 'none': nodes connect straight to the servers and links cannot be cut (a baseline).
+// Used by `zistore up`, the tests, the bench and the nemesis.
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,12 +19,18 @@ import type { ClusterLogger } from './logger.ts';
 import { startNatsServer, type NatsServerHandle } from './nats-server.ts';
 import { makeSecrets, natsAuthorization, type ClusterSecrets } from './security.ts';
 import { freePort } from './ports.ts';
+import { isLinkFaultAck, LINK_FAULTS_ENV, type LinkFaultMessage, type LinkFaultState, type LinkName } from './link-faults.ts';
 import { startTcpProxy, type CutMode, type TcpProxyHandle } from './tcp-proxy.ts';
 import { makeTempDir, removeTempDir } from './temp-dir.ts';
 import { startZooKeeper, type ZooKeeperHandle } from './zookeeper-server.ts';
 
 const PROJECT_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const ZISTORE_BIN = join(PROJECT_ROOT, 'cli', 'zistore.js');
+/** How long a socket-mode fault waits for the node to confirm it (a paused node cannot). */
+const LINK_FAULT_ACK_MS = 5000;
+
+/** How node links are cut: see the top of this file. */
+export type FaultInjection = 'proxy' | 'socket' | 'none';
 
 export interface LocalClusterOptions {
   nodes?: number;
@@ -43,6 +56,8 @@ export interface LocalClusterOptions {
    * subjects, clients only on the client subjects) and the cluster's znodes a digest ACL.
    */
   secure?: boolean;
+  /** How links are cut (see the top of this file); default 'proxy'. */
+  faults?: FaultInjection;
   logLevel?: string;
   log?: ClusterLogger;
 }
@@ -50,8 +65,11 @@ export interface LocalClusterOptions {
 export interface NodeHandle {
   readonly id: string;
   process: ManagedProcess | null;
-  readonly natsProxy: TcpProxyHandle;
-  readonly zkProxy: TcpProxyHandle;
+  /** The node's proxies ('proxy' faults only). */
+  readonly natsProxy: TcpProxyHandle | null;
+  readonly zkProxy: TcpProxyHandle | null;
+  /** Faults in force on the node's links ('socket' faults; kept across restarts). */
+  readonly links: LinkFaultState;
   readonly logFile: string;
   /** Port of the node's /metrics endpoint on 127.0.0.1, when the cluster has metrics. */
   readonly metricsPort: number | null;
@@ -71,6 +89,9 @@ export class LocalCluster {
   readonly nodes = new Map<string, NodeHandle>();
   private nextIndex = 1;
   private client: NatsConnection | null = null;
+  private linkSeq = 0;
+  private readonly linkAcks = new Map<number, () => void>();
+  readonly faults: FaultInjection;
 
   private constructor(
     readonly name: string,
@@ -81,7 +102,9 @@ export class LocalCluster {
     private readonly options: LocalClusterOptions,
     /** Credentials when the cluster is secured; null when open. */
     readonly secrets: ClusterSecrets | null = null,
-  ) {}
+  ) {
+    this.faults = options.faults ?? 'proxy';
+  }
 
 
   static async start(options: LocalClusterOptions = {}): Promise<LocalCluster> {
@@ -119,17 +142,18 @@ export class LocalCluster {
     return this.zookeeper.connectString;
   }
 
-  /** Adds a node (`new-client`): its proxies, then its process. Returns its id. */
+  /** Adds a node (`new-client`): its proxies (in 'proxy' mode), then its process. Returns its id. */
   async addNode(id = `n${this.nextIndex++}`): Promise<string> {
     if (this.nodes.has(id)) throw new Error(`node ${id} already exists`);
-    const natsProxy = await startTcpProxy({ target: { host: '127.0.0.1', port: this.nats.port }, log: this.options.log });
-    const zkProxy = await startTcpProxy({ target: { host: '127.0.0.1', port: this.zookeeper.port }, log: this.options.log });
+    const proxied = this.faults === 'proxy';
+    const natsProxy = proxied ? await startTcpProxy({ target: { host: '127.0.0.1', port: this.nats.port }, log: this.options.log }) : null;
+    const zkProxy = proxied ? await startTcpProxy({ target: { host: '127.0.0.1', port: this.zookeeper.port }, log: this.options.log }) : null;
     const metricsPort = this.options.metrics ? await freePort() : null;
     if (metricsPort !== null) {
       await writeFile(join(this.dataDir, `${id}.metrics-port`), `${metricsPort}\n`);
       this.options.log?.info({ node: id, url: `http://127.0.0.1:${metricsPort}/metrics` }, 'node metrics');
     }
-    const handle: NodeHandle = { id, process: null, natsProxy, zkProxy, logFile: join(this.dataDir, `${id}.log`), metricsPort };
+    const handle: NodeHandle = { id, process: null, natsProxy, zkProxy, links: { nats: null, zk: null }, logFile: join(this.dataDir, `${id}.log`), metricsPort };
     this.nodes.set(id, handle);
     await this.startProcess(handle);
     return id;
@@ -144,8 +168,8 @@ export class LocalCluster {
         : []),
       '--id', handle.id,
       '--cluster', this.name,
-      '--zk', handle.zkProxy.address,
-      '--nats', `nats://${handle.natsProxy.address}`,
+      '--zk', handle.zkProxy?.address ?? `127.0.0.1:${this.zookeeper.port}`,
+      '--nats', `nats://${handle.natsProxy?.address ?? `127.0.0.1:${this.nats.port}`}`,
       ...(o.sessionTimeoutMs ? ['--session-timeout', String(o.sessionTimeoutMs)] : []),
       ...(o.leaseMs ? ['--lease', String(o.leaseMs)] : []),
       ...(o.opTimeoutMs ? ['--op-timeout', String(o.opTimeoutMs)] : []),
@@ -153,12 +177,17 @@ export class LocalCluster {
       ...(o.inspect ? ['--inspect'] : []),
       ...(o.nodeArgs ?? []),
     ];
+    const env: NodeJS.ProcessEnv = { ...process.env, ZISTORE_LOG_LEVEL: o.logLevel ?? process.env.ZISTORE_LOG_LEVEL ?? 'info' };
+    // Socket faults: the node obeys this process over an IPC channel, starting with the faults in force.
+    if (this.faults === 'socket') env[LINK_FAULTS_ENV] = JSON.stringify(handle.links);
+    else delete env[LINK_FAULTS_ENV];
     handle.process = await spawnManaged({
       name: `zistore-${handle.id}`,
       command: process.execPath,
       args,
       cwd: PROJECT_ROOT,
-      env: { ...process.env, ZISTORE_LOG_LEVEL: o.logLevel ?? process.env.ZISTORE_LOG_LEVEL ?? 'info' },
+      env,
+      ...(this.faults === 'socket' ? { ipc: (message: unknown) => this.onNodeMessage(message) } : {}),
       logFile: handle.logFile,
       log: o.log,
       stopGraceMs: (o.opTimeoutMs ?? 4000) + 3000,
@@ -199,20 +228,66 @@ export class LocalCluster {
     await this.node(id).process?.resume();
   }
 
-  rmiDown(id: string, mode: CutMode = 'close'): void {
-    this.node(id).natsProxy.cut(mode);
+  /**
+   * Cut the node's NATS link: 'close' closes its connection and refuses new ones, 'drop'
+   * black-holes it. With proxies the cut is in force on return; with socket faults the promise
+   * resolves once the node confirms it (it never rejects: a node that is not running starts
+   * with the fault in force). Throws at once when the cluster has no fault injection.
+   */
+  rmiDown(id: string, mode: CutMode = 'close'): Promise<void> {
+    return this.setLink(id, 'nats', mode);
   }
 
-  rmiUp(id: string): void {
-    this.node(id).natsProxy.restore();
+  rmiUp(id: string): Promise<void> {
+    return this.setLink(id, 'nats', null);
   }
 
-  zkDown(id: string, mode: CutMode = 'close'): void {
-    this.node(id).zkProxy.cut(mode);
+  /** As rmiDown, for the node's ZooKeeper link. */
+  zkDown(id: string, mode: CutMode = 'close'): Promise<void> {
+    return this.setLink(id, 'zk', mode);
   }
 
-  zkUp(id: string): void {
-    this.node(id).zkProxy.restore();
+  zkUp(id: string): Promise<void> {
+    return this.setLink(id, 'zk', null);
+  }
+
+  private setLink(id: string, link: LinkName, mode: CutMode | null): Promise<void> {
+    const handle = this.node(id);
+    if (this.faults === 'none') throw new Error(`cluster ${this.name} was started without fault injection (faults: 'none')`);
+    if (this.faults === 'proxy') {
+      const proxy = link === 'nats' ? handle.natsProxy! : handle.zkProxy!;
+      if (mode === null) proxy.restore();
+      else proxy.cut(mode);
+      return Promise.resolve();
+    }
+    handle.links[link] = mode;
+    const proc = handle.process;
+    if (!proc?.isRunning() || !proc.send) return Promise.resolve();
+    const seq = ++this.linkSeq;
+    const message: LinkFaultMessage = { zistore: 'link-fault', seq, link, mode };
+    return new Promise<void>((resolveAck) => {
+      const timer = setTimeout(() => {
+        this.linkAcks.delete(seq);
+        this.options.log?.warn({ node: id, link, mode, waitedMs: LINK_FAULT_ACK_MS }, 'node did not confirm the link fault (paused?); it applies it when it runs');
+        resolveAck();
+      }, LINK_FAULT_ACK_MS);
+      const done = () => {
+        clearTimeout(timer);
+        this.linkAcks.delete(seq);
+        resolveAck();
+      };
+      this.linkAcks.set(seq, done);
+      // Exited meanwhile: it starts again with `links` in its environment.
+      void proc.exited.then(done);
+      proc.send!(message).catch((err: unknown) => {
+        this.options.log?.warn({ node: id, link, mode, err }, 'could not send the link fault to the node');
+        done();
+      });
+    });
+  }
+
+  private onNodeMessage(message: unknown): void {
+    if (isLinkFaultAck(message)) this.linkAcks.get(message.seq)?.();
   }
 
   view(): NodeView[] {
@@ -220,8 +295,8 @@ export class LocalCluster {
       id: n.id,
       pid: n.process?.pid ?? null,
       running: n.process?.isRunning() ?? false,
-      rmi: n.natsProxy.isCut ? 'down' : 'up',
-      zk: n.zkProxy.isCut ? 'down' : 'up',
+      rmi: (n.natsProxy ? n.natsProxy.isCut : n.links.nats !== null) ? 'down' : 'up',
+      zk: (n.zkProxy ? n.zkProxy.isCut : n.links.zk !== null) ? 'down' : 'up',
       logFile: n.logFile,
       metricsPort: n.metricsPort,
     }));
@@ -277,8 +352,8 @@ export class LocalCluster {
       [...this.nodes.values()].map(async (n) => {
         // A paused process cannot handle SIGTERM; stop() sends SIGCONT too.
         await n.process?.stop().catch(() => undefined);
-        await n.natsProxy.stop();
-        await n.zkProxy.stop();
+        await n.natsProxy?.stop();
+        await n.zkProxy?.stop();
       }),
     );
     await this.nats.stop();
