@@ -1,8 +1,13 @@
 // The nemesis: every few seconds, a seeded random fault on one node (kill -9 and restart,
 // fast restart, SIGSTOP/SIGCONT, ZooKeeper link cut, NATS link cut; some aimed at the
-// leader), healed after a random while. At least one node is always left healthy (PROTOCOL.md
-// promises service while any number of nodes but one fail): a node counts as healthy again
-// only once it serves after its heal, so a recovering node never is the last copy of the data.
+// leader), healed after a random while; or a cascade on the whole cluster. Links are cut by
+// resetting the connection ('close') or black-holing it ('drop'). At least one node is always
+// left healthy by the single-node faults (PROTOCOL.md promises service while any number of
+// nodes but one fail): a node counts as healthy again only once it serves after its heal, so a
+// recovering node never is the last copy of the data. A cascade loses no process and no copy:
+// it shrinks the replica set (a follower cut off NATS until the leader removes it), then cuts
+// every node off ZooKeeper for longer than the session timeout, so that every session expires,
+// and brings them back one by one in a random order.
 import type { NatsConnection } from 'nats';
 import type { LocalCluster } from '../../cluster/local-cluster.ts';
 import { tailFile } from '../../cluster/child-process.ts';
@@ -10,8 +15,8 @@ import type { FaultName } from './options.ts';
 import type { Recorder } from './history.ts';
 import type { Rng } from '../sim/rng.ts';
 
-export type FaultKind = 'kill' | 'restart' | 'pause' | 'zk' | 'rmi';
-const KINDS: readonly FaultKind[] = ['kill', 'restart', 'pause', 'zk', 'rmi'];
+export type FaultKind = 'kill' | 'restart' | 'pause' | 'zk' | 'rmi' | 'cascade';
+const KINDS: readonly FaultKind[] = ['kill', 'restart', 'pause', 'zk', 'rmi', 'cascade'];
 
 export interface FaultRecord {
   id: number;
@@ -84,6 +89,8 @@ export interface NemesisConfig {
   restartMode?: 'term' | 'kill';
   /** Bound on waiting for a healed node to serve again before giving up on it. */
   recoverTimeoutMs: number;
+  /** The nodes' ZooKeeper session timeout: a cascade outlasts it. */
+  sessionTimeoutMs: number;
   log: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -164,9 +171,21 @@ export class Nemesis {
       pause: rng.int(300, 5000),
       zk: rng.int(500, 8000),
       rmi: rng.int(500, 8000),
+      cascade: rng.int(Math.round(this.cfg.sessionTimeoutMs * 1.2), Math.round(this.cfg.sessionTimeoutMs * 2.5)),
     };
+    const returnGapsMs = this.cfg.cluster.nodes.size > 0 ? [...this.cfg.cluster.nodes.keys()].map(() => rng.int(0, 1500)) : [];
+    const returnOrder = rng.shuffle([...this.cfg.cluster.nodes.keys()]);
     const planned = durations[kind];
     const healthy = this.healthyNodes();
+    if (kind === 'cascade') {
+      // The whole cluster, so only when every node is healthy; otherwise try again later.
+      if (healthy.length < this.cfg.cluster.nodes.size) {
+        this.kindQueue.unshift(kind);
+        return;
+      }
+      await this.cascade(planned, linkMode, returnOrder, returnGapsMs);
+      return;
+    }
     // Keep at least one healthy node.
     if (healthy.length <= 1) {
       this.say(`(skip ${kind} for now: only ${healthy.join(',') || 'no node'} healthy)`);
@@ -231,6 +250,40 @@ export class Nemesis {
     const active: Active = { record, timer: null, undo, healing: null };
     this.active.set(node, active);
     active.timer = setTimeout(() => void this.heal(node), planned);
+  }
+
+  /**
+   * A follower off NATS until the leader has removed it (the replica set shrinks), back on NATS,
+   * then every node off ZooKeeper for `cutMs` (every session expires), back one by one.
+   */
+  private async cascade(cutMs: number, mode: 'close' | 'drop', order: string[], gapsMs: number[]): Promise<void> {
+    const { cluster } = this.cfg;
+    const nodes = [...cluster.nodes.keys()];
+    const leader = await this.findLeader();
+    const victim = nodes.find((id) => id !== leader) ?? nodes[0]!;
+    const record: FaultRecord = { id: this.faults.length + 1, kind: 'cascade', mode, node: 'all', leader: false, plannedMs: cutMs, start: this.now(), heal: null, serving: null };
+    this.faults.push(record);
+    for (const id of nodes) this.health.set(id, 'faulty');
+    const label = `#${record.id} cascade(${mode})`;
+    try {
+      this.say(`+ ${label}: ${victim} off NATS until the leader removes it`);
+      await cluster.rmiDown(victim, mode);
+      // Suspicion (1.5 leases), the last lease run out, the smaller set written: about 3 s at the defaults.
+      await sleep(4000, this.cfg.signal);
+      await cluster.rmiUp(victim);
+      this.say(`  ${label}: every node off ZooKeeper for ${(cutMs / 1000).toFixed(1)}s, back in the order ${order.join(',')}`);
+      for (const id of nodes) await cluster.zkDown(id, mode);
+    } catch (err) {
+      record.note = `injection failed: ${(err as Error).message}`;
+      this.say(`! ${label}: ${record.note}`);
+    }
+    let at = cutMs;
+    order.forEach((id, i) => {
+      const active: Active = { record, timer: null, undo: () => cluster.zkUp(id), healing: null };
+      this.active.set(id, active);
+      active.timer = setTimeout(() => void this.heal(id), at);
+      at += gapsMs[i] ?? 0;
+    });
   }
 
   private async startAgain(node: string): Promise<void> {

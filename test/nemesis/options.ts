@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 
 /** What `--faults` accepts. `leader` aims some of the other faults at the current leader. */
-export const FAULT_NAMES = ['kill', 'pause', 'zk', 'rmi', 'leader', 'restart'] as const;
+export const FAULT_NAMES = ['kill', 'pause', 'zk', 'rmi', 'leader', 'restart', 'cascade'] as const;
 export type FaultName = (typeof FAULT_NAMES)[number];
 
 export interface NemesisOptions {
@@ -48,7 +48,7 @@ export const DEFAULTS: Omit<NemesisOptions, 'seed'> = {
   nodes: 3,
   clients: 4,
   keys: 8,
-  faults: ['kill', 'pause', 'zk', 'rmi', 'leader', 'restart'],
+  faults: ['kill', 'pause', 'zk', 'rmi', 'leader', 'restart', 'cascade'],
   keepLogs: false,
   cluster: 'nemesis',
   sessionTimeoutMs: 2000,
@@ -74,6 +74,8 @@ export const USAGE = `usage: npm run nemesis -- [options]
                         pause    SIGSTOP, SIGCONT 0.3-5 s later
                         zk       cut the node's ZooKeeper link ('close' or 'drop'), restore later
                         rmi      cut the node's NATS link ('close' or 'drop'), restore later
+                        cascade  a follower off NATS until removed, then every node off ZooKeeper
+                                 past the session timeout, back one by one in a random order
                         leader   aim about half of the faults above at the current leader
   --restart-mode M    make every \`restart\` fault use M: term (SIGTERM) or kill (kill -9)
   --keep-logs         keep the cluster data dir with the node logs (failed runs always keep it)

@@ -136,6 +136,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
       intervalMs: o.faultIntervalMs,
       restartMode: o.restartMode,
       recoverTimeoutMs: o.healTimeoutMs,
+      sessionTimeoutMs: o.sessionTimeoutMs,
       log,
       signal: phase.signal,
     });
