@@ -1,7 +1,7 @@
-// Goal: the ZooKeeper coordinator keeps the Coordinator contract on a real server: one leader
-// (lowest sequence), quick hand-over on stop, suspension and local expiry on a silent link, a new
-// session with re-registration afterwards, epoch compare-and-set and fencing, member publishing,
-// and replacement of a restarted node's leftovers.
+// Goal: the production coordinator keeps the Coordinator contract on a real server
+// (test/support/coordinator-contract.ts, the same suite as in the simulation), and rides real
+// link faults: suspension and local expiry on a silent link, a new session with re-registration,
+// server-side expiry, replacement of a restarted node's leftovers, the session bound.
 // Method: one real standalone ZooKeeper (tickTime 200 ms) on 127.0.0.1 for the file, a separate
 // cluster name per test, and an in-process TCP proxy to cut or black-hole one node's link.
 import { createRequire } from 'node:module';
@@ -21,6 +21,7 @@ import {
 } from '../../coordination/errors.ts';
 import { clusterPaths } from '../../coordination/paths.ts';
 import { createZkCoordinator } from '../../coordination/zk-coordinator.ts';
+import { coordinatorContract } from '../support/coordinator-contract.ts';
 
 const SESSION_TIMEOUT_MS = 1500;
 const OP_TIMEOUT_MS = 1000;
@@ -113,10 +114,6 @@ function isElected(p: Probe): boolean {
   return p.events.some((e) => e.event.type === 'coord.elected' && e.event.sessionId === s.sessionId);
 }
 
-function electedCount(p: Probe): number {
-  return p.events.filter((e) => e.event.type === 'coord.elected').length;
-}
-
 function lastMembers(p: Probe): string[] | undefined {
   const e = p.events.filter((x) => x.event.type === 'coord.members').at(-1)?.event;
   return e?.type === 'coord.members' ? e.ids : undefined;
@@ -161,6 +158,32 @@ const rawOwner = (c: RawClient, path: string): Promise<string | null> =>
 // --- tests ---------------------------------------------------------------------------------
 
 describe('zk coordinator', () => {
+  coordinatorContract('zk coordinator', () => ({
+    newCluster,
+    probe: (cluster: string, id: string) => {
+      const p = probe(cluster, id);
+      return { id: p.id, coord: p.coord, events: p.events };
+    },
+    until: async (what: string, cond: () => boolean, maxMs = 5000) => {
+      await waitFor(what, cond, maxMs);
+    },
+    settle: (work) => work,
+    pass: (ms: number) => sleep(ms),
+    now: () => performance.now(),
+    handoverMs: 2000,
+  }));
+
+  it('zk coordinator - the member and election znodes of a new session belong to it', async () => {
+    const cluster = newCluster();
+    const paths = clusterPaths(cluster);
+    const a = probe(cluster, 'a');
+    const sessionId = await connected(a);
+    await withRaw(async (c) => {
+      expect(await rawOwner(c, paths.member('a'))).toBe(sessionId);
+      expect(await rawChildren(c, paths.election)).toHaveLength(1);
+    });
+  });
+
   it('zk coordinator - error classes keep name, path and cause', () => {
     const cause = new Error('zk said no');
     const cases: Array<[Error & { path?: string }, string]> = [
@@ -177,61 +200,6 @@ describe('zk coordinator', () => {
       expect(err).toBeInstanceOf(CoordinationError);
       expect(errors[name as keyof typeof errors]).toBe(err.constructor);
     }
-  });
-
-  it('zk coordinator - announces connected only after its znodes exist, then the facts', async () => {
-    const cluster = newCluster();
-    const paths = clusterPaths(cluster);
-    const a = probe(cluster, 'a');
-    const sessionId = await connected(a);
-    const types = a.events.map((e) => e.event.type);
-    const at = types.indexOf('coord.session', types.lastIndexOf('coord.session'));
-    expect(types.slice(at)).toEqual(['coord.session', 'coord.members', 'coord.epoch', 'coord.elected']);
-    expect(sessionEvents(a).map((e) => e.event.state)).toEqual(['connecting', 'connected']);
-    expect(lastMembers(a)).toEqual(['a']);
-    expect(a.coord.memberIds()).toEqual(['a']);
-    expect(a.coord.sessionState()).toBe('connected');
-    expect(await a.coord.readEpoch()).toEqual({ epoch: 0, leader: null });
-    expect(await a.coord.readReplicas()).toEqual({ ids: [], epoch: 0 });
-    expect(await a.coord.readMembers()).toEqual([{ id: 'a', role: 'follower', state: 'syncing' }]);
-    await withRaw(async (c) => {
-      expect(await rawOwner(c, paths.member('a'))).toBe(sessionId);
-      expect(await rawChildren(c, paths.election)).toHaveLength(1);
-    });
-  });
-
-  it('zk coordinator - lowest sequence wins the election', async () => {
-    const cluster = newCluster();
-    const nodes = [probe(cluster, 'a')];
-    await connected(nodes[0]!);
-    nodes.push(probe(cluster, 'b'), probe(cluster, 'c'));
-    await Promise.all(nodes.map((p) => connected(p)));
-    await waitFor('a elected', () => isElected(nodes[0]!));
-    await waitFor('everyone sees three members', () => nodes.every((p) => sameIds(lastMembers(p), ['a', 'b', 'c'])));
-    await sleep(300);
-    expect(nodes.map(isElected)).toEqual([true, false, false]);
-    expect(nodes.map(electedCount)).toEqual([1, 0, 0]);
-  });
-
-  it('zk coordinator - stopping the leader elects the next one quickly', async () => {
-    const cluster = newCluster();
-    const a = probe(cluster, 'a');
-    await connected(a);
-    const b = probe(cluster, 'b');
-    await connected(b);
-    const c = probe(cluster, 'c');
-    await connected(c);
-    await waitFor('a elected', () => isElected(a));
-
-    const stoppedAtMs = performance.now();
-    await a.coord.stop();
-    await a.coord.stop(); // idempotent
-    await waitFor('b elected', () => isElected(b), 2000);
-    expect(performance.now() - stoppedAtMs).toBeLessThan(2000);
-    await waitFor('c sees a leave', () => sameIds(lastMembers(c), ['b', 'c']), 2000);
-    expect(isElected(c)).toBe(false);
-    expect(a.coord.sessionState()).toBe('expired');
-    await expect(a.coord.readEpoch()).rejects.toBeInstanceOf(NotConnectedError);
   });
 
   it('zk coordinator - a silent link suspends, expires locally, then re-registers with a new session', async () => {
@@ -300,48 +268,6 @@ describe('zk coordinator', () => {
     await waitFor('a sees c again', () => sameIds(lastMembers(a), ['a', 'c']), 3000);
   });
 
-  it('zk coordinator - claimEpoch increments by compare-and-set', async () => {
-    const cluster = newCluster();
-    const a = probe(cluster, 'a');
-    const b = probe(cluster, 'b');
-    await Promise.all([connected(a), connected(b)]);
-
-    const first = await a.coord.claimEpoch();
-    expect(first.epoch).toBe(1);
-    expect(first.fence).toBeGreaterThanOrEqual(1);
-    const second = await a.coord.claimEpoch();
-    expect(second).toEqual({ epoch: 2, fence: first.fence + 1 });
-
-    const [x, y] = await Promise.all([a.coord.claimEpoch(), b.coord.claimEpoch()]);
-    expect(new Set([x.epoch, y.epoch])).toEqual(new Set([3, 4]));
-    expect(x.fence).not.toBe(y.fence);
-    const winner = x.epoch === 4 ? 'a' : 'b';
-    expect(await b.coord.readEpoch()).toEqual({ epoch: 4, leader: winner });
-    await waitFor('b hears epoch 4', () =>
-      b.events.some((e) => e.event.type === 'coord.epoch' && e.event.epoch === 4 && e.event.leader === winner),
-    );
-  });
-
-  it('zk coordinator - writeReplicas with a stale fence rejects with DeposedError', async () => {
-    const cluster = newCluster();
-    const a = probe(cluster, 'a');
-    const b = probe(cluster, 'b');
-    await Promise.all([connected(a), connected(b)]);
-
-    const claimA = await a.coord.claimEpoch();
-    await a.coord.writeReplicas(['a', 'b'], claimA);
-    expect(await b.coord.readReplicas()).toEqual({ ids: ['a', 'b'], epoch: claimA.epoch });
-
-    const claimB = await b.coord.claimEpoch();
-    const stale = a.coord.writeReplicas(['a'], claimA);
-    await expect(stale).rejects.toBeInstanceOf(DeposedError);
-    await expect(stale).rejects.toMatchObject({ name: 'DeposedError', path: clusterPaths(cluster).epoch });
-    expect(await a.coord.readReplicas()).toEqual({ ids: ['a', 'b'], epoch: claimA.epoch });
-
-    await b.coord.writeReplicas(['b'], claimB);
-    expect(await a.coord.readReplicas()).toEqual({ ids: ['b'], epoch: claimB.epoch });
-  });
-
   it('zk coordinator - the session bound grows from quorum-ordered probes and stops while the link drops everything', async () => {
     const proxy = await proxyToZk();
     const a = probe(newCluster(), 'a', proxy.address);
@@ -356,20 +282,6 @@ describe('zk coordinator', () => {
     await sleep(SESSION_TIMEOUT_MS / 2);
     // No probe gets through: the bound stays where the last answered one put it.
     expect(a.coord.sessionAliveUntil!()).toBeLessThanOrEqual(cutAt + SESSION_TIMEOUT_MS * 0.9);
-  });
-
-  it('zk coordinator - readMembers reflects publishMember', async () => {
-    const cluster = newCluster();
-    const a = probe(cluster, 'a');
-    const b = probe(cluster, 'b');
-    await Promise.all([connected(a), connected(b)]);
-    await a.coord.publishMember({ role: 'leader', state: 'serving' });
-    await b.coord.publishMember({ role: 'follower', state: 'suspended' });
-    expect(await b.coord.readMembers()).toEqual([
-      { id: 'a', role: 'leader', state: 'serving' },
-      { id: 'b', role: 'follower', state: 'suspended' },
-    ]);
-    await expect(a.coord.publishMember({ role: 'boss' as 'leader', state: 'serving' })).rejects.toBeInstanceOf(RangeError);
   });
 
   it('zk coordinator - a new session re-creates the member znode with the latest published info', async () => {
@@ -424,24 +336,6 @@ describe('zk coordinator', () => {
       { id: 'y', role: 'follower', state: 'syncing' },
     ]);
     expect(y.coord.memberIds()).toEqual(['x', 'y']);
-  });
-
-  it('zk coordinator - resign moves this node to the back of the line', async () => {
-    const cluster = newCluster();
-    const a = probe(cluster, 'a');
-    await connected(a);
-    const b = probe(cluster, 'b');
-    await connected(b);
-    await waitFor('a elected', () => isElected(a));
-
-    await a.coord.resign();
-    await waitFor('b elected', () => isElected(b), 2000);
-    await sleep(200);
-    expect(electedCount(a)).toBe(1);
-
-    await b.coord.resign();
-    await waitFor('a elected again', () => electedCount(a) === 2, 2000);
-    expect(await a.coord.readMembers()).toHaveLength(2);
   });
 
   it('zk coordinator - operations fail fast while not connected', async () => {

@@ -1,14 +1,15 @@
-// Goal: the memory coordinator shows the node what the ZooKeeper coordinator shows it (the cases
-// of test/integration/zk-coordinator.int.test.ts, on virtual time): event order on a new
-// session, election by lowest sequence, suspension and local expiry, server-side expiry learned on
-// reconnection, compare-and-set epochs, the DeposedError fence, member data, restarts that replace
-// stale znodes, resign, fail-fast operations, and the sessionAliveUntil bound.
+// Goal: the production coordinator (coordination/coordinator.ts) on the simulation's in-memory
+// ZooKeeper keeps the Coordinator contract (test/support/coordinator-contract.ts, the same suite
+// as on a real server) and behaves under the faults only the simulation can place exactly:
+// suspension and local expiry, server-side expiry learned on reconnection, restarts that replace
+// stale znodes, a ZooKeeper server cut from its quorum, fail-fast operations, the session bound.
 // Method: a MemoryZooKeeper and coordinators on one Scheduler; faults through the hooks.
 import { describe, expect, it } from 'vitest';
 import type { CoordEvent } from '../../actors/ports.ts';
-import { CoordinationError, DeposedError, NotConnectedError } from '../../coordination/errors.ts';
+import { CoordinationError, NotConnectedError } from '../../coordination/errors.ts';
 import { createMemoryCoordinator, MemoryZooKeeper, type MemoryCoordinator } from '../../coordination/memory-zookeeper.ts';
 import { clusterPaths } from '../../coordination/paths.ts';
+import { coordinatorContract } from '../support/coordinator-contract.ts';
 import { Rng } from './rng.ts';
 import { NodeClock, Scheduler } from './scheduler.ts';
 
@@ -64,7 +65,6 @@ function world(seed = 1) {
 
 const sessions = (p: Probe) => p.events.filter((e) => e.event.type === 'coord.session') as { atMs: number; event: Extract<CoordEvent, { type: 'coord.session' }> }[];
 const lastMembers = (p: Probe) => [...p.events].reverse().find((e) => e.event.type === 'coord.members')?.event as Extract<CoordEvent, { type: 'coord.members' }> | undefined;
-const electedCount = (p: Probe) => p.events.filter((e) => e.event.type === 'coord.elected').length;
 const isElected = (p: Probe) => {
   const last = [...p.events].reverse().find((e) => e.event.type === 'coord.elected');
   return last !== undefined && (last.event as { sessionId: string }).sessionId === p.coord.currentSessionId() && p.coord.sessionState() === 'connected';
@@ -72,48 +72,17 @@ const isElected = (p: Probe) => {
 const connected = (p: Probe) => p.coord.sessionState() === 'connected';
 
 describe('memory coordinator', () => {
-  it('memory coordinator - announces connected only after its znodes exist, then the facts', async () => {
+  coordinatorContract('memory coordinator', () => {
     const w = world();
-    const a = w.probe('a');
-    await w.until('a connected', () => connected(a));
-    const types = a.events.map((e) => e.event.type);
-    expect(types).toEqual(['coord.session', 'coord.session', 'coord.members', 'coord.epoch', 'coord.elected']);
-    expect(sessions(a).map((e) => e.event.state)).toEqual(['connecting', 'connected']);
-    // At the instant of the announcement the znodes were there.
-    expect(w.zk.peekStat(paths.member('a'))?.ephemeralOwner).toBe(a.coord.currentSessionId());
-    expect(w.zk.children(paths.election)).toHaveLength(1);
-    expect(lastMembers(a)?.ids).toEqual(['a']);
-    expect(a.coord.memberIds()).toEqual(['a']);
-    expect(await w.settle(a.coord.readEpoch())).toEqual({ epoch: 0, leader: null });
-    expect(await w.settle(a.coord.readReplicas())).toEqual({ ids: [], epoch: 0 });
-    expect(await w.settle(a.coord.readMembers())).toEqual([{ id: 'a', role: 'follower', state: 'syncing' }]);
-  });
-
-  it('memory coordinator - lowest sequence wins the election', async () => {
-    const w = world();
-    const a = w.probe('a');
-    await w.until('a', () => connected(a));
-    const b = w.probe('b');
-    const c = w.probe('c');
-    await w.until('all see three', () => [a, b, c].every((p) => lastMembers(p)?.ids.length === 3));
-    await w.run(300);
-    expect([a, b, c].map(isElected)).toEqual([true, false, false]);
-    expect([a, b, c].map(electedCount)).toEqual([1, 0, 0]);
-  });
-
-  it('memory coordinator - stopping the leader elects the next one at once', async () => {
-    const w = world();
-    const [a, b, c] = (await w.inOrder('a', 'b', 'c')) as [Probe, Probe, Probe];
-    await w.until('a elected', () => isElected(a));
-    const stoppedAt = w.scheduler.now();
-    await w.settle(a.coord.stop());
-    await w.settle(a.coord.stop()); // idempotent
-    await w.until('b elected', () => isElected(b), 200);
-    expect(w.scheduler.now() - stoppedAt).toBeLessThan(100);
-    await w.until('c sees a leave', () => lastMembers(c)?.ids.join() === 'b,c', 200);
-    expect(isElected(c)).toBe(false);
-    expect(a.coord.sessionState()).toBe('expired');
-    await expect(a.coord.readEpoch()).rejects.toBeInstanceOf(NotConnectedError);
+    return {
+      newCluster: () => CLUSTER,
+      probe: (_cluster: string, id: string) => w.probe(id),
+      until: w.until,
+      settle: w.settle,
+      pass: w.run,
+      now: () => w.scheduler.now(),
+      handoverMs: 100,
+    };
   });
 
   it('memory coordinator - a silent link suspends, expires locally, then re-registers with a new session', async () => {
@@ -180,50 +149,10 @@ describe('memory coordinator', () => {
     expect(w.zk.liveSessions('a')).toEqual([a.coord.currentSessionId()]);
   });
 
-  it('memory coordinator - claimEpoch increments by compare-and-set', async () => {
+  it('memory coordinator - a new session re-creates the member znode with the latest published info', async () => {
     const w = world();
     const [a, b] = [w.probe('a'), w.probe('b')];
     await w.until('both', () => connected(a) && connected(b));
-    const first = await w.settle(a.coord.claimEpoch());
-    expect(first.epoch).toBe(1);
-    expect(first.fence).toBeGreaterThanOrEqual(1);
-    expect(await w.settle(a.coord.claimEpoch())).toEqual({ epoch: 2, fence: first.fence + 1 });
-    const [x, y] = await w.settle(Promise.all([a.coord.claimEpoch(), b.coord.claimEpoch()]));
-    expect(new Set([x.epoch, y.epoch])).toEqual(new Set([3, 4]));
-    expect(x.fence).not.toBe(y.fence);
-    const winner = x.epoch === 4 ? 'a' : 'b';
-    expect(await w.settle(b.coord.readEpoch())).toEqual({ epoch: 4, leader: winner });
-    await w.until('b hears epoch 4', () => b.events.some((e) => e.event.type === 'coord.epoch' && e.event.epoch === 4 && e.event.leader === winner));
-  });
-
-  it('memory coordinator - writeReplicas with a stale fence rejects with DeposedError', async () => {
-    const w = world();
-    const [a, b] = [w.probe('a'), w.probe('b')];
-    await w.until('both', () => connected(a) && connected(b));
-    const claimA = await w.settle(a.coord.claimEpoch());
-    await w.settle(a.coord.writeReplicas(['a', 'b'], claimA));
-    expect(await w.settle(b.coord.readReplicas())).toEqual({ ids: ['a', 'b'], epoch: claimA.epoch });
-    const claimB = await w.settle(b.coord.claimEpoch());
-    const stale = w.settle(a.coord.writeReplicas(['a'], claimA));
-    await expect(stale).rejects.toBeInstanceOf(DeposedError);
-    await expect(stale).rejects.toMatchObject({ name: 'DeposedError', path: paths.epoch });
-    expect(await w.settle(a.coord.readReplicas())).toEqual({ ids: ['a', 'b'], epoch: claimA.epoch });
-    await w.settle(b.coord.writeReplicas(['b'], claimB));
-    expect(await w.settle(a.coord.readReplicas())).toEqual({ ids: ['b'], epoch: claimB.epoch });
-    await expect(a.coord.writeReplicas(['a'], { epoch: 1, fence: 0 })).rejects.toBeInstanceOf(RangeError);
-  });
-
-  it('memory coordinator - readMembers reflects publishMember, and a new session re-creates it with the latest info', async () => {
-    const w = world();
-    const [a, b] = [w.probe('a'), w.probe('b')];
-    await w.until('both', () => connected(a) && connected(b));
-    await w.settle(a.coord.publishMember({ role: 'leader', state: 'serving' }));
-    await w.settle(b.coord.publishMember({ role: 'follower', state: 'suspended' }));
-    expect(await w.settle(b.coord.readMembers())).toEqual([
-      { id: 'a', role: 'leader', state: 'serving' },
-      { id: 'b', role: 'follower', state: 'suspended' },
-    ]);
-    await expect(a.coord.publishMember({ role: 'boss' as 'leader', state: 'serving' })).rejects.toBeInstanceOf(RangeError);
     w.zk.partition('b');
     await w.until('b suspended', () => b.coord.sessionState() === 'suspended');
     await expect(b.coord.publishMember({ role: 'follower', state: 'removed' })).rejects.toBeInstanceOf(NotConnectedError);
@@ -232,7 +161,6 @@ describe('memory coordinator', () => {
     await w.until('b back', () => connected(b));
     expect(await w.settle(a.coord.readMembers())).toContainEqual({ id: 'b', role: 'follower', state: 'removed' });
   });
-
   it('memory coordinator - a restarted node replaces the znodes its old session left', async () => {
     const w = world();
     const old = w.probe('x');
@@ -260,21 +188,6 @@ describe('memory coordinator', () => {
       { id: 'y', role: 'follower', state: 'syncing' },
     ]);
     expect(y.coord.memberIds()).toEqual(['x', 'y']);
-  });
-
-  it('memory coordinator - resign moves this node to the back of the line', async () => {
-    const w = world();
-    const a = w.probe('a');
-    await w.until('a', () => isElected(a));
-    const b = w.probe('b');
-    await w.until('b', () => connected(b));
-    await w.settle(a.coord.resign());
-    await w.until('b elected', () => isElected(b), 500);
-    await w.run(200);
-    expect(electedCount(a)).toBe(1);
-    await w.settle(b.coord.resign());
-    await w.until('a elected again', () => electedCount(a) === 2, 500);
-    expect(await w.settle(a.coord.readMembers())).toHaveLength(2);
   });
 
   it('memory coordinator - operations fail fast while not connected; stop, then start again throws', async () => {
