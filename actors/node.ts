@@ -586,6 +586,8 @@ export class ZiNode {
     const all = (reply: ClientReply) => Array.from({ length: count }, () => reply);
     const leader = this.latestLeader;
     if (leader === null || leader === this.config.nodeId) return all(fail(503, 'no leader yet'));
+    // Stopping closes the bus: what has not been sent yet is refused here, before it can begin.
+    if (this.stopping) return all(fail(503, 'node is shutting down'));
     try {
       const request = message(this.promisedEpoch);
       this.ports.observer?.message?.('out', request.type, leader, messageKeys(request));
@@ -598,6 +600,8 @@ export class ZiNode {
       if (err instanceof LeaderGoneError) return all(unknown(err.message));
       if (isName(err, 'NoRespondersError')) return all(fail(503, 'leader unreachable'));
       if (isName(err, 'BusTimeoutError')) return all(unknown('leader did not answer in time'));
+      // Sent, then our connection closed (the node is stopping) before the leader's reply came.
+      if (isName(err, 'BusClosedError')) return all(unknown('connection closed before the leader answered'));
       throw err;
     }
   }
