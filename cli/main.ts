@@ -3,10 +3,11 @@
 // complete copy is left).
 import { parseArgs } from 'node:util';
 import { runAcceptDataLoss } from './accept-data-loss.ts';
-import { UsageError } from './args.ts';
+import { intFlag, UsageError } from './args.ts';
 import { runNodeCommand } from './node-command.ts';
 import { nodeParseOptions, printableOptions, resolveNodeOptions } from './node-options.ts';
 import { runShellCommand } from './shell-command.ts';
+import { DEFAULT_SESSION_TIMEOUT_MS, leaseProblem } from './timings.ts';
 import { runUpCommand } from './up-command.ts';
 
 const USAGE = `usage:
@@ -63,6 +64,11 @@ async function main(argv: string[]): Promise<number> {
         strict: true,
       });
       const { inspect, ui, secure, ...strings } = values;
+      // The nodes would refuse a lease too long for the session timeout: say so before starting
+      // anything. Without --lease each node derives it from the session timeout.
+      const lease = intFlag(strings, 'lease', 100, 600_000);
+      const tooLong = lease === undefined ? null : leaseProblem(lease, intFlag(strings, 'session-timeout', 500, 600_000) ?? DEFAULT_SESSION_TIMEOUT_MS);
+      if (tooLong !== null) throw new UsageError(tooLong);
       // Exit as soon as everything is stopped: no stray handle may keep `up` alive.
       process.exit(await runUpCommand(strings, { inspect, ui, secure }));
     }

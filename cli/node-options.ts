@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { credsAuthenticator, nkeyAuthenticator } from 'nats';
 import { CLUSTER_NAME_PATTERN, NODE_ID_PATTERN } from '../bus/subjects.ts';
 import { UsageError } from './args.ts';
+import { DEFAULT_SESSION_TIMEOUT_MS, defaultLeaseMs, leaseProblem } from './timings.ts';
 
 type Kind = 'string' | 'int' | 'bool';
 
@@ -29,7 +30,7 @@ export const NODE_OPTIONS = {
   zk: { kind: 'string', required: true, check: hostPorts, help: 'ZooKeeper connect string' },
   nats: { kind: 'string', required: true, help: 'NATS server URL(s), comma-separated' },
   'session-timeout': { kind: 'int', min: 500, max: 600_000, help: 'ZooKeeper session timeout, ms (default 2000)' },
-  lease: { kind: 'int', min: 100, max: 600_000, help: 'follower read lease, ms (default 1000; below the session timeout)' },
+  lease: { kind: 'int', min: 100, max: 600_000, help: 'follower read lease, ms (default half the session timeout, at most 1000; lease × 1.1 + 20 must be below the session timeout)' },
   'op-timeout': { kind: 'int', min: 100, max: 600_000, help: 'every request is answered within this, ms (default 4000)' },
   'metrics-port': { kind: 'string', help: 'serve Prometheus metrics on [HOST:]PORT' },
   inspect: { kind: 'bool', help: 'stream actor state for the inspector page' },
@@ -106,9 +107,11 @@ export function resolveNodeOptions(flags: Record<string, string | boolean | unde
     if (why) problems.push(`--${name} ${why}, got '${spec.secret ? '***' : text}'`);
     else out[name] = text;
   }
-  const session = (out['session-timeout'] as number | undefined) ?? 2000;
-  const lease = (out.lease as number | undefined) ?? 1000;
-  if (lease >= session) problems.push(`--lease (${lease} ms) must be shorter than --session-timeout (${session} ms); see docs/safety.md`);
+  // Without --lease the lease follows the session timeout; a lease given too long is refused.
+  const session = (out['session-timeout'] as number | undefined) ?? DEFAULT_SESSION_TIMEOUT_MS;
+  const lease = (out.lease as number | undefined) ?? defaultLeaseMs(session);
+  const tooLong = leaseProblem(lease, session);
+  if (tooLong !== null) problems.push(tooLong);
   if (out['nats-pass'] !== undefined && out['nats-user'] === undefined) problems.push('--nats-pass needs --nats-user');
   if ((out['tls-cert'] === undefined) !== (out['tls-key'] === undefined)) problems.push('--tls-cert and --tls-key go together');
   if (problems.length > 0) throw new UsageError(problems.join('\n  '));

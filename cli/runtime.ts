@@ -10,6 +10,9 @@ import { NodeMetrics } from '../observe/metrics.ts';
 import { startMetricsServer, type MetricsServer } from '../observe/metrics-server.ts';
 import { combineObservers, natsPublisher } from '../observe/observers.ts';
 import { inspectSubjects } from '../observe/subjects.ts';
+import { defaultLeaseMs, leaseProblem } from './timings.ts';
+
+export { DEFAULT_SESSION_TIMEOUT_MS } from './timings.ts';
 
 export const realClock: Clock = {
   now: () => performance.now(),
@@ -34,9 +37,9 @@ export interface RunNodeOptions extends Partial<Omit<NodeConfig, 'nodeId' | 'clu
   zkAuth?: { user: string; password: string };
   /** Hooks for metrics and inspection (see NodeObserver); none by default. */
   observer?: NodeObserver;
+  /** Gives up waiting for NATS at start-up (the start then rejects with the signal's reason). */
+  signal?: AbortSignal;
 }
-
-export const DEFAULT_SESSION_TIMEOUT_MS = 2000;
 
 /** Connects to NATS and ZooKeeper and starts serving. */
 export async function runNode(options: RunNodeOptions): Promise<ZiNode> {
@@ -50,10 +53,13 @@ async function startOnPorts(options: RunNodeOptions, observe: (bus: NatsBus) => 
     const value = options[name];
     if (value !== undefined) config[name] = value;
   }
-  if (config.leaseMs >= options.sessionTimeoutMs) {
-    throw new Error(`lease (${config.leaseMs} ms) must be shorter than the session timeout (${options.sessionTimeoutMs} ms)`);
-  }
-  const bus = await createNatsBus({ servers: options.nats, cluster, nodeId, log, connectOptions: options.natsOptions }).catch((err: unknown) => {
+  // No lease given: it follows the session timeout (docs/safety.md).
+  if (options.leaseMs === undefined) config.leaseMs = defaultLeaseMs(options.sessionTimeoutMs);
+  const tooLong = leaseProblem(config.leaseMs, options.sessionTimeoutMs);
+  if (tooLong !== null) throw new Error(tooLong);
+  // An unreachable NATS is waited for (with backoff, logged), as ZooKeeper is; a refusal that
+  // retrying cannot cure (credentials, max_payload) still fails the start.
+  const bus = await createNatsBus({ servers: options.nats, cluster, nodeId, log, connectOptions: options.natsOptions, retryConnect: true, signal: options.signal }).catch((err: unknown) => {
     const why = err instanceof Error ? err.message : String(err);
     throw new Error(`cannot connect to NATS at ${String(options.nats)}: ${why}`, { cause: err });
   });

@@ -2,7 +2,7 @@
 // (not begun) or 504 (outcome unknown), never 500. Method: a simulated cluster (memory bus,
 // memory ZooKeeper, virtual time); a follower's messages to the leader are lost, so what it
 // forwards stays in flight; then the follower stops, which closes its bus (BusClosedError).
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ClientReply, ClientRequest } from '../../actors/protocol.ts';
 import { SimCluster } from '../sim/cluster.ts';
 
@@ -13,13 +13,8 @@ const request = (op: 'get' | 'put', key: string, value = ''): ClientRequest => (
   data: encoder.encode(value),
 });
 
-let current: SimCluster | null = null;
-afterEach(() => {
-  current = null;
-});
-
 async function cluster(seed: number) {
-  const c = (current = new SimCluster({ seed, nodes: 3 }));
+  const c = new SimCluster({ seed, nodes: 3 });
   await c.start();
   expect(await c.waitFor(() => c.allServing(), 5_000)).toBe(true);
   const leader = c.leader()!;
