@@ -1,6 +1,6 @@
 // The Bus port on a real NATS connection: the public client contract as endpoints of the NATS
 // service `zistore` (so $SRV.PING/INFO/STATS discover nodes), and peer request-reply.
-import { connect, headers as natsHeaders, type Msg, type NatsConnection, type NatsError, type ServiceMsg, type Subscription } from 'nats';
+import { connect, ErrorCode, headers as natsHeaders, NatsError, type Msg, type NatsConnection, type ServiceMsg, type Subscription } from 'nats';
 import type { Bus, ClientHandler, Log, PeerHandler } from '../actors/ports.ts';
 import type { ClientOp, ClientReply, PeerMessage, PeerReply } from '../actors/protocol.ts';
 import { checkPeerMessage } from '../actors/peer-check.ts';
@@ -21,6 +21,21 @@ export interface NatsBusOptions {
   version?: string;
   /** Extra connection options (credentials, TLS) passed through to nats.connect. */
   connectOptions?: Record<string, unknown>;
+  /**
+   * Keep trying when no server can be reached (refused, reset, timed out), with backoff, logging
+   * each failure; a refusal retrying cannot cure (authentication, TLS) still rejects at once.
+   * Once connected, nats.js reconnects by itself for ever.
+   */
+  retryConnect?: boolean | ConnectRetry;
+  /** Stops the retrying; createNatsBus then rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export interface ConnectRetry {
+  /** First wait after a failed attempt; default 250 ms. Doubles each time up to maxDelayMs. */
+  initialDelayMs?: number;
+  /** Default 5000 ms. */
+  maxDelayMs?: number;
 }
 
 export async function connectNats(servers: string | string[], name: string, extra: Record<string, unknown> = {}): Promise<NatsConnection> {
@@ -38,8 +53,73 @@ export async function connectNats(servers: string | string[], name: string, extr
   });
 }
 
+/** Errors of a first connection that another attempt cannot cure: the server refused us, not failed to answer. */
+const FATAL_CONNECT_CODES = new Set([
+  ErrorCode.AuthorizationViolation,
+  ErrorCode.AuthenticationExpired,
+  ErrorCode.AuthenticationTimeout,
+  ErrorCode.AccountExpired,
+  ErrorCode.BadAuthentication,
+  ErrorCode.BadCreds,
+  ErrorCode.InvalidOption,
+  ErrorCode.Tls,
+  ErrorCode.WssRequired,
+]);
+
+export const isRetryableConnectError = (err: unknown) => !(err instanceof NatsError && FATAL_CONNECT_CODES.has(err.code as ErrorCode));
+
+const abortable = (ms: number, signal: AbortSignal | undefined) =>
+  new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
+/**
+ * connectNats, tried again and again while no server answers: 250 ms after the first failure,
+ * doubling up to 5 s (each wait ±20% so a fleet restarting together spreads out). Every failure
+ * is logged with the next wait.
+ */
+export async function connectNatsRetrying(
+  servers: string | string[],
+  name: string,
+  extra: Record<string, unknown>,
+  log: Log,
+  retry: ConnectRetry = {},
+  signal?: AbortSignal,
+): Promise<NatsConnection> {
+  const initial = retry.initialDelayMs ?? 250;
+  const max = retry.maxDelayMs ?? 5000;
+  let delay = initial;
+  for (let attempt = 1; ; attempt++) {
+    if (signal?.aborted) throw signal.reason;
+    try {
+      const nc = await connectNats(servers, name, extra);
+      if (attempt > 1) log.info({ servers: String(servers), attempts: attempt, server: nc.getServer() }, 'connected to NATS');
+      return nc;
+    } catch (err) {
+      if (!isRetryableConnectError(err)) throw err;
+      const waitMs = Math.round(delay * (0.8 + 0.4 * Math.random()));
+      log.warn({ servers: String(servers), attempt, retryInMs: waitMs, reason: err instanceof Error ? err.message : String(err) }, 'cannot connect to NATS; retrying');
+      await abortable(waitMs, signal);
+      delay = Math.min(max, delay * 2);
+    }
+  }
+}
+
 export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
-  const nc = await connectNats(options.servers, `zistore-${options.cluster}-${options.nodeId}`, options.connectOptions);
+  const name = `zistore-${options.cluster}-${options.nodeId}`;
+  const retry = options.retryConnect;
+  const nc = retry
+    ? await connectNatsRetrying(options.servers, name, options.connectOptions ?? {}, options.log.child({ actor: 'bus' }), retry === true ? {} : retry, options.signal)
+    : await connectNats(options.servers, name, options.connectOptions);
   const maxPayload = nc.info?.max_payload ?? 0;
   if (maxPayload < MIN_MAX_PAYLOAD_BYTES) {
     await nc.close();

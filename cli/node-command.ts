@@ -19,33 +19,55 @@ export async function runNodeCommand(values: NodeOptionValues): Promise<number> 
   // Started by `zistore up` (IPC channel + ZISTORE_LINK_FAULTS): its rmi-down/zk-down cut this
   // process's own sockets. Otherwise nothing is installed.
   startLinkFaultControl({ nats: String(values.nats).split(','), zk: String(values.zk), log: log.child({ actor: 'link-faults' }) });
-  const running = await runObservedNode({
-    nodeId: id,
-    cluster,
-    zk: String(values.zk),
-    nats: String(values.nats).split(','),
-    sessionTimeoutMs: (values['session-timeout'] as number | undefined) ?? DEFAULT_SESSION_TIMEOUT_MS,
-    leaseMs: values.lease as number | undefined,
-    opTimeoutMs: values['op-timeout'] as number | undefined,
-    natsOptions: natsConnectOptions(values),
-    zkAuth: zkAuth === undefined ? undefined : { user: zkAuth.slice(0, separator), password: zkAuth.slice(separator + 1) },
-    log,
-    metricsPort: metricsAddress?.port,
-    metricsHost: metricsAddress?.host,
-    inspect: values.inspect === true,
-  });
+  // SIGTERM/SIGINT stop the node, or, while it still waits for NATS at start-up, that wait.
+  const starting = new AbortController();
+  let stopRequested: ((signal: string) => void) | null = null;
+  const onSignal = (signal: string) => {
+    if (stopRequested !== null) stopRequested(signal);
+    else starting.abort(new Error(`${signal} before the node started`));
+  };
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  let running: Awaited<ReturnType<typeof runObservedNode>>;
+  try {
+    running = await runObservedNode({
+      nodeId: id,
+      cluster,
+      zk: String(values.zk),
+      nats: String(values.nats).split(','),
+      sessionTimeoutMs: (values['session-timeout'] as number | undefined) ?? DEFAULT_SESSION_TIMEOUT_MS,
+      leaseMs: values.lease as number | undefined,
+      opTimeoutMs: values['op-timeout'] as number | undefined,
+      natsOptions: natsConnectOptions(values),
+      zkAuth: zkAuth === undefined ? undefined : { user: zkAuth.slice(0, separator), password: zkAuth.slice(separator + 1) },
+      log,
+      metricsPort: metricsAddress?.port,
+      metricsHost: metricsAddress?.host,
+      inspect: values.inspect === true,
+      signal: starting.signal,
+    });
+  } catch (err) {
+    if (!starting.signal.aborted) throw err;
+    log.info({ reason: (starting.signal.reason as Error).message }, 'stopped before starting');
+    return 0;
+  }
   const node = running.node;
+  if (starting.signal.aborted) {
+    // The signal came as the start was finishing.
+    await running.stop();
+    log.info({}, 'stopped');
+    return 0;
+  }
   log.info({ sessionTimeoutMs: (values['session-timeout'] as number | undefined) ?? DEFAULT_SESSION_TIMEOUT_MS, leaseMs: node.config.leaseMs, opTimeoutMs: node.config.opTimeoutMs }, 'node started');
   await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
+    stopRequested = (signal: string) => {
+      stopRequested = () => undefined;
       log.info({ signal }, 'stopping');
       running.stop().then(resolve, (err) => {
         log.error({ err }, 'stop failed');
         resolve();
       });
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
   });
   log.info({}, 'stopped');
   return 0;
