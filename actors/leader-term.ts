@@ -9,7 +9,7 @@ import type { ClientReply, PeerMessage, PeerReply, PendingEntry, WriteCommand } 
 import { ReplicaLink } from './replica-link.ts';
 import type { ReplicaStore } from './replica-store.ts';
 import { fail } from './request.ts';
-import { sleep } from './time.ts';
+import { leaseCertainlyOverMs, sleep } from './time.ts';
 
 export interface TermConfig {
   nodeId: string;
@@ -181,8 +181,10 @@ export class LeaderTerm {
       // would lose what only they had.
       this.waitingFor = previous.ids.filter((id) => id !== self);
       this.log.warn({ replicas: this.waitingFor }, 'waiting for a complete replica');
+      // Live members that have not answered yet (one that answered incomplete stays so).
+      const silentLive = () => liveReplicas().filter((id) => !synced.has(id));
       for (let round = 1; completePeers().length === 0; round++) {
-        if (liveReplicas().length > 0 && round > 3) throw new ResignError();
+        if (silentLive().length > 0 && round > 3) throw new ResignError();
         const grant = await coordinator.readUncleanGrant().catch(() => null);
         if (grant !== null && grant.epoch === this.epoch) {
           this.log.error({ grant, replicas: this.waitingFor }, 'operator accepted data loss: serving what this node holds; writes acknowledged only by the last replica set are lost');
@@ -190,7 +192,7 @@ export class LeaderTerm {
         }
         await sleep(clock, Math.min(1000, this.config.ackTimeoutMs * round));
         if (this.ended !== null) throw new TermEndedError(this.ended);
-        await syncRound(liveReplicas().filter((id) => !synced.has(id)));
+        await syncRound(silentLive());
       }
       if (completePeers().length > 0) throw new ResignError();
       this.waitingFor = [];
@@ -431,7 +433,7 @@ export class LeaderTerm {
 
   /** Time after which any lease granted now has certainly expired (10% for clock rate drift). */
   private leaseWaitMs(): number {
-    return Math.ceil(this.config.leaseMs * 1.1) + 20;
+    return leaseCertainlyOverMs(this.config.leaseMs);
   }
 
   /** A replica stopped answering while ZooKeeper still lists it. */

@@ -10,7 +10,7 @@ import { Batcher } from './batcher.ts';
 import type { ClientReply, ClientRequest, MembersView, PeerMessage, PeerReply, WriteCommand } from './protocol.ts';
 import { ReplicaStore } from './replica-store.ts';
 import { fail, parseKey, parseWrite } from './request.ts';
-import { Cancellation, deferred, DeadlineError, DeadlineQueue, sleep, withDeadline, type Deferred } from './time.ts';
+import { Cancellation, deferred, DeadlineError, DeadlineQueue, leaseCertainlyOverMs, sleep, withDeadline, type Deferred } from './time.ts';
 
 export interface NodeConfig {
   nodeId: string;
@@ -149,6 +149,7 @@ export class ZiNode {
         this.sessionState = event.state;
         if (event.state === 'connected') {
           this.sessionId = event.sessionId;
+          this.checkGrantedTimeout();
           if (previous !== null && previous !== event.sessionId) {
             // The old session expired: ZooKeeper let the group move on without us.
             this.log.warn({ session: event.sessionId }, 'new session; resynchronising');
@@ -182,6 +183,17 @@ export class ZiNode {
         if (this.term !== null && this.term.epoch < event.epoch) this.endTerm(`epoch ${event.epoch} claimed by ${event.leader}`);
         if (event.leader !== this.config.nodeId) this.followerActor?.send({ type: 'leader.changed', epoch: event.epoch, leader: event.leader });
         return;
+    }
+  }
+
+  /** ZooKeeper may grant a shorter session than asked for: the lease must still end before it can expire. */
+  private checkGrantedTimeout(): void {
+    const granted = this.ports.coordinator.grantedSessionTimeoutMs?.() ?? 0;
+    if (granted > 0 && leaseCertainlyOverMs(this.config.leaseMs) >= granted) {
+      this.log.error(
+        { grantedSessionTimeoutMs: granted, leaseMs: this.config.leaseMs },
+        'ZooKeeper granted a session timeout too short for the lease (lease × 1.1 + 20 ms must be below it): raise the server\'s minSessionTimeout or lower --lease; see docs/safety.md',
+      );
     }
   }
 

@@ -89,6 +89,8 @@ export interface Coordinator {
    * Optional for fakes that model no such delay.
    */
   sessionAliveUntil?(): number;
+  /** The session timeout ZooKeeper granted (it clamps the requested one to 2–20 × tickTime); 0 before a session. */
+  grantedSessionTimeoutMs?(): number;
   /** Live member ids, as of the last membership watch. */
   memberIds(): string[];
   /** Fresh read of every member's published role and state. */

@@ -8,6 +8,13 @@ export const processClock: Clock = {
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
 
+/**
+ * When a lease granted now has certainly run out on every clock: clocks may run up to 10% apart
+ * (docs/safety.md), plus 20 ms. What the leader waits before going on without a member, and what
+ * the session timeout must exceed (cli/timings.ts).
+ */
+export const leaseCertainlyOverMs = (leaseMs: number): number => Math.ceil((leaseMs * 11) / 10) + 20;
+
 export const sleep = (clock: Clock, ms: number): Promise<void> =>
   new Promise((resolve) => clock.setTimeout(() => resolve(), Math.max(0, ms)));
 

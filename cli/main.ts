@@ -12,7 +12,8 @@ import { runUpCommand } from './up-command.ts';
 
 const USAGE = `usage:
   zistore up [--nodes N] [--cluster NAME] [--nats-port P] [--zk-port P] [--data-dir D]
-             [--session-timeout MS] [--lease MS] [--op-timeout MS] [--inspect] [--ui] [--ui-port P] [--secure]
+             [--session-timeout MS] [--lease MS] [--op-timeout MS] [--min-replicas N]
+             [--inspect] [--ui] [--ui-port P] [--secure]
       start ZooKeeper, nats-server and N nodes (default 3); opens the shell on a terminal,
       otherwise runs until SIGINT/SIGTERM and then stops everything it started; every node
       serves Prometheus metrics on a free port (printed, and in <data-dir>/<id>.metrics-port);
@@ -20,7 +21,8 @@ const USAGE = `usage:
       --secure: NATS users with permissions (clients only on the client subjects, nodes alone on
       the peer subjects) and a ZooKeeper ACL; the ready line names the client credentials
   zistore node --id ID --cluster NAME --zk HOST:PORT[,HOST:PORT...] --nats URL
-             [--session-timeout MS] [--lease MS] [--op-timeout MS] [--metrics-port [HOST:]P] [--inspect]
+             [--session-timeout MS] [--lease MS] [--op-timeout MS] [--min-replicas N]
+             [--metrics-port [HOST:]P] [--inspect]
       run one node in the foreground; --metrics-port serves GET /metrics, --inspect streams
       its actors' state on zistore.<cluster>.inspect.<id> for the inspector page
       security: [--zk-auth USER:PASSWORD] [--nats-user U --nats-pass P | --nats-token T |
@@ -41,6 +43,7 @@ const timingFlags = {
   'session-timeout': { type: 'string' },
   lease: { type: 'string' },
   'op-timeout': { type: 'string' },
+  'min-replicas': { type: 'string' },
 } as const;
 
 async function main(argv: string[]): Promise<number> {

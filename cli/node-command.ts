@@ -38,6 +38,7 @@ export async function runNodeCommand(values: NodeOptionValues): Promise<number> 
       sessionTimeoutMs: (values['session-timeout'] as number | undefined) ?? DEFAULT_SESSION_TIMEOUT_MS,
       leaseMs: values.lease as number | undefined,
       opTimeoutMs: values['op-timeout'] as number | undefined,
+      minReplicas: values['min-replicas'] as number | undefined,
       natsOptions: natsConnectOptions(values),
       zkAuth: zkAuth === undefined ? undefined : { user: zkAuth.slice(0, separator), password: zkAuth.slice(separator + 1) },
       log,
@@ -58,7 +59,7 @@ export async function runNodeCommand(values: NodeOptionValues): Promise<number> 
     log.info({}, 'stopped');
     return 0;
   }
-  log.info({ sessionTimeoutMs: (values['session-timeout'] as number | undefined) ?? DEFAULT_SESSION_TIMEOUT_MS, leaseMs: node.config.leaseMs, opTimeoutMs: node.config.opTimeoutMs }, 'node started');
+  log.info({ sessionTimeoutMs: (values['session-timeout'] as number | undefined) ?? DEFAULT_SESSION_TIMEOUT_MS, leaseMs: node.config.leaseMs, opTimeoutMs: node.config.opTimeoutMs, minReplicas: node.config.minReplicas }, 'node started');
   await new Promise<void>((resolve) => {
     stopRequested = (signal: string) => {
       stopRequested = () => undefined;

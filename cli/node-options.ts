@@ -32,6 +32,7 @@ export const NODE_OPTIONS = {
   'session-timeout': { kind: 'int', min: 500, max: 600_000, help: 'ZooKeeper session timeout, ms (default 2000)' },
   lease: { kind: 'int', min: 100, max: 600_000, help: 'follower read lease, ms (default half the session timeout, at most 1000; lease × 1.1 + 20 must be below the session timeout)' },
   'op-timeout': { kind: 'int', min: 100, max: 600_000, help: 'every request is answered within this, ms (default 4000)' },
+  'min-replicas': { kind: 'int', min: 1, max: 100, help: 'a write is acknowledged only once this many nodes hold it (default 2; 1 for a one-node cluster); see docs/safety.md' },
   'metrics-port': { kind: 'string', help: 'serve Prometheus metrics on [HOST:]PORT' },
   inspect: { kind: 'bool', help: 'stream actor state for the inspector page' },
   'zk-auth': { kind: 'string', secret: true, check: userPassword, help: 'ZooKeeper digest credentials USER:PASSWORD; the cluster znodes get an ACL for them alone' },

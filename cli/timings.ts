@@ -1,14 +1,11 @@
 // The timing rule between the read lease and the ZooKeeper session timeout (docs/safety.md), in
 // one place for `zistore node`, `zistore up` and runNode.
+import { leaseCertainlyOverMs } from '../actors/time.ts';
+
 export const DEFAULT_SESSION_TIMEOUT_MS = 2000;
 /** The lease when none is given and the session timeout allows it. */
 export const DEFAULT_LEASE_MS = 1000;
 
-/**
- * When a lease granted now has certainly run out on every clock: clocks may run up to 10% apart
- * (docs/safety.md), plus 20 ms: what the leader waits before dropping a member (LeaderTerm.leaseWaitMs).
- */
-export const leaseCertainlyOverMs = (leaseMs: number) => Math.ceil((leaseMs * 11) / 10) + 20;
 
 /** The longest lease a session timeout allows: its certain end must come before the session can expire. */
 export function maxLeaseMs(sessionTimeoutMs: number): number {

@@ -28,6 +28,7 @@ export async function runUpCommand(values: Record<string, string | undefined>, f
     sessionTimeoutMs: intFlag(values, 'session-timeout', 500, 600_000),
     leaseMs: intFlag(values, 'lease', 100, 600_000),
     opTimeoutMs: intFlag(values, 'op-timeout', 100, 600_000),
+    minReplicas: intFlag(values, 'min-replicas', 1, 100),
     metrics: true,
     // Nodes connect straight to nats-server and ZooKeeper; rmi-down/zk-down make the node cut
     // its own sockets (cluster/link-faults.ts), so a healthy link costs no proxy hop.

@@ -42,6 +42,8 @@ export interface LocalClusterOptions {
   sessionTimeoutMs?: number;
   leaseMs?: number;
   opTimeoutMs?: number;
+  /** The nodes' floor on copies (--min-replicas); default 2, or 1 for a one-node cluster. */
+  minReplicas?: number;
   /** Extra flags for every `zistore node`. */
   nodeArgs?: string[];
   /**
@@ -173,6 +175,7 @@ export class LocalCluster {
       ...(o.sessionTimeoutMs ? ['--session-timeout', String(o.sessionTimeoutMs)] : []),
       ...(o.leaseMs ? ['--lease', String(o.leaseMs)] : []),
       ...(o.opTimeoutMs ? ['--op-timeout', String(o.opTimeoutMs)] : []),
+      '--min-replicas', String(o.minReplicas ?? ((o.nodes ?? 3) === 1 ? 1 : 2)),
       ...(handle.metricsPort !== null ? ['--metrics-port', `127.0.0.1:${handle.metricsPort}`] : []),
       ...(o.inspect ? ['--inspect'] : []),
       ...(o.nodeArgs ?? []),

@@ -1,7 +1,8 @@
 // Goal: the lease rule of docs/safety.md (cli/timings.ts): the default lease follows the session
 // timeout and always satisfies the rule; the longest lease allowed is exactly the boundary.
 import { describe, expect, it } from 'vitest';
-import { defaultLeaseMs, leaseCertainlyOverMs, leaseProblem, maxLeaseMs } from '../../cli/timings.ts';
+import { leaseCertainlyOverMs } from '../../actors/time.ts';
+import { defaultLeaseMs, leaseProblem, maxLeaseMs } from '../../cli/timings.ts';
 
 describe('lease timings', () => {
   it('the default lease is half the session timeout, at most 1000 ms, and always within the rule', () => {
