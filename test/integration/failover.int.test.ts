@@ -3,41 +3,17 @@
 // proxies). Method: writers run through the faults; afterwards every acknowledged write must
 // be readable at every serving node. Timings are printed (measured, not asserted tightly).
 import { afterEach, describe, expect, it } from 'vitest';
-import type { NatsConnection } from 'nats';
-import { LocalCluster } from '../../cluster/local-cluster.ts';
 import { eventually, kv } from '../support/raw-client.ts';
+import { firstAckedPut, startServingCluster, stopServingCluster } from '../support/serving-cluster.ts';
 import { longestStallMs, missingAt, startWriters } from '../support/load.ts';
 
 const SESSION_TIMEOUT_MS = 2000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let cluster: LocalCluster | null = null;
-let nc: NatsConnection | null = null;
+const start = (name: string, nodes = 3) => startServingCluster(name, { nodes, sessionTimeoutMs: SESSION_TIMEOUT_MS });
 
-async function start(name: string, nodes = 3) {
-  cluster = await LocalCluster.start({ nodes, cluster: name, sessionTimeoutMs: SESSION_TIMEOUT_MS });
-  await cluster.waitServing(60_000);
-  nc = await cluster.connectClient();
-  const store = kv(nc, name);
-  const leader = (await store.members('n1')).leader!;
-  return { c: cluster, store, leader, followers: [...cluster.nodes.keys()].filter((n) => n !== leader) };
-}
+afterEach(stopServingCluster);
 
-afterEach(async () => {
-  await nc?.close();
-  nc = null;
-  await cluster?.stop();
-  cluster = null;
-});
-
-/** Polls a put with a short client timeout until one is acknowledged; returns when. */
-async function firstWriteAfter(store: ReturnType<typeof kv>, nodes: string[], key: string): Promise<number> {
-  for (let i = 0; ; i++) {
-    const r = await store.raw('put', { headers: [['Zi-Key', key]], data: `probe-${i}`, timeoutMs: 1000 }, nodes[i % nodes.length]);
-    if (r.code === 200) return performance.now();
-    await sleep(10);
-  }
-}
 
 async function expectAllAcked(store: ReturnType<typeof kv>, nodes: string[], acked: Map<string, string>) {
   expect(acked.size).toBeGreaterThan(20);
@@ -51,7 +27,7 @@ describe('failover', () => {
     await sleep(1000);
     const killedAt = performance.now();
     await c.kill(leader);
-    const firstWrite = await firstWriteAfter(store, followers, 'probe');
+    const firstWrite = await firstAckedPut(store, followers, 'probe', 60_000);
     console.log(`leader kill -9 -> first acknowledged write: ${Math.round(firstWrite - killedAt)} ms (session timeout ${SESSION_TIMEOUT_MS} ms)`);
     await sleep(1000);
     await writers.stop();
@@ -73,7 +49,7 @@ describe('failover', () => {
     await sleep(1000);
     const stoppedAt = performance.now();
     const stopping = c.stopNode(leader);
-    const firstWrite = await firstWriteAfter(store, followers, 'probe');
+    const firstWrite = await firstAckedPut(store, followers, 'probe', 60_000);
     await stopping;
     console.log(`graceful handover (SIGTERM -> first acknowledged write): ${Math.round(firstWrite - stoppedAt)} ms`);
     expect(firstWrite - stoppedAt).toBeLessThan(SESSION_TIMEOUT_MS);

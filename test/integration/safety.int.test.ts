@@ -5,47 +5,21 @@
 // Method: black-box through the client subjects of PROTOCOL.md; timings printed, bounds loose.
 import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { NatsConnection } from 'nats';
-import { LocalCluster } from '../../cluster/local-cluster.ts';
 import { eventually, kv } from '../support/raw-client.ts';
+import { firstAckedPut, startServingCluster, stopServingCluster } from '../support/serving-cluster.ts';
 import { missingAt, startWriters } from '../support/load.ts';
 
 const SESSION_TIMEOUT_MS = 2000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let cluster: LocalCluster | null = null;
-let nc: NatsConnection | null = null;
+const start = (name: string) => startServingCluster(name, { sessionTimeoutMs: SESSION_TIMEOUT_MS });
 
-async function start(name: string) {
-  cluster = await LocalCluster.start({ nodes: 3, cluster: name, sessionTimeoutMs: SESSION_TIMEOUT_MS });
-  await cluster.waitServing(60_000);
-  nc = await cluster.connectClient();
-  const store = kv(nc, name);
-  const leader = (await store.members('n1')).leader!;
-  return { c: cluster, store, leader, followers: [...cluster.nodes.keys()].filter((n) => n !== leader) };
-}
-
-afterEach(async () => {
-  await nc?.close();
-  nc = null;
-  await cluster?.stop();
-  cluster = null;
-});
+afterEach(stopServingCluster);
 
 type Store = ReturnType<typeof kv>;
 
 const replicasOf = async (store: Store, node: string) => (await store.members(node)).replicas;
 
-/** Until a put through any of `nodes` is acknowledged; returns when. */
-async function firstAckedPut(store: Store, nodes: string[], key: string, timeoutMs: number): Promise<number> {
-  const deadline = performance.now() + timeoutMs;
-  for (let i = 0; performance.now() < deadline; i++) {
-    const r = await store.raw('put', { headers: [['Zi-Key', key]], data: `probe-${i}`, timeoutMs: 1000 }, nodes[i % nodes.length]).catch(() => null);
-    if (r?.code === 200) return performance.now();
-    await sleep(20);
-  }
-  throw new Error(`no put acknowledged within ${timeoutMs} ms`);
-}
 
 describe('safety', () => {
   it('the four steps: follower removed, a write, every session expired, the stale follower back first: the write survives', async () => {
