@@ -99,7 +99,6 @@ export interface Coordinator {
   publishMember(info: { role: Role; state: MemberState }): Promise<void>;
   /** Leader only: bump the epoch counter by compare-and-set, naming this node the leader. */
   claimEpoch(): Promise<EpochClaim>;
-  readEpoch(): Promise<{ epoch: number; leader: string | null }>;
   readReplicas(): Promise<{ ids: string[]; epoch: number }>;
   /** Leader only: replace the replica set, atomically checked against the epoch fence. Rejects with DeposedError if fenced off. */
   writeReplicas(ids: string[], claim: EpochClaim): Promise<void>;

@@ -859,11 +859,6 @@ export function createCoordinator(opts: CoordinatorOptions): ZkCoordinator {
       throw new CoordinationError(`epoch claim lost ${CLAIM_ATTEMPTS_MAX} races`, { path: paths.epoch });
     },
 
-    async readEpoch(): Promise<{ epoch: number; leader: string | null }> {
-      const s = requireConnected(paths.epoch);
-      return parseEpoch((await getData(s, paths.epoch)).data, paths.epoch);
-    },
-
     async readUncleanGrant(): Promise<UncleanGrant | null> {
       const s = requireConnected(paths.unclean);
       try {

@@ -80,7 +80,7 @@ describe('zookeeper acl', () => {
       client.close();
     }
     // Still intact for the group.
-    expect((await coordinator.readEpoch()).epoch).toBe(1);
+    expect((await coordinator.claimEpoch()).epoch).toBe(2);
     expect((await coordinator.readReplicas()).ids).toEqual(['n1']);
   });
 });

@@ -222,7 +222,7 @@ describe('zk coordinator', () => {
     expect(suspended.atMs - cutAtMs).toBeLessThan(SESSION_TIMEOUT_MS);
     expect(c.coord.sessionState()).toBe('suspended');
     const failFastAtMs = performance.now();
-    await expect(c.coord.readEpoch()).rejects.toBeInstanceOf(NotConnectedError);
+    await expect(c.coord.readReplicas()).rejects.toBeInstanceOf(NotConnectedError);
     expect(performance.now() - failFastAtMs).toBeLessThan(100);
 
     // The server expires the old session: the others see c leave and a takes over.
@@ -345,7 +345,7 @@ describe('zk coordinator', () => {
     const a = probe(cluster, 'a', proxy.address);
     expect(a.coord.sessionState()).toBe('connecting');
     const startedAtMs = performance.now();
-    await expect(a.coord.readEpoch()).rejects.toBeInstanceOf(NotConnectedError);
+    await expect(a.coord.readReplicas()).rejects.toBeInstanceOf(NotConnectedError);
     await expect(a.coord.claimEpoch()).rejects.toBeInstanceOf(NotConnectedError);
     await expect(a.coord.readMembers()).rejects.toBeInstanceOf(NotConnectedError);
     expect(performance.now() - startedAtMs).toBeLessThan(100);

@@ -98,7 +98,7 @@ describe('memory coordinator', () => {
     const suspended = sessions(c).at(-1)!;
     expect(suspended.event.sessionId).toBe(oldSession);
     expect(suspended.atMs - cutAt).toBeCloseTo((SESSION_TIMEOUT_MS * 2) / 3, 5);
-    await expect(c.coord.readEpoch()).rejects.toBeInstanceOf(NotConnectedError);
+    await expect(c.coord.readReplicas()).rejects.toBeInstanceOf(NotConnectedError);
 
     // The server expires the old session (one timeout after it last heard from c): a takes over.
     await w.until('a sees c leave', () => lastMembers(a)?.ids.join() === 'a,b', SESSION_TIMEOUT_MS * 2);
@@ -195,7 +195,7 @@ describe('memory coordinator', () => {
     w.zk.partition('a');
     const a = w.probe('a');
     expect(a.coord.sessionState()).toBe('connecting');
-    await expect(a.coord.readEpoch()).rejects.toBeInstanceOf(NotConnectedError);
+    await expect(a.coord.readReplicas()).rejects.toBeInstanceOf(NotConnectedError);
     await expect(a.coord.claimEpoch()).rejects.toBeInstanceOf(NotConnectedError);
     await expect(a.coord.readMembers()).rejects.toBeInstanceOf(NotConnectedError);
     await expect(a.coord.resign()).rejects.toBeInstanceOf(CoordinationError);

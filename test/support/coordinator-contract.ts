@@ -61,7 +61,7 @@ export function coordinatorContract(name: string, newWorld: () => Promise<Coordi
     expect(sessionEvents(a).map((e) => e.state)).toEqual(['connecting', 'connected']);
     expect(lastMembers(a)).toEqual(['a']);
     expect(a.coord.memberIds()).toEqual(['a']);
-    expect(await w.settle(a.coord.readEpoch())).toEqual({ epoch: 0, leader: null });
+    expect(a.events.flatMap((e) => (e.event.type === 'coord.epoch' ? [e.event] : [])).at(-1)).toMatchObject({ epoch: 0, leader: null });
     expect(await w.settle(a.coord.readReplicas())).toEqual({ ids: [], epoch: 0 });
     expect(await w.settle(a.coord.readMembers())).toEqual([{ id: 'a', role: 'follower', state: 'syncing' }]);
     expect(await w.settle(a.coord.readUncleanGrant())).toBeNull();
@@ -88,7 +88,7 @@ export function coordinatorContract(name: string, newWorld: () => Promise<Coordi
     await w.until('c sees a leave', () => lastMembers(c)?.join() === 'b,c', w.handoverMs);
     expect(isElected(c)).toBe(false);
     expect(a.coord.sessionState()).toBe('expired');
-    await expect(a.coord.readEpoch()).rejects.toMatchObject({ name: 'NotConnectedError' });
+    await expect(a.coord.readReplicas()).rejects.toMatchObject({ name: 'NotConnectedError' });
   });
 
   it(`${name} - claimEpoch increments by compare-and-set`, async () => {
@@ -102,7 +102,6 @@ export function coordinatorContract(name: string, newWorld: () => Promise<Coordi
     expect(new Set([x.epoch, y.epoch])).toEqual(new Set([3, 4]));
     expect(x.fence).not.toBe(y.fence);
     const winner = x.epoch === 4 ? 'a' : 'b';
-    expect(await w.settle(b.coord.readEpoch())).toEqual({ epoch: 4, leader: winner });
     await w.until('b hears epoch 4', () => b.events.some((e) => e.event.type === 'coord.epoch' && e.event.epoch === 4 && e.event.leader === winner));
   });
 
