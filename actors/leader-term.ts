@@ -72,6 +72,8 @@ export class LeaderTerm {
   /** Nodes that must ack every write: replicas and joiners, without self. */
   readonly targets = new Set<string>();
   private readonly joining = new Map<string, Joiner>();
+  /** The reply to each node's last join request, so that a duplicate of it (even late) starts nothing. */
+  private readonly admissions = new Map<string, { session: string; attempt: number; reply: Promise<PeerReply> }>();
   private readonly replicaSession = new Map<string, string>();
   private readonly lastGrant = new Map<string, number>();
   /** When each member last reached us over the bus (any message, or an ack). */
@@ -551,11 +553,16 @@ export class LeaderTerm {
     if (from === this.config.nodeId || !this.liveIds.has(from)) {
       return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'not a live member' };
     }
-    // A duplicate of the request being served: same admission, no second transfer.
-    const current = this.joining.get(from);
-    if (current !== undefined && current.session === session && current.attempt === attempt) {
-      return { ok: true, type: 'admitted', admission: current.token };
-    }
+    // A duplicate of a request being served or already served (NATS may deliver a message twice,
+    // late): the same reply, no second admission.
+    const earlier = this.admissions.get(from);
+    if (earlier !== undefined && earlier.session === session && earlier.attempt === attempt) return earlier.reply;
+    const reply = this.startAdmission(from, session, attempt);
+    this.admissions.set(from, { session, attempt, reply });
+    return reply;
+  }
+
+  private async startAdmission(from: string, session: string, attempt: number): Promise<PeerReply> {
     // It will flush its copy: it must no longer count as complete anywhere, before it acks anything.
     this.removing.delete(from);
     this.replicas.delete(from);
@@ -564,8 +571,7 @@ export class LeaderTerm {
     this.joining.set(from, { session, attempt, token });
     this.replicaSession.set(from, session);
     this.targets.add(from);
-    const earlier = [...this.inflight];
-    void this.transfer(from, token, earlier);
+    void this.transfer(from, token, [...this.inflight]);
     return { ok: true, type: 'admitted', admission: token };
   }
 
