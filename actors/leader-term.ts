@@ -2,6 +2,9 @@
 // ack, apply, reply, validate), admit joining nodes by state transfer, grant leases, and
 // remove replicas that stop answering once their lease has certainly run out.
 // All I/O goes through the ports; time through the Clock.
+// The error classes the Bus and Coordinator ports promise (plain classes, no I/O).
+import { BusClosedError, BusTimeoutError, NoRespondersError } from '../bus/errors.ts';
+import { DeposedError } from '../coordination/errors.ts';
 import { assert } from './assert.ts';
 import { KeyTurns } from './key-turns.ts';
 import type { Bus, Clock, Coordinator, EpochClaim, Log, NodeObserver } from './ports.ts';
@@ -53,8 +56,7 @@ export function sessionProven(coordinator: Coordinator, now: number): boolean {
   return coordinator.sessionState() === 'connected' && (coordinator.sessionAliveUntil?.() ?? Infinity) > now;
 }
 
-const isUnreachable = (err: unknown) =>
-  err instanceof Error && (err.name === 'BusTimeoutError' || err.name === 'NoRespondersError' || err.name === 'BusClosedError');
+const isUnreachable = (err: unknown) => err instanceof BusTimeoutError || err instanceof NoRespondersError || err instanceof BusClosedError;
 
 interface Joiner {
   session: string;
@@ -533,7 +535,7 @@ export class LeaderTerm {
         await this.ports.coordinator.writeReplicas(ids, this.claim);
         this.persistedIds = new Set(ids);
       } catch (err) {
-        if (err instanceof Error && err.name === 'DeposedError') this.end('epoch fenced off in ZooKeeper');
+        if (err instanceof DeposedError) this.end('epoch fenced off in ZooKeeper');
         throw err;
       }
     });

@@ -1,6 +1,7 @@
 // One ZiStore node: composes the session (via the Coordinator), the leader and follower
 // machines and the replica store, and answers clients and peers. Every effect goes through
 // the ports, so the same node runs on NATS + ZooKeeper and in the deterministic simulation.
+import { BusClosedError, BusTimeoutError, NoRespondersError } from '../bus/errors.ts';
 import { createActor, fromCallback, fromPromise, type Actor } from 'xstate';
 import { followerMachine, type FollowerEvent } from './follower.machine.ts';
 import { LeaderTerm, ResignError, sessionProven } from './leader-term.ts';
@@ -76,7 +77,6 @@ class LeaderGoneError extends Error {
   }
 }
 
-const isName = (err: unknown, name: string) => err instanceof Error && err.name === name;
 const encoder = new TextEncoder();
 
 export class ZiNode {
@@ -610,10 +610,10 @@ export class ZiNode {
       // A read has no effect, so it can say 503; a forwarded write may have happened.
       const unknown = (why: string) => (mayHaveEffect ? fail(504, `${why}; the outcome is unknown`) : fail(503, why));
       if (err instanceof LeaderGoneError) return all(unknown(err.message));
-      if (isName(err, 'NoRespondersError')) return all(fail(503, 'leader unreachable'));
-      if (isName(err, 'BusTimeoutError')) return all(unknown('leader did not answer in time'));
+      if (err instanceof NoRespondersError) return all(fail(503, 'leader unreachable'));
+      if (err instanceof BusTimeoutError) return all(unknown('leader did not answer in time'));
       // Sent, then our connection closed (the node is stopping) before the leader's reply came.
-      if (isName(err, 'BusClosedError')) return all(unknown('connection closed before the leader answered'));
+      if (err instanceof BusClosedError) return all(unknown('connection closed before the leader answered'));
       throw err;
     }
   }
