@@ -549,9 +549,8 @@ export class LeaderTerm {
    * A node asks to join: from now on it acks every write; the committed data streams to it in
    * chunks; when the stream is through it enters the persisted replica set.
    */
-  async admit(from: string, session: string, epoch: number, attempt: number): Promise<PeerReply> {
+  async admit(from: string, session: string, attempt: number): Promise<PeerReply> {
     if (!this.isServing) return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'leader not serving' };
-    if (epoch !== this.epoch) return { ok: false, code: 'STALE_EPOCH', epoch: this.epoch, reason: 'join for another epoch' };
     if (from === this.config.nodeId || !this.liveIds.has(from)) {
       return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'not a live member' };
     }

@@ -437,23 +437,20 @@ export class ZiNode {
     this.ports.observer?.message?.('in', message.type, message.from, messageKeys(message));
     this.term?.heard(message.from);
     const ack: PeerReply = { ok: true, type: 'ack' };
-    const notLeader: PeerReply = { ok: false, code: 'NOT_LEADER', epoch: this.promisedEpoch, reason: 'not the leader' };
     if (this.stopping) return { ok: false, code: 'NOT_READY', epoch: this.promisedEpoch, reason: 'stopping' };
+    const refused = this.checkEpoch(message);
+    if (refused !== null) return refused;
     switch (message.type) {
       case 'invalidate': {
-        const refused = this.refuseUnlessFromLeader(message);
-        if (refused) return refused;
         for (const v of message.validated) this.store.apply(v.key, { type: 'validate', rev: v.rev });
         for (const e of message.entries) this.store.apply(e.key, { type: 'invalidate', rev: e.rev, value: e.value });
         return ack;
       }
       case 'validate': {
-        if (!this.refuseUnlessFromLeader(message)) for (const v of message.validated) this.store.apply(v.key, { type: 'validate', rev: v.rev });
+        for (const v of message.validated) this.store.apply(v.key, { type: 'validate', rev: v.rev });
         return ack;
       }
       case 'snapshot': {
-        const refused = this.refuseUnlessFromLeader(message);
-        if (refused) return refused;
         // Chunks of an earlier admission would mix two snapshots in one flushed copy.
         if (message.admission !== this.admission) return { ok: false, code: 'NOT_READY', epoch: this.promisedEpoch, reason: 'not our admission' };
         for (const e of message.entries) this.store.apply(e.key, { type: 'fill', rev: e.rev, value: e.value });
@@ -467,22 +464,47 @@ export class ZiNode {
       case 'sync':
         return this.acceptSync(message);
       case 'forward': {
-        const term = this.term;
-        if (!term) return notLeader;
+        const term = this.term!;
         return { ok: true, type: 'replies', replies: await Promise.all(message.commands.map((c) => term.write(c))) };
       }
       case 'read':
-        if (!this.term) return notLeader;
         return { ok: true, type: 'replies', replies: await Promise.all(message.keys.map((k) => this.leaderRead(k))) };
       case 'join':
-        if (!this.term) return notLeader;
-        return this.term.admit(message.from, message.session, message.epoch, message.attempt);
+        return this.term!.admit(message.from, message.session, message.attempt);
       case 'lease':
-        if (!this.term) return notLeader;
-        if (message.epoch !== this.term.epoch) return { ok: false, code: 'STALE_EPOCH', epoch: this.term.epoch, reason: 'lease for another epoch' };
-        return this.term.grantLease(message.from, message.session);
+        return this.term!.grantLease(message.from, message.session);
       case 'pull':
         return { ok: false, code: 'BAD_MESSAGE', epoch: this.promisedEpoch, reason: 'pull is not supported' };
+    }
+  }
+
+  /**
+   * Every peer message's epoch, checked in one place. A leader's messages (invalidate, validate,
+   * snapshot) must come from the leader of the epoch we are synchronised with; a sync brings a
+   * newer epoch (acceptSync checks it); requests to the leader (forward, read, join, lease) need
+   * a term here, and one from a node that knows a newer epoch than ours means ours is over.
+   */
+  private checkEpoch(message: PeerMessage): PeerReply | null {
+    switch (message.type) {
+      case 'invalidate':
+      case 'validate':
+      case 'snapshot':
+        return this.refuseUnlessFromLeader(message);
+      case 'sync':
+      case 'pull':
+        return null;
+      case 'forward':
+      case 'read':
+      case 'join':
+      case 'lease': {
+        const term = this.term;
+        if (term === null) return { ok: false, code: 'NOT_LEADER', epoch: this.promisedEpoch, reason: 'not the leader' };
+        if (message.epoch > term.epoch) return { ok: false, code: 'NOT_LEADER', epoch: term.epoch, reason: `epoch ${message.epoch} is newer than this leader's` };
+        if ((message.type === 'join' || message.type === 'lease') && message.epoch !== term.epoch) {
+          return { ok: false, code: 'STALE_EPOCH', epoch: term.epoch, reason: `${message.type} for another epoch` };
+        }
+        return null;
+      }
     }
   }
 
