@@ -112,6 +112,7 @@ export class ZiNode {
   private resignAfterTerm = false;
   private stopping = false;
   private published = '';
+  private standingTimer: unknown = null;
   /** Client operations get opTimeoutMs each, through one timer. */
   private readonly clientDeadlines: DeadlineQueue;
 
@@ -136,7 +137,21 @@ export class ZiNode {
     await ports.bus.serveClients((r) => node.serveClient(r));
     node.startFollower(false);
     ports.coordinator.start((e) => node.handleCoord(e));
+    node.watchStanding();
     return node;
+  }
+
+  /**
+   * Whether this node serves depends on time too (its lease, its session bound), not only on
+   * events: re-publish whenever what it would publish changed.
+   */
+  private watchStanding(): void {
+    const tick = () => {
+      if (this.stopping) return;
+      this.publish();
+      this.standingTimer = this.ports.clock.setTimeout(tick, this.config.leaseMs / 2);
+    };
+    this.standingTimer = this.ports.clock.setTimeout(tick, this.config.leaseMs / 2);
   }
 
   // ---- coordination events ----------------------------------------------------------------
@@ -713,6 +728,7 @@ export class ZiNode {
       await Promise.race([this.handover.promise, sleep(this.ports.clock, this.config.opTimeoutMs + 500)]);
     }
     this.stopping = true;
+    if (this.standingTimer !== null) this.ports.clock.clearTimeout(this.standingTimer);
     this.clientDeadlines.stop();
     this.followerActor?.stop();
     this.term?.end('stopped');

@@ -447,6 +447,7 @@ export function createCoordinator(opts: CoordinatorOptions): ZkCoordinator {
     if (s.registered || s.retired) return;
     s.registering = true;
     s.registerAgain = false;
+    const startedAtMs = clock.now();
     try {
       await ensureLayout(s);
       await ensureMember(s);
@@ -455,6 +456,8 @@ export function createCoordinator(opts: CoordinatorOptions): ZkCoordinator {
       if (s.retired || s !== current) return;
       s.registered = true;
       s.failures = 0;
+      // Registration wrote through the quorum (the ephemeral znodes): it proves the session as a probe would.
+      s.aliveUntilMs = Math.max(s.aliveUntilMs, startedAtMs + s.client.sessionTimeoutMs() * SESSION_BOUND_SHARE);
       memberDirty = false;
       log.session.info({ sessionId: s.sessionId, election: s.electionName }, 'registered');
       s.announced = true;
