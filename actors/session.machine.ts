@@ -1,4 +1,4 @@
-// The ZooKeeper session as the node sees it (DESIGN.md sections 3 and 5):
+// The ZooKeeper session as the node sees it (docs/design.md sections 3 and 5):
 //
 //   connecting ──zk.connected──► connected ◄──zk.connected── suspended
 //        ▲                          │ zk.disconnected ──────────►│

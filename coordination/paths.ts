@@ -1,4 +1,4 @@
-// The ZooKeeper layout of one cluster (DESIGN.md section 3), in one place:
+// The ZooKeeper layout of one cluster (docs/design.md section 3), in one place:
 //
 //   /zistore/<cluster>/members/<nodeId>   ephemeral, data {"role","state"}
 //   /zistore/<cluster>/election/n_<seq>   ephemeral-sequential, data = nodeId

@@ -1,4 +1,4 @@
-// Goal: the deployment of docs/deployment.md (and scripts/deploy-example.sh) holds up: three
+// Goal: the deployment of docs/deployment.md (and deploy/example.sh) holds up: three
 // `zistore node` processes against a real 3-server ZooKeeper ensemble and a real 3-server NATS
 // cluster serve, replicate, and keep serving after kill -9 of one ZooKeeper server (a follower,
 // then the ensemble's leader) and of the nats-server a node is connected to: the nodes' ZooKeeper

@@ -1,4 +1,4 @@
-// Goal: every failure of DESIGN.md section 5 on real ZooKeeper, real nats-server and real node
+// Goal: every failure of docs/design.md section 5 on real ZooKeeper, real nats-server and real node
 // processes, with faults injected for real (kill -9, SIGSTOP, SIGTERM, connections cut by the
 // proxies). Method: writers run through the faults; afterwards every acknowledged write must
 // be readable at every serving node. Timings are printed (measured, not asserted tightly).

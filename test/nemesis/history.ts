@@ -1,6 +1,6 @@
 // Records every client operation in the checker's history format (check/history.ts), with
 // call/return times on one clock (ms since the run started) and the raw outcome next to it.
-import type { KvInput, KvOutput, Operation } from '../../check/index.ts';
+import type { KvInput, KvOutput, Operation } from '../check/index.ts';
 
 /** An Operation plus what the runner saw on the wire. */
 export interface RecordedOp extends Operation {

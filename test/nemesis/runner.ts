@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { NatsConnection } from 'nats';
 import { LocalCluster } from '../../cluster/local-cluster.ts';
-import { checkHistory, formatFailure, formatOperations, type CheckFailure, type CheckResult } from '../../check/index.ts';
+import { checkHistory, formatFailure, formatOperations, type CheckFailure, type CheckResult } from '../check/index.ts';
 import { finalReads, waitAllServing, type Convergence } from './final.ts';
 import { Recorder, type RecordedOp } from './history.ts';
 import { Nemesis, type FaultRecord, type NemesisEvent } from './nemesis.ts';

@@ -2,7 +2,7 @@
 // delete / conditional put and delete over a few keys, to a random node's own subjects or to
 // the queue-group subjects, and recording every operation with its outcome.
 import type { NatsConnection, NatsError } from 'nats';
-import type { KvInput, KvOutput } from '../../check/index.ts';
+import type { KvInput, KvOutput } from '../check/index.ts';
 import { raw, type RawReply } from '../support/raw-client.ts';
 import type { Recorder, RecordedOp } from './history.ts';
 import { Rng } from '../sim/rng.ts';

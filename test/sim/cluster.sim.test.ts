@@ -15,7 +15,7 @@
 // regression list of protocol bugs found so far (FINDINGS.md), each marked `it.fails` until the
 // core is fixed.
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkHistory, formatFailure } from '../../check/index.ts';
+import { checkHistory, formatFailure } from '../check/index.ts';
 import { SimCluster } from './cluster.ts';
 import { FINDINGS } from './findings.ts';
 import { assess, Outcome, runSeed, settleAndVerify, type SeedResult } from './run.ts';

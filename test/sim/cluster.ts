@@ -6,7 +6,7 @@ import { defaultNodeConfig, ZiNode, type NodeConfig } from '../../actors/node.ts
 import type { CoordEvent, MemberState, Role } from '../../actors/ports.ts';
 import type { ClientReply, ClientRequest, PeerMessage } from '../../actors/protocol.ts';
 import { MemoryNetwork, type ClientOutcome, type LinkProfile } from '../../bus/memory-bus.ts';
-import type { KvInput, KvOutput, Operation } from '../../check/history.ts';
+import type { KvInput, KvOutput, Operation } from '../check/history.ts';
 import { createMemoryCoordinator, MemoryZooKeeper, type MemoryCoordinator } from '../../coordination/memory-zookeeper.ts';
 import { clusterPaths, sortElectionNames } from '../../coordination/paths.ts';
 import { Rng } from './rng.ts';

@@ -2,8 +2,8 @@
 // start a cluster, run concurrent clients under random faults, heal everything, let it settle,
 // read every key through every node, then check the history for linearizability, the final
 // copies for convergence, and the invariants recorded along the way.
-import { checkHistory, formatFailure } from '../../check/index.ts';
-import type { Operation } from '../../check/history.ts';
+import { checkHistory, formatFailure } from '../check/index.ts';
+import type { Operation } from '../check/history.ts';
 import { SimCluster, type Violation } from './cluster.ts';
 import { explained, signatures } from './findings.ts';
 import { Rng } from './rng.ts';

@@ -1,5 +1,5 @@
 // Simulated clients and the nemesis (random faults), both driven by the seed.
-import type { KvInput } from '../../check/history.ts';
+import type { KvInput } from '../check/history.ts';
 import { clusterPaths } from '../../coordination/paths.ts';
 import { SIM_CLUSTER, type SimCluster } from './cluster.ts';
 import type { Rng } from './rng.ts';

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { applyUnknown, checkHistory, checkKeyHistory, formatFailure, formatOperations, initialState, step } from '../../check/index.ts';
-import type { CheckFailure, CheckResult, KvInput, KvOutput, KvState, Operation } from '../../check/index.ts';
+import { applyUnknown, checkHistory, checkKeyHistory, formatFailure, formatOperations, initialState, step } from '../check/index.ts';
+import type { CheckFailure, CheckResult, KvInput, KvOutput, KvState, Operation } from '../check/index.ts';
 
 // ---------------------------------------------------------------------------
 // History builder

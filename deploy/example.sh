@@ -9,7 +9,7 @@
 #   5. writes and reads still work: the nodes' clients reconnect on their own;
 #   6. everything stops on exit (also on Ctrl-C or a failure) and nothing is left running.
 #
-# Usage: bash scripts/deploy-example.sh      (needs what `sh scripts/setup.sh` installs)
+# Usage: bash deploy/example.sh      (needs what `sh scripts/setup.sh` installs)
 # Env:   ZISTORE_CLUSTER (default "example"); KEEP_LOGS=1 keeps the work dir after a success
 #        (it is always kept after a failure).
 # Here every server listens on 127.0.0.1 on free ports; on real machines each `zistore node`
