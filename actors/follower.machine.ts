@@ -6,7 +6,6 @@ import { assign, emit, fromCallback, fromPromise, setup } from 'xstate';
 export interface FollowerContext {
   epoch: number;
   leader: string | null;
-  leaseMs: number;
   /** Lease time left when the last grant arrived. */
   leaseLeftMs: number;
   joinRetryMs: number;
@@ -32,11 +31,9 @@ export type FollowerEvent =
 
 export type FollowerEmitted = { type: 'follower.state'; state: string };
 
-export type LeaseEvent = { type: 'lease.granted'; leftMs: number } | { type: 'lease.refused' };
-
 export const followerMachine = setup({
   types: {
-    input: {} as { leaseMs: number; joinRetryMs: number; syncWaitMs: number; complete?: boolean },
+    input: {} as { joinRetryMs: number; syncWaitMs: number; complete?: boolean },
     context: {} as FollowerContext,
     events: {} as FollowerEvent,
     emitted: {} as FollowerEmitted,
@@ -77,7 +74,6 @@ export const followerMachine = setup({
   context: ({ input }) => ({
     epoch: 0,
     leader: null,
-    leaseMs: input.leaseMs,
     leaseLeftMs: 0,
     joinRetryMs: input.joinRetryMs,
     syncWaitMs: input.syncWaitMs,

@@ -144,7 +144,7 @@ export class LeaderTerm {
     const self = this.config.nodeId;
     const previous = await coordinator.readReplicas();
     this.persistedIds = new Set(previous.ids);
-    const sync: PeerMessage = { type: 'sync', from: self, epoch: this.epoch, wantSnapshot: false };
+    const sync: PeerMessage = { type: 'sync', from: self, epoch: this.epoch };
     const synced = new Map<string, Extract<PeerReply, { type: 'synced' }>>();
     const wasReplica = (id: string) => previous.ids.length === 0 || previous.ids.includes(id);
     const completePeers = () => [...synced].filter(([id, r]) => r.serving && wasReplica(id)).map(([id]) => id);

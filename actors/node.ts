@@ -257,7 +257,7 @@ export class ZiNode {
     });
     const actor = createActor(machine, {
       inspect: this.ports.observer?.inspect,
-      input: { leaseMs: this.config.leaseMs, joinRetryMs: this.config.joinRetryMs, syncWaitMs: this.config.syncWaitMs, complete },
+      input: { joinRetryMs: this.config.joinRetryMs, syncWaitMs: this.config.syncWaitMs, complete },
       clock,
     });
     actor.on('follower.state', () => this.publish());
@@ -488,8 +488,6 @@ export class ZiNode {
         return this.term!.admit(message.from, message.session, message.attempt);
       case 'lease':
         return this.term!.grantLease(message.from, message.session);
-      case 'pull':
-        return { ok: false, code: 'BAD_MESSAGE', epoch: this.promisedEpoch, reason: 'pull is not supported' };
     }
   }
 
@@ -506,7 +504,6 @@ export class ZiNode {
       case 'snapshot':
         return this.refuseUnlessFromLeader(message);
       case 'sync':
-      case 'pull':
         return null;
       case 'forward':
       case 'read':

@@ -66,9 +66,6 @@ export function checkPeerMessage(x: unknown): PeerMessage {
       need(isCount(m.seq) && isCount(m.admission) && isCount(m.maxRev) && typeof m.done === 'boolean', 'snapshot needs admission, seq, maxRev, done');
       checkEntries(m.entries, false);
       break;
-    case 'pull':
-      need(isCount(m.cursor), 'pull needs a cursor');
-      break;
     default:
       throw new BadPeerMessageError(`unknown type ${String(m.type).slice(0, 40)}`);
   }

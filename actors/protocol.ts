@@ -63,18 +63,15 @@ export type PeerMessage =
   // Writes in flight (batched per replica), with validations of earlier writes riding along.
   | { type: 'invalidate'; from: string; epoch: number; entries: PendingEntry[]; validated: KeyRevision[] }
   | { type: 'validate'; from: string; epoch: number; validated: KeyRevision[] }
-  | { type: 'sync'; from: string; epoch: number; wantSnapshot: boolean }
+  | { type: 'sync'; from: string; epoch: number }
   /** `admission` names the admission the chunk belongs to: a joiner takes chunks of its own only. */
-  | { type: 'snapshot'; from: string; epoch: number; admission: number; seq: number; entries: SnapshotEntry[]; done: boolean; maxRev: number }
-  // new leader -> replica, to pull a full copy when the new leader holds none
-  | { type: 'pull'; from: string; epoch: number; cursor: number };
+  | { type: 'snapshot'; from: string; epoch: number; admission: number; seq: number; entries: SnapshotEntry[]; done: boolean; maxRev: number };
 
 export type PeerReply =
   | { ok: true; type: 'ack' }
   | { ok: true; type: 'admitted'; admission: number }
   | { ok: true; type: 'replies'; replies: ClientReply[] }
   | { ok: true; type: 'synced'; maxRev: number; pending: PendingEntry[]; serving: boolean }
-  | { ok: true; type: 'chunk'; entries: SnapshotEntry[]; done: boolean; cursor: number; maxRev: number }
   | { ok: false; code: PeerErrorCode; epoch: number; reason: string };
 
 export type PeerErrorCode = 'STALE_EPOCH' | 'NOT_LEADER' | 'NOT_READY' | 'NOT_REPLICA' | 'BAD_MESSAGE';

@@ -51,4 +51,3 @@ export function parseWrite(request: ClientRequest): WriteCommand | ClientReply {
   return { key, value: null, ifRevision };
 }
 
-export const isReply = (x: unknown): x is ClientReply => typeof x === 'object' && x !== null && 'ok' in x;

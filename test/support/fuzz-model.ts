@@ -173,7 +173,7 @@ export const badHeaderNameArb: fc.Arbitrary<string> = fc
 
 // ---- peer messages (actors/protocol.ts PeerMessage), restated ---------------------------------
 
-export const PEER_TYPES = ['invalidate', 'validate', 'forward', 'read', 'join', 'lease', 'sync', 'snapshot', 'pull'] as const;
+export const PEER_TYPES = ['invalidate', 'validate', 'forward', 'read', 'join', 'lease', 'sync', 'snapshot'] as const;
 
 type Obj = Record<string, unknown>;
 const isObj = (x: unknown): x is Obj => typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof Uint8Array);
@@ -185,9 +185,7 @@ const keyRev = (e: unknown): boolean => isObj(e) && isStr(e.key) && isNat(e.rev)
 
 /**
  * Whether `x` has the shape of a PeerMessage (extra fields allowed); keep in step with the
- * PeerMessage type in actors/protocol.ts. One deliberate leniency:
- * `sync.wantSnapshot` is typed boolean but read by nobody, and the shape check does not look
- * at it either; the model does not require it (see the fuzz report).
+ * PeerMessage type in actors/protocol.ts.
  */
 export function conformsToPeerMessage(x: unknown): boolean {
   if (!isObj(x) || !isStr(x.type) || !isStr(x.from) || !isNat(x.epoch)) return false;
@@ -208,8 +206,6 @@ export function conformsToPeerMessage(x: unknown): boolean {
       return true;
     case 'snapshot':
       return isNat(x.admission) && isNat(x.seq) && isNat(x.maxRev) && typeof x.done === 'boolean' && arrayOf(x.entries, (e) => keyRev(e) && isBytes((e as Obj).value));
-    case 'pull':
-      return isNat(x.cursor);
     default:
       return false;
   }
@@ -237,11 +233,9 @@ export const validPeerMessageArb: fc.Arbitrary<PeerMessage & Obj> = fc
       entries: fc.array(fc.record({ key: peerStringArb, rev: natArb, value: fc.option(bytesArb, { nil: null }) }), { maxLength: 4 }),
       snapshotEntries: fc.array(fc.record({ key: peerStringArb, rev: natArb, value: bytesArb }), { maxLength: 4 }),
       validated: fc.array(keyRevArb, { maxLength: 4 }),
-      wantSnapshot: fc.boolean(),
       seq: natArb,
       maxRev: natArb,
       done: fc.boolean(),
-      cursor: natArb,
     }),
   )
   .map(([type, head, f]): PeerMessage & Obj => {
@@ -259,11 +253,9 @@ export const validPeerMessageArb: fc.Arbitrary<PeerMessage & Obj> = fc
       case 'validate':
         return { type, ...head, validated: f.validated };
       case 'sync':
-        return { type, ...head, wantSnapshot: f.wantSnapshot };
+        return { type, ...head };
       case 'snapshot':
         return { type, ...head, admission: f.admission, seq: f.seq, maxRev: f.maxRev, done: f.done, entries: f.snapshotEntries };
-      case 'pull':
-        return { type, ...head, cursor: f.cursor };
     }
   });
 

@@ -86,7 +86,6 @@ const messageLikeArb = fc
       maxRev: fc.oneof(fc.nat(), jsonishArb),
       done: fc.oneof(fc.boolean(), jsonishArb),
       cursor: fc.oneof(fc.nat(), jsonishArb),
-      wantSnapshot: jsonishArb,
     },
     { requiredKeys: [] },
   )

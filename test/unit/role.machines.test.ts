@@ -15,7 +15,7 @@ function follower(join: () => Promise<void> = async () => undefined) {
       renewLease: fromCallback(() => () => undefined),
     },
   });
-  const actor = createActor(machine, { input: { leaseMs: 1000, joinRetryMs: 100, syncWaitMs: 3000 }, clock }).start();
+  const actor = createActor(machine, { input: { joinRetryMs: 100, syncWaitMs: 3000 }, clock }).start();
   return { actor, clock };
 }
 
