@@ -3,6 +3,11 @@ import type { MemberState, Role } from './ports.ts';
 
 export type ClientOp = 'get' | 'put' | 'delete' | 'members';
 
+/** The headers of the client contract (PROTOCOL.md), for nodes and the typed client alike. */
+export const KEY_HEADER = 'Zi-Key';
+export const REVISION_HEADER = 'Zi-Revision';
+export const IF_REVISION_HEADER = 'Zi-If-Revision';
+
 /** A client request as the bus received it. Header names keep their exact case. */
 export interface ClientRequest {
   op: ClientOp;

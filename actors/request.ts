@@ -1,8 +1,6 @@
 // Validation of client requests against PROTOCOL.md. Pure functions.
-import { MAX_KEY_BYTES, MAX_VALUE_BYTES, type ClientReply, type ClientRequest, type ErrorCode, type WriteCommand } from './protocol.ts';
+import { IF_REVISION_HEADER, KEY_HEADER, MAX_KEY_BYTES, MAX_VALUE_BYTES, type ClientReply, type ClientRequest, type ErrorCode, type WriteCommand } from './protocol.ts';
 
-export const KEY_HEADER = 'Zi-Key';
-export const IF_REVISION_HEADER = 'Zi-If-Revision';
 
 export const fail = (code: ErrorCode, description: string): ClientReply => ({ ok: false, code, description });
 

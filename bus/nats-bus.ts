@@ -2,7 +2,7 @@
 // service `zistore` (so $SRV.PING/INFO/STATS discover nodes), and peer request-reply.
 import { connect, ErrorCode, headers as natsHeaders, NatsError, type Msg, type NatsConnection, type ServiceMsg, type Subscription } from 'nats';
 import type { Bus, ClientHandler, Log, PeerHandler } from '../actors/ports.ts';
-import type { ClientOp, ClientReply, PeerMessage, PeerReply } from '../actors/protocol.ts';
+import { REVISION_HEADER, type ClientOp, type ClientReply, type PeerMessage, type PeerReply } from '../actors/protocol.ts';
 import { checkPeerMessage } from '../actors/peer-check.ts';
 import { decode, encode } from './codec.ts';
 import { RequestMux } from './request-mux.ts';
@@ -11,7 +11,6 @@ import { CLIENT_OPS, SERVICE_NAME, subjects } from './subjects.ts';
 
 /** Peer messages carry a value plus metadata: the server must allow well over 1 MiB. */
 export const MIN_MAX_PAYLOAD_BYTES = 2 * 1024 * 1024;
-export const REVISION_HEADER = 'Zi-Revision';
 
 export interface NatsBusOptions {
   servers: string | string[];

@@ -8,9 +8,13 @@ import { BusTimeoutError, NoRespondersError } from '../bus/errors.ts';
 export { BusClosedError } from '../bus/errors.ts';
 import { RequestMux } from '../bus/request-mux.ts';
 
-export const KEY_HEADER = 'Zi-Key';
-export const REVISION_HEADER = 'Zi-Revision';
-export const IF_REVISION_HEADER = 'Zi-If-Revision';
+import { IF_REVISION_HEADER, KEY_HEADER, REVISION_HEADER } from '../actors/protocol.ts';
+import { subjects } from '../bus/subjects.ts';
+
+// Wire names and shapes are the nodes' own: one definition.
+export { IF_REVISION_HEADER, KEY_HEADER, REVISION_HEADER } from '../actors/protocol.ts';
+export type { MembersView } from '../actors/protocol.ts';
+import type { ClientOp, MembersView } from '../actors/protocol.ts';
 
 /** A request the store answered with an error code (PROTOCOL.md "Errors"). */
 export class ZiStoreError extends Error {
@@ -39,15 +43,6 @@ export interface GetResult {
   value: Uint8Array;
   revision: number;
   text(): string;
-}
-
-export interface MembersView {
-  cluster: string;
-  node: string;
-  epoch: number;
-  leader: string | null;
-  members: { id: string; role: 'leader' | 'follower'; state: 'syncing' | 'serving' | 'suspended' | 'removed' }[];
-  replicas: string[];
 }
 
 export interface CallOptions {
@@ -97,12 +92,12 @@ export class ZiClient {
     this.writesToLeader = options.writesToLeader ?? true;
   }
 
-  subject(op: string, node?: string): string {
-    return node ? `zistore.${this.cluster}.node.${node}.${op}` : `zistore.${this.cluster}.${op}`;
+  subject(op: ClientOp, node?: string): string {
+    return node ? subjects.nodeClient(this.cluster, node, op) : subjects.client(this.cluster, op);
   }
 
   /** Retries 503s (no effect, safe) with backoff within the call's time budget; nothing else. */
-  private async call(op: string, key: string | null, body: Uint8Array, opts: WriteOptions = {}): Promise<Msg> {
+  private async call(op: ClientOp, key: string | null, body: Uint8Array, opts: WriteOptions = {}): Promise<Msg> {
     const budgetMs = opts.timeoutMs ?? this.timeoutMs;
     const started = Date.now();
     const isWrite = op === 'put' || op === 'delete';
@@ -136,7 +131,7 @@ export class ZiClient {
     return this.leader ?? undefined;
   }
 
-  private async callOnce(op: string, key: string | null, body: Uint8Array, opts: WriteOptions = {}): Promise<Msg> {
+  private async callOnce(op: ClientOp, key: string | null, body: Uint8Array, opts: WriteOptions = {}): Promise<Msg> {
     const h = natsHeaders();
     if (key !== null) h.set(KEY_HEADER, key);
     if (opts.ifRevision !== undefined) h.set(IF_REVISION_HEADER, String(opts.ifRevision));
