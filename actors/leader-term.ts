@@ -536,6 +536,9 @@ export class LeaderTerm {
         this.persistedIds = new Set(ids);
       } catch (err) {
         if (err instanceof DeposedError) this.end('epoch fenced off in ZooKeeper');
+        // The write may have happened (connection lost, timeout): ZooKeeper may list either set,
+        // so every node of both must be sent every write until a write of the set succeeds.
+        else this.persistedIds = new Set([...this.persistedIds, ...ids]);
         throw err;
       }
     });

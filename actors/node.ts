@@ -95,6 +95,8 @@ export class ZiNode {
   /** Rejected when the leader we forward to is gone (member znode deleted, or a newer epoch). */
   private readonly leaderLost = new Cancellation();
   private complete = false;
+  /** A join finished (the whole state streamed, every write since taken) and nothing flushed the copy since. */
+  private joinedIntact = false;
   /** The leader refused our lease: we are out of the replica set until we have joined again. */
   private removed = false;
   private joinDone: Deferred<void> | null = null;
@@ -275,7 +277,7 @@ export class ZiNode {
   }
 
   private becomeLeader(): void {
-    const wasComplete = this.complete;
+    const wasComplete = this.hasFullCopy();
     this.followerActor?.stop();
     this.followerActor = null;
     this.resignAfterTerm = false;
@@ -397,6 +399,7 @@ export class ZiNode {
     if (abandoned()) throw new Error('join abandoned');
     this.admission = reply.admission;
     this.store.clear();
+    this.joinedIntact = false;
     this.followerActor?.send({ type: 'store.flushed' });
     this.store.keepTombstones = true;
     this.syncedEpoch = epoch;
@@ -416,6 +419,7 @@ export class ZiNode {
     if (abandoned()) throw new Error('join abandoned');
     this.store.purgeTombstones();
     this.removed = false;
+    this.joinedIntact = true;
     this.log.info({ epoch, leader, keys: this.store.size }, 'joined');
   }
 
@@ -435,6 +439,16 @@ export class ZiNode {
       now < this.leaseUntil &&
       this.followerActor?.getSnapshot().matches({ replica: 'serving' }) === true
     );
+  }
+
+  /**
+   * Whether this node's copy holds every write acknowledged while it was in the replica set: it
+   * is complete (a lease was granted after it joined), or it finished a join and has not flushed
+   * since (the leader recorded it in the replica set before its first lease, and may have died
+   * meanwhile). A new leader trusts this only for a member of the recorded replica set.
+   */
+  private hasFullCopy(): boolean {
+    return this.complete || this.joinedIntact;
   }
 
   /** A peer message must come from the leader of the epoch we are synced to. */
@@ -524,14 +538,14 @@ export class ZiNode {
     if (message.epoch < this.promisedEpoch || (this.term !== null && this.term.epoch >= message.epoch)) {
       return { ok: false, code: 'STALE_EPOCH', epoch: Math.max(this.promisedEpoch, this.term?.epoch ?? 0), reason: 'older epoch' };
     }
-    const wasComplete = this.complete;
+    const fullCopy = this.hasFullCopy();
     if (this.term !== null) this.endTerm(`synchronised by ${message.from} at epoch ${message.epoch}`);
     this.promisedEpoch = this.syncedEpoch = message.epoch;
     if (this.latestLeader !== message.from) this.abandonLeader(`synchronised by ${message.from}`);
     this.syncedLeader = this.latestLeader = message.from;
     this.leaseUntil = 0;
-    this.followerActor?.send({ type: 'leader.synced', epoch: message.epoch, leader: message.from, replica: wasComplete });
-    return { ok: true, type: 'synced', maxRev: this.store.maxRev, pending: this.store.pending(), serving: wasComplete };
+    this.followerActor?.send({ type: 'leader.synced', epoch: message.epoch, leader: message.from, replica: fullCopy });
+    return { ok: true, type: 'synced', maxRev: this.store.maxRev, pending: this.store.pending(), serving: fullCopy };
   }
 
   // ---- clients ------------------------------------------------------------------------------------
