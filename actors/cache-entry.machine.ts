@@ -13,7 +13,8 @@ export interface EntryContext {
 }
 
 export type EntryEvent =
-  | { type: 'fill'; rev: number; value: Uint8Array }
+  /** A committed value from a state transfer; null (a delete) only in a catch-up. */
+  | { type: 'fill'; rev: number; value: Uint8Array | null }
   | { type: 'invalidate'; rev: number; value: Uint8Array | null }
   | { type: 'validate'; rev: number }
   | { type: 'abort'; rev: number };
@@ -53,13 +54,13 @@ export const cacheEntryMachine = setup({
   states: {
     absent: {
       on: {
-        fill: { guard: 'isNewer', target: 'valid', actions: 'fill' },
+        fill: { guard: 'isNewer', target: 'settling', actions: 'fill' },
         invalidate: { guard: 'isNewer', target: 'invalid', actions: 'markPending' },
       },
     },
     valid: {
       on: {
-        fill: { guard: 'isNewer', actions: 'fill' },
+        fill: { guard: 'isNewer', target: 'settling', actions: 'fill' },
         invalidate: { guard: 'isNewer', target: 'invalid', actions: 'markPending' },
       },
     },
@@ -68,12 +69,12 @@ export const cacheEntryMachine = setup({
         // A newer write supersedes the one in flight (its validate was lost or it was aborted).
         invalidate: { guard: 'isNewer', actions: 'markPending' },
         // A fill newer than the pending write carries a later committed value; an older one is stale.
-        fill: { guard: 'isNewer', target: 'valid', actions: 'fill' },
+        fill: { guard: 'isNewer', target: 'settling', actions: 'fill' },
         validate: { guard: 'isPendingWrite', target: 'settling', actions: 'applyPending' },
         abort: { guard: 'isPendingWrite', target: 'settling', actions: 'dropPending' },
       },
     },
-    // Transient: absent or valid by the value now in place (a delete leaves null).
+    // Transient: absent or valid by the value now in place (a delete, or a deleted fill, leaves null).
     settling: {
       always: [{ guard: 'hasValue', target: 'valid' }, { target: 'absent' }],
     },
@@ -97,7 +98,7 @@ export function stepEntry(entry: EntryRecord, event: EntryEvent): boolean {
   switch (event.type) {
     case 'fill':
       if (event.rev <= seenRev(entry)) return false;
-      entry.state = 'valid';
+      entry.state = event.value === null ? 'absent' : 'valid';
       entry.rev = event.rev;
       entry.value = event.value;
       entry.pendingRev = 0;

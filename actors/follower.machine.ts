@@ -23,7 +23,8 @@ export type FollowerEvent =
   | { type: 'lease.refused' }
   | { type: 'session.new' }
   /**
-   * The copy was flushed (a leader admitted us and the transfer begins). Only this makes the
+   * The copy was flushed, or rolled back for a catch-up (a leader admitted us and the transfer
+   * begins): writes it acked may be gone from it. Only this makes the
    * node incomplete: a refused lease or a re-join that has not been admitted yet leaves every
    * acknowledged write in place, and a new leader may need them.
    */

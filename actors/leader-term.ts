@@ -89,6 +89,8 @@ export class LeaderTerm {
   private removalSeq = 0;
   private admissionSeq = 0;
   private readonly inflight = new Set<Promise<unknown>>();
+  /** Revisions of the writes in flight: a lease tells a replica it holds every write below the lowest. */
+  private readonly inflightRevs = new Set<number>();
   private readonly links = new Map<string, ReplicaLink>();
   private liveIds = new Set<string>();
   private nextRev = 1;
@@ -200,8 +202,10 @@ export class LeaderTerm {
       }
       if (completePeers().length > 0) throw new ResignError();
       this.waitingFor = [];
-      // By the operator's order: the replica set starts again from this node's copy.
+      // By the operator's order: the replica set starts again from this node's copy, a new
+      // history that no copy of the old one may catch up with (they take a full snapshot).
       this.persistedIds = new Set();
+      store.history = this.epoch;
     }
 
     // Highest revision per key over every write still in flight at a complete replica.
@@ -301,6 +305,7 @@ export class LeaderTerm {
   /** Invalidate at every target, wait for every ack, apply, then validate. */
   private async replicate(key: string, rev: number, value: Uint8Array | null): Promise<void> {
     const { store } = this.ports;
+    this.inflightRevs.add(rev);
     const work = (async () => {
       store.apply(key, { type: 'invalidate', rev, value });
       const entry: PendingEntry = { key, rev, value };
@@ -315,6 +320,7 @@ export class LeaderTerm {
       await work;
     } finally {
       this.inflight.delete(work);
+      this.inflightRevs.delete(rev);
     }
   }
 
@@ -432,7 +438,19 @@ export class LeaderTerm {
     this.replicaSession.set(from, session);
     this.lastGrant.set(from, this.ports.clock.now());
     this.unreachable.delete(from);
-    return { ok: true, type: 'ack' };
+    return { ok: true, type: 'leased', heldThrough: this.heldThrough() };
+  }
+
+  /**
+   * The revision up to which a replica holds every committed write: it has acked every write
+   * since it joined, so all but those in flight. Never above the highest committed revision: a
+   * revision above it may have been given to a write that failed, and a next leader (which knows
+   * every committed write, not every failed one) may give it again.
+   */
+  private heldThrough(): number {
+    let through = this.ports.store.committedMaxRev;
+    for (const rev of this.inflightRevs) if (rev <= through) through = rev - 1;
+    return through;
   }
 
   /** Time after which any lease granted now has certainly expired (10% for clock rate drift). */
@@ -552,7 +570,8 @@ export class LeaderTerm {
    * A node asks to join: from now on it acks every write; the committed data streams to it in
    * chunks; when the stream is through it enters the persisted replica set.
    */
-  async admit(from: string, session: string, attempt: number): Promise<PeerReply> {
+  async admit(request: Extract<PeerMessage, { type: 'join' }>): Promise<PeerReply> {
+    const { from, session, attempt } = request;
     if (!this.isServing) return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'leader not serving' };
     if (from === this.config.nodeId || !this.liveIds.has(from)) {
       return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'not a live member' };
@@ -561,13 +580,25 @@ export class LeaderTerm {
     // late): the same reply, no second admission.
     const earlier = this.admissions.get(from);
     if (earlier !== undefined && earlier.session === session && earlier.attempt === attempt) return earlier.reply;
-    const reply = this.startAdmission(from, session, attempt);
+    const reply = this.startAdmission(from, session, attempt, this.catchUpFrom(request));
     this.admissions.set(from, { session, attempt, reply });
     return reply;
   }
 
-  private async startAdmission(from: string, session: string, attempt: number): Promise<PeerReply> {
-    // It will flush its copy: it must no longer count as complete anywhere, before it acks anything.
+  /**
+   * Where a joiner's transfer starts: above the revision its copy holds every committed write of
+   * (it sends only what changed since), when that copy is of this history and every delete since
+   * is still recorded here; else 0, a full snapshot into a flushed copy.
+   */
+  private catchUpFrom(request: Extract<PeerMessage, { type: 'join' }>): number {
+    const { store } = this.ports;
+    const since = request.since;
+    const possible = since > 0 && request.history === store.history && since >= store.deletesKnownAbove && since <= store.committedMaxRev;
+    return possible ? since : 0;
+  }
+
+  private async startAdmission(from: string, session: string, attempt: number, since: number): Promise<PeerReply> {
+    // It will flush its copy or roll it back: it must no longer count as complete anywhere, before it acks anything.
     this.removing.delete(from);
     this.replicas.delete(from);
     if (this.persistedIds.has(from)) await this.persistReplicas();
@@ -575,11 +606,11 @@ export class LeaderTerm {
     this.joining.set(from, { session, attempt, token });
     this.replicaSession.set(from, session);
     this.targets.add(from);
-    void this.transfer(from, token, [...this.inflight]);
-    return { ok: true, type: 'admitted', admission: token };
+    void this.transfer(from, token, since, [...this.inflight]);
+    return { ok: true, type: 'admitted', admission: token, since, history: this.ports.store.history };
   }
 
-  private async transfer(id: string, token: number, earlier: Promise<unknown>[]): Promise<void> {
+  private async transfer(id: string, token: number, since: number, earlier: Promise<unknown>[]): Promise<void> {
     const { store } = this.ports;
     const started = this.ports.clock.now();
     const stillJoining = () => this.joining.get(id)?.token === token && this.ended === null;
@@ -589,13 +620,16 @@ export class LeaderTerm {
       await Promise.allSettled(earlier);
       let seq = 0;
       let entries = 0;
-      for (const chunk of store.chunks(this.config.snapshotChunkEntries, this.config.snapshotChunkBytes)) {
+      for (const chunk of store.chunks(this.config.snapshotChunkEntries, this.config.snapshotChunkBytes, since)) {
         if (!stillJoining()) return;
         await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq: seq++, entries: chunk, done: false, maxRev: 0 });
         entries += chunk.length;
         this.ports.observer?.resync?.(id, entries, false);
       }
       if (!stillJoining()) return;
+      // Deletes forgotten meanwhile (a bounded record, a flood of deletes) may be missing from the
+      // changes sent: the joiner must not take them as complete. It tries again, for a full copy.
+      if (since > 0 && store.deletesKnownAbove > since) throw new Error(`deletes above ${since} forgotten during the catch-up`);
       await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq, entries: [], done: true, maxRev: Math.max(store.maxRev, this.nextRev - 1) });
       // Dropped while the last chunk was in flight (suspected, or gone from ZooKeeper): not a
       // replica. Forget the admission too, or its lease requests would hear "still joining" for
@@ -617,7 +651,7 @@ export class LeaderTerm {
       this.joining.delete(id);
       this.lastGrant.set(id, this.ports.clock.now());
       this.ports.observer?.resync?.(id, entries, true);
-      this.log.info({ peer: id, entries, ms: Math.round(this.ports.clock.now() - started) }, 'joined');
+      this.log.info({ peer: id, entries, since, ms: Math.round(this.ports.clock.now() - started) }, since > 0 ? 'caught up' : 'joined');
     } catch (err) {
       this.ports.observer?.resync?.(id, 0, false, true);
       this.log.warn({ err, peer: id }, 'state transfer failed');

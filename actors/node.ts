@@ -102,8 +102,8 @@ export class ZiNode {
   private joinDone: Deferred<void> | null = null;
   private lastChunkAt = 0;
   private joinAttempts = 0;
-  /** The admission our current join was given; snapshot chunks of any other are refused. */
-  private admission: number | null = null;
+  /** The admission our current join was given (snapshot chunks of any other are refused) and where its transfer starts (0: a full snapshot). */
+  private admission: { token: number; since: number } | null = null;
   /** Our term ended while ZooKeeper was unreachable: leave the election queue's head when it is back. */
   private resignOnReconnect = false;
   /** Set while a graceful stop waits for the leader's term to end. */
@@ -237,6 +237,7 @@ export class ZiNode {
               if (reply.ok) {
                 // The lease runs from when we asked, so a slow reply only shortens it.
                 this.leaseUntil = sentAt + this.config.leaseMs;
+                if (reply.type === 'leased') this.store.heldThrough = Math.max(this.store.heldThrough, reply.heldThrough);
                 sendBack({ type: 'lease.granted', leftMs: Math.max(0, this.leaseUntil - clock.now()) });
               } else if (reply.code === 'NOT_REPLICA') {
                 this.leaseUntil = 0;
@@ -376,7 +377,9 @@ export class ZiNode {
   // ---- follower side ------------------------------------------------------------------------
 
   /**
-   * Ask the leader to admit us; once it has, flush our copy and take in the streamed snapshot.
+   * Ask the leader to admit us; once it has, flush our copy and take in the streamed snapshot, or,
+   * when the leader can tell what changed since the revision our copy holds every write of (a
+   * lost session, a removal), roll back our writes in flight and take in only the changes.
    * Until the admission reply is handled, the leader's messages get NOT_READY and are retried,
    * so nothing lands in the copy before the flush; a refused join keeps the old copy.
    */
@@ -391,14 +394,24 @@ export class ZiNode {
     this.ports.observer?.message?.('out', 'join', leader, []);
     const reply = await this.ports.bus.request(
       leader,
-      { type: 'join', from: this.config.nodeId, epoch, session: this.sessionId ?? '', attempt: ++this.joinAttempts },
+      {
+        type: 'join',
+        from: this.config.nodeId,
+        epoch,
+        session: this.sessionId ?? '',
+        attempt: ++this.joinAttempts,
+        since: this.store.catchUpBase(),
+        history: this.store.history,
+      },
       this.config.opTimeoutMs,
     );
     if (!reply.ok) throw new Error(`join refused: ${reply.reason}`);
     if (reply.type !== 'admitted') throw new Error(`unexpected join reply ${reply.type}`);
     if (abandoned()) throw new Error('join abandoned');
-    this.admission = reply.admission;
-    this.store.clear();
+    this.admission = { token: reply.admission, since: reply.since };
+    if (reply.since > 0) this.store.rollBackTo(reply.since);
+    else this.store.clear();
+    this.store.history = reply.history;
     this.joinedIntact = false;
     this.followerActor?.send({ type: 'store.flushed' });
     this.store.keepTombstones = true;
@@ -417,10 +430,9 @@ export class ZiNode {
       }
     }
     if (abandoned()) throw new Error('join abandoned');
-    this.store.purgeTombstones();
     this.removed = false;
     this.joinedIntact = true;
-    this.log.info({ epoch, leader, keys: this.store.size }, 'joined');
+    this.log.info({ epoch, leader, keys: this.store.size, since: reply.since }, reply.since > 0 ? 'caught up' : 'joined');
   }
 
   /**
@@ -481,11 +493,13 @@ export class ZiNode {
       }
       case 'snapshot': {
         // Chunks of an earlier admission would mix two snapshots in one flushed copy.
-        if (message.admission !== this.admission) return { ok: false, code: 'NOT_READY', epoch: this.promisedEpoch, reason: 'not our admission' };
+        if (message.admission !== this.admission?.token) return { ok: false, code: 'NOT_READY', epoch: this.promisedEpoch, reason: 'not our admission' };
         for (const e of message.entries) this.store.apply(e.key, { type: 'fill', rev: e.rev, value: e.value });
         this.lastChunkAt = this.ports.clock.now();
         if (message.done) {
           this.store.maxRev = Math.max(this.store.maxRev, message.maxRev);
+          if (this.admission.since > 0) this.store.purgeTombstones();
+          else this.store.snapshotComplete(message.maxRev);
           this.joinDone?.resolve();
         }
         return ack;
@@ -499,7 +513,7 @@ export class ZiNode {
       case 'read':
         return { ok: true, type: 'replies', replies: await Promise.all(message.keys.map((k) => this.leaderRead(k))) };
       case 'join':
-        return this.term!.admit(message.from, message.session, message.attempt);
+        return this.term!.admit(message);
       case 'lease':
         return this.term!.grantLease(message.from, message.session);
     }

@@ -49,6 +49,7 @@ export function checkPeerMessage(x: unknown): PeerMessage {
       break;
     case 'join':
       need(typeof m.session === 'string' && isCount(m.attempt), 'join needs a session and an attempt');
+      need(isCount(m.since) && isCount(m.history), 'join needs since and history');
       break;
     case 'lease':
       need(typeof m.session === 'string', 'lease needs a session');
@@ -64,7 +65,7 @@ export function checkPeerMessage(x: unknown): PeerMessage {
       break;
     case 'snapshot':
       need(isCount(m.seq) && isCount(m.admission) && isCount(m.maxRev) && typeof m.done === 'boolean', 'snapshot needs admission, seq, maxRev, done');
-      checkEntries(m.entries, false);
+      checkEntries(m.entries, true);
       break;
     default:
       throw new BadPeerMessageError(`unknown type ${String(m.type).slice(0, 40)}`);

@@ -39,10 +39,11 @@ export interface WriteCommand {
   ifRevision?: number;
 }
 
+/** A committed value in a state transfer; null (a delete) only in a catch-up. */
 export interface SnapshotEntry {
   key: string;
   rev: number;
-  value: Uint8Array;
+  value: Uint8Array | null;
 }
 
 export interface KeyRevision {
@@ -61,8 +62,12 @@ export type PeerMessage =
   // follower -> leader
   | { type: 'forward'; from: string; epoch: number; commands: WriteCommand[] }
   | { type: 'read'; from: string; epoch: number; keys: string[] }
-  /** `attempt` tells a duplicate of a join request (same attempt) from a new one. */
-  | { type: 'join'; from: string; epoch: number; session: string; attempt: number }
+  /**
+   * `attempt` tells a duplicate of a join request (same attempt) from a new one. `since` (0: none)
+   * and `history`: the joiner's copy holds every write committed up to `since` in that history
+   * (ReplicaStore.catchUpBase), so it may catch up with what changed since.
+   */
+  | { type: 'join'; from: string; epoch: number; session: string; attempt: number; since: number; history: number }
   | { type: 'lease'; from: string; epoch: number; session: string }
   // leader -> follower
   // Writes in flight (batched per replica), with validations of earlier writes riding along.
@@ -74,7 +79,10 @@ export type PeerMessage =
 
 export type PeerReply =
   | { ok: true; type: 'ack' }
-  | { ok: true; type: 'admitted'; admission: number }
+  /** `since` 0: flush the copy, a full snapshot follows; above 0: roll back to it, the changes since follow. */
+  | { ok: true; type: 'admitted'; admission: number; since: number; history: number }
+  /** A lease, and the revision up to which the follower holds every committed write. */
+  | { ok: true; type: 'leased'; heldThrough: number }
   | { ok: true; type: 'replies'; replies: ClientReply[] }
   | { ok: true; type: 'synced'; maxRev: number; pending: PendingEntry[]; serving: boolean }
   | { ok: false; code: PeerErrorCode; epoch: number; reason: string };

@@ -51,6 +51,17 @@ export class ReplicaStore {
    */
   private readonly tombstones = new Map<string, number>();
   private forgottenTombstoneRev = 0;
+  /** Deletes at or below this revision may have left no record here: the copy came from a snapshot taken then. */
+  private snapshotRev = 0;
+  /** Highest revision of a committed value or delete in this copy (writes in flight not counted). */
+  committedMaxRev = 0;
+  /**
+   * Every write committed at or below this revision is in this copy (pending writes included):
+   * the leader says so with each lease, and a catch-up after a lost session starts from it.
+   */
+  heldThrough = 0;
+  /** The epoch whose leader last accepted data loss in this copy's past (0: never): copies of different histories never catch up from each other. */
+  history = 0;
   valueBytes = 0;
   /** Called after every change of an entry (for the inspector view); must not throw. */
   onEntry: ((key: string, entry: EntryRecord) => void) | null = null;
@@ -90,13 +101,15 @@ export class ReplicaStore {
     if (entry === undefined) {
       if (event.type === 'validate' || event.type === 'abort') return false;
       const deletedAt = this.tombstones.get(key);
-      if (deletedAt === undefined && event.rev <= this.forgottenTombstoneRev) return false;
+      // A fill is the leader's committed state, not a late message: it needs no tombstone check.
+      if (deletedAt === undefined && event.type !== 'fill' && event.rev <= this.forgottenTombstoneRev) return false;
       entry = { state: 'absent', rev: deletedAt ?? 0, value: null, pendingRev: 0, pendingValue: null };
     }
     const before = entry.value;
     const wasInvalid = entry.state === 'invalid';
     const changed = stepEntry(entry, event);
     if (!changed) return false;
+    if (entry.rev > this.committedMaxRev) this.committedMaxRev = entry.rev;
     if (before !== entry.value) {
       if (before !== null) { this.valueBytes -= before.byteLength; this.liveKeys--; }
       if (entry.value !== null) { this.valueBytes += entry.value.byteLength; this.liveKeys++; }
@@ -145,9 +158,42 @@ export class ReplicaStore {
     this.packed.clear();
     this.tombstones.clear();
     this.forgottenTombstoneRev = 0;
+    this.snapshotRev = Number.MAX_SAFE_INTEGER;
+    this.committedMaxRev = 0;
+    this.heldThrough = 0;
     this.valueBytes = 0;
     this.liveKeys = 0;
     for (const key of [...this.waiters.keys()]) this.wake(key);
+  }
+
+  /** A snapshot taken at `maxRev` has filled the flushed copy: deletes above it are all recorded. */
+  snapshotComplete(maxRev: number): void {
+    this.snapshotRev = maxRev;
+    this.purgeTombstones();
+  }
+
+  /**
+   * Every delete above this revision is recorded here (as a tombstone), so a copy that holds every
+   * write up to a revision at or above it can be brought up to date with the changes since.
+   */
+  get deletesKnownAbove(): number {
+    return Math.max(this.forgottenTombstoneRev, this.snapshotRev);
+  }
+
+  /**
+   * The revision a catch-up may start from: every committed write at or below it is here once the
+   * writes in flight are rolled back (their outcome is the leader's to tell). 0: only a full copy will do.
+   */
+  catchUpBase(): number {
+    let base = this.heldThrough;
+    for (const e of this.entries.values()) if (e.state === 'invalid' && e.pendingRev <= base) base = e.pendingRev - 1;
+    return base;
+  }
+
+  /** Roll every write in flight back to the committed value and start a catch-up from `base`. */
+  rollBackTo(base: number): void {
+    for (const [key, e] of [...this.entries]) if (e.state === 'invalid') this.apply(key, { type: 'abort', rev: e.pendingRev });
+    this.heldThrough = base;
   }
 
   /** Once a sync is complete, absent entries become bounded tombstones. */
@@ -181,13 +227,15 @@ export class ReplicaStore {
   /**
    * Committed values in chunks for state transfer; the walk stays valid across writes (an entry
    * written meanwhile may come out twice, at different revisions: the joiner keeps the newer).
+   * With `since` above 0, a catch-up: only what changed above `since`, deletes as null values
+   * (the caller checks deletesKnownAbove first).
    */
-  *chunks(maxEntries: number, maxBytes: number): Generator<SnapshotEntry[]> {
+  *chunks(maxEntries: number, maxBytes: number, since = 0): Generator<SnapshotEntry[]> {
     let chunk: SnapshotEntry[] = [];
     let bytes = 0;
-    for (const e of this.committed()) {
+    for (const e of this.committed(since)) {
       chunk.push(e);
-      bytes += e.value.byteLength + e.key.length + 16;
+      bytes += (e.value?.byteLength ?? 0) + e.key.length + 16;
       if (chunk.length >= maxEntries || bytes >= maxBytes) {
         yield chunk;
         chunk = [];
@@ -203,11 +251,12 @@ export class ReplicaStore {
    * way is held off while a walk is on (an entry validated meanwhile stays in the map), so no
    * committed entry slips between the two.
    */
-  private *committed(): Generator<SnapshotEntry> {
+  private *committed(since: number): Generator<SnapshotEntry> {
     this.walks++;
     try {
-      for (const e of this.packed.entries()) if (!this.entries.has(e.key)) yield e;
-      for (const [key, e] of this.entries) if (e.value !== null) yield { key, rev: e.rev, value: e.value };
+      for (const e of this.packed.entries()) if (e.rev > since && !this.entries.has(e.key)) yield e;
+      for (const [key, e] of this.entries) if (e.rev > since && (e.value !== null || since > 0)) yield { key, rev: e.rev, value: e.value };
+      if (since > 0) for (const [key, rev] of this.tombstones) if (rev > since) yield { key, rev, value: null };
     } finally {
       this.walks--;
     }

@@ -18,8 +18,8 @@ afterEach(() => {
   current = null;
 });
 
-async function startCluster(minReplicas = 2): Promise<SimCluster> {
-  const c = new SimCluster({ seed: 1, nodes: 3, trace: process.env.SIM_TRACE === '1', node: { minReplicas } });
+async function startCluster(minReplicas = 2, trace = process.env.SIM_TRACE === '1'): Promise<SimCluster> {
+  const c = new SimCluster({ seed: 1, nodes: 3, trace, node: { minReplicas } });
   current = c;
   await c.start();
   expect(await c.waitFor(() => c.allServing(), 5_000)).toBe(true);
@@ -164,6 +164,38 @@ describe('safety - cascades', () => {
     expect((await c.get(leader, 'k')).output.status).toBe('ok');
     expect((await c.put(leader, 'k', 'v3')).output.status).toBe('ok');
     const result = await verify(c, ['k'], 'failed write');
+    expect(result.ok, report(result)).toBe(true);
+  });
+
+  it('a copy survives a lost session: the follower catches up with what changed meanwhile, not a full snapshot', async () => {
+    // Traced: the leader's log says how each transfer went.
+    const c = await startCluster(2, true);
+    const leader = c.leader()!;
+    const f = c.ids.find((id) => id !== leader)!;
+    const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
+    for (const k of keys) expect((await c.put(leader, k, `${k}-1`)).output.status).toBe('ok');
+    // f's lease renewals tell it up to which revision it holds every write.
+    await c.run(c.config.leaseMs);
+    // f's session expires (its process and copy live on); meanwhile a key is rewritten, one
+    // deleted, one created, without f.
+    c.zkPartition(f, 0);
+    await c.run(c.sessionTimeoutMs * 2);
+    const replicas = () => c.node(leader)?.status().replicas ?? [];
+    expect(await c.waitFor(() => !replicas().includes(f), 5_000), c.describe()).toBe(true);
+    expect((await c.put(leader, 'k1', 'k1-2')).output.status).toBe('ok');
+    expect((await c.del(leader, 'k2')).output.status).toBe('ok');
+    expect((await c.put(leader, 'new', 'n')).output.status).toBe('ok');
+    const linesBefore = c.trace.lines.length;
+    c.zkRestore(f);
+    expect(await c.waitFor(() => replicas().includes(f) && c.allServing(), 10_000), c.describe()).toBe(true);
+    const transfers = c.trace.lines.slice(linesBefore).filter((l) => l.includes(`${leader} `) && / (caught up|joined) /.test(l) && l.includes(`peer=${f}`));
+    expect(transfers, transfers.join('\n')).toHaveLength(1);
+    expect(transfers[0]).toContain('caught up');
+    expect(transfers[0]).toMatch(/entries=3 /);
+    expect((await c.get(f, 'k1')).output).toMatchObject({ status: 'ok', value: 'k1-2' });
+    expect((await c.get(f, 'k2')).output.status).toBe('not-found');
+    expect((await c.get(f, 'new')).output).toMatchObject({ status: 'ok', value: 'n' });
+    const result = await verify(c, [...keys, 'new'], 'catch-up');
     expect(result.ok, report(result)).toBe(true);
   });
 

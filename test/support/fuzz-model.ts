@@ -195,7 +195,7 @@ export function conformsToPeerMessage(x: unknown): boolean {
     case 'read':
       return arrayOf(x.keys, isStr);
     case 'join':
-      return isStr(x.session) && isNat(x.attempt);
+      return isStr(x.session) && isNat(x.attempt) && isNat(x.since) && isNat(x.history);
     case 'lease':
       return isStr(x.session);
     case 'invalidate':
@@ -205,7 +205,7 @@ export function conformsToPeerMessage(x: unknown): boolean {
     case 'sync':
       return true;
     case 'snapshot':
-      return isNat(x.admission) && isNat(x.seq) && isNat(x.maxRev) && typeof x.done === 'boolean' && arrayOf(x.entries, (e) => keyRev(e) && isBytes((e as Obj).value));
+      return isNat(x.admission) && isNat(x.seq) && isNat(x.maxRev) && typeof x.done === 'boolean' && arrayOf(x.entries, (e) => keyRev(e) && (isBytes((e as Obj).value) || (e as Obj).value === null));
     default:
       return false;
   }
@@ -229,9 +229,11 @@ export const validPeerMessageArb: fc.Arbitrary<PeerMessage & Obj> = fc
       keys: fc.array(peerStringArb, { maxLength: 4 }),
       session: peerStringArb,
       attempt: natArb,
+      since: natArb,
+      history: natArb,
       admission: natArb,
       entries: fc.array(fc.record({ key: peerStringArb, rev: natArb, value: fc.option(bytesArb, { nil: null }) }), { maxLength: 4 }),
-      snapshotEntries: fc.array(fc.record({ key: peerStringArb, rev: natArb, value: bytesArb }), { maxLength: 4 }),
+      snapshotEntries: fc.array(fc.record({ key: peerStringArb, rev: natArb, value: fc.option(bytesArb, { nil: null }) }), { maxLength: 4 }),
       validated: fc.array(keyRevArb, { maxLength: 4 }),
       seq: natArb,
       maxRev: natArb,
@@ -245,7 +247,7 @@ export const validPeerMessageArb: fc.Arbitrary<PeerMessage & Obj> = fc
       case 'read':
         return { type, ...head, keys: f.keys };
       case 'join':
-        return { type, ...head, session: f.session, attempt: f.attempt };
+        return { type, ...head, session: f.session, attempt: f.attempt, since: f.since, history: f.history };
       case 'lease':
         return { type, ...head, session: f.session };
       case 'invalidate':

@@ -58,10 +58,15 @@ describe('cache entry', () => {
     expect(runMachine([{ type: 'invalidate', rev: 2, value: v('b') }, { type: 'abort', rev: 2 }]).state).toBe('absent');
   });
 
+  it('cache entry - a catch-up fill of a delete makes the key absent, and a stale one is ignored', () => {
+    expect(runMachine([{ type: 'fill', rev: 1, value: v('a') }, { type: 'fill', rev: 4, value: null }])).toMatchObject({ state: 'absent', rev: 4, value: null });
+    expect(runMachine([{ type: 'fill', rev: 5, value: v('b') }, { type: 'fill', rev: 4, value: null }])).toMatchObject({ state: 'valid', rev: 5 });
+  });
+
   it('cache entry - stepEntry matches the machine on random event sequences', () => {
     const values = [v('a'), v('b'), v('c')];
     const event = fc.oneof(
-      fc.record({ type: fc.constant('fill' as const), rev: fc.integer({ min: 1, max: 8 }), value: fc.constantFrom(...values) }),
+      fc.record({ type: fc.constant('fill' as const), rev: fc.integer({ min: 1, max: 8 }), value: fc.constantFrom(null, ...values) }),
       fc.record({ type: fc.constant('invalidate' as const), rev: fc.integer({ min: 1, max: 8 }), value: fc.constantFrom(null, ...values) }),
       fc.record({ type: fc.constant('validate' as const), rev: fc.integer({ min: 1, max: 8 }) }),
       fc.record({ type: fc.constant('abort' as const), rev: fc.integer({ min: 1, max: 8 }) }),

@@ -87,6 +87,50 @@ describe('replica store', () => {
     expect(s.pending()).toEqual([{ key: 'p', rev: 50, value: v('p') }]);
   });
 
+  it('replica store - a catch-up: the base stops below the oldest write in flight, a roll-back drops them, the changes since carry deletes', () => {
+    const leader = new ReplicaStore();
+    const follower = new ReplicaStore();
+    const both = (key: string, event: Parameters<ReplicaStore['apply']>[1]) => {
+      leader.apply(key, { ...event });
+      follower.apply(key, { ...event });
+    };
+    for (let i = 1; i <= 5; i++) both(`k${i}`, { type: 'fill', rev: i, value: v(`v${i}`) });
+    follower.heldThrough = 5;
+    expect(follower.catchUpBase()).toBe(5);
+    // A write of k2 the follower took (rev 6) but whose validate it lost; then it lost its session.
+    both('k2', { type: 'invalidate', rev: 6, value: v('v2b') });
+    leader.apply('k2', { type: 'validate', rev: 6 });
+    follower.heldThrough = 7; // a lease granted later, while rev 6 was already settled at the leader
+    expect(follower.catchUpBase()).toBe(5);
+    // Meanwhile, without the follower: k3 deleted, k6 created.
+    leader.apply('k3', { type: 'invalidate', rev: 7, value: null });
+    leader.apply('k3', { type: 'validate', rev: 7 });
+    leader.apply('k6', { type: 'invalidate', rev: 8, value: v('v6') });
+    leader.apply('k6', { type: 'validate', rev: 8 });
+    expect(leader.deletesKnownAbove).toBe(0);
+    const changes = [...leader.chunks(100, 1_000_000, 5)].flat();
+    expect(changes.map((e) => `${e.key}@${e.rev}:${e.value === null ? 'deleted' : new TextDecoder().decode(e.value)}`).sort()).toEqual([
+      'k2@6:v2b',
+      'k3@7:deleted',
+      'k6@8:v6',
+    ]);
+    follower.rollBackTo(5);
+    expect(follower.heldThrough).toBe(5);
+    expect(follower.pending()).toEqual([]);
+    follower.keepTombstones = true;
+    for (const e of changes) follower.apply(e.key, { type: 'fill', rev: e.rev, value: e.value });
+    follower.purgeTombstones();
+    const copy = (s: ReplicaStore) => [...s.chunks(100, 1_000_000)].flat().map((e) => `${e.key}@${e.rev}`).sort();
+    expect(copy(follower)).toEqual(copy(leader));
+    expect(follower.committedRevision('k3')).toBeNull();
+    // A flushed copy knows no deletes until its snapshot is complete; then those above the snapshot.
+    follower.clear();
+    expect(follower.deletesKnownAbove).toBe(Number.MAX_SAFE_INTEGER);
+    expect(follower.catchUpBase()).toBe(0);
+    follower.snapshotComplete(8);
+    expect(follower.deletesKnownAbove).toBe(8);
+  });
+
   it('replica store - a packed small value keeps every byte and its revision, and behaves like a record', () => {
     const s = new ReplicaStore();
     const bytes = Uint8Array.from({ length: 256 }, (_, i) => i); // every byte value, at the packing limit
