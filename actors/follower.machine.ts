@@ -6,7 +6,9 @@ import { assign, emit, fromCallback, fromPromise, setup } from 'xstate';
 export interface FollowerContext {
   epoch: number;
   leader: string | null;
-  /** Lease time left when the last grant arrived. */
+  /** When the lease ends, on the node's clock: the one record of it (ZiNode.canServe reads it). */
+  leaseUntil: number;
+  /** Lease time left when the last grant arrived (the timer that ends `serving`). */
   leaseLeftMs: number;
   joinRetryMs: number;
   /** How long a complete replica waits for a new leader to synchronise it before it re-joins from scratch. */
@@ -19,7 +21,7 @@ export type FollowerEvent =
   | { type: 'leader.changed'; epoch: number; leader: string | null }
   /** A new leader synchronised us; `replica` says whether it kept us in its replica set. */
   | { type: 'leader.synced'; epoch: number; leader: string; replica: boolean }
-  | { type: 'lease.granted'; leftMs: number }
+  | { type: 'lease.granted'; until: number; leftMs: number }
   | { type: 'lease.refused' }
   | { type: 'session.new' }
   /**
@@ -62,7 +64,7 @@ export const followerMachine = setup({
     }),
     markComplete: assign({ complete: true }),
     markIncomplete: assign({ complete: false }),
-    noteLease: assign({ leaseLeftMs: ({ event }) => (event.type === 'lease.granted' ? event.leftMs : 0) }),
+    noteLease: assign(({ event }) => (event.type === 'lease.granted' ? { leaseUntil: event.until, leaseLeftMs: event.leftMs } : {})),
     announce: emit((_, params: { state: string }) => ({ type: 'follower.state' as const, state: params.state })),
   },
   delays: {
@@ -75,6 +77,7 @@ export const followerMachine = setup({
   context: ({ input }) => ({
     epoch: 0,
     leader: null,
+    leaseUntil: 0,
     leaseLeftMs: 0,
     joinRetryMs: input.joinRetryMs,
     syncWaitMs: input.syncWaitMs,

@@ -97,6 +97,8 @@ export class LeaderTerm {
   private serving = false;
   /** Writes of the previous term still to be re-committed (recover). */
   private recommitting = 0;
+  /** Whether our copy holds every acknowledged write: we came in with one and did not step aside, or recovered. */
+  private copyComplete = false;
   /** Recovery waits for one of these (the last replica set) to come back with its copy. */
   waitingFor: readonly string[] = [];
   private stopping = false;
@@ -115,6 +117,10 @@ export class LeaderTerm {
     this.epoch = claim.epoch;
     this.log = ports.log.child({ actor: 'leader', epoch: claim.epoch });
     this.liveIds = new Set(ports.coordinator.memberIds());
+  }
+
+  get holdsFullCopy(): boolean {
+    return this.copyComplete;
   }
 
   get isServing(): boolean {
@@ -142,6 +148,17 @@ export class LeaderTerm {
    * revision, keep the complete replicas that answered, re-commit the pending writes.
    */
   async recover(selfComplete: boolean): Promise<void> {
+    this.copyComplete = selfComplete;
+    try {
+      await this.recoverWith(selfComplete);
+    } catch (err) {
+      if (err instanceof ResignError) this.copyComplete = false;
+      throw err;
+    }
+    this.copyComplete = true;
+  }
+
+  private async recoverWith(selfComplete: boolean): Promise<void> {
     const { coordinator, store, bus, clock } = this.ports;
     const self = this.config.nodeId;
     const previous = await coordinator.readReplicas();

@@ -4,7 +4,7 @@
 import { BusClosedError, BusTimeoutError, NoRespondersError } from '../bus/errors.ts';
 import { createActor, fromCallback, fromPromise, type Actor } from 'xstate';
 import { followerMachine, type FollowerEvent } from './follower.machine.ts';
-import { LeaderTerm, ResignError, sessionProven } from './leader-term.ts';
+import { LeaderTerm, sessionProven } from './leader-term.ts';
 import { leaderMachine } from './leader.machine.ts';
 import type { Bus, Clock, CoordEvent, Coordinator, Log, MemberInfo, MemberState, NodeObserver, Role, SessionState } from './ports.ts';
 import { Batcher } from './batcher.ts';
@@ -91,10 +91,8 @@ export class ZiNode {
   private syncedLeader: string | null = null;
   /** The leader named in ZooKeeper for promisedEpoch: where writes are forwarded. */
   private latestLeader: string | null = null;
-  private leaseUntil = 0;
   /** Rejected when the leader we forward to is gone (member znode deleted, or a newer epoch). */
   private readonly leaderLost = new Cancellation();
-  private complete = false;
   /** A join finished (the whole state streamed, every write since taken) and nothing flushed the copy since. */
   private joinedIntact = false;
   /** The leader refused our lease: we are out of the replica set until we have joined again. */
@@ -111,7 +109,6 @@ export class ZiNode {
   private term: LeaderTerm | null = null;
   private leaderActor: Actor<typeof leaderMachine> | null = null;
   private followerActor: Actor<typeof followerMachine> | null = null;
-  private resignAfterTerm = false;
   private stopping = false;
   private published = '';
   private standingTimer: unknown = null;
@@ -217,7 +214,6 @@ export class ZiNode {
   // ---- roles ----------------------------------------------------------------------------------
 
   private startFollower(complete: boolean): void {
-    this.complete = complete;
     const { clock, bus } = this.ports;
     const machine = followerMachine.provide({
       actors: {
@@ -236,11 +232,10 @@ export class ZiNode {
               if (stopped) return;
               if (reply.ok) {
                 // The lease runs from when we asked, so a slow reply only shortens it.
-                this.leaseUntil = sentAt + this.config.leaseMs;
+                const until = sentAt + this.config.leaseMs;
                 if (reply.type === 'leased') this.store.heldThrough = Math.max(this.store.heldThrough, reply.heldThrough);
-                sendBack({ type: 'lease.granted', leftMs: Math.max(0, this.leaseUntil - clock.now()) });
+                sendBack({ type: 'lease.granted', until, leftMs: Math.max(0, until - clock.now()) });
               } else if (reply.code === 'NOT_REPLICA') {
-                this.leaseUntil = 0;
                 this.removed = true;
                 sendBack({ type: 'lease.refused' });
               }
@@ -252,7 +247,6 @@ export class ZiNode {
           void renew();
           return () => {
             stopped = true;
-            this.leaseUntil = 0;
             if (timer !== null) clock.clearTimeout(timer);
           };
         }),
@@ -264,12 +258,7 @@ export class ZiNode {
       clock,
     });
     actor.on('follower.state', () => this.publish());
-    actor.subscribe({
-      next: (s) => {
-        this.complete = s.context.complete;
-      },
-      error: (err) => this.log.fatal({ err }, 'follower actor crashed'),
-    });
+    actor.subscribe({ error: (err) => this.log.fatal({ err }, 'follower actor crashed') });
     this.followerActor = actor;
     actor.start();
     if (this.latestLeader !== null && this.latestLeader !== this.config.nodeId) {
@@ -281,7 +270,6 @@ export class ZiNode {
     const wasComplete = this.hasFullCopy();
     this.followerActor?.stop();
     this.followerActor = null;
-    this.resignAfterTerm = false;
     const { coordinator, clock } = this.ports;
     const machine = leaderMachine.provide({
       actors: {
@@ -310,9 +298,7 @@ export class ZiNode {
         recover: fromPromise(async () => {
           try {
             await this.term!.recover(wasComplete);
-            this.complete = true;
           } catch (err) {
-            if (err instanceof ResignError) this.resignAfterTerm = true;
             this.log.warn({ err }, 'recovery failed');
             throw err;
           }
@@ -325,7 +311,7 @@ export class ZiNode {
       this.log.info({ epoch: e.epoch }, 'leader serving');
       this.publish();
     });
-    actor.on('leader.ended', (e) => this.leaderEnded(e.reason));
+    actor.on('leader.ended', (e) => this.leaderEnded(e.reason, wasComplete));
     actor.subscribe({ error: (err) => this.log.fatal({ err }, 'leader actor crashed') });
     this.leaderActor = actor;
     actor.start();
@@ -337,8 +323,10 @@ export class ZiNode {
     this.leaderActor?.send({ type: 'deposed', reason });
   }
 
-  private leaderEnded(reason: string): void {
+  /** `wasComplete`: whether our copy was complete when the term began (it may have ended before its LeaderTerm existed). */
+  private leaderEnded(reason: string, wasComplete: boolean): void {
     const term = this.term;
+    const complete = term?.holdsFullCopy ?? wasComplete;
     term?.end(reason);
     this.term = null;
     const actor = this.leaderActor;
@@ -353,9 +341,7 @@ export class ZiNode {
     // Still first in the election queue but not leading would stall the group: re-enter at the back.
     if (this.sessionState === 'connected') this.resign();
     else this.resignOnReconnect = true;
-    // Our copy stays complete unless we never had one (a leader that had to step aside).
-    const stillComplete = this.complete && !this.resignAfterTerm;
-    this.startFollower(stillComplete);
+    this.startFollower(complete);
     this.publish();
   }
 
@@ -446,11 +432,8 @@ export class ZiNode {
     if (this.stopping || !sessionProven(this.ports.coordinator, now)) return false;
     const term = this.term;
     if (term !== null) return term.isServing;
-    return (
-      this.syncedEpoch === this.promisedEpoch &&
-      now < this.leaseUntil &&
-      this.followerActor?.getSnapshot().matches({ replica: 'serving' }) === true
-    );
+    const follower = this.followerActor?.getSnapshot();
+    return this.syncedEpoch === this.promisedEpoch && follower?.matches({ replica: 'serving' }) === true && now < follower.context.leaseUntil;
   }
 
   /**
@@ -460,7 +443,8 @@ export class ZiNode {
    * meanwhile). A new leader trusts this only for a member of the recorded replica set.
    */
   private hasFullCopy(): boolean {
-    return this.complete || this.joinedIntact;
+    if (this.term !== null) return this.term.holdsFullCopy;
+    return this.joinedIntact || this.followerActor?.getSnapshot().context.complete === true;
   }
 
   /** A peer message must come from the leader of the epoch we are synced to. */
@@ -557,7 +541,6 @@ export class ZiNode {
     this.promisedEpoch = this.syncedEpoch = message.epoch;
     if (this.latestLeader !== message.from) this.abandonLeader(`synchronised by ${message.from}`);
     this.syncedLeader = this.latestLeader = message.from;
-    this.leaseUntil = 0;
     this.followerActor?.send({ type: 'leader.synced', epoch: message.epoch, leader: message.from, replica: fullCopy });
     return { ok: true, type: 'synced', maxRev: this.store.maxRev, pending: this.store.pending(), serving: fullCopy };
   }

@@ -29,7 +29,7 @@ describe('follower machine', () => {
     expect(actor.getSnapshot().matches({ replica: 'lapsed' })).toBe(true);
     // Complete only once the leader has recorded it as a replica: its first lease grant.
     expect(actor.getSnapshot().context.complete).toBe(false);
-    actor.send({ type: 'lease.granted', leftMs: 900 });
+    actor.send({ type: 'lease.granted', until: 900, leftMs: 900 });
     expect(actor.getSnapshot().matches({ replica: 'serving' })).toBe(true);
     expect(actor.getSnapshot().context.complete).toBe(true);
     clock.increment(899);
@@ -49,12 +49,12 @@ describe('follower machine', () => {
   it('follower - a refused lease means join again; only the flush makes the copy incomplete', async () => {
     const { actor } = follower(() => new Promise(() => undefined));
     actor.send({ type: 'leader.changed', epoch: 1, leader: 'n1' });
-    actor.send({ type: 'lease.granted', leftMs: 900 });
+    actor.send({ type: 'lease.granted', until: 900, leftMs: 900 });
     expect(actor.getSnapshot().value).toBe('joining');
     const joined = follower();
     joined.actor.send({ type: 'leader.changed', epoch: 1, leader: 'n1' });
     await flush();
-    joined.actor.send({ type: 'lease.granted', leftMs: 900 });
+    joined.actor.send({ type: 'lease.granted', until: 900, leftMs: 900 });
     joined.actor.send({ type: 'lease.refused' });
     expect(joined.actor.getSnapshot().value).toBe('joining');
     // Not yet admitted: every acknowledged write is still here, a new leader may need them.
@@ -67,7 +67,7 @@ describe('follower machine', () => {
     const { actor } = follower();
     actor.send({ type: 'leader.changed', epoch: 1, leader: 'n1' });
     await flush();
-    actor.send({ type: 'lease.granted', leftMs: 900 });
+    actor.send({ type: 'lease.granted', until: 900, leftMs: 900 });
     actor.send({ type: 'session.new' });
     expect(actor.getSnapshot().matches({ replica: 'lapsed' })).toBe(true);
     expect(actor.getSnapshot().context.complete).toBe(true);
@@ -80,7 +80,7 @@ describe('follower machine', () => {
     const { actor, clock } = follower();
     actor.send({ type: 'leader.changed', epoch: 1, leader: 'n1' });
     await flush();
-    actor.send({ type: 'lease.granted', leftMs: 900 });
+    actor.send({ type: 'lease.granted', until: 900, leftMs: 900 });
     actor.send({ type: 'leader.changed', epoch: 2, leader: 'n2' });
     expect(actor.getSnapshot().value).toBe('waiting');
     actor.send({ type: 'leader.synced', epoch: 2, leader: 'n2', replica: true });
