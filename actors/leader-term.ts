@@ -12,7 +12,7 @@ import type { ClientReply, PeerMessage, PeerReply, PendingEntry, WriteCommand } 
 import { ReplicaLink } from './replica-link.ts';
 import type { ReplicaStore } from './replica-store.ts';
 import { fail } from './request.ts';
-import { leaseCertainlyOverMs, sleep } from './time.ts';
+import { leaseCertainlyOverMs, sleep, type Deadlines } from './time.ts';
 
 export interface TermConfig {
   nodeId: string;
@@ -32,6 +32,8 @@ export interface TermPorts {
   clock: Clock;
   log: Log;
   store: ReplicaStore;
+  /** The node's bounded waits. */
+  deadlines: Deadlines;
   observer?: NodeObserver;
 }
 
@@ -695,7 +697,7 @@ export class LeaderTerm {
   /** Stop starting writes and wait (bounded) for those in flight: graceful handover. */
   async drain(maxMs: number): Promise<void> {
     this.stopping = true;
-    await Promise.race([Promise.allSettled([...this.inflight]), sleep(this.ports.clock, maxMs)]);
+    await this.ports.deadlines.settledWithin(maxMs, Promise.allSettled([...this.inflight]));
   }
 
   end(reason: string): void {

@@ -11,7 +11,7 @@ import { Batcher } from './batcher.ts';
 import type { ClientReply, ClientRequest, MembersView, PeerMessage, PeerReply, WriteCommand } from './protocol.ts';
 import { ReplicaStore } from './replica-store.ts';
 import { fail, parseKey, parseWrite } from './request.ts';
-import { Cancellation, deferred, DeadlineError, DeadlineQueue, leaseCertainlyOverMs, sleep, withDeadline, type Deferred } from './time.ts';
+import { Cancellation, deferred, DeadlineError, Deadlines, leaseCertainlyOverMs, type Deferred } from './time.ts';
 
 export interface NodeConfig {
   nodeId: string;
@@ -112,15 +112,15 @@ export class ZiNode {
   private stopping = false;
   private published = '';
   private standingTimer: unknown = null;
-  /** Client operations get opTimeoutMs each, through one timer. */
-  private readonly clientDeadlines: DeadlineQueue;
+  /** Every bounded wait of this node (client operations get opTimeoutMs each, through one timer). */
+  private readonly deadlines: Deadlines;
 
   constructor(
     readonly config: NodeConfig,
     private readonly ports: NodePorts,
   ) {
     this.log = ports.log.child({ node: config.nodeId });
-    this.clientDeadlines = new DeadlineQueue(ports.clock, config.opTimeoutMs);
+    this.deadlines = new Deadlines(ports.clock);
     const observer = ports.observer;
     if (observer?.entry) this.store.onEntry = (key, entry) => observer.entry!(key, entry.state, entry.state === 'invalid' ? entry.pendingRev : entry.rev);
   }
@@ -285,7 +285,7 @@ export class ZiNode {
               snapshotChunkEntries: this.config.snapshotChunkEntries,
               snapshotChunkBytes: this.config.snapshotChunkBytes,
             },
-            { ...this.ports, log: this.log, store: this.store },
+            { ...this.ports, log: this.log, store: this.store, deadlines: this.deadlines },
             claim,
             (reason) => this.leaderActor?.send({ type: 'deposed', reason }),
           );
@@ -409,7 +409,7 @@ export class ZiNode {
     let finished = false;
     void done.promise.then(() => (finished = true), () => undefined);
     while (!finished) {
-      await Promise.race([done.promise, sleep(this.ports.clock, this.config.joinTimeoutMs / 4)]);
+      await this.deadlines.settledWithin(this.config.joinTimeoutMs / 4, done.promise);
       if (abandoned()) throw new Error('join abandoned');
       if (!finished && this.ports.clock.now() - this.lastChunkAt > this.config.joinTimeoutMs) {
         throw new Error(`state transfer stalled: no chunk for ${this.config.joinTimeoutMs} ms`);
@@ -585,7 +585,7 @@ export class ZiNode {
       if (this.stopping) return fail(503, 'node is shutting down');
       if (this.sessionState !== 'connected') return fail(503, 'no live ZooKeeper session');
       const work = request.op === 'get' ? this.read(request) : this.write(request);
-      return await this.clientDeadlines.run(request.op, work);
+      return await this.deadlines.run(this.config.opTimeoutMs, request.op, work);
     } catch (err) {
       if (err instanceof DeadlineError) return fail(504, 'could not finish in time; the outcome is unknown');
       this.log.error({ err, op: request.op }, 'request failed');
@@ -599,7 +599,7 @@ export class ZiNode {
     if (this.term !== null) return this.leaderRead(key);
     if (this.canServe()) {
       const settled = this.store.settled(key);
-      if (settled) await Promise.race([settled, sleep(this.ports.clock, this.config.validateWaitMs)]);
+      if (settled) await this.deadlines.settledWithin(this.config.validateWaitMs, settled);
       if (this.canServe() && !this.store.isInvalid(key)) return this.localValue(key);
     }
     return this.leaderReads.submit(key);
@@ -669,8 +669,8 @@ export class ZiNode {
     let replicas: string[] = this.term?.replicaIds() ?? [];
     if (this.sessionState === 'connected') {
       try {
-        members = await withDeadline(this.ports.clock, this.config.opTimeoutMs / 2, 'members', coordinator.readMembers());
-        if (this.term === null) replicas = (await withDeadline(this.ports.clock, this.config.opTimeoutMs / 2, 'replicas', coordinator.readReplicas())).ids;
+        members = await this.deadlines.run(this.config.opTimeoutMs / 2, 'members', coordinator.readMembers());
+        if (this.term === null) replicas = (await this.deadlines.run(this.config.opTimeoutMs / 2, 'replicas', coordinator.readReplicas())).ids;
       } catch (err) {
         this.log.warn({ err }, 'members read failed');
       }
@@ -733,11 +733,11 @@ export class ZiNode {
       // The drain is bounded by the operation timeout; the margin covers the steps around it.
       this.handover = deferred<void>();
       leader.send({ type: 'handover' });
-      await Promise.race([this.handover.promise, sleep(this.ports.clock, this.config.opTimeoutMs + 500)]);
+      await this.deadlines.settledWithin(this.config.opTimeoutMs + 500, this.handover.promise);
     }
     this.stopping = true;
     if (this.standingTimer !== null) this.ports.clock.clearTimeout(this.standingTimer);
-    this.clientDeadlines.stop();
+    this.deadlines.stop();
     this.followerActor?.stop();
     this.term?.end('stopped');
     await this.ports.coordinator.stop().catch((err) => this.log.warn({ err }, 'coordinator stop failed'));

@@ -25,23 +25,6 @@ export class DeadlineError extends Error {
   }
 }
 
-/** Settles like `work`, or rejects with DeadlineError after `ms`. `work` itself goes on. */
-export function withDeadline<T>(clock: Clock, ms: number, what: string, work: Promise<T>): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = clock.setTimeout(() => reject(new DeadlineError(what)), Math.max(0, ms));
-    work.then(
-      (value) => {
-        clock.clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clock.clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
-}
-
 interface Deadline {
   at: number;
   what: string;
@@ -50,10 +33,10 @@ interface Deadline {
 }
 
 /**
- * withDeadline for many works that all get the same span: arrival order is then deadline order,
- * so one timer walks a queue instead of every client request arming and clearing its own.
+ * Works that all get the same span: arrival order is then deadline order, so one timer walks a
+ * queue instead of every work arming and clearing its own.
  */
-export class DeadlineQueue {
+class SpanQueue {
   private queue: Deadline[] = [];
   private head = 0;
   private timer: unknown = null;
@@ -61,6 +44,8 @@ export class DeadlineQueue {
   constructor(
     private readonly clock: Clock,
     private readonly spanMs: number,
+    /** Called when the queue has nothing left to time (its owner may drop it). */
+    private readonly onIdle: () => void,
   ) {}
 
   run<T>(what: string, work: Promise<T>): Promise<T> {
@@ -81,7 +66,6 @@ export class DeadlineQueue {
     });
   }
 
-  /** Drop the timer (the owner is going away; works still running get no deadline). */
   stop(): void {
     if (this.timer !== null) this.clock.clearTimeout(this.timer);
     this.timer = null;
@@ -100,6 +84,7 @@ export class DeadlineQueue {
       this.queue = [];
       this.head = 0;
       this.timer = null;
+      this.onIdle();
       return;
     }
     this.timer = this.clock.setTimeout(() => this.expire(), Math.max(0, this.queue[this.head]!.at - this.clock.now()));
@@ -116,6 +101,42 @@ export class DeadlineQueue {
       reject(new DeadlineError(deadline.what));
     }
     this.arm();
+  }
+}
+
+/**
+ * The one deadline mechanism: every bounded wait of a node or a bus connection goes through its
+ * Deadlines. Works of the same span share one queue and one timer (client operations, peer
+ * requests: thousands a second, a handful of spans), so a work costs no timer of its own.
+ */
+export class Deadlines {
+  private readonly spans = new Map<number, SpanQueue>();
+
+  constructor(private readonly clock: Clock) {}
+
+  /** Settles like `work`, or rejects with DeadlineError once `ms` have passed; `work` itself goes on. */
+  run<T>(ms: number, what: string, work: Promise<T>): Promise<T> {
+    const span = Math.max(0, Math.round(ms));
+    let queue = this.spans.get(span);
+    if (queue === undefined) {
+      queue = new SpanQueue(this.clock, span, () => this.spans.delete(span));
+      this.spans.set(span, queue);
+    }
+    return queue.run(what, work);
+  }
+
+  /** Waits for `work` to settle (either way), at most `ms`: true if it did. */
+  settledWithin(ms: number, work: Promise<unknown>): Promise<boolean> {
+    return this.run(ms, 'wait', work).then(
+      () => true,
+      (err: unknown) => !(err instanceof DeadlineError),
+    );
+  }
+
+  /** Drop every timer (the owner is going away; works still running get no deadline). */
+  stop(): void {
+    for (const queue of this.spans.values()) queue.stop();
+    this.spans.clear();
   }
 }
 

@@ -4,11 +4,11 @@
 // "cancelled" error after the reply; profiled, they cost a client more CPU than the rest of the
 // request. Used by the node's bus (peer requests) and by the typed client.
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type NatsError } from 'nats';
+import { DeadlineError, Deadlines, processClock } from '../actors/time.ts';
 import { BusClosedError, BusTimeoutError, NoRespondersError } from './errors.ts';
 
 interface Waiting {
   subject: string;
-  timer: ReturnType<typeof setTimeout>;
   resolve(msg: Msg): void;
   reject(err: unknown): void;
 }
@@ -17,6 +17,8 @@ export class RequestMux {
   private inbox: string | null = null;
   private readonly waiting = new Map<number, Waiting>();
   private nextToken = 1;
+  /** Requests of the same timeout share one timer. */
+  private readonly deadlines = new Deadlines(processClock);
 
   constructor(private readonly nc: NatsConnection) {
     void nc.closed().then(() => this.failAll(new BusClosedError()));
@@ -29,29 +31,27 @@ export class RequestMux {
   request(subject: string, data: Uint8Array, timeoutMs: number, headers?: MsgHdrs): Promise<Msg> {
     if (this.nc.isClosed()) return Promise.reject(new BusClosedError());
     const token = this.nextToken++;
-    return new Promise<Msg>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(token);
-        reject(new BusTimeoutError(subject));
-      }, Math.max(1, Math.round(timeoutMs)));
-      this.waiting.set(token, { subject, timer, resolve, reject });
+    const reply = new Promise<Msg>((resolve, reject) => {
+      this.waiting.set(token, { subject, resolve, reject });
       try {
         this.nc.publish(subject, data, { reply: `${this.replyInbox()}.${token}`, headers });
       } catch (err) {
-        clearTimeout(timer);
         this.waiting.delete(token);
         reject(this.nc.isClosed() ? new BusClosedError({ cause: err }) : err);
       }
+    });
+    return this.deadlines.run(Math.max(1, timeoutMs), subject, reply).catch((err: unknown) => {
+      if (!(err instanceof DeadlineError)) throw err;
+      this.waiting.delete(token);
+      throw new BusTimeoutError(subject);
     });
   }
 
   /** Fail every request still waiting (the connection is closing). */
   failAll(err: Error): void {
-    for (const w of this.waiting.values()) {
-      clearTimeout(w.timer);
-      w.reject(err);
-    }
+    for (const w of this.waiting.values()) w.reject(err);
     this.waiting.clear();
+    this.deadlines.stop();
   }
 
   private replyInbox(): string {
@@ -71,7 +71,6 @@ export class RequestMux {
     const w = this.waiting.get(token);
     if (w === undefined) return; // timed out already
     this.waiting.delete(token);
-    clearTimeout(w.timer);
     // With no subscriber on the subject, the server itself answers: status 503, no payload.
     if (msg.data.byteLength === 0 && msg.headers?.code === 503) w.reject(new NoRespondersError(w.subject));
     else w.resolve(msg);

@@ -1,14 +1,15 @@
-// Goal: the client operations' deadline queue rejects exactly the works still running when their
+// Goal: the one deadline mechanism (Deadlines) rejects exactly the works still running when their
 // own span has passed (each measured from its own start), leaves settled ones alone, and keeps
-// at most one timer armed however many works are queued.
+// at most one timer armed per span however many works are queued; settledWithin tells whether a
+// work settled in time.
 // Method: virtual time from the simulation's scheduler; timers counted through the Clock port.
 import { describe, expect, it } from 'vitest';
 import type { Clock } from '../../actors/ports.ts';
-import { DeadlineError, DeadlineQueue, deferred } from '../../actors/time.ts';
+import { DeadlineError, Deadlines, deferred } from '../../actors/time.ts';
 import { Scheduler } from '../sim/scheduler.ts';
 
-describe('deadline queue', () => {
-  it('deadline queue - each work gets its own span; settled works are untouched; one timer at a time', async () => {
+describe('deadlines', () => {
+  it('deadlines - each work gets its own span; settled works are untouched; one timer at a time', async () => {
     const scheduler = new Scheduler();
     const base = scheduler.clockFor(null);
     let armed = 0;
@@ -31,12 +32,12 @@ describe('deadline queue', () => {
         base.clearTimeout(handle);
       },
     };
-    const queue = new DeadlineQueue(clock, 100);
+    const deadlines = new Deadlines(clock);
     const outcomes = new Map<string, string>();
     const start = (name: string) => {
       const work = deferred<string>();
-      void queue.run(name, work.promise).then(
-        (v) => outcomes.set(name, `ok ${v} @${scheduler.now()}`),
+      void deadlines.run(100, name, work.promise).then(
+        (v: string) => outcomes.set(name, `ok ${v} @${scheduler.now()}`),
         (e: unknown) => outcomes.set(name, `${e instanceof DeadlineError ? 'deadline' : 'error'} @${scheduler.now()}`),
       );
       return work;
@@ -60,5 +61,18 @@ describe('deadline queue', () => {
     expect(maxArmed).toBe(1);
     expect(armed).toBeLessThanOrEqual(3);
     expect(live.size).toBe(0); // nothing pending: no timer left behind
+
+    // Two spans: one timer each; settledWithin answers by the time, not by the outcome.
+    const slow = deferred<void>();
+    const quick = deferred<void>();
+    const answers: string[] = [];
+    void deadlines.settledWithin(40, slow.promise).then((inTime) => answers.push(`slow ${inTime} @${scheduler.now()}`));
+    void deadlines.settledWithin(80, quick.promise).then((inTime) => answers.push(`quick ${inTime} @${scheduler.now()}`));
+    await scheduler.runFor(10);
+    quick.reject(new Error('failed, but in time'));
+    await scheduler.runFor(100);
+    expect(answers).toEqual(['quick true @260', 'slow false @290']);
+    expect(maxArmed).toBe(2);
+    expect(live.size).toBe(0);
   });
 });
