@@ -397,7 +397,11 @@ export function createCoordinator(opts: CoordinatorOptions): ZkCoordinator {
     throw new CoordinationError('member znode kept reappearing', { path: memberPath });
   }
 
-  async function ensureElectionNode(s: Session): Promise<void> {
+  /**
+   * This session's election znodes, oldest first (more than one when a create whose reply was
+   * lost went through); those of our id left by an older session are removed on the way.
+   */
+  async function ownElectionNodes(s: Session): Promise<string[]> {
     const names = sortElectionNames(await getChildren(s, paths.election));
     const datas = await Promise.all(
       names.map(async (name) => {
@@ -420,6 +424,11 @@ export function createCoordinator(opts: CoordinatorOptions): ZkCoordinator {
       log.election.warn({ name: entry.name, staleOwner: owner, sessionId: s.sessionId }, 'stale election znode removed');
       await removeIfPresent(s, paths.electionNode(entry.name));
     }
+    return ours;
+  }
+
+  async function ensureElectionNode(s: Session): Promise<void> {
+    const ours = await ownElectionNodes(s);
     if (ours.length > 0) {
       // An interrupted registration of this session created it already: keep our place in line.
       s.electionName = ours[0]!;
@@ -544,16 +553,12 @@ export function createCoordinator(opts: CoordinatorOptions): ZkCoordinator {
     s.latest.delete('elected');
     s.emittedKeys.delete('elected');
     log.election.info({ sessionId: s.sessionId, was: old, name: s.electionName }, 'resigned');
-    if (old !== null) {
-      // Until it is gone the old znode still heads the line; the election retries its removal.
-      s.abandonedElection.add(old);
-      try {
-        await removeIfPresent(s, paths.electionNode(old));
-        s.abandonedElection.delete(old);
-      } finally {
-        kick(s, s.election, 'election');
-      }
-    } else {
+    // Until they are gone our older znodes still stand ahead in the line (the old one, and any
+    // an earlier resign created though its reply was lost): the election retries their removal.
+    if (old !== null) s.abandonedElection.add(old);
+    try {
+      for (const name of await ownElectionNodes(s)) if (name !== s.electionName) s.abandonedElection.add(name);
+    } finally {
       kick(s, s.election, 'election');
     }
   }

@@ -249,6 +249,8 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   seedCase('F5', 1643, 'same, three nodes');
   // F6: actors/leader-term.ts transfer() — two transfers to one joiner share (id, session) bookkeeping.
   seedCase('F6', 2860, 'join reply lost, join retried; the first transfer fails between the second one\'s last chunk and its persist');
+  // F10: found by the 5,000-seed sweep of 2026-12-03 (it failed on the core of 2026-12-02 too).
+  seedCase('F10', 4491, 'the resign after a recovery that ended with the session is retried; its first create had gone through');
 });
 
 // Keep the checker honest about what "fails" means here: a history from the sweep must check.

@@ -73,6 +73,12 @@ export const FINDINGS: Record<string, Finding> = {
     title: 'a joiner removed while its last chunk was in flight stays "still joining" on the leader: it never gets a lease and never re-joins',
     where: 'actors/leader-term.ts transfer(): fixed (the admission is forgotten, so its lease requests get NOT_REPLICA and it joins again)',
   },
+  F10: {
+    id: 'F10',
+    status: 'fixed',
+    title: 'a resign whose create went through but whose reply was lost leaves an election znode of ours ahead of us: nobody leads',
+    where: 'coordination/coordinator.ts resignElection(): fixed (every znode of our session but the newest is removed)',
+  },
 };
 
 export interface Evidence {
