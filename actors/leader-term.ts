@@ -158,6 +158,7 @@ export class LeaderTerm {
       throw err;
     }
     this.copyComplete = true;
+    this.ports.store.intact = true;
   }
 
   private async recoverWith(selfComplete: boolean): Promise<void> {
@@ -321,7 +322,7 @@ export class LeaderTerm {
     });
   }
 
-  /** Invalidate at every target, wait for every ack, apply, then validate. */
+  /** Invalidate at every target and store it here, wait for every ack and for the disk, apply, then validate. */
   private async replicate(key: string, rev: number, value: Uint8Array | null): Promise<void> {
     const { store } = this.ports;
     this.inflightRevs.add(rev);
@@ -329,7 +330,7 @@ export class LeaderTerm {
       store.apply(key, { type: 'invalidate', rev, value });
       const entry: PendingEntry = { key, rev, value };
       const targets = [...this.targets];
-      await Promise.all(targets.map((id) => this.ackFrom(id, entry)));
+      await Promise.all([this.stored(), ...targets.map((id) => this.ackFrom(id, entry))]);
       if (this.ended !== null) throw new TermEndedError(this.ended);
       store.apply(key, { type: 'validate', rev });
       for (const id of targets) if (this.targets.has(id)) this.link(id).validate(key, rev);
@@ -340,6 +341,17 @@ export class LeaderTerm {
     } finally {
       this.inflight.delete(work);
       this.inflightRevs.delete(rev);
+    }
+  }
+
+  /** Our own copy holds the write as the disk's policy promises. A leader that cannot store steps down: it cannot acknowledge anything. */
+  private async stored(): Promise<void> {
+    try {
+      await this.ports.store.durable();
+    } catch (err) {
+      this.log.error({ err }, 'the data dir failed; stepping down');
+      this.end(`data dir failed: ${err instanceof Error ? err.message : String(err)}`);
+      throw new TermEndedError(this.ended!);
     }
   }
 

@@ -128,3 +128,38 @@ export interface NodeObserver {
   /** XState inspection events of this node's actors (XState's `inspect` option). */
   inspect?(event: InspectionEvent): void;
 }
+
+/** One key's state as a replica keeps it on disk: its committed value and the write in flight. */
+export interface StoredEntry {
+  rev: number;
+  value: Uint8Array | null;
+  pendingRev: number;
+  pendingValue: Uint8Array | null;
+}
+
+/** What a copy on disk knows about itself besides its entries (ReplicaStore's fields of the same names). */
+export interface CopyMeta {
+  maxRev: number;
+  heldThrough: number;
+  history: number;
+  snapshotRev: number;
+  /** The copy holds every write acknowledged while its node was a replica (see ReplicaStore.intact). */
+  intact: boolean;
+}
+
+/**
+ * Where a replica keeps its copy between runs (an embedded engine; none: memory only). Writes
+ * are applied in the order given; `flushed` says when they are stored as the policy promises.
+ */
+export interface ReplicaDisk {
+  /** The copy as stored, read once at start (meta null: an empty data dir). */
+  load(): { meta: CopyMeta | null; entries: Iterable<[string, StoredEntry]> };
+  /** The key's state after a change; null once it holds nothing (deleted, nothing in flight). */
+  write(key: string, entry: StoredEntry | null): void;
+  writeMeta(meta: CopyMeta): void;
+  /** Drop every entry (the copy is flushed before a full snapshot). */
+  clear(): void;
+  /** Resolves once every write so far is stored as the policy promises; rejects on a disk error. */
+  flushed(): Promise<void>;
+  close(): Promise<void>;
+}

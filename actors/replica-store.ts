@@ -3,6 +3,7 @@
 import { Buffer } from 'node:buffer';
 import { PackedTable } from './packed-table.ts';
 import { stepEntry, type EntryEvent, type EntryRecord } from './cache-entry.machine.ts';
+import type { CopyMeta, ReplicaDisk, StoredEntry } from './ports.ts';
 import type { PendingEntry, SnapshotEntry } from './protocol.ts';
 
 type Waiter = () => void;
@@ -39,8 +40,13 @@ export class ReplicaStore {
   /** State transfers walking the store right now: no entry moves into the packed table meanwhile. */
   private walks = 0;
   private readonly waiters = new Map<string, Waiter[]>();
-  /** Highest revision this node has seen in any message: deletes leave no entry, so keep it apart. */
-  maxRev = 0;
+  /** Where the copy is kept between runs (null: memory only). Every change goes there, in order. */
+  private disk: ReplicaDisk | null = null;
+  private metaDirty = false;
+  private _maxRev = 0;
+  private _heldThrough = 0;
+  private _history = 0;
+  private _intact = false;
   /** While syncing, absent entries are kept as tombstones so that stale snapshot fills are ignored. */
   keepTombstones = false;
   /**
@@ -51,22 +57,99 @@ export class ReplicaStore {
    */
   private readonly tombstones = new Map<string, number>();
   private forgottenTombstoneRev = 0;
-  /** Deletes at or below this revision may have left no record here: the copy came from a snapshot taken then. */
+  /** Deletes at or below this revision may have left no record here: the copy came from a snapshot taken then (or from disk). */
   private snapshotRev = 0;
   /** Highest revision of a committed value or delete in this copy (writes in flight not counted). */
   committedMaxRev = 0;
-  /**
-   * Every write committed at or below this revision is in this copy (pending writes included):
-   * the leader says so with each lease, and a catch-up after a lost session starts from it.
-   */
-  heldThrough = 0;
-  /** The epoch whose leader last accepted data loss in this copy's past (0: never): copies of different histories never catch up from each other. */
-  history = 0;
   valueBytes = 0;
   /** Called after every change of an entry (for the inspector view); must not throw. */
   onEntry: ((key: string, entry: EntryRecord) => void) | null = null;
   /** Number of entries that hold a committed value (keys that exist). */
   liveKeys = 0;
+
+  /** Highest revision this node has seen in any message: deletes leave no entry, so keep it apart. */
+  get maxRev(): number {
+    return this._maxRev;
+  }
+  set maxRev(rev: number) {
+    this._maxRev = rev;
+    this.metaChanged();
+  }
+
+  /**
+   * Every write committed at or below this revision is in this copy (pending writes included):
+   * the leader says so with each lease, and a catch-up after a lost session starts from it.
+   */
+  get heldThrough(): number {
+    return this._heldThrough;
+  }
+  set heldThrough(rev: number) {
+    this._heldThrough = rev;
+    this.metaChanged();
+  }
+
+  /** The epoch whose leader last accepted data loss in this copy's past (0: never): copies of different histories never catch up from each other. */
+  get history(): number {
+    return this._history;
+  }
+  set history(epoch: number) {
+    this._history = epoch;
+    this.metaChanged();
+  }
+
+  /**
+   * This copy holds every write acknowledged while its node was a replica: it finished a join or
+   * a leader's recovery, and has not been flushed or rolled back since. Kept on disk, so a node
+   * restarted on its data dir counts as a complete replica (if it was in the last replica set).
+   */
+  get intact(): boolean {
+    return this._intact;
+  }
+  set intact(intact: boolean) {
+    this._intact = intact;
+    this.metaChanged();
+  }
+
+  /**
+   * Take in the copy `disk` kept (before anything else happens to this store), then keep every
+   * change there. Deletes left no record on disk: none at or below the highest revision is known.
+   */
+  attachDisk(disk: ReplicaDisk): void {
+    const { meta, entries } = disk.load();
+    for (const [key, e] of entries) {
+      if (e.value !== null) this.apply(key, { type: 'fill', rev: e.rev, value: e.value });
+      if (e.pendingRev > 0) this.apply(key, { type: 'invalidate', rev: e.pendingRev, value: e.pendingValue });
+    }
+    if (meta !== null) {
+      this._maxRev = Math.max(this._maxRev, meta.maxRev);
+      this._heldThrough = meta.heldThrough;
+      this._history = meta.history;
+      this._intact = meta.intact;
+    }
+    this.snapshotRev = Math.max(meta?.snapshotRev ?? 0, this._maxRev);
+    this.disk = disk;
+  }
+
+  /** Resolves once every change so far is stored as the disk's policy promises (at once without a disk); rejects on a disk error. */
+  durable(): Promise<void> {
+    if (this.disk === null) return Promise.resolve();
+    this.writeMeta();
+    return this.disk.flushed();
+  }
+
+  private metaChanged(): void {
+    if (this.disk === null || this.metaDirty) return;
+    this.metaDirty = true;
+    // One meta write for all the changes of this turn, behind the entries they describe.
+    queueMicrotask(() => this.writeMeta());
+  }
+
+  private writeMeta(): void {
+    if (!this.metaDirty || this.disk === null) return;
+    this.metaDirty = false;
+    const meta: CopyMeta = { maxRev: this._maxRev, heldThrough: this._heldThrough, history: this._history, snapshotRev: this.snapshotRev, intact: this._intact };
+    this.disk.writeMeta(meta);
+  }
 
   /** The entry of `key`, as a copy when it is stored packed (read it, don't keep it). */
   get(key: string): EntryRecord | undefined {
@@ -91,7 +174,10 @@ export class ReplicaStore {
   }
 
   apply(key: string, event: EntryEvent): boolean {
-    if (event.rev > this.maxRev) this.maxRev = event.rev;
+    if (event.rev > this._maxRev) {
+      this._maxRev = event.rev;
+      this.metaChanged();
+    }
     // A copy of the event only when its value was copied (not on every write).
     if ((event.type === 'fill' || event.type === 'invalidate') && event.value !== null) {
       const value = compact(event.value);
@@ -110,6 +196,7 @@ export class ReplicaStore {
     const changed = stepEntry(entry, event);
     if (!changed) return false;
     if (entry.rev > this.committedMaxRev) this.committedMaxRev = entry.rev;
+    this.disk?.write(key, entry.value === null && entry.pendingRev === 0 ? null : (entry as StoredEntry));
     if (before !== entry.value) {
       if (before !== null) { this.valueBytes -= before.byteLength; this.liveKeys--; }
       if (entry.value !== null) { this.valueBytes += entry.value.byteLength; this.liveKeys++; }
@@ -160,6 +247,8 @@ export class ReplicaStore {
     this.forgottenTombstoneRev = 0;
     this.snapshotRev = Number.MAX_SAFE_INTEGER;
     this.committedMaxRev = 0;
+    this.disk?.clear();
+    this._intact = false;
     this.heldThrough = 0;
     this.valueBytes = 0;
     this.liveKeys = 0;
@@ -169,6 +258,7 @@ export class ReplicaStore {
   /** A snapshot taken at `maxRev` has filled the flushed copy: deletes above it are all recorded. */
   snapshotComplete(maxRev: number): void {
     this.snapshotRev = maxRev;
+    this.metaChanged();
     this.purgeTombstones();
   }
 
@@ -193,6 +283,7 @@ export class ReplicaStore {
   /** Roll every write in flight back to the committed value and start a catch-up from `base`. */
   rollBackTo(base: number): void {
     for (const [key, e] of [...this.entries]) if (e.state === 'invalid') this.apply(key, { type: 'abort', rev: e.pendingRev });
+    this._intact = false;
     this.heldThrough = base;
   }
 

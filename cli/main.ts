@@ -22,8 +22,10 @@ const USAGE = `usage:
       the peer subjects) and a ZooKeeper ACL; the ready line names the client credentials
   zistore node --id ID --cluster NAME --zk HOST:PORT[,HOST:PORT...] --nats URL
              [--session-timeout MS] [--lease MS] [--op-timeout MS] [--min-replicas N]
+             [--data-dir DIR [--fsync always|interval] [--reset-data]]
              [--metrics-port [HOST:]P] [--inspect]
-      run one node in the foreground; --metrics-port serves GET /metrics, --inspect streams
+      run one node in the foreground; --data-dir keeps its copy on disk (LMDB; without it, in
+      memory only), --metrics-port serves GET /metrics, --inspect streams
       its actors' state on zistore.<cluster>.inspect.<id> for the inspector page
       security: [--zk-auth USER:PASSWORD] [--nats-user U --nats-pass P | --nats-token T |
              --nats-creds FILE | --nats-nkey FILE] [--tls-ca F] [--tls-cert F --tls-key F]

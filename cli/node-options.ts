@@ -33,6 +33,13 @@ export const NODE_OPTIONS = {
   lease: { kind: 'int', min: 100, max: 600_000, help: 'follower read lease, ms (default half the session timeout, at most 1000; lease × 1.1 + 20 must be below the session timeout)' },
   'op-timeout': { kind: 'int', min: 100, max: 600_000, help: 'every request is answered within this, ms (default 4000)' },
   'min-replicas': { kind: 'int', min: 1, max: 100, help: 'a write is acknowledged only once this many nodes hold it (default 2; 1 for a one-node cluster); see docs/safety.md' },
+  'data-dir': { kind: 'string', help: "keep this node's copy and protocol state in DIR (LMDB); a restart keeps the copy and catches up. Without it the copy is in memory only" },
+  fsync: {
+    kind: 'string',
+    check: (v) => (v === 'always' || v === 'interval' ? null : 'must be always or interval'),
+    help: 'with --data-dir: always (default: on disk before every ack; survives a power loss) or interval (in the OS page cache before the ack, flushed right behind; survives a process crash, not a power loss); see docs/safety.md',
+  },
+  'reset-data': { kind: 'bool', help: 'with --data-dir: drop what the dir holds and start empty (the node resynchronises from the cluster)' },
   'metrics-port': { kind: 'string', help: 'serve Prometheus metrics on [HOST:]PORT' },
   inspect: { kind: 'bool', help: 'stream actor state for the inspector page' },
   'zk-auth': { kind: 'string', secret: true, check: userPassword, help: 'ZooKeeper digest credentials USER:PASSWORD; the cluster znodes get an ACL for them alone' },
@@ -114,6 +121,7 @@ export function resolveNodeOptions(flags: Record<string, string | boolean | unde
   const tooLong = leaseProblem(lease, session);
   if (tooLong !== null) problems.push(tooLong);
   if (out['nats-pass'] !== undefined && out['nats-user'] === undefined) problems.push('--nats-pass needs --nats-user');
+  if (out['data-dir'] === undefined && (out.fsync !== undefined || out['reset-data'] !== undefined)) problems.push('--fsync and --reset-data need --data-dir');
   if ((out['tls-cert'] === undefined) !== (out['tls-key'] === undefined)) problems.push('--tls-cert and --tls-key go together');
   if (problems.length > 0) throw new UsageError(problems.join('\n  '));
   return out;

@@ -1,0 +1,106 @@
+// Goal: a replica's copy kept in LMDB comes back as it was: committed values, writes in flight,
+// deletes gone, the copy's meta; a data dir of another node or cluster is refused with the way
+// out; --reset-data starts empty; a damaged entry is named, not served.
+// Method: a real LMDB environment in a temp dir, through ReplicaStore as the node uses it.
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { open } from 'lmdb';
+import { ReplicaStore } from '../../actors/replica-store.ts';
+import { DataDirError, LmdbDisk } from '../../storage/lmdb-disk.ts';
+
+const v = (s: string) => new TextEncoder().encode(s);
+const text = (b: Uint8Array | null | undefined) => (b == null ? null : new TextDecoder().decode(b));
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'zistore-lmdb-'));
+  dirs.push(dir);
+  return dir;
+}
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+const options = (dir: string) => ({ dir, cluster: 'c1', nodeId: 'n1', fsync: 'always' as const });
+
+describe('lmdb disk', () => {
+  it('lmdb disk - a copy comes back as it was: values, writes in flight, deletes, meta', async () => {
+    const dir = tempDir();
+    const disk = LmdbDisk.open(options(dir));
+    const store = new ReplicaStore();
+    store.attachDisk(disk);
+    store.apply('a', { type: 'fill', rev: 1, value: v('one') });
+    store.apply('b', { type: 'fill', rev: 2, value: v('two') });
+    store.apply('b', { type: 'invalidate', rev: 3, value: null });
+    store.apply('b', { type: 'validate', rev: 3 }); // b deleted
+    store.apply('a', { type: 'invalidate', rev: 4, value: v('uno') }); // in flight
+    store.apply('c', { type: 'invalidate', rev: 5, value: v('three') }); // in flight, new key
+    store.heldThrough = 3;
+    store.history = 7;
+    store.intact = true;
+    await store.durable();
+    await disk.close();
+
+    const again = LmdbDisk.open(options(dir));
+    const back = new ReplicaStore();
+    back.attachDisk(again);
+    expect(text(back.get('a')?.value)).toBe('one');
+    expect(back.get('a')).toMatchObject({ state: 'invalid', rev: 1, pendingRev: 4 });
+    expect(text(back.get('a')?.pendingValue)).toBe('uno');
+    expect(back.get('b')).toBeUndefined();
+    expect(back.get('c')).toMatchObject({ state: 'invalid', pendingRev: 5 });
+    expect(back.maxRev).toBe(5);
+    expect(back.heldThrough).toBe(3);
+    expect(back.history).toBe(7);
+    expect(back.intact).toBe(true);
+    // Deletes left no record: no catch-up may be served from this copy below its highest revision.
+    expect(back.deletesKnownAbove).toBe(5);
+    // A flush empties the disk too.
+    back.clear();
+    await back.durable();
+    await again.close();
+    const flushed = LmdbDisk.open(options(dir));
+    const empty = new ReplicaStore();
+    empty.attachDisk(flushed);
+    expect([...empty.keys()]).toEqual([]);
+    expect(empty.intact).toBe(false);
+    await flushed.close();
+  });
+
+  it("lmdb disk - another node's or cluster's data dir is refused with the way out; --reset-data starts empty", async () => {
+    const dir = tempDir();
+    const disk = LmdbDisk.open(options(dir));
+    const store = new ReplicaStore();
+    store.attachDisk(disk);
+    store.apply('a', { type: 'fill', rev: 1, value: v('one') });
+    await store.durable();
+    await disk.close();
+    expect(() => LmdbDisk.open({ ...options(dir), nodeId: 'n2' })).toThrow(DataDirError);
+    expect(() => LmdbDisk.open({ ...options(dir), cluster: 'other' })).toThrow(/holds node n1 of cluster c1.*--reset-data/);
+    const reset = LmdbDisk.open({ ...options(dir), nodeId: 'n2', reset: true });
+    const fresh = new ReplicaStore();
+    fresh.attachDisk(reset);
+    expect(fresh.get('a')).toBeUndefined();
+    await reset.close();
+    expect(() => LmdbDisk.open(options(dir))).toThrow(/holds node n2/);
+  });
+
+  it('lmdb disk - a damaged entry stops the start with the file named, and an unusable dir is named', async () => {
+    const dir = tempDir();
+    const disk = LmdbDisk.open(options(dir));
+    await disk.close();
+    // Write a record the node could not have written, straight through the engine.
+    const raw = open({ path: dir, maxDbs: 4 });
+    await raw.openDB<Buffer, string>('entries', { encoding: 'binary' }).put('k', Buffer.from([1, 2, 3]));
+    await raw.close();
+    const damaged = LmdbDisk.open(options(dir));
+    expect(() => new ReplicaStore().attachDisk(damaged)).toThrow(/data dir .* is damaged: key "k".*--reset-data/);
+    await damaged.close();
+    // A dir that cannot be made: below a plain file.
+    const file = join(tempDir(), 'a-file');
+    writeFileSync(file, 'not a dir');
+    expect(() => LmdbDisk.open(options(join(file, 'data')))).toThrow(/cannot open the data dir .*a-file\/data/);
+  });
+});
