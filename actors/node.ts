@@ -1,17 +1,28 @@
-// One ZiStore node: composes the session (via the Coordinator), the leader and follower
-// machines and the replica store, and answers clients and peers. Every effect goes through
-// the ports, so the same node runs on NATS + ZooKeeper and in the deterministic simulation.
-import { BusClosedError, BusTimeoutError, NoRespondersError } from '../bus/errors.ts';
+// One ZiStore node: the composition root. It starts the ports, owns the session and the roles
+// (coordination events, the follower and leader machines, the leader's term from start to end,
+// stop), and dispatches: client requests to its ClientFront, peer messages (after the one epoch
+// check) to its LeaderTerm when they are for the leader, to its ReplicaEndpoint when they come
+// from the leader. Every effect goes through the ports, so the same node runs on NATS +
+// ZooKeeper and in the deterministic simulation.
+//
+// The walk of a put:
+//   bus (serveClients) → client-front.ts ClientFront.serveClient → handleClient → answerClient
+//   (deadline) → write: parseWrite, then this node's LeaderTerm.write, or forwards (Batcher) →
+//   askLeader → bus → at the leader: node.ts ZiNode.handlePeer → checkEpoch → 'forward' →
+//   leader-term.ts LeaderTerm.write → replicate → replica-link.ts ReplicaLink.invalidate (then
+//   .validate) → bus → at each replica: node.ts ZiNode.handlePeer → checkEpoch →
+//   replica-endpoint.ts ReplicaEndpoint.receive → replica-store.ts ReplicaStore.apply.
 import { createActor, fromCallback, fromPromise, type Actor } from 'xstate';
+import { ClientFront } from './client-front.ts';
 import { followerMachine, type FollowerEvent } from './follower.machine.ts';
 import { LeaderTerm, sessionProven } from './leader-term.ts';
 import { leaderMachine } from './leader.machine.ts';
-import type { Bus, Clock, CoordEvent, Coordinator, Log, MemberInfo, MemberState, NodeObserver, Role, SessionState } from './ports.ts';
-import { Batcher } from './batcher.ts';
-import type { ClientReply, ClientRequest, MembersView, PeerMessage, PeerReply, WriteCommand } from './protocol.ts';
+import { messageKeys } from './message-keys.ts';
+import type { Bus, Clock, CoordEvent, Coordinator, Log, MemberState, NodeObserver, Role, SessionState } from './ports.ts';
+import type { ClientReply, ClientRequest, PeerMessage, PeerReply } from './protocol.ts';
+import { ReplicaEndpoint } from './replica-endpoint.ts';
 import { ReplicaStore } from './replica-store.ts';
-import { fail, parseKey, parseWrite } from './request.ts';
-import { Cancellation, deferred, DeadlineError, Deadlines, leaseCertainlyOverMs, type Deferred } from './time.ts';
+import { deferred, Deadlines, leaseCertainlyOverMs, type Deferred } from './time.ts';
 
 export interface NodeConfig {
   nodeId: string;
@@ -54,54 +65,14 @@ export interface NodePorts {
   observer?: NodeObserver;
 }
 
-/** The keys a peer message is about, for the observer's message flow. */
-function messageKeys(message: PeerMessage): string[] {
-  switch (message.type) {
-    case 'invalidate':
-      return message.entries.map((e) => e.key);
-    case 'validate':
-      return message.validated.map((v) => v.key);
-    case 'forward':
-      return message.commands.map((c) => c.key);
-    case 'read':
-      return message.keys;
-    default:
-      return [];
-  }
-}
-
-class LeaderGoneError extends Error {
-  constructor(why: string) {
-    super(`leader gone: ${why}`);
-    this.name = 'LeaderGoneError';
-  }
-}
-
-const encoder = new TextEncoder();
+/** The ports and the parts every piece of a node shares: its store and its deadlines. */
+export type NodeParts = NodePorts & { log: Log; store: ReplicaStore; deadlines: Deadlines };
 
 export class ZiNode {
   readonly store = new ReplicaStore();
   private readonly log: Log;
   private sessionState: SessionState = 'connecting';
   private sessionId: string | null = null;
-  /** Highest epoch heard of (ZooKeeper or a sync): older messages are refused. */
-  private promisedEpoch = 0;
-  /** The epoch (and its leader) whose leader synchronised or admitted us: we take its writes. */
-  private syncedEpoch = 0;
-  private syncedLeader: string | null = null;
-  /** The leader named in ZooKeeper for promisedEpoch: where writes are forwarded. */
-  private latestLeader: string | null = null;
-  /** Rejected when the leader we forward to is gone (member znode deleted, or a newer epoch). */
-  private readonly leaderLost = new Cancellation();
-  /** A join finished (the whole state streamed, every write since taken) and nothing flushed the copy since. */
-  private joinedIntact = false;
-  /** The leader refused our lease: we are out of the replica set until we have joined again. */
-  private removed = false;
-  private joinDone: Deferred<void> | null = null;
-  private lastChunkAt = 0;
-  private joinAttempts = 0;
-  /** The admission our current join was given (snapshot chunks of any other are refused) and where its transfer starts (0: a full snapshot). */
-  private admission: { token: number; since: number } | null = null;
   /** Our term ended while ZooKeeper was unreachable: leave the election queue's head when it is back. */
   private resignOnReconnect = false;
   /** Set while a graceful stop waits for the leader's term to end. */
@@ -114,6 +85,12 @@ export class ZiNode {
   private standingTimer: unknown = null;
   /** Every bounded wait of this node (client operations get opTimeoutMs each, through one timer). */
   private readonly deadlines: Deadlines;
+  /** The ports with the log, store and deadlines: what the front, the endpoint and a term share. */
+  private readonly parts: NodeParts;
+  /** Where client requests go (parse, answer, route, forward). */
+  private readonly front: ClientFront;
+  /** Where the leader's messages go; it owns the epoch facts and the join. */
+  private readonly replica: ReplicaEndpoint;
 
   constructor(
     readonly config: NodeConfig,
@@ -123,17 +100,40 @@ export class ZiNode {
     this.deadlines = new Deadlines(ports.clock);
     const observer = ports.observer;
     if (observer?.entry) this.store.onEntry = (key, entry) => observer.entry!(key, entry.state, entry.state === 'invalid' ? entry.pendingRev : entry.rev);
-  }
-
-  /** Requests waiting on a leader that is gone cannot be answered by it: stop waiting. */
-  private abandonLeader(why: string): void {
-    this.leaderLost.cancel(new LeaderGoneError(why));
+    this.parts = { ...ports, log: this.log, store: this.store, deadlines: this.deadlines };
+    const node = this;
+    this.front = new ClientFront(config, this.parts, {
+      get stopping() {
+        return node.stopping;
+      },
+      get connected() {
+        return node.sessionState === 'connected';
+      },
+      canServe: () => node.canServe(),
+      get term() {
+        return node.term;
+      },
+      get leader() {
+        return node.replica.latestLeader;
+      },
+      get epoch() {
+        return node.replica.promisedEpoch;
+      },
+      describe: () => node.describe(),
+    });
+    this.replica = new ReplicaEndpoint(config, this.parts, {
+      get sessionId() {
+        return node.sessionId ?? '';
+      },
+      toFollower: (event) => node.followerActor?.send(event),
+      leaderGone: (why) => node.front.abandonLeader(why),
+    });
   }
 
   static async start(config: NodeConfig, ports: NodePorts): Promise<ZiNode> {
     const node = new ZiNode(config, ports);
     await ports.bus.servePeers((m) => node.handlePeer(m));
-    await ports.bus.serveClients((r) => node.serveClient(r));
+    await ports.bus.serveClients((r) => node.front.serveClient(r));
     node.startFollower(false);
     ports.coordinator.start((e) => node.handleCoord(e));
     node.watchStanding();
@@ -182,18 +182,17 @@ export class ZiNode {
         this.publish();
         return;
       }
-      case 'coord.members':
+      case 'coord.members': {
         this.term?.membersChanged(event.ids);
-        if (this.latestLeader !== null && !event.ids.includes(this.latestLeader)) this.abandonLeader(`leader ${this.latestLeader} left`);
+        const leader = this.replica.latestLeader;
+        if (leader !== null && !event.ids.includes(leader)) this.front.abandonLeader(`leader ${leader} left`);
         return;
+      }
       case 'coord.elected':
         if (event.sessionId === this.sessionId && this.leaderActor === null) this.becomeLeader();
         return;
       case 'coord.epoch':
-        if (event.epoch <= this.promisedEpoch) return;
-        this.promisedEpoch = event.epoch;
-        if (event.leader !== this.latestLeader) this.abandonLeader(`epoch ${event.epoch} has leader ${event.leader}`);
-        this.latestLeader = event.leader;
+        if (!this.replica.epochAnnounced(event.epoch, event.leader)) return;
         if (this.term !== null && this.term.epoch < event.epoch) this.endTerm(`epoch ${event.epoch} claimed by ${event.leader}`);
         if (event.leader !== this.config.nodeId) this.followerActor?.send({ type: 'leader.changed', epoch: event.epoch, leader: event.leader });
         return;
@@ -214,42 +213,11 @@ export class ZiNode {
   // ---- roles ----------------------------------------------------------------------------------
 
   private startFollower(complete: boolean): void {
-    const { clock, bus } = this.ports;
+    const { clock } = this.ports;
     const machine = followerMachine.provide({
       actors: {
-        join: fromPromise(({ input, signal }) => this.join(input.epoch, input.leader, signal)),
-        renewLease: fromCallback<FollowerEvent, { epoch: number; leader: string }>(({ sendBack, input }) => {
-          let stopped = false;
-          let timer: unknown = null;
-          const renew = async () => {
-            const sentAt = clock.now();
-            try {
-              const reply = await bus.request(
-                input.leader,
-                { type: 'lease', from: this.config.nodeId, epoch: input.epoch, session: this.sessionId ?? '' },
-                this.config.leaseMs / 2,
-              );
-              if (stopped) return;
-              if (reply.ok) {
-                // The lease runs from when we asked, so a slow reply only shortens it.
-                const until = sentAt + this.config.leaseMs;
-                if (reply.type === 'leased') this.store.heldThrough = Math.max(this.store.heldThrough, reply.heldThrough);
-                sendBack({ type: 'lease.granted', until, leftMs: Math.max(0, until - clock.now()) });
-              } else if (reply.code === 'NOT_REPLICA') {
-                this.removed = true;
-                sendBack({ type: 'lease.refused' });
-              }
-            } catch (err) {
-              this.log.debug({ err }, 'lease renewal failed');
-            }
-            if (!stopped) timer = clock.setTimeout(renew, this.config.leaseMs / 4);
-          };
-          void renew();
-          return () => {
-            stopped = true;
-            if (timer !== null) clock.clearTimeout(timer);
-          };
-        }),
+        join: fromPromise(({ input, signal }) => this.replica.join(input.epoch, input.leader, signal)),
+        renewLease: fromCallback<FollowerEvent, { epoch: number; leader: string }>(({ sendBack, input }) => this.replica.renewLease(input, sendBack)),
       },
     });
     const actor = createActor(machine, {
@@ -261,8 +229,9 @@ export class ZiNode {
     actor.subscribe({ error: (err) => this.log.fatal({ err }, 'follower actor crashed') });
     this.followerActor = actor;
     actor.start();
-    if (this.latestLeader !== null && this.latestLeader !== this.config.nodeId) {
-      actor.send({ type: 'leader.changed', epoch: this.promisedEpoch, leader: this.latestLeader });
+    const leader = this.replica.latestLeader;
+    if (leader !== null && leader !== this.config.nodeId) {
+      actor.send({ type: 'leader.changed', epoch: this.replica.promisedEpoch, leader });
     }
   }
 
@@ -285,13 +254,11 @@ export class ZiNode {
               snapshotChunkEntries: this.config.snapshotChunkEntries,
               snapshotChunkBytes: this.config.snapshotChunkBytes,
             },
-            { ...this.ports, log: this.log, store: this.store, deadlines: this.deadlines },
+            this.parts,
             claim,
             (reason) => this.leaderActor?.send({ type: 'deposed', reason }),
           );
-          this.promisedEpoch = Math.max(this.promisedEpoch, claim.epoch);
-          this.syncedEpoch = claim.epoch;
-          this.syncedLeader = this.latestLeader = this.config.nodeId;
+          this.replica.claimed(claim.epoch);
           this.log.info({ epoch: claim.epoch }, 'became leader');
           return claim.epoch;
         }),
@@ -360,66 +327,7 @@ export class ZiNode {
     this.resign();
   }
 
-  // ---- follower side ------------------------------------------------------------------------
-
-  /**
-   * Ask the leader to admit us; once it has, flush our copy and take in the streamed snapshot, or,
-   * when the leader can tell what changed since the revision our copy holds every write of (a
-   * lost session, a removal), roll back our writes in flight and take in only the changes.
-   * Until the admission reply is handled, the leader's messages get NOT_READY and are retried,
-   * so nothing lands in the copy before the flush; a refused join keeps the old copy.
-   */
-  private async join(epoch: number, leader: string, signal: AbortSignal): Promise<void> {
-    // The machine may leave `joining` (a newer leader) while we wait: a late reply must not act.
-    const abandoned = () => signal.aborted || this.joinDone !== done;
-    const done = deferred<void>();
-    this.joinDone = done;
-    // Refuse the leader's messages until the admission is handled (even if we were synced to it).
-    this.syncedLeader = null;
-    this.admission = null;
-    this.ports.observer?.message?.('out', 'join', leader, []);
-    const reply = await this.ports.bus.request(
-      leader,
-      {
-        type: 'join',
-        from: this.config.nodeId,
-        epoch,
-        session: this.sessionId ?? '',
-        attempt: ++this.joinAttempts,
-        since: this.store.catchUpBase(),
-        history: this.store.history,
-      },
-      this.config.opTimeoutMs,
-    );
-    if (!reply.ok) throw new Error(`join refused: ${reply.reason}`);
-    if (reply.type !== 'admitted') throw new Error(`unexpected join reply ${reply.type}`);
-    if (abandoned()) throw new Error('join abandoned');
-    this.admission = { token: reply.admission, since: reply.since };
-    if (reply.since > 0) this.store.rollBackTo(reply.since);
-    else this.store.clear();
-    this.store.history = reply.history;
-    this.joinedIntact = false;
-    this.followerActor?.send({ type: 'store.flushed' });
-    this.store.keepTombstones = true;
-    this.syncedEpoch = epoch;
-    this.syncedLeader = leader;
-    this.promisedEpoch = Math.max(this.promisedEpoch, epoch);
-    this.lastChunkAt = this.ports.clock.now();
-    // The transfer may take long for big data sets; give up only when chunks stop coming.
-    let finished = false;
-    void done.promise.then(() => (finished = true), () => undefined);
-    while (!finished) {
-      await this.deadlines.settledWithin(this.config.joinTimeoutMs / 4, done.promise);
-      if (abandoned()) throw new Error('join abandoned');
-      if (!finished && this.ports.clock.now() - this.lastChunkAt > this.config.joinTimeoutMs) {
-        throw new Error(`state transfer stalled: no chunk for ${this.config.joinTimeoutMs} ms`);
-      }
-    }
-    if (abandoned()) throw new Error('join abandoned');
-    this.removed = false;
-    this.joinedIntact = true;
-    this.log.info({ epoch, leader, keys: this.store.size, since: reply.since }, reply.since > 0 ? 'caught up' : 'joined');
-  }
+  // ---- the serving decision ----------------------------------------------------------------------
 
   /**
    * The one serving decision: may this node answer a read from its own copy now? Reads, the
@@ -433,7 +341,7 @@ export class ZiNode {
     const term = this.term;
     if (term !== null) return term.isServing;
     const follower = this.followerActor?.getSnapshot();
-    return this.syncedEpoch === this.promisedEpoch && follower?.matches({ replica: 'serving' }) === true && now < follower.context.leaseUntil;
+    return this.replica.syncedToLatest && follower?.matches({ replica: 'serving' }) === true && now < follower.context.leaseUntil;
   }
 
   /**
@@ -444,58 +352,34 @@ export class ZiNode {
    */
   private hasFullCopy(): boolean {
     if (this.term !== null) return this.term.holdsFullCopy;
-    return this.joinedIntact || this.followerActor?.getSnapshot().context.complete === true;
-  }
-
-  /** A peer message must come from the leader of the epoch we are synced to. */
-  private refuseUnlessFromLeader(message: { epoch: number; from: string }): PeerReply | null {
-    if (message.epoch < this.promisedEpoch) return { ok: false, code: 'STALE_EPOCH', epoch: this.promisedEpoch, reason: 'older epoch' };
-    if (message.epoch !== this.syncedEpoch || message.from !== this.syncedLeader) {
-      return { ok: false, code: 'NOT_READY', epoch: this.promisedEpoch, reason: 'not synchronised with this leader' };
-    }
-    return null;
+    return this.replica.joinedIntact || this.followerActor?.getSnapshot().context.complete === true;
   }
 
   // ---- peers ------------------------------------------------------------------------------------
 
+  /** Every peer message: its epoch checked once here, then to the replica endpoint (from the leader) or to the term (for the leader). */
   async handlePeer(message: PeerMessage): Promise<PeerReply> {
     this.ports.observer?.message?.('in', message.type, message.from, messageKeys(message));
     this.term?.heard(message.from);
-    const ack: PeerReply = { ok: true, type: 'ack' };
-    if (this.stopping) return { ok: false, code: 'NOT_READY', epoch: this.promisedEpoch, reason: 'stopping' };
+    if (this.stopping) return { ok: false, code: 'NOT_READY', epoch: this.replica.promisedEpoch, reason: 'stopping' };
     const refused = this.checkEpoch(message);
     if (refused !== null) return refused;
     switch (message.type) {
-      case 'invalidate': {
-        for (const v of message.validated) this.store.apply(v.key, { type: 'validate', rev: v.rev });
-        for (const e of message.entries) this.store.apply(e.key, { type: 'invalidate', rev: e.rev, value: e.value });
-        return ack;
+      case 'invalidate':
+      case 'validate':
+      case 'snapshot':
+        return this.replica.receive(message);
+      case 'sync': {
+        const fullCopy = this.hasFullCopy();
+        if (this.term !== null) this.endTerm(`synchronised by ${message.from} at epoch ${message.epoch}`);
+        return this.replica.sync(message, fullCopy);
       }
-      case 'validate': {
-        for (const v of message.validated) this.store.apply(v.key, { type: 'validate', rev: v.rev });
-        return ack;
-      }
-      case 'snapshot': {
-        // Chunks of an earlier admission would mix two snapshots in one flushed copy.
-        if (message.admission !== this.admission?.token) return { ok: false, code: 'NOT_READY', epoch: this.promisedEpoch, reason: 'not our admission' };
-        for (const e of message.entries) this.store.apply(e.key, { type: 'fill', rev: e.rev, value: e.value });
-        this.lastChunkAt = this.ports.clock.now();
-        if (message.done) {
-          this.store.maxRev = Math.max(this.store.maxRev, message.maxRev);
-          if (this.admission.since > 0) this.store.purgeTombstones();
-          else this.store.snapshotComplete(message.maxRev);
-          this.joinDone?.resolve();
-        }
-        return ack;
-      }
-      case 'sync':
-        return this.acceptSync(message);
       case 'forward': {
         const term = this.term!;
         return { ok: true, type: 'replies', replies: await Promise.all(message.commands.map((c) => term.write(c))) };
       }
       case 'read':
-        return { ok: true, type: 'replies', replies: await Promise.all(message.keys.map((k) => this.leaderRead(k))) };
+        return { ok: true, type: 'replies', replies: await Promise.all(message.keys.map((k) => this.front.leaderRead(k))) };
       case 'join':
         return this.term!.admit(message);
       case 'lease':
@@ -505,24 +389,29 @@ export class ZiNode {
 
   /**
    * Every peer message's epoch, checked in one place. A leader's messages (invalidate, validate,
-   * snapshot) must come from the leader of the epoch we are synchronised with; a sync brings a
-   * newer epoch (acceptSync checks it); requests to the leader (forward, read, join, lease) need
-   * a term here, and one from a node that knows a newer epoch than ours means ours is over.
+   * snapshot) must come from the leader of the epoch we are synchronised with; a sync must bring
+   * an epoch newer than any we promised or lead; requests to the leader (forward, read, join,
+   * lease) need a term here, and one from a node that knows a newer epoch than ours means ours
+   * is over.
    */
   private checkEpoch(message: PeerMessage): PeerReply | null {
+    const promised = this.replica.promisedEpoch;
+    const term = this.term;
     switch (message.type) {
       case 'invalidate':
       case 'validate':
       case 'snapshot':
-        return this.refuseUnlessFromLeader(message);
+        return this.replica.refuseUnlessFromLeader(message);
       case 'sync':
+        if (message.epoch < promised || (term !== null && term.epoch >= message.epoch)) {
+          return { ok: false, code: 'STALE_EPOCH', epoch: Math.max(promised, term?.epoch ?? 0), reason: 'older epoch' };
+        }
         return null;
       case 'forward':
       case 'read':
       case 'join':
       case 'lease': {
-        const term = this.term;
-        if (term === null) return { ok: false, code: 'NOT_LEADER', epoch: this.promisedEpoch, reason: 'not the leader' };
+        if (term === null) return { ok: false, code: 'NOT_LEADER', epoch: promised, reason: 'not the leader' };
         if (message.epoch > term.epoch) return { ok: false, code: 'NOT_LEADER', epoch: term.epoch, reason: `epoch ${message.epoch} is newer than this leader's` };
         if ((message.type === 'join' || message.type === 'lease') && message.epoch !== term.epoch) {
           return { ok: false, code: 'STALE_EPOCH', epoch: term.epoch, reason: `${message.type} for another epoch` };
@@ -532,161 +421,15 @@ export class ZiNode {
     }
   }
 
-  private acceptSync(message: Extract<PeerMessage, { type: 'sync' }>): PeerReply {
-    if (message.epoch < this.promisedEpoch || (this.term !== null && this.term.epoch >= message.epoch)) {
-      return { ok: false, code: 'STALE_EPOCH', epoch: Math.max(this.promisedEpoch, this.term?.epoch ?? 0), reason: 'older epoch' };
-    }
-    const fullCopy = this.hasFullCopy();
-    if (this.term !== null) this.endTerm(`synchronised by ${message.from} at epoch ${message.epoch}`);
-    this.promisedEpoch = this.syncedEpoch = message.epoch;
-    if (this.latestLeader !== message.from) this.abandonLeader(`synchronised by ${message.from}`);
-    this.syncedLeader = this.latestLeader = message.from;
-    this.followerActor?.send({ type: 'leader.synced', epoch: message.epoch, leader: message.from, replica: fullCopy });
-    return { ok: true, type: 'synced', maxRev: this.store.maxRev, pending: this.store.pending(), serving: fullCopy };
-  }
+  // ---- clients (ClientFront does the work) ------------------------------------------------------
 
-  // ---- clients ------------------------------------------------------------------------------------
-
-  /**
-   * A get this node can answer from its own copy right now is answered synchronously: no
-   * deadline timer and no promise chain on the path that most requests take.
-   */
+  /** A client request; a get the local copy can answer is answered synchronously (ClientFront.serveClient). */
   serveClient(request: ClientRequest): ClientReply | Promise<ClientReply> {
-    if (request.op !== 'get') return this.handleClient(request);
-    const observer = this.ports.observer;
-    const started = observer?.request ? this.ports.clock.now() : 0;
-    const reply = this.readNow(request);
-    if (reply === null) return this.handleClient(request);
-    observer?.request?.(request.op, reply.ok ? 200 : reply.code, this.ports.clock.now() - started);
-    return reply;
+    return this.front.serveClient(request);
   }
 
-  /** The answer to a get when it needs no waiting (the slow path re-checks everything), else null. */
-  private readNow(request: ClientRequest): ClientReply | null {
-    if (this.stopping || this.sessionState !== 'connected') return null;
-    const key = parseKey(request);
-    if (typeof key !== 'string') return key;
-    if (this.store.isInvalid(key)) return null;
-    return this.canServe() ? this.localValue(key) : null;
-  }
-
-  async handleClient(request: ClientRequest): Promise<ClientReply> {
-    const observer = this.ports.observer;
-    if (!observer?.request) return this.answerClient(request);
-    const started = this.ports.clock.now();
-    const reply = await this.answerClient(request);
-    observer.request(request.op, reply.ok ? 200 : reply.code, this.ports.clock.now() - started);
-    return reply;
-  }
-
-  private async answerClient(request: ClientRequest): Promise<ClientReply> {
-    try {
-      if (request.op === 'members') return await this.members();
-      if (this.stopping) return fail(503, 'node is shutting down');
-      if (this.sessionState !== 'connected') return fail(503, 'no live ZooKeeper session');
-      const work = request.op === 'get' ? this.read(request) : this.write(request);
-      return await this.deadlines.run(this.config.opTimeoutMs, request.op, work);
-    } catch (err) {
-      if (err instanceof DeadlineError) return fail(504, 'could not finish in time; the outcome is unknown');
-      this.log.error({ err, op: request.op }, 'request failed');
-      return fail(500, 'internal error');
-    }
-  }
-
-  private async read(request: ClientRequest): Promise<ClientReply> {
-    const key = parseKey(request);
-    if (typeof key !== 'string') return key;
-    if (this.term !== null) return this.leaderRead(key);
-    if (this.canServe()) {
-      const settled = this.store.settled(key);
-      if (settled) await this.deadlines.settledWithin(this.config.validateWaitMs, settled);
-      if (this.canServe() && !this.store.isInvalid(key)) return this.localValue(key);
-    }
-    return this.leaderReads.submit(key);
-  }
-
-  private async leaderRead(key: string): Promise<ClientReply> {
-    const term = this.term;
-    if (term === null || !term.isServing) return fail(503, term?.notServingReason() ?? 'leader is not serving yet');
-    // A write in flight on this key is undecided: no read of it returns until it is.
-    const settled = this.store.settled(key);
-    if (settled) await settled;
-    if (!this.canServe()) return fail(503, 'leader has no live ZooKeeper session');
-    return this.localValue(key);
-  }
-
-  private localValue(key: string): ClientReply {
-    const entry = this.store.get(key);
-    if (entry === undefined || entry.value === null) return fail(404, 'no such key');
-    return { ok: true, revision: entry.rev, data: entry.value };
-  }
-
-  private async write(request: ClientRequest): Promise<ClientReply> {
-    const command = parseWrite(request);
-    if ('ok' in command) return command;
-    if (this.term !== null) return this.term.write(command);
-    return this.forwards.submit(command);
-  }
-
-  /** Writes and reads forwarded to the leader, batched per turn of the event loop. */
-  private readonly forwards = new Batcher<WriteCommand, ClientReply>(
-    (commands) => this.askLeader((epoch) => ({ type: 'forward', from: this.config.nodeId, epoch, commands }), true, commands.length),
-    256,
-  );
-  private readonly leaderReads = new Batcher<string, ClientReply>(
-    (keys) => this.askLeader((epoch) => ({ type: 'read', from: this.config.nodeId, epoch, keys }), false, keys.length),
-    512,
-  );
-
-  /** One request to the leader; delivery failures become PROTOCOL.md codes for every item. */
-  private async askLeader(message: (epoch: number) => PeerMessage, mayHaveEffect: boolean, count: number): Promise<ClientReply[]> {
-    const all = (reply: ClientReply) => Array.from({ length: count }, () => reply);
-    const leader = this.latestLeader;
-    if (leader === null || leader === this.config.nodeId) return all(fail(503, 'no leader yet'));
-    // Stopping closes the bus: what has not been sent yet is refused here, before it can begin.
-    if (this.stopping) return all(fail(503, 'node is shutting down'));
-    try {
-      const request = message(this.promisedEpoch);
-      this.ports.observer?.message?.('out', request.type, leader, messageKeys(request));
-      const reply = await this.leaderLost.race(this.ports.bus.request(leader, request, this.config.opTimeoutMs));
-      if (reply.ok && reply.type === 'replies' && reply.replies.length === count) return reply.replies;
-      return all(fail(503, reply.ok ? 'unexpected reply from leader' : `leader cannot serve: ${reply.reason}`));
-    } catch (err) {
-      // A read has no effect, so it can say 503; a forwarded write may have happened.
-      const unknown = (why: string) => (mayHaveEffect ? fail(504, `${why}; the outcome is unknown`) : fail(503, why));
-      if (err instanceof LeaderGoneError) return all(unknown(err.message));
-      if (err instanceof NoRespondersError) return all(fail(503, 'leader unreachable'));
-      if (err instanceof BusTimeoutError) return all(unknown('leader did not answer in time'));
-      // Sent, then our connection closed (the node is stopping) before the leader's reply came.
-      if (err instanceof BusClosedError) return all(unknown('connection closed before the leader answered'));
-      throw err;
-    }
-  }
-
-  private async members(): Promise<ClientReply> {
-    const { coordinator } = this.ports;
-    let members: MemberInfo[] = [];
-    let replicas: string[] = this.term?.replicaIds() ?? [];
-    if (this.sessionState === 'connected') {
-      try {
-        members = await this.deadlines.run(this.config.opTimeoutMs / 2, 'members', coordinator.readMembers());
-        if (this.term === null) replicas = (await this.deadlines.run(this.config.opTimeoutMs / 2, 'replicas', coordinator.readReplicas())).ids;
-      } catch (err) {
-        this.log.warn({ err }, 'members read failed');
-      }
-    }
-    // Our own entry is what we know now, not what we last published.
-    const self = { id: this.config.nodeId, ...this.describe() };
-    members = [...members.filter((m) => m.id !== self.id), self].sort((a, b) => a.id.localeCompare(b.id));
-    const view: MembersView = {
-      cluster: this.config.cluster,
-      node: this.config.nodeId,
-      epoch: this.promisedEpoch,
-      leader: this.term !== null ? this.config.nodeId : this.latestLeader,
-      members,
-      replicas,
-    };
-    return { ok: true, data: encoder.encode(JSON.stringify(view)) };
+  handleClient(request: ClientRequest): Promise<ClientReply> {
+    return this.front.handleClient(request);
   }
 
   // ---- state for members, metrics and the shell ------------------------------------------
@@ -695,15 +438,15 @@ export class ZiNode {
     const role: Role = this.leaderActor !== null ? 'leader' : 'follower';
     if (this.sessionState !== 'connected') return { role, state: 'suspended' };
     if (this.canServe()) return { role, state: 'serving' };
-    return { role, state: this.removed && role === 'follower' ? 'removed' : 'syncing' };
+    return { role, state: this.replica.removed && role === 'follower' ? 'removed' : 'syncing' };
   }
 
   status() {
     return {
       node: this.config.nodeId,
       session: this.sessionState,
-      epoch: this.promisedEpoch,
-      leader: this.term !== null ? this.config.nodeId : this.latestLeader,
+      epoch: this.replica.promisedEpoch,
+      leader: this.term !== null ? this.config.nodeId : this.replica.latestLeader,
       ...this.describe(),
       keys: this.store.size,
       bytes: this.store.valueBytes,

@@ -1,0 +1,242 @@
+// The follower's end of replication: what this node does with its leader's messages
+// (invalidate, validate, snapshot chunks, sync), how it joins a leader (admission, then the state
+// transfer) and how it renews its read lease. It owns the replica-side facts: the epoch promised,
+// the epoch and leader whose writes it takes, the leader to forward to, its current admission.
+// Nothing else writes them; ZiNode reads them, and checks every peer message's epoch against
+// them in its one place (ZiNode.checkEpoch, through refuseUnlessFromLeader) before it hands a
+// leader's message here.
+import type { FollowerEvent } from './follower.machine.ts';
+import type { NodeConfig, NodeParts } from './node.ts';
+import type { Log } from './ports.ts';
+import type { PeerMessage, PeerReply } from './protocol.ts';
+import { deferred, type Deferred } from './time.ts';
+
+/** What the endpoint reads of its node, and the two things it tells it. */
+export interface ReplicaHost {
+  /** Our ZooKeeper session id ('' before the first): the leader checks joins and leases against it. */
+  readonly sessionId: string;
+  /** An event for the follower machine (the copy was flushed; a new leader synchronised us). */
+  toFollower(event: FollowerEvent): void;
+  /** The leader we forward to changed: requests waiting on the old one stop waiting (ClientFront.abandonLeader). */
+  leaderGone(why: string): void;
+}
+
+type EndpointConfig = Pick<NodeConfig, 'nodeId' | 'opTimeoutMs' | 'leaseMs' | 'joinTimeoutMs'>;
+type LeaderMessage = Extract<PeerMessage, { type: 'invalidate' | 'validate' | 'snapshot' }>;
+
+export class ReplicaEndpoint {
+  /** Highest epoch heard of (ZooKeeper, a sync, our own claim): older messages are refused. */
+  private promised = 0;
+  /** The epoch (and its leader) whose leader synchronised or admitted us: we take its writes. */
+  private syncedEpoch = 0;
+  private syncedLeader: string | null = null;
+  /** The leader named for `promised`: where writes are forwarded. */
+  private leader: string | null = null;
+  /** A join finished (the whole state streamed, every write since taken) and nothing flushed the copy since. */
+  private intact = false;
+  /** The leader refused our lease: we are out of the replica set until we have joined again. */
+  private refused = false;
+  private joinDone: Deferred<void> | null = null;
+  private lastChunkAt = 0;
+  private joinAttempts = 0;
+  /** The admission our current join was given (snapshot chunks of any other are refused) and where its transfer starts (0: a full snapshot). */
+  private admission: { token: number; since: number } | null = null;
+  private readonly log: Log;
+
+  constructor(
+    private readonly config: EndpointConfig,
+    private readonly parts: NodeParts,
+    private readonly host: ReplicaHost,
+  ) {
+    this.log = parts.log;
+  }
+
+  get promisedEpoch(): number {
+    return this.promised;
+  }
+
+  /** The leader named for the promised epoch (this node's id when it leads), null before any. */
+  get latestLeader(): string | null {
+    return this.leader;
+  }
+
+  /** We take the writes of the newest epoch we know of (a follower serves only then). */
+  get syncedToLatest(): boolean {
+    return this.syncedEpoch === this.promised;
+  }
+
+  /** See ZiNode.hasFullCopy. */
+  get joinedIntact(): boolean {
+    return this.intact;
+  }
+
+  /** The leader refused our lease and we have not joined again since. */
+  get removed(): boolean {
+    return this.refused;
+  }
+
+  // ---- transitions of the epoch facts ----------------------------------------------------------
+
+  /** ZooKeeper named `leader` for `epoch`. False when it is not newer than what we promised (nothing changed). */
+  epochAnnounced(epoch: number, leader: string | null): boolean {
+    if (epoch <= this.promised) return false;
+    this.promised = epoch;
+    this.forwardTo(leader, `epoch ${epoch} has leader ${leader}`);
+    return true;
+  }
+
+  /** We claimed `epoch` and lead it: we take our own writes. */
+  claimed(epoch: number): void {
+    this.promised = Math.max(this.promised, epoch);
+    this.syncedEpoch = epoch;
+    this.syncedLeader = this.leader = this.config.nodeId;
+  }
+
+  /** The leader of the epoch we are synchronised with, and nobody else, may change our copy. */
+  refuseUnlessFromLeader(message: { epoch: number; from: string }): PeerReply | null {
+    if (message.epoch < this.promised) return { ok: false, code: 'STALE_EPOCH', epoch: this.promised, reason: 'older epoch' };
+    if (message.epoch !== this.syncedEpoch || message.from !== this.syncedLeader) {
+      return { ok: false, code: 'NOT_READY', epoch: this.promised, reason: 'not synchronised with this leader' };
+    }
+    return null;
+  }
+
+  private forwardTo(leader: string | null, why: string): void {
+    if (this.leader !== leader) this.host.leaderGone(why);
+    this.leader = leader;
+  }
+
+  // ---- the leader's messages (their epoch already checked) ---------------------------------------
+
+  /** A sync of a newer epoch (checked): we take that leader's writes; `fullCopy` says whether our copy holds every acknowledged write. */
+  sync(message: Extract<PeerMessage, { type: 'sync' }>, fullCopy: boolean): PeerReply {
+    this.promised = this.syncedEpoch = message.epoch;
+    this.forwardTo(message.from, `synchronised by ${message.from}`);
+    this.syncedLeader = message.from;
+    this.host.toFollower({ type: 'leader.synced', epoch: message.epoch, leader: message.from, replica: fullCopy });
+    const { store } = this.parts;
+    return { ok: true, type: 'synced', maxRev: store.maxRev, pending: store.pending(), serving: fullCopy };
+  }
+
+  receive(message: LeaderMessage): PeerReply {
+    const { store } = this.parts;
+    switch (message.type) {
+      case 'invalidate':
+        for (const v of message.validated) store.apply(v.key, { type: 'validate', rev: v.rev });
+        for (const e of message.entries) store.apply(e.key, { type: 'invalidate', rev: e.rev, value: e.value });
+        return ACK;
+      case 'validate':
+        for (const v of message.validated) store.apply(v.key, { type: 'validate', rev: v.rev });
+        return ACK;
+      case 'snapshot': {
+        // Chunks of an earlier admission would mix two snapshots in one flushed copy.
+        if (message.admission !== this.admission?.token) return { ok: false, code: 'NOT_READY', epoch: this.promised, reason: 'not our admission' };
+        for (const e of message.entries) store.apply(e.key, { type: 'fill', rev: e.rev, value: e.value });
+        this.lastChunkAt = this.parts.clock.now();
+        if (message.done) {
+          store.maxRev = Math.max(store.maxRev, message.maxRev);
+          if (this.admission.since > 0) store.purgeTombstones();
+          else store.snapshotComplete(message.maxRev);
+          this.joinDone?.resolve();
+        }
+        return ACK;
+      }
+    }
+  }
+
+  // ---- joining and the lease (the follower machine's actors) -----------------------------------
+
+  /**
+   * Ask the leader to admit us; once it has, flush our copy and take in the streamed snapshot, or,
+   * when the leader can tell what changed since the revision our copy holds every write of (a
+   * lost session, a removal), roll back our writes in flight and take in only the changes.
+   * Until the admission reply is handled, the leader's messages get NOT_READY and are retried,
+   * so nothing lands in the copy before the flush; a refused join keeps the old copy.
+   */
+  async join(epoch: number, leader: string, signal: AbortSignal): Promise<void> {
+    const { bus, clock, store, deadlines, observer } = this.parts;
+    // The machine may leave `joining` (a newer leader) while we wait: a late reply must not act.
+    const abandoned = () => signal.aborted || this.joinDone !== done;
+    const done = deferred<void>();
+    this.joinDone = done;
+    // Refuse the leader's messages until the admission is handled (even if we were synced to it).
+    this.syncedLeader = null;
+    this.admission = null;
+    observer?.message?.('out', 'join', leader, []);
+    const reply = await bus.request(
+      leader,
+      {
+        type: 'join',
+        from: this.config.nodeId,
+        epoch,
+        session: this.host.sessionId,
+        attempt: ++this.joinAttempts,
+        since: store.catchUpBase(),
+        history: store.history,
+      },
+      this.config.opTimeoutMs,
+    );
+    if (!reply.ok) throw new Error(`join refused: ${reply.reason}`);
+    if (reply.type !== 'admitted') throw new Error(`unexpected join reply ${reply.type}`);
+    if (abandoned()) throw new Error('join abandoned');
+    this.admission = { token: reply.admission, since: reply.since };
+    if (reply.since > 0) store.rollBackTo(reply.since);
+    else store.clear();
+    store.history = reply.history;
+    this.intact = false;
+    this.host.toFollower({ type: 'store.flushed' });
+    store.keepTombstones = true;
+    this.syncedEpoch = epoch;
+    this.syncedLeader = leader;
+    this.promised = Math.max(this.promised, epoch);
+    this.lastChunkAt = clock.now();
+    // The transfer may take long for big data sets; give up only when chunks stop coming.
+    let finished = false;
+    void done.promise.then(() => (finished = true), () => undefined);
+    while (!finished) {
+      await deadlines.settledWithin(this.config.joinTimeoutMs / 4, done.promise);
+      if (abandoned()) throw new Error('join abandoned');
+      if (!finished && clock.now() - this.lastChunkAt > this.config.joinTimeoutMs) {
+        throw new Error(`state transfer stalled: no chunk for ${this.config.joinTimeoutMs} ms`);
+      }
+    }
+    if (abandoned()) throw new Error('join abandoned');
+    this.refused = false;
+    this.intact = true;
+    this.log.info({ epoch, leader, keys: store.size, since: reply.since }, reply.since > 0 ? 'caught up' : 'joined');
+  }
+
+  /** Ask `leader` for a lease every quarter lease and report each grant or refusal; returns the stop. */
+  renewLease(input: { epoch: number; leader: string }, sendBack: (event: FollowerEvent) => void): () => void {
+    const { bus, clock, store } = this.parts;
+    const { leaseMs } = this.config;
+    let stopped = false;
+    let timer: unknown = null;
+    const renew = async () => {
+      const sentAt = clock.now();
+      try {
+        const reply = await bus.request(input.leader, { type: 'lease', from: this.config.nodeId, epoch: input.epoch, session: this.host.sessionId }, leaseMs / 2);
+        if (stopped) return;
+        if (reply.ok) {
+          // The lease runs from when we asked, so a slow reply only shortens it.
+          const until = sentAt + leaseMs;
+          if (reply.type === 'leased') store.heldThrough = Math.max(store.heldThrough, reply.heldThrough);
+          sendBack({ type: 'lease.granted', until, leftMs: Math.max(0, until - clock.now()) });
+        } else if (reply.code === 'NOT_REPLICA') {
+          this.refused = true;
+          sendBack({ type: 'lease.refused' });
+        }
+      } catch (err) {
+        this.log.debug({ err }, 'lease renewal failed');
+      }
+      if (!stopped) timer = clock.setTimeout(renew, leaseMs / 4);
+    };
+    void renew();
+    return () => {
+      stopped = true;
+      if (timer !== null) clock.clearTimeout(timer);
+    };
+  }
+}
+
+const ACK: PeerReply = { ok: true, type: 'ack' };
