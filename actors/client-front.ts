@@ -189,8 +189,8 @@ export class ClientFront {
         log.warn({ err }, 'members read failed');
       }
     }
-    // Our own entry is what we know now, not what we last published.
-    const self = { id: this.config.nodeId, ...this.node.describe() };
+    // Our own entry is what we know now, not what we last published, and how many keys we hold.
+    const self = { id: this.config.nodeId, ...this.node.describe(), keys: this.parts.store.size };
     members = [...members.filter((m) => m.id !== self.id), self].sort((a, b) => a.id.localeCompare(b.id));
     const view: MembersView = {
       cluster: this.config.cluster,

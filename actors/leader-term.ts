@@ -262,8 +262,8 @@ export class LeaderTerm {
 
     // Every complete replica now settles each in-flight key on the highest version seen, once a
     // write may be acknowledged (writeRefusal). Each key's turn is taken now, so client writes
-    // queue behind it, and the key stays undecided here (reads of it wait) until then. Below the
-    // floor the leader serves meanwhile: reads of other keys, and joiners, who lift it.
+    // queue behind it, and the key stays undecided here (reads of it wait) until then. The
+    // leader serves meanwhile: reads of other keys, and joiners (who may lift the floor).
     // Until they are done no lease is granted: a copy still holds the old committed value of
     // those keys (a joiner's snapshot carries the leader's), so it must not answer reads alone.
     for (const w of winners.values()) store.apply(w.key, { type: 'invalidate', rev: w.rev, value: w.value });
@@ -280,8 +280,9 @@ export class LeaderTerm {
         }),
       ),
     );
-    if (this.writeRefusal() === null) await recommits;
-    else void recommits.catch((err: unknown) => this.log.warn({ err }, 'recommit abandoned'));
+    // Serving does not wait for them: a recommit may wait for a replica that died after it
+    // answered our sync, and only a join (which needs a serving leader) brings one back.
+    void recommits.catch((err: unknown) => this.log.warn({ err }, 'recommit abandoned'));
     this.serving = true;
     this.startLeaseWatch();
   }

@@ -18,7 +18,7 @@ import { followerMachine, type FollowerEvent } from './follower.machine.ts';
 import { LeaderTerm, sessionProven } from './leader-term.ts';
 import { leaderMachine } from './leader.machine.ts';
 import { messageKeys } from './message-keys.ts';
-import type { Bus, Clock, CoordEvent, Coordinator, Log, MemberState, NodeObserver, Role, SessionState } from './ports.ts';
+import type { Bus, Clock, CoordEvent, Coordinator, Log, MemberState, NodeObserver, ReplicaDisk, Role, SessionState } from './ports.ts';
 import type { ClientReply, ClientRequest, PeerMessage, PeerReply } from './protocol.ts';
 import { ReplicaEndpoint } from './replica-endpoint.ts';
 import { ReplicaStore } from './replica-store.ts';
@@ -63,6 +63,8 @@ export interface NodePorts {
   clock: Clock;
   log: Log;
   observer?: NodeObserver;
+  /** Where the copy is kept between runs (storage/lmdb-disk.ts); memory only without. The node closes it when it stops. */
+  disk?: ReplicaDisk;
 }
 
 /** The ports and the parts every piece of a node shares: its store and its deadlines. */
@@ -98,6 +100,10 @@ export class ZiNode {
   ) {
     this.log = ports.log.child({ node: config.nodeId });
     this.deadlines = new Deadlines(ports.clock);
+    if (ports.disk !== undefined) {
+      this.store.attachDisk(ports.disk);
+      this.log.info({ keys: this.store.size, maxRev: this.store.maxRev, intact: this.store.intact }, 'copy restored from the data dir');
+    }
     const observer = ports.observer;
     if (observer?.entry) this.store.onEntry = (key, entry) => observer.entry!(key, entry.state, entry.state === 'invalid' ? entry.pendingRev : entry.rev);
     this.parts = { ...ports, log: this.log, store: this.store, deadlines: this.deadlines };
@@ -134,7 +140,8 @@ export class ZiNode {
     const node = new ZiNode(config, ports);
     await ports.bus.servePeers((m) => node.handlePeer(m));
     await ports.bus.serveClients((r) => node.front.serveClient(r));
-    node.startFollower(false);
+    // A copy kept on disk that was complete when the node stopped still is (docs/safety.md).
+    node.startFollower(node.store.intact);
     ports.coordinator.start((e) => node.handleCoord(e));
     node.watchStanding();
     return node;
@@ -244,6 +251,9 @@ export class ZiNode {
       actors: {
         claimEpoch: fromPromise(async () => {
           const claim = await coordinator.claimEpoch();
+          // The role may have ended while the claim was in flight (leaderEnded ran): a term made
+          // now would outlive it and make this follower look like a leader for ever.
+          if (this.leaderActor !== actor) throw new Error(`leadership ended while epoch ${claim.epoch} was claimed`);
           this.term = new LeaderTerm(
             {
               nodeId: this.config.nodeId,
@@ -352,7 +362,7 @@ export class ZiNode {
    */
   private hasFullCopy(): boolean {
     if (this.term !== null) return this.term.holdsFullCopy;
-    return this.replica.joinedIntact || this.followerActor?.getSnapshot().context.complete === true;
+    return this.store.intact || this.followerActor?.getSnapshot().context.complete === true;
   }
 
   // ---- peers ------------------------------------------------------------------------------------
@@ -485,5 +495,6 @@ export class ZiNode {
     this.term?.end('stopped');
     await this.ports.coordinator.stop().catch((err) => this.log.warn({ err }, 'coordinator stop failed'));
     await this.ports.bus.close().catch((err) => this.log.warn({ err }, 'bus close failed'));
+    await this.ports.disk?.close().catch((err: unknown) => this.log.error({ err }, 'closing the data dir failed'));
   }
 }

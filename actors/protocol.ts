@@ -27,7 +27,8 @@ export interface MembersView {
   node: string;
   epoch: number;
   leader: string | null;
-  members: { id: string; role: Role; state: MemberState }[];
+  /** `keys`: on the answering node's own entry only, how many keys its copy holds. */
+  members: { id: string; role: Role; state: MemberState; keys?: number }[];
   replicas: string[];
 }
 

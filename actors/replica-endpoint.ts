@@ -32,8 +32,6 @@ export class ReplicaEndpoint {
   private syncedLeader: string | null = null;
   /** The leader named for `promised`: where writes are forwarded. */
   private leader: string | null = null;
-  /** A join finished (the whole state streamed, every write since taken) and nothing flushed the copy since. */
-  private intact = false;
   /** The leader refused our lease: we are out of the replica set until we have joined again. */
   private refused = false;
   private joinDone: Deferred<void> | null = null;
@@ -41,6 +39,8 @@ export class ReplicaEndpoint {
   private joinAttempts = 0;
   /** The admission our current join was given (snapshot chunks of any other are refused) and where its transfer starts (0: a full snapshot). */
   private admission: { token: number; since: number } | null = null;
+  /** The disk failed once: said in the log, and every later ack refused. */
+  private diskFailed = false;
   private readonly log: Log;
 
   constructor(
@@ -63,11 +63,6 @@ export class ReplicaEndpoint {
   /** We take the writes of the newest epoch we know of (a follower serves only then). */
   get syncedToLatest(): boolean {
     return this.syncedEpoch === this.promised;
-  }
-
-  /** See ZiNode.hasFullCopy. */
-  get joinedIntact(): boolean {
-    return this.intact;
   }
 
   /** The leader refused our lease and we have not joined again since. */
@@ -118,13 +113,14 @@ export class ReplicaEndpoint {
     return { ok: true, type: 'synced', maxRev: store.maxRev, pending: store.pending(), serving: fullCopy };
   }
 
-  receive(message: LeaderMessage): PeerReply {
+  receive(message: LeaderMessage): PeerReply | Promise<PeerReply> {
     const { store } = this.parts;
     switch (message.type) {
       case 'invalidate':
         for (const v of message.validated) store.apply(v.key, { type: 'validate', rev: v.rev });
         for (const e of message.entries) store.apply(e.key, { type: 'invalidate', rev: e.rev, value: e.value });
-        return ACK;
+        // Acked only once stored as the disk's policy promises (at once without a disk).
+        return store.onDisk ? this.stored() : ACK;
       case 'validate':
         for (const v of message.validated) store.apply(v.key, { type: 'validate', rev: v.rev });
         return ACK;
@@ -138,9 +134,26 @@ export class ReplicaEndpoint {
           if (this.admission.since > 0) store.purgeTombstones();
           else store.snapshotComplete(message.maxRev);
           this.joinDone?.resolve();
+          // The leader records us as a replica on this ack: the copy must be stored by then.
+          if (store.onDisk) return this.stored();
         }
         return ACK;
       }
+    }
+  }
+
+  /**
+   * ACK once every change so far is stored. A disk that failed acks nothing any more: the leader
+   * goes on without this node (it keeps refusing, so it is removed), which says why in its log.
+   */
+  private async stored(): Promise<PeerReply> {
+    try {
+      await this.parts.store.durable();
+      return ACK;
+    } catch (err) {
+      if (!this.diskFailed) this.log.error({ err }, 'the data dir failed: this node acknowledges no write any more (restart it on a working data dir, or with --reset-data)');
+      this.diskFailed = true;
+      return { ok: false, code: 'NOT_READY', epoch: this.promised, reason: `data dir failed: ${err instanceof Error ? err.message : String(err)}` };
     }
   }
 
@@ -183,7 +196,6 @@ export class ReplicaEndpoint {
     if (reply.since > 0) store.rollBackTo(reply.since);
     else store.clear();
     store.history = reply.history;
-    this.intact = false;
     this.host.toFollower({ type: 'store.flushed' });
     store.keepTombstones = true;
     this.syncedEpoch = epoch;
@@ -202,7 +214,7 @@ export class ReplicaEndpoint {
     }
     if (abandoned()) throw new Error('join abandoned');
     this.refused = false;
-    this.intact = true;
+    store.intact = true;
     this.log.info({ epoch, leader, keys: store.size, since: reply.since }, reply.since > 0 ? 'caught up' : 'joined');
   }
 

@@ -130,6 +130,11 @@ export class ReplicaStore {
     this.disk = disk;
   }
 
+  /** Is the copy kept on a disk (changes then count as held only once durable() resolves)? */
+  get onDisk(): boolean {
+    return this.disk !== null;
+  }
+
   /** Resolves once every change so far is stored as the disk's policy promises (at once without a disk); rejects on a disk error. */
   durable(): Promise<void> {
     if (this.disk === null) return Promise.resolve();

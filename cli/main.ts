@@ -14,7 +14,9 @@ const USAGE = `usage:
   zistore up [--nodes N] [--cluster NAME] [--nats-port P] [--zk-port P] [--data-dir D]
              [--session-timeout MS] [--lease MS] [--op-timeout MS] [--min-replicas N]
              [--inspect] [--ui] [--ui-port P] [--secure]
-      start ZooKeeper, nats-server and N nodes (default 3); opens the shell on a terminal,
+      start ZooKeeper, nats-server and N nodes (default 3); with --data-dir, ZooKeeper's and
+      every node's data live in D (fsync always) and a second run on D finds them again (the
+      ready line's keys= says how many); opens the shell on a terminal,
       otherwise runs until SIGINT/SIGTERM and then stops everything it started; every node
       serves Prometheus metrics on a free port (printed, and in <data-dir>/<id>.metrics-port);
       --ui (or --ui-port P) serves the live inspector page and implies --inspect;

@@ -6,6 +6,7 @@ import { startLinkFaultControl } from '../cluster/link-faults.ts';
 import { natsConnectOptions, type NodeOptionValues } from './node-options.ts';
 import { parseMetricsAddress } from '../observe/metrics-server.ts';
 import { createLogger, DEFAULT_SESSION_TIMEOUT_MS, runObservedNode } from './runtime.ts';
+import type { FsyncPolicy } from '../storage/lmdb-disk.ts';
 
 export async function runNodeCommand(values: NodeOptionValues): Promise<number> {
   const id = String(values.id);
@@ -39,6 +40,7 @@ export async function runNodeCommand(values: NodeOptionValues): Promise<number> 
       leaseMs: values.lease as number | undefined,
       opTimeoutMs: values['op-timeout'] as number | undefined,
       minReplicas: values['min-replicas'] as number | undefined,
+      storage: values['data-dir'] === undefined ? undefined : { dir: String(values['data-dir']), fsync: (values.fsync as FsyncPolicy | undefined) ?? 'always', reset: values['reset-data'] === true },
       natsOptions: natsConnectOptions(values),
       zkAuth: zkAuth === undefined ? undefined : { user: zkAuth.slice(0, separator), password: zkAuth.slice(separator + 1) },
       log,

@@ -11,6 +11,7 @@ import { startMetricsServer, type MetricsServer } from '../observe/metrics-serve
 import { combineObservers, natsPublisher } from '../observe/observers.ts';
 import { inspectSubjects } from '../observe/subjects.ts';
 import { defaultLeaseMs, leaseProblem } from './timings.ts';
+import { LmdbDisk, type FsyncPolicy } from '../storage/lmdb-disk.ts';
 
 export { DEFAULT_SESSION_TIMEOUT_MS } from './timings.ts';
 
@@ -39,6 +40,8 @@ export interface RunNodeOptions extends Partial<Omit<NodeConfig, 'nodeId' | 'clu
   observer?: NodeObserver;
   /** Gives up waiting for NATS at start-up (the start then rejects with the signal's reason). */
   signal?: AbortSignal;
+  /** Keep the copy in this data dir (none: memory only). */
+  storage?: { dir: string; fsync: FsyncPolicy; reset?: boolean };
 }
 
 /** Connects to NATS and ZooKeeper and starts serving. */
@@ -57,6 +60,8 @@ async function startOnPorts(options: RunNodeOptions, observe: (bus: NatsBus) => 
   if (options.leaseMs === undefined) config.leaseMs = defaultLeaseMs(options.sessionTimeoutMs);
   const tooLong = leaseProblem(config.leaseMs, options.sessionTimeoutMs);
   if (tooLong !== null) throw new Error(tooLong);
+  // The data dir first: one that cannot be used stops the start before anything is connected.
+  const disk = options.storage === undefined ? undefined : LmdbDisk.open({ ...options.storage, cluster, nodeId });
   // An unreachable NATS is waited for (with backoff, logged), as ZooKeeper is; a refusal that
   // retrying cannot cure (credentials, max_payload) still fails the start.
   const bus = await createNatsBus({ servers: options.nats, cluster, nodeId, log, connectOptions: options.natsOptions, retryConnect: true, signal: options.signal }).catch((err: unknown) => {
@@ -72,7 +77,7 @@ async function startOnPorts(options: RunNodeOptions, observe: (bus: NatsBus) => 
     auth: options.zkAuth,
     log,
   });
-  return ZiNode.start(config, { bus, coordinator, clock: realClock, log, observer: observe(bus) });
+  return ZiNode.start(config, { bus, coordinator, clock: realClock, log, observer: observe(bus), disk });
 }
 
 export interface ObservedNodeOptions extends RunNodeOptions {

@@ -139,19 +139,20 @@ export class Shell {
   private async list(): Promise<void> {
     const processes = this.control ? await this.control.view() : null;
     const ids = processes ? processes.map((p) => p.id) : (await this.client.members()).members.map((m) => m.id);
-    const rows: string[][] = [['node', 'role', 'state', 'epoch', 'leader', 'pid', 'rmi', 'zk']];
+    const rows: string[][] = [['node', 'role', 'state', 'keys', 'epoch', 'leader', 'pid', 'rmi', 'zk']];
     let replicas: string[] | null = null;
     for (const id of ids) {
       const proc = processes?.find((p) => p.id === id);
-      const row = [id, '-', proc && !proc.running ? 'down' : 'unreachable', '-', '-', String(proc?.pid ?? '-'), proc?.rmi ?? '-', proc?.zk ?? '-'];
+      const row = [id, '-', proc && !proc.running ? 'down' : 'unreachable', '-', '-', '-', String(proc?.pid ?? '-'), proc?.rmi ?? '-', proc?.zk ?? '-'];
       if (!proc || proc.running) {
         try {
           const view = await this.client.members({ node: id, timeoutMs: 1500 });
           const self = view.members.find((m) => m.id === id);
           row[1] = self?.role ?? '-';
           row[2] = self?.state ?? '-';
-          row[3] = String(view.epoch);
-          row[4] = view.leader ?? '-';
+          row[3] = self?.keys === undefined ? '-' : String(self.keys);
+          row[4] = String(view.epoch);
+          row[5] = view.leader ?? '-';
           if (view.leader === id || replicas === null) replicas = view.replicas;
         } catch {
           // unreachable over NATS (rmi-down, paused or starting): the row says so

@@ -10,6 +10,16 @@ import { startViewer, type Viewer } from '../observe/viewer-server.ts';
 import { createLogger } from './runtime.ts';
 import { interactiveShell, Shell } from './shell.ts';
 
+/** How many keys the cluster holds as it becomes ready (restored from the data dir, or 0): the most any node reports. */
+async function restoredKeys(client: ZiClient, ids: string[]): Promise<number> {
+  let most = 0;
+  for (const id of ids) {
+    const view = await client.members({ node: id, timeoutMs: 2000 }).catch(() => null);
+    most = Math.max(most, view?.members.find((m) => m.id === id)?.keys ?? 0);
+  }
+  return most;
+}
+
 export async function runUpCommand(values: Record<string, string | undefined>, flags: { inspect?: boolean; ui?: boolean; secure?: boolean } = {}): Promise<number> {
   const cluster = values.cluster ?? 'default';
   if (!CLUSTER_NAME_PATTERN.test(cluster)) throw new UsageError('--cluster: letters, digits, _ and - only');
@@ -29,6 +39,9 @@ export async function runUpCommand(values: Record<string, string | undefined>, f
     leaseMs: intFlag(values, 'lease', 100, 600_000),
     opTimeoutMs: intFlag(values, 'op-timeout', 100, 600_000),
     minReplicas: intFlag(values, 'min-replicas', 1, 100),
+    // A data dir of the user's keeps every node's copy too (fsync always): a second `up` on it
+    // finds the data again. Without one everything lives in a temp dir, in memory.
+    durable: values['data-dir'] !== undefined ? 'always' : undefined,
     metrics: true,
     // Nodes connect straight to nats-server and ZooKeeper; rmi-down/zk-down make the node cut
     // its own sockets (cluster/link-faults.ts), so a healthy link costs no proxy hop.
@@ -65,9 +78,10 @@ export async function runUpCommand(values: Record<string, string | undefined>, f
     const control = localControl(local);
     serveAdmin(nc, subjects.admin(cluster), control);
     const ids = [...local.nodes.keys()].join(',');
+    const keys = await restoredKeys(new ZiClient(nc, { cluster }), [...local.nodes.keys()]);
     // Secured: clients connect with these credentials and may use the client subjects only.
     const credentials = local.secrets ? ` client-user=${local.secrets.client.user} client-password=${local.secrets.client.password}` : '';
-    process.stdout.write(`ready ${local.natsUrl} cluster=${cluster} nodes=${ids} zk=${local.zkConnectString} logs=${local.dataDir}${credentials}\n`);
+    process.stdout.write(`ready ${local.natsUrl} cluster=${cluster} nodes=${ids} zk=${local.zkConnectString} logs=${local.dataDir} keys=${keys}${credentials}\n`);
     const metrics = local.view().map((n) => `${n.id}=${local.metricsUrl(n.id)}`);
     process.stdout.write(`metrics ${metrics.join(' ')}\n`);
     if (process.stdin.isTTY) {

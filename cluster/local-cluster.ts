@@ -23,6 +23,7 @@ import { isLinkFaultAck, LINK_FAULTS_ENV, type LinkFaultMessage, type LinkFaultS
 import { startTcpProxy, type CutMode, type TcpProxyHandle } from './tcp-proxy.ts';
 import { makeTempDir, removeTempDir } from './temp-dir.ts';
 import { startZooKeeper, type ZooKeeperHandle } from './zookeeper-server.ts';
+import type { FsyncPolicy } from '../storage/lmdb-disk.ts';
 
 const PROJECT_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const ZISTORE_BIN = join(PROJECT_ROOT, 'cli', 'zistore.js');
@@ -46,6 +47,11 @@ export interface LocalClusterOptions {
   minReplicas?: number;
   /** Extra flags for every `zistore node`. */
   nodeArgs?: string[];
+  /**
+   * Keep every node's copy on disk (`--data-dir <dataDir>/<id>.data`, with this `--fsync`
+   * policy), kept across restarts of the node; in memory when omitted.
+   */
+  durable?: FsyncPolicy;
   /**
    * Give every node a Prometheus endpoint on a free port of 127.0.0.1 (`--metrics-port`), kept
    * across restarts and written to `<dataDir>/<id>.metrics-port`.
@@ -99,7 +105,7 @@ export class LocalCluster {
     readonly name: string,
     readonly dataDir: string,
     private readonly ownsDataDir: boolean,
-    readonly zookeeper: ZooKeeperHandle,
+    private zk: ZooKeeperHandle,
     readonly nats: NatsServerHandle,
     private readonly options: LocalClusterOptions,
     /** Credentials when the cluster is secured; null when open. */
@@ -140,6 +146,17 @@ export class LocalCluster {
     return this.nats.url;
   }
 
+  get zookeeper(): ZooKeeperHandle {
+    return this.zk;
+  }
+
+  /** kill -9 of ZooKeeper, then a start on the same port and data dir (what it persisted survives). */
+  async restartZooKeeper(options: { downMs?: number } = {}): Promise<void> {
+    await this.zk.kill();
+    if (options.downMs) await new Promise((r) => setTimeout(r, options.downMs));
+    this.zk = await this.zk.restart();
+  }
+
   get zkConnectString(): string {
     return this.zookeeper.connectString;
   }
@@ -178,6 +195,7 @@ export class LocalCluster {
       '--min-replicas', String(o.minReplicas ?? ((o.nodes ?? 3) === 1 ? 1 : 2)),
       ...(handle.metricsPort !== null ? ['--metrics-port', `127.0.0.1:${handle.metricsPort}`] : []),
       ...(o.inspect ? ['--inspect'] : []),
+      ...(o.durable !== undefined ? ['--data-dir', this.nodeDataDir(handle.id), '--fsync', o.durable] : []),
       ...(o.nodeArgs ?? []),
     ];
     const env: NodeJS.ProcessEnv = { ...process.env, ZISTORE_LOG_LEVEL: o.logLevel ?? process.env.ZISTORE_LOG_LEVEL ?? 'info' };
@@ -195,6 +213,11 @@ export class LocalCluster {
       log: o.log,
       stopGraceMs: (o.opTimeoutMs ?? 4000) + 3000,
     });
+  }
+
+  /** Where a durable node keeps its copy. */
+  nodeDataDir(id: string): string {
+    return join(this.dataDir, `${id}.data`);
   }
 
   private node(id: string): NodeHandle {

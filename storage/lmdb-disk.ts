@@ -86,7 +86,8 @@ export class LmdbDisk implements ReplicaDisk {
     let root: RootDatabase;
     try {
       mkdirSync(dir, { recursive: true });
-      root = open({ path: dir, maxDbs: 4 });
+      // noSubdir: a dir whose name has a dot would otherwise be taken for a file name.
+      root = open({ path: dir, maxDbs: 4, noSubdir: false });
     } catch (err) {
       throw new DataDirError(`cannot open the data dir ${dir}: ${(err as Error).message} (is it writable by this user?)`);
     }

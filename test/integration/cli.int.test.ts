@@ -17,10 +17,36 @@ function processesMentioning(text: string): string[] {
 }
 
 describe('cli', () => {
-  it('zistore up - ready line, working cluster, clean stop on SIGTERM', async () => {
+  it('zistore up - ready line, working cluster, clean stop on SIGTERM; a second run on the data dir finds the data', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'zistore-cli-'));
     const natsPort = await freePort();
     const zkPort = await freePort();
+    await runUp(dataDir, natsPort, zkPort, async (readyLine) => {
+      expect(readyLine).toContain(`nats://127.0.0.1:${natsPort}`);
+      expect(readyLine).toContain(' keys=0');
+      const kv = await connect({ servers: `nats://127.0.0.1:${natsPort}`, cluster: 'clitest' });
+      const { revision } = await kv.put('hello', 'world');
+      expect((await kv.get('hello'))?.text()).toBe('world');
+      expect((await kv.get('hello', { node: 'n2' }))?.revision).toBe(revision);
+      await expect(kv.put('hello', 'x', { ifRevision: revision + 100 })).rejects.toMatchObject({ name: 'ZiStoreError', code: 409 });
+      await expect(kv.delete('missing')).rejects.toBeInstanceOf(ZiStoreError);
+      expect(await kv.get('missing')).toBeNull();
+      const view = await kv.members();
+      expect(view.members.map((m) => m.id)).toEqual(['n1', 'n2']);
+      await kv.close();
+    });
+    await runUp(dataDir, natsPort, zkPort, async (readyLine) => {
+      expect(readyLine).toContain(' keys=1');
+      const kv = await connect({ servers: `nats://127.0.0.1:${natsPort}`, cluster: 'clitest' });
+      expect((await kv.get('hello', { node: 'n1' }))?.text()).toBe('world');
+      expect((await kv.get('hello', { node: 'n2' }))?.text()).toBe('world');
+      await kv.close();
+    });
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  /** `zistore up` on `dataDir` until its ready line, `check` on it, then SIGTERM: it must stop everything it started. */
+  async function runUp(dataDir: string, natsPort: number, zkPort: number, check: (readyLine: string) => Promise<void>): Promise<void> {
     const up = spawn(process.execPath, [BIN, 'up', '--nodes', '2', '--cluster', 'clitest', '--nats-port', String(natsPort), '--zk-port', String(zkPort), '--data-dir', dataDir], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -33,19 +59,7 @@ describe('cli', () => {
         if (Date.now() - start > 60_000) throw new Error(`no ready line; got: ${out}`);
         await new Promise((r) => setTimeout(r, 100));
       }
-      const readyLine = out.split('\n').find((l) => l.includes('ready'))!;
-      expect(readyLine).toContain(`nats://127.0.0.1:${natsPort}`);
-
-      const kv = await connect({ servers: `nats://127.0.0.1:${natsPort}`, cluster: 'clitest' });
-      const { revision } = await kv.put('hello', 'world');
-      expect((await kv.get('hello'))?.text()).toBe('world');
-      expect((await kv.get('hello', { node: 'n2' }))?.revision).toBe(revision);
-      await expect(kv.put('hello', 'x', { ifRevision: revision + 100 })).rejects.toMatchObject({ name: 'ZiStoreError', code: 409 });
-      await expect(kv.delete('missing')).rejects.toBeInstanceOf(ZiStoreError);
-      expect(await kv.get('missing')).toBeNull();
-      const view = await kv.members();
-      expect(view.members.map((m) => m.id)).toEqual(['n1', 'n2']);
-      await kv.close();
+      await check(out.split('\n').find((l) => l.includes('ready'))!);
     } finally {
       up.kill('SIGTERM');
     }
@@ -53,8 +67,7 @@ describe('cli', () => {
     // Nothing it started is left: no node, no nats-server, no ZooKeeper using its data dir.
     expect(processesMentioning(dataDir)).toEqual([]);
     expect(processesMentioning('--cluster clitest')).toEqual([]);
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  }
 
   it('zistore node - bad or missing flags get a clear message and exit code 2', () => {
     const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000 });

@@ -12,6 +12,8 @@ import { clusterPaths, sortElectionNames } from '../../coordination/paths.ts';
 import { Rng } from './rng.ts';
 import { NodeClock, Scheduler } from './scheduler.ts';
 import { Trace } from './trace.ts';
+import { MemoryDisk } from '../../storage/memory-disk.ts';
+import { leaseCertainlyOverMs } from '../../actors/time.ts';
 
 export interface ClusterOptions {
   seed: number;
@@ -22,6 +24,11 @@ export interface ClusterOptions {
   profile?: Partial<LinkProfile>;
   zkLatencyMs?: readonly [number, number];
   trace?: boolean;
+  /**
+   * Every node keeps its copy on a simulated disk that outlives its crashes, a sync taking this
+   * many ms (a crash loses what was not synced yet); memory only when omitted.
+   */
+  diskSyncMs?: number;
 }
 
 export const SIM_CLUSTER = 'sim';
@@ -49,6 +56,8 @@ interface Slot {
   coordinator: MemoryCoordinator;
   node: ZiNode | null;
   up: boolean;
+  /** The node's disk, kept across its incarnations (durable clusters only). */
+  disk: MemoryDisk | null;
   /** Virtual time this node last forwarded a read to a leader (for the stale-read invariant). */
   lastReadForwardMs: number;
 }
@@ -89,7 +98,7 @@ export class SimCluster {
     this.rng = new Rng(options.seed, 'cluster');
     this.sessionTimeoutMs = options.sessionTimeoutMs ?? SESSION_TIMEOUT_MS;
     this.config = { cluster: SIM_CLUSTER, ...defaultNodeConfig, ...SIM_NODE_CONFIG, ...options.node };
-    if (this.config.leaseMs >= this.sessionTimeoutMs) throw new RangeError('the session timeout must exceed the lease');
+    if (leaseCertainlyOverMs(this.config.leaseMs) >= this.sessionTimeoutMs) throw new RangeError('the session timeout must exceed lease × 1.1 + 20 ms (docs/safety.md)');
     const clock = this.scheduler.clock;
     this.trace = new Trace(() => this.scheduler.now(), options.trace ?? false);
     this.net = new MemoryNetwork({
@@ -148,10 +157,11 @@ export class SimCluster {
       sessionTimeoutMs: this.sessionTimeoutMs,
       log,
     });
-    const slot: Slot = { id, incarnation, clock, coordinator, node: null, up: true, lastReadForwardMs: -Infinity };
+    const disk = previous?.disk ?? (this.options.diskSyncMs === undefined ? null : new MemoryDisk(this.scheduler.clock, this.options.diskSyncMs));
+    const slot: Slot = { id, incarnation, clock, coordinator, node: null, up: true, disk, lastReadForwardMs: -Infinity };
     this.slots.set(id, slot);
     const traced = this.trace.enabled ? this.tracedCoordinator(id, coordinator) : coordinator;
-    ZiNode.start({ ...this.config, nodeId: id }, { bus, coordinator: traced, clock: clock.clock, log }).then(
+    ZiNode.start({ ...this.config, nodeId: id }, { bus, coordinator: traced, clock: clock.clock, log, disk: disk ?? undefined }).then(
       (node) => {
         if (slot.up) slot.node = node;
       },
@@ -180,10 +190,16 @@ export class SimCluster {
     slot.clock.kill();
     this.net.crash(id);
     slot.coordinator.crash();
+    slot.disk?.crash();
     slot.node = null;
   }
 
-  /** A fresh process with the same id (its memory is gone). */
+  /** Is every node's copy kept on a disk that outlives a crash? */
+  get durable(): boolean {
+    return this.options.diskSyncMs !== undefined;
+  }
+
+  /** A fresh process with the same id (its memory is gone; its disk, if any, is not). */
   restart(id: string): void {
     const slot = this.slot(id);
     if (slot.up) return;

@@ -17,6 +17,8 @@ export interface SeedOptions {
   /** Virtual time with faults and clients; default 8–20 s from the seed. */
   faultMs?: number;
   nodes?: number;
+  /** Copies on a simulated disk; default: half the seeds, chosen by the seed. */
+  durable?: boolean;
 }
 
 export interface SeedResult {
@@ -61,8 +63,11 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
   const faultMs = options.faultMs ?? params.int(8_000, 20_000);
   const gapMsMean = params.pick([600, 1200, 2500]);
   const profile = chooseProfile(params.fork('profile'), faults);
+  // Half the seeds keep copies on disk (a sync takes up to 5 ms): crashes, whole-cluster ones too, keep them.
+  const durable = options.durable ?? params.fork('disk').chance(0.5);
+  const diskSyncMs = durable ? params.fork('disk-sync').range(0.1, 5) : undefined;
 
-  const cluster = new SimCluster({ seed, nodes, trace: options.trace ?? false });
+  const cluster = new SimCluster({ seed, nodes, trace: options.trace ?? false, diskSyncMs });
   const outcome = new Outcome();
   await outcome.guard(async () => {
     await cluster.start();
@@ -86,7 +91,7 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
     await cluster.waitFor(() => clientsDone, cluster.config.opTimeoutMs + 2000);
     await settleAndVerify(cluster, keys, outcome);
   });
-  const shape = `nodes=${nodes} clients=${clients} keys=${keys.length} faults=${faultMs}ms gap=${gapMsMean}ms drop=${profile.dropRate} dup=${profile.duplicateRate} reorder=${profile.reorder}`;
+  const shape = `nodes=${nodes} clients=${clients} keys=${keys.length} faults=${faultMs}ms gap=${gapMsMean}ms drop=${profile.dropRate} dup=${profile.duplicateRate} reorder=${profile.reorder}${durable ? ` disk=${diskSyncMs!.toFixed(1)}ms` : ''}`;
   return assess(cluster, outcome, `seed=${seed}`, shape, seed);
 }
 

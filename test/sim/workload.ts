@@ -75,7 +75,7 @@ async function runClient(cluster: SimCluster, rng: Rng, name: string, options: W
 
 // ---- nemesis ----------------------------------------------------------------------------------
 
-export const FAULT_KINDS = ['crash', 'pause', 'zk-partition', 'zk-expire', 'cascade', 'zk-lag', 'isolate', 'cut', 'clog', 'swizzle', 'drop', 'duplicate', 'reorder', 'slow'] as const;
+export const FAULT_KINDS = ['crash', 'crash-all', 'pause', 'zk-partition', 'zk-expire', 'cascade', 'zk-lag', 'isolate', 'cut', 'clog', 'swizzle', 'drop', 'duplicate', 'reorder', 'slow'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /**
@@ -137,6 +137,8 @@ function replicaIds(cluster: SimCluster): string[] {
  * Nothing else needs a guard: a lost session or a pause costs no copy.
  */
 function survivorBesides(cluster: SimCluster, id: string): boolean {
+  // A copy on disk outlives the crash (what it loses was never acknowledged).
+  if (cluster.durable) return true;
   const replicas = replicaIds(cluster);
   return cluster.ids.some(
     (x) => x !== id && cluster.view(x).state === 'serving' && (replicas.length === 0 || replicas.includes(x)) && cluster.zk.linkUp(x) && !cluster.isPaused(x),
@@ -167,6 +169,18 @@ export async function runNemesis(cluster: SimCluster, rng: Rng, options: Nemesis
         cluster.crash(id);
         // Restart soon, or much later (the group must move on without it meanwhile).
         later(rng.chance(0.3) ? rng.range(50, 800) : rng.range(1000, 6000), () => cluster.restart(id));
+        break;
+      }
+      case 'crash-all': {
+        // Every process dies at once (a power cut); only copies on disk survive, so only a
+        // durable cluster gets it. They come back one by one, in a random order.
+        if (!cluster.durable) break;
+        for (const x of cluster.ids) cluster.crash(x);
+        let at = rng.range(50, 1500);
+        for (const x of rng.shuffle(cluster.ids)) {
+          later(at, () => cluster.restart(x));
+          at += rng.range(0, 2000);
+        }
         break;
       }
       case 'zk-partition': {

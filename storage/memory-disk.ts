@@ -1,0 +1,89 @@
+// The simulation's disk: what a node kept survives its crash, except the writes a crash can lose
+// under the policy. Writes become stored (synced) a little later, all in order; `crash()` drops
+// every write not yet synced, as a power loss does to an fsync-always disk whose flush had not
+// returned, or to an interval disk whose page cache was not yet written.
+import type { Clock, CopyMeta, ReplicaDisk, StoredEntry } from '../actors/ports.ts';
+
+type Write = { kind: 'entry'; key: string; entry: StoredEntry | null } | { kind: 'meta'; meta: CopyMeta } | { kind: 'clear' };
+
+const copyEntry = (e: StoredEntry): StoredEntry => ({
+  rev: e.rev,
+  value: e.value === null ? null : e.value.slice(),
+  pendingRev: e.pendingRev,
+  pendingValue: e.pendingValue === null ? null : e.pendingValue.slice(),
+});
+
+export class MemoryDisk implements ReplicaDisk {
+  private readonly synced = new Map<string, StoredEntry>();
+  private syncedMeta: CopyMeta | null = null;
+  /** Made, not yet synced: lost by a crash. */
+  private pending: Write[] = [];
+  private waiters: (() => void)[] = [];
+  private timer: unknown = null;
+  /** Set by failNext(): the next flush fails, as a full or broken disk does. */
+  private failure: Error | null = null;
+
+  constructor(
+    private readonly clock: Clock,
+    /** How long a sync takes. */
+    private readonly syncMs: number,
+  ) {}
+
+  load(): { meta: CopyMeta | null; entries: Iterable<[string, StoredEntry]> } {
+    return { meta: this.syncedMeta === null ? null : { ...this.syncedMeta }, entries: [...this.synced].map(([k, e]) => [k, copyEntry(e)] as [string, StoredEntry]) };
+  }
+
+  write(key: string, entry: StoredEntry | null): void {
+    this.push({ kind: 'entry', key, entry: entry === null ? null : copyEntry(entry) });
+  }
+
+  writeMeta(meta: CopyMeta): void {
+    this.push({ kind: 'meta', meta: { ...meta } });
+  }
+
+  clear(): void {
+    this.push({ kind: 'clear' });
+  }
+
+  flushed(): Promise<void> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  async close(): Promise<void> {
+    this.sync();
+  }
+
+  /** The process or machine died: what was not synced is gone. */
+  crash(): void {
+    this.pending = [];
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    this.timer = null;
+    this.waiters = [];
+  }
+
+  /** From now on every flush fails (a full disk, a write error). */
+  fail(why: string): void {
+    this.failure = new Error(why);
+  }
+
+  private push(w: Write): void {
+    this.pending.push(w);
+    this.timer ??= this.clock.setTimeout(() => this.sync(), this.syncMs);
+  }
+
+  private sync(): void {
+    this.timer = null;
+    for (const w of this.pending) {
+      if (w.kind === 'clear') this.synced.clear();
+      else if (w.kind === 'meta') this.syncedMeta = w.meta;
+      else if (w.entry === null) this.synced.delete(w.key);
+      else this.synced.set(w.key, w.entry);
+    }
+    this.pending = [];
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
