@@ -612,7 +612,8 @@ export class LeaderTerm {
     // late): the same reply, no second admission.
     const earlier = this.admissions.get(from);
     if (earlier !== undefined && earlier.session === session && earlier.attempt === attempt) return earlier.reply;
-    const reply = this.startAdmission(from, session, attempt, this.catchUpFrom(request));
+    const since = this.catchUpFrom(request);
+    const reply = this.startAdmission(from, session, attempt, since, since > 0 ? request.pending : []);
     this.admissions.set(from, { session, attempt, reply });
     return reply;
   }
@@ -629,7 +630,7 @@ export class LeaderTerm {
     return possible ? since : 0;
   }
 
-  private async startAdmission(from: string, session: string, attempt: number, since: number): Promise<PeerReply> {
+  private async startAdmission(from: string, session: string, attempt: number, since: number, pending: string[]): Promise<PeerReply> {
     // It will flush its copy or roll it back: it must no longer count as complete anywhere, before it acks anything.
     this.removing.delete(from);
     this.replicas.delete(from);
@@ -638,11 +639,18 @@ export class LeaderTerm {
     this.joining.set(from, { session, attempt, token });
     this.replicaSession.set(from, session);
     this.targets.add(from);
-    void this.transfer(from, token, since, [...this.inflight]);
+    // Writes from now on reach the joiner as invalidations; every earlier revision is below this.
+    const lastRevBefore = this.nextRev - 1;
+    void this.transfer(from, token, { since, pending, lastRevBefore }, [...this.inflight]);
     return { ok: true, type: 'admitted', admission: token, since, history: this.ports.store.history };
   }
 
-  private async transfer(id: string, token: number, since: number, earlier: Promise<unknown>[]): Promise<void> {
+  /**
+   * `since` above 0: a catch-up (what changed since, and the `pending` keys the joiner rolls back,
+   * as they stand); `lastRevBefore`: the last revision given before the admission.
+   */
+  private async transfer(id: string, token: number, what: { since: number; pending: string[]; lastRevBefore: number }, earlier: Promise<unknown>[]): Promise<void> {
+    const { since, pending } = what;
     const { store } = this.ports;
     const started = this.ports.clock.now();
     const stillJoining = () => this.joining.get(id)?.token === token && this.ended === null;
@@ -659,6 +667,11 @@ export class LeaderTerm {
         this.ports.observer?.resync?.(id, entries, false);
       }
       if (!stillJoining()) return;
+      if (pending.length > 0) {
+        const rolledBack = pending.map((key) => store.stateOf(key, what.lastRevBefore));
+        await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq: seq++, entries: rolledBack, done: false, maxRev: 0 });
+        entries += rolledBack.length;
+      }
       // Deletes forgotten meanwhile (a bounded record, a flood of deletes) may be missing from the
       // changes sent: the joiner must not take them as complete. It tries again, for a full copy.
       if (since > 0 && store.deletesKnownAbove > since) throw new Error(`deletes above ${since} forgotten during the catch-up`);

@@ -50,6 +50,7 @@ export function checkPeerMessage(x: unknown): PeerMessage {
     case 'join':
       need(typeof m.session === 'string' && isCount(m.attempt), 'join needs a session and an attempt');
       need(isCount(m.since) && isCount(m.history), 'join needs since and history');
+      need(Array.isArray(m.pending) && (m.pending as unknown[]).every((k) => typeof k === 'string'), 'join needs pending keys');
       break;
     case 'lease':
       need(typeof m.session === 'string', 'lease needs a session');

@@ -145,6 +145,8 @@ export interface CopyMeta {
   snapshotRev: number;
   /** The copy holds every write acknowledged while its node was a replica (see ReplicaStore.intact). */
   intact: boolean;
+  /** Keys a catch-up rolled back and has not yet brought up to date (ReplicaStore.pendingKeys). */
+  rolledBack?: string[];
 }
 
 /**

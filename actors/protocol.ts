@@ -66,9 +66,10 @@ export type PeerMessage =
   /**
    * `attempt` tells a duplicate of a join request (same attempt) from a new one. `since` (0: none)
    * and `history`: the joiner's copy holds every write committed up to `since` in that history
-   * (ReplicaStore.catchUpBase), so it may catch up with what changed since.
+   * (ReplicaStore.heldThrough), so it may catch up with what changed since, plus the keys it rolls
+   * back (`pending`: its writes in flight) as they stand.
    */
-  | { type: 'join'; from: string; epoch: number; session: string; attempt: number; since: number; history: number }
+  | { type: 'join'; from: string; epoch: number; session: string; attempt: number; since: number; history: number; pending: string[] }
   | { type: 'lease'; from: string; epoch: number; session: string }
   // leader -> follower
   // Writes in flight (batched per replica), with validations of earlier writes riding along.

@@ -131,7 +131,7 @@ export class ReplicaEndpoint {
         this.lastChunkAt = this.parts.clock.now();
         if (message.done) {
           store.maxRev = Math.max(store.maxRev, message.maxRev);
-          if (this.admission.since > 0) store.purgeTombstones();
+          if (this.admission.since > 0) store.caughtUp();
           else store.snapshotComplete(message.maxRev);
           this.joinDone?.resolve();
           // The leader records us as a replica on this ack: the copy must be stored by then.
@@ -184,8 +184,9 @@ export class ReplicaEndpoint {
         epoch,
         session: this.host.sessionId,
         attempt: ++this.joinAttempts,
-        since: store.catchUpBase(),
+        since: store.heldThrough,
         history: store.history,
+        pending: store.pendingKeys(),
       },
       this.config.opTimeoutMs,
     );

@@ -47,6 +47,8 @@ export class ReplicaStore {
   private _heldThrough = 0;
   private _history = 0;
   private _intact = false;
+  /** Keys rolled back by a catch-up that has not completed: the next one must send them as they stand too. */
+  private readonly rolledBack = new Set<string>();
   /** While syncing, absent entries are kept as tombstones so that stale snapshot fills are ignored. */
   keepTombstones = false;
   /**
@@ -125,6 +127,7 @@ export class ReplicaStore {
       this._heldThrough = meta.heldThrough;
       this._history = meta.history;
       this._intact = meta.intact;
+      for (const key of meta.rolledBack ?? []) this.rolledBack.add(key);
     }
     this.snapshotRev = Math.max(meta?.snapshotRev ?? 0, this._maxRev);
     this.disk = disk;
@@ -152,7 +155,14 @@ export class ReplicaStore {
   private writeMeta(): void {
     if (!this.metaDirty || this.disk === null) return;
     this.metaDirty = false;
-    const meta: CopyMeta = { maxRev: this._maxRev, heldThrough: this._heldThrough, history: this._history, snapshotRev: this.snapshotRev, intact: this._intact };
+    const meta: CopyMeta = {
+      maxRev: this._maxRev,
+      heldThrough: this._heldThrough,
+      history: this._history,
+      snapshotRev: this.snapshotRev,
+      intact: this._intact,
+      rolledBack: [...this.rolledBack],
+    };
     this.disk.writeMeta(meta);
   }
 
@@ -252,6 +262,7 @@ export class ReplicaStore {
     this.forgottenTombstoneRev = 0;
     this.snapshotRev = Number.MAX_SAFE_INTEGER;
     this.committedMaxRev = 0;
+    this.rolledBack.clear();
     this.disk?.clear();
     this._intact = false;
     this.heldThrough = 0;
@@ -276,18 +287,42 @@ export class ReplicaStore {
   }
 
   /**
-   * The revision a catch-up may start from: every committed write at or below it is here once the
-   * writes in flight are rolled back (their outcome is the leader's to tell). 0: only a full copy will do.
+   * Keys with a write in flight, and those rolled back by a catch-up that did not complete. A
+   * catch-up rolls them back to their committed value, which may be older than heldThrough (a lost
+   * validate, then a newer invalidate, replaced a write this copy had acked), so the leader sends
+   * each of them as it stands, whatever its revision.
    */
-  catchUpBase(): number {
-    let base = this.heldThrough;
-    for (const e of this.entries.values()) if (e.state === 'invalid' && e.pendingRev <= base) base = e.pendingRev - 1;
-    return base;
+  pendingKeys(): string[] {
+    const out = new Set(this.rolledBack);
+    for (const [key, e] of this.entries) if (e.state === 'invalid') out.add(key);
+    return [...out];
+  }
+
+  /** A catch-up completed: every rolled-back key has been sent as it stands. */
+  caughtUp(): void {
+    this.rolledBack.clear();
+    this.purgeTombstones();
+    this.metaChanged();
+  }
+
+  /**
+   * A key as this (the leader's) copy holds it, for a catch-up: its committed value, or its delete.
+   * A key with no record was deleted long ago or never written: it goes as a delete at
+   * `noRecordRev`, above any revision the joiner can hold and below every write still to come.
+   */
+  stateOf(key: string, noRecordRev: number): SnapshotEntry {
+    const entry = this.get(key);
+    if (entry !== undefined && (entry.value !== null || entry.rev > 0)) return { key, rev: entry.rev, value: entry.value };
+    return { key, rev: this.tombstones.get(key) ?? noRecordRev, value: null };
   }
 
   /** Roll every write in flight back to the committed value and start a catch-up from `base`. */
   rollBackTo(base: number): void {
-    for (const [key, e] of [...this.entries]) if (e.state === 'invalid') this.apply(key, { type: 'abort', rev: e.pendingRev });
+    for (const [key, e] of [...this.entries]) {
+      if (e.state !== 'invalid') continue;
+      this.rolledBack.add(key);
+      this.apply(key, { type: 'abort', rev: e.pendingRev });
+    }
     this._intact = false;
     this.heldThrough = base;
   }

@@ -251,6 +251,9 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   seedCase('F6', 2860, 'join reply lost, join retried; the first transfer fails between the second one\'s last chunk and its persist');
   // F10: found by the 5,000-seed sweep of 2026-12-03 (it failed on the core of 2026-12-02 too).
   seedCase('F10', 4491, 'the resign after a recovery that ended with the session is retried; its first create had gone through');
+  // F11: found by the 5,000-seed sweep of 2026-12-03 on the first catch-up by revision.
+  seedCase('F11', 709, 'k2@18 acked as pending, replaced by k2@19 pending, validate lost; the catch-up from 18 left k2 at 17');
+  seedCase('F11', 57, 'same key rolled back by a catch-up that failed: the next catch-up must still send it');
 });
 
 // Keep the checker honest about what "fails" means here: a history from the sweep must check.

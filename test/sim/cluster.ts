@@ -194,6 +194,11 @@ export class SimCluster {
     slot.node = null;
   }
 
+  /** The node's simulated disk (durable clusters only). */
+  diskOf(id: string): MemoryDisk | null {
+    return this.slot(id).disk;
+  }
+
   /** Is every node's copy kept on a disk that outlives a crash? */
   get durable(): boolean {
     return this.options.diskSyncMs !== undefined;

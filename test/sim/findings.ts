@@ -79,6 +79,12 @@ export const FINDINGS: Record<string, Finding> = {
     title: 'a resign whose create went through but whose reply was lost leaves an election znode of ours ahead of us: nobody leads',
     where: 'coordination/coordinator.ts resignElection(): fixed (every znode of our session but the newest is removed)',
   },
+  F11: {
+    id: 'F11',
+    status: 'fixed',
+    title: 'a catch-up skips a write the joiner had acked but whose pending value a newer invalidate replaced: the copies differ for good',
+    where: 'actors/replica-endpoint.ts join() / leader-term.ts transfer(): fixed (the rolled-back keys are sent as they stand)',
+  },
 };
 
 export interface Evidence {

@@ -195,7 +195,7 @@ export function conformsToPeerMessage(x: unknown): boolean {
     case 'read':
       return arrayOf(x.keys, isStr);
     case 'join':
-      return isStr(x.session) && isNat(x.attempt) && isNat(x.since) && isNat(x.history);
+      return isStr(x.session) && isNat(x.attempt) && isNat(x.since) && isNat(x.history) && arrayOf(x.pending, isStr);
     case 'lease':
       return isStr(x.session);
     case 'invalidate':
@@ -247,7 +247,7 @@ export const validPeerMessageArb: fc.Arbitrary<PeerMessage & Obj> = fc
       case 'read':
         return { type, ...head, keys: f.keys };
       case 'join':
-        return { type, ...head, session: f.session, attempt: f.attempt, since: f.since, history: f.history };
+        return { type, ...head, session: f.session, attempt: f.attempt, since: f.since, history: f.history, pending: f.keys };
       case 'lease':
         return { type, ...head, session: f.session };
       case 'invalidate':

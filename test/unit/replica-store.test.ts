@@ -87,7 +87,7 @@ describe('replica store', () => {
     expect(s.pending()).toEqual([{ key: 'p', rev: 50, value: v('p') }]);
   });
 
-  it('replica store - a catch-up: the base stops below the oldest write in flight, a roll-back drops them, the changes since carry deletes', () => {
+  it('replica store - a catch-up: the changes since the held revision, deletes included, and the rolled-back keys as they stand', () => {
     const leader = new ReplicaStore();
     const follower = new ReplicaStore();
     const both = (key: string, event: Parameters<ReplicaStore['apply']>[1]) => {
@@ -95,38 +95,39 @@ describe('replica store', () => {
       follower.apply(key, { ...event });
     };
     for (let i = 1; i <= 5; i++) both(`k${i}`, { type: 'fill', rev: i, value: v(`v${i}`) });
-    follower.heldThrough = 5;
-    expect(follower.catchUpBase()).toBe(5);
-    // A write of k2 the follower took (rev 6) but whose validate it lost; then it lost its session.
+    // A write of k2 (rev 6) the follower acked, whose validate it lost; then a newer write of k2
+    // (rev 7) replaced it as pending before the leader's term ended (7 was never committed).
     both('k2', { type: 'invalidate', rev: 6, value: v('v2b') });
     leader.apply('k2', { type: 'validate', rev: 6 });
-    follower.heldThrough = 7; // a lease granted later, while rev 6 was already settled at the leader
-    expect(follower.catchUpBase()).toBe(5);
+    follower.apply('k2', { type: 'invalidate', rev: 7, value: v('v2c') });
+    // A new key in flight at the follower only.
+    follower.apply('kx', { type: 'invalidate', rev: 8, value: v('x') });
+    follower.heldThrough = 6; // a lease granted after rev 6 was settled at the leader
+    expect(follower.pendingKeys().sort()).toEqual(['k2', 'kx']);
     // Meanwhile, without the follower: k3 deleted, k6 created.
-    leader.apply('k3', { type: 'invalidate', rev: 7, value: null });
-    leader.apply('k3', { type: 'validate', rev: 7 });
-    leader.apply('k6', { type: 'invalidate', rev: 8, value: v('v6') });
-    leader.apply('k6', { type: 'validate', rev: 8 });
+    leader.apply('k3', { type: 'invalidate', rev: 9, value: null });
+    leader.apply('k3', { type: 'validate', rev: 9 });
+    leader.apply('k6', { type: 'invalidate', rev: 10, value: v('v6') });
+    leader.apply('k6', { type: 'validate', rev: 10 });
     expect(leader.deletesKnownAbove).toBe(0);
-    const changes = [...leader.chunks(100, 1_000_000, 5)].flat();
-    expect(changes.map((e) => `${e.key}@${e.rev}:${e.value === null ? 'deleted' : new TextDecoder().decode(e.value)}`).sort()).toEqual([
-      'k2@6:v2b',
-      'k3@7:deleted',
-      'k6@8:v6',
-    ]);
-    follower.rollBackTo(5);
-    expect(follower.heldThrough).toBe(5);
+    const lastRevBefore = 10;
+    const changes = [...[...leader.chunks(100, 1_000_000, follower.heldThrough)].flat(), ...follower.pendingKeys().map((k) => leader.stateOf(k, lastRevBefore))];
+    const show = (e: { key: string; rev: number; value: Uint8Array | null }) => `${e.key}@${e.rev}:${e.value === null ? 'deleted' : new TextDecoder().decode(e.value)}`;
+    expect(changes.map(show).sort()).toEqual(['k2@6:v2b', 'k3@9:deleted', 'k6@10:v6', 'kx@10:deleted']);
+    follower.rollBackTo(follower.heldThrough);
     expect(follower.pending()).toEqual([]);
+    // Without the rolled-back keys sent as they stand, k2 would stay at rev 2 here.
+    expect(follower.committedRevision('k2')).toBe(2);
     follower.keepTombstones = true;
     for (const e of changes) follower.apply(e.key, { type: 'fill', rev: e.rev, value: e.value });
     follower.purgeTombstones();
-    const copy = (s: ReplicaStore) => [...s.chunks(100, 1_000_000)].flat().map((e) => `${e.key}@${e.rev}`).sort();
+    const copy = (s: ReplicaStore) => [...s.chunks(100, 1_000_000)].flat().map(show).sort();
     expect(copy(follower)).toEqual(copy(leader));
     expect(follower.committedRevision('k3')).toBeNull();
     // A flushed copy knows no deletes until its snapshot is complete; then those above the snapshot.
     follower.clear();
     expect(follower.deletesKnownAbove).toBe(Number.MAX_SAFE_INTEGER);
-    expect(follower.catchUpBase()).toBe(0);
+    expect(follower.heldThrough).toBe(0);
     follower.snapshotComplete(8);
     expect(follower.deletesKnownAbove).toBe(8);
   });
