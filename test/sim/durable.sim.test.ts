@@ -3,36 +3,12 @@
 // without stopping the cluster.
 // Method: scripted stories on the simulated 3-node cluster with simulated disks (a crash loses
 // what was not synced; storage/memory-disk.ts), ending with the seed checks.
-import { afterEach, describe, expect, it } from 'vitest';
-import { SimCluster } from './cluster.ts';
-import { assess, Outcome, settleAndVerify, type SeedResult } from './run.ts';
-
-const report = (r: SeedResult) => `${r.summary}\n${r.details}`;
-
-let current: SimCluster | null = null;
-afterEach(() => {
-  if (process.env.SIM_TRACE === '1' && current !== null) console.log(current.trace.lines.join('\n'));
-  current = null;
-});
-
-async function startCluster(): Promise<SimCluster> {
-  const c = new SimCluster({ seed: 1, nodes: 3, trace: process.env.SIM_TRACE === '1', diskSyncMs: 2 });
-  current = c;
-  await c.start();
-  expect(await c.waitFor(() => c.allServing(), 5_000)).toBe(true);
-  return c;
-}
-
-async function verify(c: SimCluster, keys: string[], name: string): Promise<SeedResult> {
-  c.healAll();
-  const outcome = new Outcome();
-  await outcome.guard(() => settleAndVerify(c, keys, outcome, 20_000));
-  return assess(c, outcome, name, 'story', c.options.seed);
-}
+import { describe, expect, it } from 'vitest';
+import { report, startStory, verifyStory } from './story.ts';
 
 describe('durable - stories', () => {
   it('every node crashes at once, and they come back in another order: every acknowledged write is there, revisions go on', async () => {
-    const c = await startCluster();
+    const c = await startStory({ diskSyncMs: 2 });
     const leader = c.leader()!;
     const keys = ['a', 'b', 'c'];
     let highest = 0;
@@ -49,7 +25,7 @@ describe('durable - stories', () => {
       c.restart(id);
       await c.run(700);
     }
-    const result = await verify(c, keys, 'whole-cluster crash');
+    const result = await verifyStory(c, keys, 'whole-cluster crash');
     expect(result.ok, report(result)).toBe(true);
     for (const id of c.ids) {
       expect((await c.get(id, 'a')).output).toMatchObject({ status: 'ok', value: 'v0' });
@@ -61,7 +37,7 @@ describe('durable - stories', () => {
   });
 
   it('a follower whose disk fails acks no more: it leaves the replica set and writes go on', async () => {
-    const c = await startCluster();
+    const c = await startStory({ diskSyncMs: 2 });
     const leader = c.leader()!;
     const [f] = c.ids.filter((id) => id !== leader) as [string];
     expect((await c.put(leader, 'k', 'v1')).output.status).toBe('ok');

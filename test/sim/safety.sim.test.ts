@@ -4,38 +4,15 @@
 // Method: scripted stories on the simulated 3-node cluster (test/sim/cluster.ts), ending with the
 // seed checks (linearizability of the whole history, convergence, invariants). SIM_TRACE=1
 // prints a story's trace.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { acceptDataLoss } from '../../coordination/unclean.ts';
 import { ZkClientSim } from '../../coordination/memory-zookeeper.ts';
-import { SIM_CLUSTER, SimCluster } from './cluster.ts';
-import { assess, Outcome, settleAndVerify, type SeedResult } from './run.ts';
-
-const report = (r: SeedResult) => `${r.summary}\n${r.details}`;
-
-let current: SimCluster | null = null;
-afterEach(() => {
-  if (process.env.SIM_TRACE === '1' && current !== null) console.log(current.trace.lines.join('\n'));
-  current = null;
-});
-
-async function startCluster(minReplicas = 2, trace = process.env.SIM_TRACE === '1'): Promise<SimCluster> {
-  const c = new SimCluster({ seed: 1, nodes: 3, trace, node: { minReplicas } });
-  current = c;
-  await c.start();
-  expect(await c.waitFor(() => c.allServing(), 5_000)).toBe(true);
-  return c;
-}
-
-async function verify(c: SimCluster, keys: string[], name: string): Promise<SeedResult> {
-  c.healAll();
-  const outcome = new Outcome();
-  await outcome.guard(() => settleAndVerify(c, keys, outcome, 20_000));
-  return assess(c, outcome, name, 'story', c.options.seed);
-}
+import { SIM_CLUSTER } from './cluster.ts';
+import { report, startStory, verifyStory } from './story.ts';
 
 describe('safety - cascades', () => {
   it('the four steps: a follower removed, a write, every session expired, the stale follower back first', async () => {
-    const c = await startCluster();
+    const c = await startStory();
     const leader = c.leader()!;
     const [f, g] = c.ids.filter((id) => id !== leader) as [string, string];
     expect((await c.put(leader, 'k', 'v1')).output.status).toBe('ok');
@@ -54,14 +31,14 @@ describe('safety - cascades', () => {
     await c.run(1_000);
     c.zkRestore(leader);
     c.zkRestore(g);
-    const result = await verify(c, ['k'], 'four steps');
+    const result = await verifyStory(c, ['k'], 'four steps');
     expect(result.ok, report(result)).toBe(true);
     const read = await c.get(f, 'k');
     expect(read.output).toMatchObject({ status: 'ok', value: 'v2' });
   });
 
   it('with --min-replicas 1, a leader alone in the replica set loses its session and keeps its copy; the others wait for it', async () => {
-    const c = await startCluster(1);
+    const c = await startStory({ node: { minReplicas: 1 } });
     const leader = c.leader()!;
     const [f, g] = c.ids.filter((id) => id !== leader) as [string, string];
     const replicas = () => c.node(leader)?.status().replicas ?? [];
@@ -81,14 +58,14 @@ describe('safety - cascades', () => {
     const during = await c.put(g, 'k2', 'x');
     expect(during.output.status).toBe('unavailable');
     c.zkRestore(leader);
-    const result = await verify(c, ['k', 'k2'], 'alone and expired');
+    const result = await verifyStory(c, ['k', 'k2'], 'alone and expired');
     expect(result.ok, report(result)).toBe(true);
     const read = await c.get(g, 'k');
     expect(read.output).toMatchObject({ status: 'ok', value: 'only-on-the-leader' });
   });
 
   it('the floor on copies: with one follower gone and the other cut off, writes answer 503 and change nothing, reads go on', async () => {
-    const c = await startCluster(2);
+    const c = await startStory();
     const leader = c.leader()!;
     const [gone, cut] = c.ids.filter((id) => id !== leader) as [string, string];
     expect((await c.put(leader, 'k', 'v1')).output.status).toBe('ok');
@@ -104,13 +81,13 @@ describe('safety - cascades', () => {
     expect(write.output.status).toBe('unavailable');
     expect((await c.get(leader, 'k')).output).toMatchObject({ status: 'ok', value: 'v1' });
     c.rejoin(cut);
-    const result = await verify(c, ['k'], 'floor');
+    const result = await verifyStory(c, ['k'], 'floor');
     expect(result.ok, report(result)).toBe(true);
     expect((await c.put(c.leader()!, 'k', 'v3')).output.status).toBe('ok');
   });
 
   it('a leader cut off the bus but not from ZooKeeper steps down; writes resume under another leader within two session timeouts', async () => {
-    const c = await startCluster(2);
+    const c = await startStory();
     const leader = c.leader()!;
     const others = c.ids.filter((id) => id !== leader);
     expect((await c.put(leader, 'k', 'v1')).output.status).toBe('ok');
@@ -127,12 +104,12 @@ describe('safety - cascades', () => {
     expect(resumedAt! - cutAt).toBeLessThan(c.sessionTimeoutMs * 2);
     expect(c.leader()).not.toBe(leader);
     c.rejoin(leader);
-    const result = await verify(c, ['k'], 'leader cut off the bus');
+    const result = await verifyStory(c, ['k'], 'leader cut off the bus');
     expect(result.ok, report(result)).toBe(true);
   });
 
   it('one slow round trip is not a failure: a replica that misses one ack stays in the replica set', async () => {
-    const c = await startCluster(2);
+    const c = await startStory();
     const leader = c.leader()!;
     const f = c.ids.find((id) => id !== leader)!;
     const replicas = () => c.node(leader)?.status().replicas ?? [];
@@ -148,12 +125,12 @@ describe('safety - cascades', () => {
       if (!replicas().includes(f)) removed = true;
     }
     expect(removed).toBe(false);
-    const result = await verify(c, ['k'], 'one slow round trip');
+    const result = await verifyStory(c, ['k'], 'one slow round trip');
     expect(result.ok, report(result)).toBe(true);
   });
 
   it('a failed write releases its key: the next write and read of it are answered', async () => {
-    const c = await startCluster(2);
+    const c = await startStory();
     const leader = c.leader()!;
     const f = c.ids.find((id) => id !== leader)!;
     expect((await c.put(leader, 'k', 'v1')).output.status).toBe('ok');
@@ -163,13 +140,13 @@ describe('safety - cascades', () => {
     expect(failed.output.status).toBe('unknown');
     expect((await c.get(leader, 'k')).output.status).toBe('ok');
     expect((await c.put(leader, 'k', 'v3')).output.status).toBe('ok');
-    const result = await verify(c, ['k'], 'failed write');
+    const result = await verifyStory(c, ['k'], 'failed write');
     expect(result.ok, report(result)).toBe(true);
   });
 
   it('a copy survives a lost session: the follower catches up with what changed meanwhile, not a full snapshot', async () => {
     // Traced: the leader's log says how each transfer went.
-    const c = await startCluster(2, true);
+    const c = await startStory({ trace: true });
     const leader = c.leader()!;
     const f = c.ids.find((id) => id !== leader)!;
     const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
@@ -195,12 +172,12 @@ describe('safety - cascades', () => {
     expect((await c.get(f, 'k1')).output).toMatchObject({ status: 'ok', value: 'k1-2' });
     expect((await c.get(f, 'k2')).output.status).toBe('not-found');
     expect((await c.get(f, 'new')).output).toMatchObject({ status: 'ok', value: 'n' });
-    const result = await verify(c, [...keys, 'new'], 'catch-up');
+    const result = await verifyStory(c, [...keys, 'new'], 'catch-up');
     expect(result.ok, report(result)).toBe(true);
   });
 
   it('no complete replica left: the cluster waits with a clear reason until an operator accepts the loss, which is recorded', async () => {
-    const c = await startCluster(2);
+    const c = await startStory();
     const leader = c.leader()!;
     const [f, g] = c.ids.filter((id) => id !== leader) as [string, string];
     const replicas = () => c.node(leader)?.status().replicas ?? [];
