@@ -361,10 +361,13 @@ export class LocalCluster {
         }
       }
       if (pending.size === 0) break;
-      if (Date.now() > deadline) {
+      // A node that exited will not serve: say so now, not at the deadline.
+      const exited = [...pending].filter((id) => this.nodes.get(id)?.process?.isRunning() === false);
+      if (exited.length > 0 || Date.now() > deadline) {
         // The nodes' own words, since the temp dir (and its logs) goes when the cluster stops.
         const tails = [...pending].map((id) => `--- ${id} (last log lines):\n${logTail(this.nodes.get(id)?.logFile)}`).join('\n');
-        throw new Error(`nodes not serving after ${timeoutMs} ms: ${[...pending].join(', ')} (last: ${last})\n${tails}`);
+        const why = exited.length > 0 ? `node process exited: ${exited.join(', ')}` : `nodes not serving after ${timeoutMs} ms: ${[...pending].join(', ')} (last: ${last})`;
+        throw new Error(`${why}\n${tails}`);
       }
       await new Promise((r) => setTimeout(r, 100));
     }

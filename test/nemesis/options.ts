@@ -25,6 +25,8 @@ export interface NemesisOptions {
   clientTimeoutMs: number;
   /** Force how `restart` stops the node (default: SIGTERM or kill -9 at random). */
   restartMode?: 'term' | 'kill';
+  /** Every node keeps its copy on a data dir (--fsync always): a kill costs no copy. */
+  durable: boolean;
   /** Pause between two fault injections, uniform in [min, max] ms. */
   faultIntervalMs: [number, number];
   /** Share of requests sent to the queue-group subjects instead of a chosen node. */
@@ -50,6 +52,7 @@ export const DEFAULTS: Omit<NemesisOptions, 'seed'> = {
   keys: 8,
   faults: ['kill', 'pause', 'zk', 'rmi', 'leader', 'restart', 'cascade'],
   keepLogs: false,
+  durable: false,
   cluster: 'nemesis',
   sessionTimeoutMs: 2000,
   opTimeoutMs: 4000,
@@ -78,6 +81,7 @@ export const USAGE = `usage: npm run nemesis -- [options]
                                  past the session timeout, back one by one in a random order
                         leader   aim about half of the faults above at the current leader
   --restart-mode M    make every \`restart\` fault use M: term (SIGTERM) or kill (kill -9)
+  --durable           every node on a data dir (--fsync always): killed nodes keep their copy
   --keep-logs         keep the cluster data dir with the node logs (failed runs always keep it)
   --results DIR       where to write history.json and summary.json (default: a new temp dir)
   --check-budget MS   time budget of the linearizability search (default ${DEFAULTS.checkBudgetMs})
@@ -117,6 +121,7 @@ export function parseCommandLine(argv: string[]): NemesisOptions | null {
       results: { type: 'string' },
       'check-budget': { type: 'string' },
       'restart-mode': { type: 'string' },
+      durable: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -133,6 +138,7 @@ export function parseCommandLine(argv: string[]): NemesisOptions | null {
     keys: positiveInt('keys', values.keys, 1, 100_000) ?? DEFAULTS.keys,
     faults: values.faults !== undefined ? parseFaults(values.faults) : DEFAULTS.faults,
     keepLogs: values['keep-logs'] ?? false,
+    durable: values.durable ?? false,
     resultsDir: values.results,
     restartMode,
     checkBudgetMs: positiveInt('check-budget', values['check-budget'], 100, 3_600_000) ?? DEFAULTS.checkBudgetMs,

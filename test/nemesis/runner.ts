@@ -97,7 +97,14 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
   let detach = () => undefined as void;
 
   try {
-    cluster = await LocalCluster.start({ nodes: o.nodes, cluster: o.cluster, sessionTimeoutMs: o.sessionTimeoutMs, opTimeoutMs: o.opTimeoutMs, dataDir });
+    cluster = await LocalCluster.start({
+      nodes: o.nodes,
+      cluster: o.cluster,
+      sessionTimeoutMs: o.sessionTimeoutMs,
+      opTimeoutMs: o.opTimeoutMs,
+      dataDir,
+      durable: o.durable ? 'always' : undefined,
+    });
     await cluster.waitServing(60_000);
     log(`cluster up: nodes ${[...cluster.nodes.keys()].join(', ')}, NATS ${cluster.natsUrl}, ZooKeeper ${cluster.zkConnectString}, logs ${dataDir}`);
     const control = await cluster.connectClient();
