@@ -2,6 +2,8 @@
 // its own data dir, `myid` file and zoo.cfg listing every member as `server.N=host:peer:election`.
 // Used by the deployment example and its integration test, to show ZiStore nodes riding through
 // the loss of one ZooKeeper server (a follower or the ensemble's leader).
+// With `quorumLinks: 'proxied'` the servers reach each other through TCP proxies in this process,
+// so a test can cut one server off its quorum (isolate) while it still accepts client connections.
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -10,6 +12,7 @@ import { findExecutable, isPortInUseError, SETUP_HINT, spawnManaged, tailFile, w
 import type { ClusterLogger } from './logger.ts';
 import { freePort } from './ports.ts';
 import { zkFourLetterWord } from './tcp-probe.ts';
+import { startTcpProxy, type CutMode, type TcpProxyHandle } from './tcp-proxy.ts';
 import { makeTempDir, removeTempDir, removeTempDirSync } from './temp-dir.ts';
 import { ZOOKEEPER_JAR } from './zookeeper-server.ts';
 
@@ -45,6 +48,12 @@ export interface ZooKeeperEnsembleOptions {
   stopGraceMs?: number;
   /** Path of `java`; default from PATH. */
   javaPath?: string;
+  /**
+   * 'direct' (default): servers connect to each other's quorum and election ports.
+   * 'proxied': through one TCP proxy per directed pair of servers and port kind, so that
+   * isolate() / reconnect() can partition a server from the others (see below).
+   */
+  quorumLinks?: 'direct' | 'proxied';
   log?: ClusterLogger;
 }
 
@@ -83,6 +92,18 @@ export interface ZooKeeperEnsembleHandle {
   leader(): Promise<EnsembleServer | null>;
   /** Resolves when every running server answers and one leads with all other running ones following. */
   waitQuorum(timeoutMs?: number): Promise<void>;
+  /**
+   * Only with `quorumLinks: 'proxied'`: cut every quorum and election link between server `id` and
+   * the others, both ways ('drop', the default: a silent partition; 'close': resets). Its client
+   * port stays reachable: it answers clients until it notices it lost its quorum.
+   * Caveat: an election connection that a lower-id server opens is answered by the higher-id server
+   * dialing the address the lower one advertises, i.e. its real election port, not a proxy; such a
+   * connection, if open, survives the cut. The quorum links are all proxied, so the server cannot
+   * follow or lead the others either way.
+   */
+  isolate(id: number, mode?: CutMode): void;
+  /** Undo isolate(id): its links to servers that are not isolated themselves work again. */
+  reconnect(id: number): void;
   /** Stop every server (SIGTERM, then SIGKILL after the grace period) and remove the dir if it is a temp dir we made. */
   stop(): Promise<void>;
 }
@@ -139,10 +160,61 @@ async function launchEnsemble(
   retry: boolean,
   opts: ZooKeeperEnsembleOptions,
 ): Promise<ZooKeeperEnsembleHandle> {
-  const tickTimeMs = opts.tickTimeMs ?? 200;
   const ports: Ports[] = [];
   for (let i = 0; i < size; i++) ports.push({ client: await freePort(), peer: await freePort(), election: await freePort() });
-  const members = ports.map((p, i) => `server.${i + 1}=127.0.0.1:${p.peer}:${p.election}`);
+  // links[i][j]: how server i+1 reaches server j+1 (null when direct, or i = j).
+  const links: (QuorumLink | null)[][] = ports.map(() => ports.map(() => null));
+  try {
+    if (opts.quorumLinks === 'proxied') {
+      for (const [i, row] of links.entries())
+        for (let j = 0; j < size; j++) if (j !== i) row[j] = await startQuorumLink(ports[j]!, opts.log);
+    }
+    return await launchServers(java, size, dir, ownsDir, retry, opts, ports, links);
+  } catch (err) {
+    await stopLinks(links);
+    throw err;
+  }
+}
+
+/** Two proxies from one server to another: to its quorum (peer) port and to its election port. */
+interface QuorumLink {
+  peer: TcpProxyHandle;
+  election: TcpProxyHandle;
+}
+
+// Proxy ports come from freePort() too, so that none is one of the servers' ports not yet bound.
+async function startQuorumLink(to: Ports, log: ClusterLogger | undefined): Promise<QuorumLink> {
+  const peer = await startTcpProxy({ target: { host: '127.0.0.1', port: to.peer }, listenPort: await freePort(), log });
+  try {
+    return { peer, election: await startTcpProxy({ target: { host: '127.0.0.1', port: to.election }, listenPort: await freePort(), log }) };
+  } catch (err) {
+    await peer.stop();
+    throw err;
+  }
+}
+
+async function stopLinks(links: (QuorumLink | null)[][]): Promise<void> {
+  await Promise.allSettled(links.flat().flatMap((l) => (l ? [l.peer.stop(), l.election.stop()] : [])));
+}
+
+async function launchServers(
+  java: string,
+  size: number,
+  dir: string,
+  ownsDir: boolean,
+  retry: boolean,
+  opts: ZooKeeperEnsembleOptions,
+  ports: Ports[],
+  links: (QuorumLink | null)[][],
+): Promise<ZooKeeperEnsembleHandle> {
+  const tickTimeMs = opts.tickTimeMs ?? 200;
+  // A server binds the ports of its own line, so each gets its own member list: its own real
+  // ports, and for every other server the proxies it reaches that server through (if any).
+  const membersOf = (i: number): string[] =>
+    ports.map((p, j) => {
+      const link = links[i]![j];
+      return `server.${j + 1}=127.0.0.1:${link ? link.peer.port : p.peer}:${link ? link.election.port : p.election}`;
+    });
   const binding = existsSync(SLF4J_SIMPLE_JAR) ? SLF4J_SIMPLE_JAR : SLF4J_NOP_JAR;
 
   // Write every server's config first: all must exist before any JVM looks for its peers.
@@ -172,7 +244,7 @@ async function launchEnsemble(
         'autopurge.purgeInterval': 1,
       };
       const configFile = join(serverDir, 'zoo.cfg');
-      const text = Object.entries(cfg).map(([k, v]) => `${k}=${String(v)}`).concat(members).join('\n') + '\n';
+      const text = Object.entries(cfg).map(([k, v]) => `${k}=${String(v)}`).concat(membersOf(i)).join('\n') + '\n';
       await writeFile(configFile, text);
       return { id, serverDir, dataDir, configFile, logFile: join(serverDir, 'zookeeper.log') };
     }),
@@ -270,6 +342,16 @@ async function launchEnsemble(
 
   const stopAll = async (): Promise<void> => {
     await Promise.allSettled(procs.map((proc) => proc?.stop()));
+    await stopLinks(links);
+  };
+
+  const isolated = new Set<number>();
+  /** Both directions of both port kinds between servers a and b (1-based ids). */
+  const linksBetween = (a: number, b: number): TcpProxyHandle[] =>
+    [links[a - 1]![b - 1], links[b - 1]![a - 1]].flatMap((l) => (l ? [l.peer, l.election] : []));
+  const checkProxied = (id: number): void => {
+    if (opts.quorumLinks !== 'proxied') throw new Error('isolate/reconnect need quorumLinks: proxied');
+    if (!servers.some((s) => s.id === id)) throw new RangeError(`no ZooKeeper server ${id} in this ensemble`);
   };
 
   const handle: ZooKeeperEnsembleHandle = {
@@ -293,6 +375,18 @@ async function launchEnsemble(
         if (Date.now() >= deadline) throw new Error(`ZooKeeper ensemble has no settled quorum after ${timeoutMs} ms (modes: ${last})`);
         await sleep(100);
       }
+    },
+    isolate(id, mode = 'drop') {
+      checkProxied(id);
+      isolated.add(id);
+      for (const s of servers) if (s.id !== id) for (const proxy of linksBetween(id, s.id)) proxy.cut(mode);
+      opts.log?.info({ id, mode }, 'zookeeper server isolated from the ensemble');
+    },
+    reconnect(id) {
+      checkProxied(id);
+      isolated.delete(id);
+      for (const s of servers) if (s.id !== id && !isolated.has(s.id)) for (const proxy of linksBetween(id, s.id)) proxy.restore();
+      opts.log?.info({ id }, 'zookeeper server reconnected to the ensemble');
     },
     async stop() {
       await stopAll();
