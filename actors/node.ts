@@ -288,7 +288,10 @@ export class ZiNode {
       this.log.info({ epoch: e.epoch }, 'leader serving');
       this.publish();
     });
-    actor.on('leader.ended', (e) => this.leaderEnded(e.reason, wasComplete));
+    actor.on('leader.ended', (e) => {
+      // Only the current role's end counts (a stopped actor may still settle a promise).
+      if (this.leaderActor === actor) this.leaderEnded(e.reason, wasComplete);
+    });
     actor.subscribe({ error: (err) => this.log.fatal({ err }, 'leader actor crashed') });
     this.leaderActor = actor;
     actor.start();
