@@ -201,6 +201,9 @@ export class NatsBus implements Bus {
       // Node-specific subjects: a queue group of one, named after the node.
       service.addEndpoint(`node-${op}`, { subject: subjects.nodeClient(cluster, nodeId, op), handler: serve(op), queue: `node-${nodeId}` });
     }
+    // Serving once this resolves: the server knows the subscriptions (a request sent right after
+    // on another connection would otherwise find no responders).
+    await this.nc.flush();
   }
 
   private respondClient(msg: ServiceMsg, reply: ClientReply): void {
@@ -244,6 +247,8 @@ export class NatsBus implements Bus {
       },
     });
     this.subscriptions.push(sub);
+    // As for serveClients: serving once this resolves.
+    await this.nc.flush();
   }
 
   async request(to: string, message: PeerMessage, timeoutMs: number): Promise<PeerReply> {
