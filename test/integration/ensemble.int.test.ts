@@ -5,11 +5,12 @@
 // clients move to another server of the connect string and keep their sessions, their NATS
 // clients fail over to another server of the cluster. At the end nothing is left running.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { alive, stopStarted } from '../support/started.ts';
 import { join } from 'node:path';
 import { connect, type ZiClient } from '../../client/index.ts';
 import { spawnManaged, type ManagedProcess } from '../../cluster/child-process.ts';
 import { startNatsCluster, type NatsClusterHandle, type NatsServerHandle } from '../../cluster/nats-server.ts';
-import { makeTempDir, removeTempDir } from '../../cluster/temp-dir.ts';
+import { makeTempDir } from '../../cluster/temp-dir.ts';
 import { startZooKeeperEnsemble, type EnsembleServer, type ZooKeeperEnsembleHandle } from '../../cluster/zookeeper-ensemble.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -103,23 +104,12 @@ async function stillServingAfterSessionTimeout(tag: string): Promise<void> {
   await writeAndReadEverywhere(tag);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function stopEverything(): Promise<void> {
   await kv?.close().catch(() => undefined);
   kv = null;
   // Nodes first (SIGTERM: a graceful stop), then the servers they depend on.
-  await Promise.allSettled([...nodes.values()].map((p) => p.stop()));
-  await nats?.stop();
-  await zk?.stop();
-  if (dir) await removeTempDir(dir);
+  await stopStarted({ nodes: nodes.values(), nats, zk, dir });
   dir = '';
 }
 

@@ -14,13 +14,14 @@
 // exists('/'), the cut node answered v1 for about 0.7 s after the ack. 'close' (resets) makes the
 // cut server drop its clients at once, so it has none; it checks the reset path and the recovery.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { alive, stopStarted } from '../support/started.ts';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { spawnManaged, type ManagedProcess } from '../../cluster/child-process.ts';
 import { startNatsServer, type NatsServerHandle } from '../../cluster/nats-server.ts';
 import type { MembersView } from '../../client/index.ts';
 import type { CutMode } from '../../cluster/tcp-proxy.ts';
-import { makeTempDir, removeTempDir } from '../../cluster/temp-dir.ts';
+import { makeTempDir } from '../../cluster/temp-dir.ts';
 import { startZooKeeperEnsemble, type EnsembleServer, type ZooKeeperEnsembleHandle } from '../../cluster/zookeeper-ensemble.ts';
 import { eventually, kv, raw, type RawReply } from '../support/raw-client.ts';
 
@@ -38,14 +39,6 @@ const READ_AFTER_ACK_MS = 3 * SESSION_TIMEOUT_MS;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** One read of k at the cut node: when it was sent, relative to the cut, and what came back (code 0: no reply in time). */
 interface Read {
@@ -94,10 +87,7 @@ describe.each<CutMode>(['drop', 'close'])('a ZooKeeper server cut off its quorum
   async function stopEverything(): Promise<void> {
     await nc?.close().catch(() => undefined);
     nc = null;
-    await Promise.allSettled([...nodes.values()].map((p) => p.stop()));
-    await nats?.stop();
-    await zk?.stop();
-    if (dir) await removeTempDir(dir);
+    await stopStarted({ nodes: nodes.values(), nats, zk, dir });
     dir = '';
   }
 
