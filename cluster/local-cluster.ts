@@ -365,7 +365,7 @@ export class LocalCluster {
       const exited = [...pending].filter((id) => this.nodes.get(id)?.process?.isRunning() === false);
       if (exited.length > 0 || Date.now() > deadline) {
         // The nodes' own words, since the temp dir (and its logs) goes when the cluster stops.
-        const tails = [...pending].map((id) => `--- ${id} (last log lines):\n${logTail(this.nodes.get(id)?.logFile)}`).join('\n');
+        const tails = this.logTails([...pending]);
         const why = exited.length > 0 ? `node process exited: ${exited.join(', ')}` : `nodes not serving after ${timeoutMs} ms: ${[...pending].join(', ')} (last: ${last})`;
         throw new Error(`${why}\n${tails}`);
       }
@@ -374,6 +374,11 @@ export class LocalCluster {
   }
 
   /** Stop everything this cluster started, by PID, and remove its temp dir. */
+  /** The last log lines of these nodes (all by default): the temp dir and its logs go at stop. */
+  logTails(ids = [...this.nodes.keys()], lines = 12): string {
+    return ids.map((id) => `--- ${id} (last log lines):\n${logTail(this.nodes.get(id)?.logFile, lines)}`).join('\n');
+  }
+
   async stop(): Promise<void> {
     if (this.client) await this.client.close().catch(() => undefined);
     this.client = null;
