@@ -7,7 +7,7 @@ import { BusClosedError, BusTimeoutError, NoRespondersError } from '../bus/error
 import { DeposedError } from '../coordination/errors.ts';
 import { assert } from './assert.ts';
 import { KeyTurns } from './key-turns.ts';
-import type { Bus, Clock, Coordinator, EpochClaim, Log, NodeObserver } from './ports.ts';
+import { newerReplicaSet, type Bus, type Clock, type Coordinator, type EpochClaim, type Log, type NodeObserver } from './ports.ts';
 import type { ClientReply, PeerMessage, PeerReply, PendingEntry, WriteCommand } from './protocol.ts';
 import { ReplicaLink } from './replica-link.ts';
 import type { ReplicaStore } from './replica-store.ts';
@@ -84,6 +84,10 @@ export class LeaderTerm {
   private readonly lastHeard = new Map<string, number>();
   /** The replica set as last written to ZooKeeper: what a next leader would trust. */
   private persistedIds = new Set<string>();
+  /** How many times ZooKeeper's replica set record was rebuilt from the nodes' (KnownReplicaSet). */
+  private era = 0;
+  /** Replica sets written in this term, for their order (KnownReplicaSet.seq). */
+  private replicaSetsWritten = 0;
   /** Nodes being removed, each with the token of its removal. */
   private readonly removing = new Map<string, number>();
   /** Replicas that stopped answering but are kept: removing them would leave fewer than minReplicas copies. */
@@ -161,17 +165,57 @@ export class LeaderTerm {
     this.ports.store.intact = true;
   }
 
+  /**
+   * ZooKeeper records no replica set: a new cluster, or a ZooKeeper that lost its data under nodes
+   * that kept theirs. The newest set any node remembers then stands in for the record, once every
+   * member of it has answered: the writer of each set was a member of the one before and kept the
+   * set before writing it, so a newer one would have come with their answers. With none
+   * remembered, the cluster is new and every node counts as complete.
+   */
+  private async rememberedReplicaSet(
+    synced: ReadonlyMap<string, Extract<PeerReply, { type: 'synced' }>>,
+    syncRound: (ids: string[]) => Promise<void>,
+  ): Promise<{ ids: string[]; epoch: number; era: number }> {
+    const { coordinator, clock, store } = this.ports;
+    const self = this.config.nodeId;
+    for (let round = 1; ; round++) {
+      let newest = store.knownReplicaSet;
+      for (const r of synced.values()) newest = newerReplicaSet(newest, r.replicaSet);
+      if (newest === null) return { ids: [], epoch: 0, era: 0 };
+      const rebuilt = { ids: newest.ids, epoch: newest.epoch, era: newest.era + 1 };
+      const unheard = newest.ids.filter((id) => id !== self && !synced.has(id));
+      if (unheard.length === 0) {
+        this.waitingFor = [];
+        this.log.warn({ remembered: newest }, 'ZooKeeper records no replica set: rebuilt from the one the nodes remember');
+        return rebuilt;
+      }
+      this.waitingFor = unheard;
+      if (round === 1) this.log.warn({ remembered: newest, waitingFor: unheard }, 'ZooKeeper records no replica set: waiting for every member of the last one the nodes remember');
+      const grant = await coordinator.readUncleanGrant().catch(() => null);
+      if (grant !== null && grant.epoch === this.epoch) {
+        // As in recoverWith: a new history from this node's copy, which the others copy in full.
+        this.log.error({ grant, waitingFor: unheard }, 'operator accepted data loss: serving what this node holds; writes only the silent members had are lost');
+        this.waitingFor = [];
+        store.history = this.epoch;
+        return { ...rebuilt, ids: [self] };
+      }
+      await sleep(clock, Math.min(1000, this.config.ackTimeoutMs * round));
+      if (this.ended !== null) throw new TermEndedError(this.ended);
+      await syncRound(unheard.filter((id) => coordinator.memberIds().includes(id)));
+    }
+  }
+
   private async recoverWith(selfComplete: boolean): Promise<void> {
     const { coordinator, store, bus, clock } = this.ports;
     const self = this.config.nodeId;
-    const previous = await coordinator.readReplicas();
-    this.persistedIds = new Set(previous.ids);
+    let previous = await coordinator.readReplicas();
     const sync: PeerMessage = { type: 'sync', from: self, epoch: this.epoch };
     const synced = new Map<string, Extract<PeerReply, { type: 'synced' }>>();
     const wasReplica = (id: string) => previous.ids.length === 0 || previous.ids.includes(id);
     const completePeers = () => [...synced].filter(([id, r]) => r.serving && wasReplica(id)).map(([id]) => id);
     const liveReplicas = () => previous.ids.filter((id) => id !== self && coordinator.memberIds().includes(id));
-    const incomplete = previous.ids.length > 0 && !(selfComplete && wasReplica(self));
+    /** An incomplete leader needs no more answers once a complete replica answered: it steps aside for it. */
+    const enough = () => previous.ids.length > 0 && !(selfComplete && wasReplica(self)) && completePeers().length > 0;
     /** Ask `ids` to synchronise; done when all answered or gave up, or, for an incomplete leader, once a complete replica answered. */
     const syncRound = (ids: string[]) =>
       new Promise<void>((resolve, reject) => {
@@ -179,7 +223,7 @@ export class LeaderTerm {
         let staleEpoch = 0;
         const settled = () => {
           if (staleEpoch > this.epoch) reject(new TermEndedError(`a member is at epoch ${staleEpoch}`));
-          else if (--left === 0 || (incomplete && completePeers().length > 0)) resolve();
+          else if (--left === 0 || enough()) resolve();
         };
         if (left === 0) resolve();
         for (const id of ids) {
@@ -198,6 +242,10 @@ export class LeaderTerm {
         }
       });
     await syncRound(coordinator.memberIds().filter((id) => id !== self));
+    if (previous.ids.length === 0) previous = await this.rememberedReplicaSet(synced, syncRound);
+    this.era = previous.era;
+    this.persistedIds = new Set(previous.ids);
+    const incomplete = previous.ids.length > 0 && !(selfComplete && wasReplica(self));
 
     if (incomplete) {
       // We hold no complete copy: only a member of the last replica set that kept its copy has
@@ -470,7 +518,7 @@ export class LeaderTerm {
     this.replicaSession.set(from, session);
     this.lastGrant.set(from, this.ports.clock.now());
     this.unreachable.delete(from);
-    return { ok: true, type: 'leased', heldThrough: this.heldThrough() };
+    return { ok: true, type: 'leased', heldThrough: this.heldThrough(), replicaSet: this.ports.store.knownReplicaSet };
   }
 
   /**
@@ -582,7 +630,11 @@ export class LeaderTerm {
       // acknowledged write: keep listing them, or a next leader could find no complete copy.
       const ids = this.replicas.size >= this.config.minReplicas ? this.replicaIds() : [...new Set([...this.replicas, ...this.persistedIds])].sort();
       try {
-        await this.ports.coordinator.writeReplicas(ids, this.claim);
+        // On our disk first: if ZooKeeper's record is ever lost, the nodes rebuild it from the sets
+        // they kept (rememberedReplicaSet), and the newest must be known to the node that wrote it.
+        this.ports.store.learnReplicaSet({ ids, era: this.era, epoch: this.epoch, seq: ++this.replicaSetsWritten });
+        await this.ports.store.durable();
+        await this.ports.coordinator.writeReplicas(ids, this.claim, this.era);
         this.persistedIds = new Set(ids);
       } catch (err) {
         if (err instanceof DeposedError) this.end('epoch fenced off in ZooKeeper');

@@ -99,9 +99,10 @@ export interface Coordinator {
   publishMember(info: { role: Role; state: MemberState }): Promise<void>;
   /** Leader only: bump the epoch counter by compare-and-set, naming this node the leader. */
   claimEpoch(): Promise<EpochClaim>;
-  readReplicas(): Promise<{ ids: string[]; epoch: number }>;
+  /** The replica set as ZooKeeper records it (ids [] and era 0 in a cluster that never had one). */
+  readReplicas(): Promise<{ ids: string[]; epoch: number; era: number }>;
   /** Leader only: replace the replica set, atomically checked against the epoch fence. Rejects with DeposedError if fenced off. */
-  writeReplicas(ids: string[], claim: EpochClaim): Promise<void>;
+  writeReplicas(ids: string[], claim: EpochClaim, era?: number): Promise<void>;
   /** The operator's latest order to accept data loss, if any (coordination/paths.ts: unclean). */
   readUncleanGrant(): Promise<UncleanGrant | null>;
   /** Leave the election and enter it again at the back of the queue (a leader without a complete copy steps aside). */
@@ -138,6 +139,29 @@ export interface StoredEntry {
 }
 
 /** What a copy on disk knows about itself besides its entries (ReplicaStore's fields of the same names). */
+/**
+ * A replica set as a node last heard of it, kept with its copy: if ZooKeeper's record is ever lost
+ * (a fresh ZooKeeper under nodes that kept their data), the nodes rebuild it from these. Newer
+ * sets compare higher (newerReplicaSet): by era (one more each time the record was rebuilt, as
+ * epochs start again with a fresh ZooKeeper), then epoch, then the order written within the term.
+ */
+export interface KnownReplicaSet {
+  ids: string[];
+  era: number;
+  epoch: number;
+  seq: number;
+}
+
+/** Positive when `a` is newer than `b`, 0 for the same set. */
+export function replicaSetOrder(a: KnownReplicaSet, b: KnownReplicaSet): number {
+  return a.era - b.era || a.epoch - b.epoch || a.seq - b.seq;
+}
+
+export function newerReplicaSet(a: KnownReplicaSet | null, b: KnownReplicaSet | null): KnownReplicaSet | null {
+  if (a === null || b === null) return a ?? b;
+  return replicaSetOrder(a, b) >= 0 ? a : b;
+}
+
 export interface CopyMeta {
   maxRev: number;
   heldThrough: number;
@@ -147,6 +171,8 @@ export interface CopyMeta {
   intact: boolean;
   /** Keys a catch-up rolled back and has not yet brought up to date (ReplicaStore.pendingKeys). */
   rolledBack?: string[];
+  /** The newest replica set this node heard of (absent: none yet). */
+  replicaSet?: KnownReplicaSet;
 }
 
 /**

@@ -1,5 +1,5 @@
 // Messages between clients and nodes, and between nodes. Plain data only.
-import type { MemberState, Role } from './ports.ts';
+import type { KnownReplicaSet, MemberState, Role } from './ports.ts';
 
 export type ClientOp = 'get' | 'put' | 'delete' | 'members';
 
@@ -84,9 +84,9 @@ export type PeerReply =
   /** `since` 0: flush the copy, a full snapshot follows; above 0: roll back to it, the changes since follow. */
   | { ok: true; type: 'admitted'; admission: number; since: number; history: number }
   /** A lease, and the revision up to which the follower holds every committed write. */
-  | { ok: true; type: 'leased'; heldThrough: number }
+  | { ok: true; type: 'leased'; heldThrough: number; replicaSet: KnownReplicaSet | null }
   | { ok: true; type: 'replies'; replies: ClientReply[] }
-  | { ok: true; type: 'synced'; maxRev: number; pending: PendingEntry[]; serving: boolean }
+  | { ok: true; type: 'synced'; maxRev: number; pending: PendingEntry[]; serving: boolean; replicaSet: KnownReplicaSet | null }
   | { ok: false; code: PeerErrorCode; epoch: number; reason: string };
 
 export type PeerErrorCode = 'STALE_EPOCH' | 'NOT_LEADER' | 'NOT_READY' | 'NOT_REPLICA' | 'BAD_MESSAGE';

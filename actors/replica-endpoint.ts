@@ -110,7 +110,7 @@ export class ReplicaEndpoint {
     this.syncedLeader = message.from;
     this.host.toFollower({ type: 'leader.synced', epoch: message.epoch, leader: message.from, replica: fullCopy });
     const { store } = this.parts;
-    return { ok: true, type: 'synced', maxRev: store.maxRev, pending: store.pending(), serving: fullCopy };
+    return { ok: true, type: 'synced', maxRev: store.maxRev, pending: store.pending(), serving: fullCopy, replicaSet: store.knownReplicaSet };
   }
 
   receive(message: LeaderMessage): PeerReply | Promise<PeerReply> {
@@ -233,7 +233,10 @@ export class ReplicaEndpoint {
         if (reply.ok) {
           // The lease runs from when we asked, so a slow reply only shortens it.
           const until = sentAt + leaseMs;
-          if (reply.type === 'leased') store.heldThrough = Math.max(store.heldThrough, reply.heldThrough);
+          if (reply.type === 'leased') {
+            store.heldThrough = Math.max(store.heldThrough, reply.heldThrough);
+            if (reply.replicaSet) store.learnReplicaSet(reply.replicaSet);
+          }
           sendBack({ type: 'lease.granted', until, leftMs: Math.max(0, until - clock.now()) });
         } else if (reply.code === 'NOT_REPLICA') {
           this.refused = true;

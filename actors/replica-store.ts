@@ -3,7 +3,7 @@
 import { Buffer } from 'node:buffer';
 import { PackedTable } from './packed-table.ts';
 import { stepEntry, type EntryEvent, type EntryRecord } from './cache-entry.machine.ts';
-import type { CopyMeta, ReplicaDisk, StoredEntry } from './ports.ts';
+import { replicaSetOrder, type CopyMeta, type KnownReplicaSet, type ReplicaDisk, type StoredEntry } from './ports.ts';
 import type { PendingEntry, SnapshotEntry } from './protocol.ts';
 
 type Waiter = () => void;
@@ -47,6 +47,7 @@ export class ReplicaStore {
   private _heldThrough = 0;
   private _history = 0;
   private _intact = false;
+  private _replicaSet: KnownReplicaSet | null = null;
   /** Keys rolled back by a catch-up that has not completed: the next one must send them as they stand too. */
   private readonly rolledBack = new Set<string>();
   /** While syncing, absent entries are kept as tombstones so that stale snapshot fills are ignored. */
@@ -112,6 +113,16 @@ export class ReplicaStore {
     this.metaChanged();
   }
 
+  /** The newest replica set this node heard of (kept on disk: ZooKeeper's record can be rebuilt from it). Only moves forward. */
+  get knownReplicaSet(): KnownReplicaSet | null {
+    return this._replicaSet;
+  }
+  learnReplicaSet(set: KnownReplicaSet): void {
+    if (this._replicaSet !== null && replicaSetOrder(set, this._replicaSet) <= 0) return;
+    this._replicaSet = set;
+    this.metaChanged();
+  }
+
   /**
    * Take in the copy `disk` kept (before anything else happens to this store), then keep every
    * change there. Deletes left no record on disk: none at or below the highest revision is known.
@@ -128,6 +139,7 @@ export class ReplicaStore {
       this._history = meta.history;
       this._intact = meta.intact;
       for (const key of meta.rolledBack ?? []) this.rolledBack.add(key);
+      this._replicaSet = meta.replicaSet ?? null;
     }
     this.snapshotRev = Math.max(meta?.snapshotRev ?? 0, this._maxRev);
     this.disk = disk;
@@ -162,6 +174,7 @@ export class ReplicaStore {
       snapshotRev: this.snapshotRev,
       intact: this._intact,
       rolledBack: [...this.rolledBack],
+      ...(this._replicaSet !== null ? { replicaSet: this._replicaSet } : {}),
     };
     this.disk.writeMeta(meta);
   }

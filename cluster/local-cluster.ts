@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { connect, type NatsConnection } from 'nats';
 import { spawnManaged, type ManagedProcess } from './child-process.ts';
 import type { ClusterLogger } from './logger.ts';
@@ -150,9 +150,13 @@ export class LocalCluster {
     return this.zk;
   }
 
-  /** kill -9 of ZooKeeper, then a start on the same port and data dir (what it persisted survives). */
-  async restartZooKeeper(options: { downMs?: number } = {}): Promise<void> {
+  /**
+   * kill -9 of ZooKeeper, then a start on the same port and data dir (what it persisted survives),
+   * or with `loseData` on an emptied one (a ZooKeeper whose data is gone).
+   */
+  async restartZooKeeper(options: { downMs?: number; loseData?: boolean } = {}): Promise<void> {
     await this.zk.kill();
+    if (options.loseData) await rm(join(this.zk.dataDir, 'version-2'), { recursive: true, force: true });
     if (options.downMs) await new Promise((r) => setTimeout(r, options.downMs));
     this.zk = await this.zk.restart();
   }

@@ -319,19 +319,21 @@ export function createCoordinator(opts: CoordinatorOptions): ZkCoordinator {
     return { epoch: v.epoch as number, leader: v.leader as string | null };
   }
 
-  function parseReplicas(data: Buffer, path: string): { ids: string[]; epoch: number } {
-    const v = parseJson(data, path) as { ids?: unknown; epoch?: unknown } | null;
+  function parseReplicas(data: Buffer, path: string): { ids: string[]; epoch: number; era: number } {
+    const v = parseJson(data, path) as { ids?: unknown; epoch?: unknown; era?: unknown } | null;
     if (
       v === null ||
       typeof v !== 'object' ||
       !Array.isArray(v.ids) ||
       !v.ids.every((id) => typeof id === 'string') ||
       !Number.isSafeInteger(v.epoch) ||
-      (v.epoch as number) < 0
+      (v.epoch as number) < 0 ||
+      // Absent in records written before eras existed: era 0.
+      (v.era !== undefined && !(Number.isSafeInteger(v.era) && (v.era as number) >= 0))
     ) {
       throw new CoordinationError('malformed replicas znode', { path });
     }
-    return { ids: [...(v.ids as string[])], epoch: v.epoch as number };
+    return { ids: [...(v.ids as string[])], epoch: v.epoch as number, era: (v.era as number | undefined) ?? 0 };
   }
 
   function parseMember(id: string, data: Buffer, path: string): MemberInfo | null {
@@ -877,19 +879,19 @@ export function createCoordinator(opts: CoordinatorOptions): ZkCoordinator {
       }
     },
 
-    async readReplicas(): Promise<{ ids: string[]; epoch: number }> {
+    async readReplicas(): Promise<{ ids: string[]; epoch: number; era: number }> {
       const s = requireConnected(paths.replicas);
       return parseReplicas((await getData(s, paths.replicas)).data, paths.replicas);
     },
 
-    async writeReplicas(ids: string[], claim: EpochClaim): Promise<void> {
+    async writeReplicas(ids: string[], claim: EpochClaim, era = 0): Promise<void> {
       if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string')) throw new RangeError('replica ids must be strings');
       // A fence comes from claimEpoch(), so it is >= 1. It must be: node-zookeeper-client's
       // check() turns version 0 into -1 ("any version"), which would disable the fence.
       if (!Number.isSafeInteger(claim.fence) || claim.fence < 1) throw new RangeError(`invalid epoch fence: ${claim.fence}`);
       const s = requireConnected(paths.replicas);
       try {
-        await call(s, paths.replicas, (c) => c.checkAndSet(paths.epoch, claim.fence, paths.replicas, json({ ids, epoch: claim.epoch })));
+        await call(s, paths.replicas, (c) => c.checkAndSet(paths.epoch, claim.fence, paths.replicas, json({ ids, epoch: claim.epoch, era })));
       } catch (err) {
         if (hasCode(err, ZkCode.BAD_VERSION)) {
           throw new DeposedError(`epoch moved past ${claim.epoch}`, { cause: err, path: paths.epoch, code: ZkCode.BAD_VERSION });

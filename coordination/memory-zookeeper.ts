@@ -174,6 +174,17 @@ export class MemoryZooKeeper {
     }, serverDetectMs);
   }
 
+  /**
+   * The ensemble comes back without its data (a ZooKeeper run without a kept data dir, or
+   * restored from nothing): every session is gone and the tree is empty, versions start again.
+   */
+  wipe(): void {
+    this.trace('zk wiped', {});
+    for (const s of [...this.sessions.values()]) this.expire(s, 'ensemble wiped');
+    for (const path of [...this.znodes.keys()].sort((a, b) => b.length - a.length)) if (path !== '/') this.deleteZnode(path);
+    this.znodes.get('/')!.childSeq = 0;
+  }
+
   restoreAll(): void {
     for (const nodeId of [...this.down.keys()]) this.restore(nodeId);
   }

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { LocalCluster } from '../../cluster/local-cluster.ts';
-import { kv } from '../support/raw-client.ts';
+import { eventually, kv } from '../support/raw-client.ts';
 import type { NatsConnection } from 'nats';
 
 const SESSION_TIMEOUT_MS = 2000;
@@ -114,6 +114,32 @@ describe('durable replicas', () => {
     expect((await store.get('key-999', f)).code).toBe(404);
     expect((await store.get('key-500', f)).text).toBe(value);
     console.log(`catch-up after a restart: ${sent} entries sent instead of 1000`);
+  });
+
+  it('kill -9 of every node and a ZooKeeper that lost its data: the node left out of the last replica set, back first, waits; nothing acknowledged is lost', async () => {
+    const { c, store } = await start('durable-zk-lost');
+    const leader = (await store.members()).leader!;
+    const [stale, other] = [...c.nodes.keys()].filter((id) => id !== leader) as [string, string];
+    expect((await store.put('k', 'v1', leader)).code).toBe(200);
+    await c.kill(stale);
+    await eventually(async () => !(await store.members(leader)).replicas.includes(stale), 15_000, `${stale} removed from the replica set`);
+    const v2 = await store.put('k', 'v2', leader);
+    expect(v2.code).toBe(200);
+    await Promise.all([c.kill(leader), c.kill(other)]);
+    await c.restartZooKeeper({ loseData: true });
+    await c.restart(stale);
+    // Alone with an empty ZooKeeper it still remembers a replica set naming the others: it waits
+    // for them rather than serve its v1 (503, never a stale 200).
+    await new Promise((r) => setTimeout(r, 4000));
+    const alone = await store.get('k', stale);
+    expect(alone.code, alone.text).toBe(503);
+    await c.restart(other);
+    await c.restart(leader);
+    await c.waitServing(60_000);
+    for (const id of c.nodes.keys()) expect((await store.get('k', id)).text, `k at ${id}`).toBe('v2');
+    const after = await store.put('after', 'x');
+    expect(after.code).toBe(200);
+    expect(after.revision!).toBeGreaterThan(v2.revision!);
   });
 
   it("a data dir of another node is refused at start, naming the file and --reset-data", async () => {

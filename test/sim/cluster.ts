@@ -255,6 +255,13 @@ export class SimCluster {
     this.zk.restore(id);
   }
 
+  zkWipe(): void {
+    this.trace.note('zk', 'ZK WIPED (every session and znode gone)');
+    this.zk.wipe();
+    // Epochs start again at 1 with the empty tree: one leader per epoch holds within each era.
+    this.leaderOfEpoch.clear();
+  }
+
   zkExpire(id: string): void {
     this.trace.note(id, 'ZK EXPIRE NOW');
     this.zk.expireNow(id);

@@ -176,6 +176,8 @@ export async function runNemesis(cluster: SimCluster, rng: Rng, options: Nemesis
         // durable cluster gets it. They come back one by one, in a random order.
         if (!cluster.durable) break;
         for (const x of cluster.ids) cluster.crash(x);
+        // Sometimes ZooKeeper loses its data too: the nodes rebuild its replica set record.
+        if (rng.chance(0.25)) cluster.zkWipe();
         let at = rng.range(50, 1500);
         for (const x of rng.shuffle(cluster.ids)) {
           later(at, () => cluster.restart(x));

@@ -62,7 +62,7 @@ export function coordinatorContract(name: string, newWorld: () => Promise<Coordi
     expect(lastMembers(a)).toEqual(['a']);
     expect(a.coord.memberIds()).toEqual(['a']);
     expect(a.events.flatMap((e) => (e.event.type === 'coord.epoch' ? [e.event] : [])).at(-1)).toMatchObject({ epoch: 0, leader: null });
-    expect(await w.settle(a.coord.readReplicas())).toEqual({ ids: [], epoch: 0 });
+    expect(await w.settle(a.coord.readReplicas())).toEqual({ ids: [], epoch: 0, era: 0 });
     expect(await w.settle(a.coord.readMembers())).toEqual([{ id: 'a', role: 'follower', state: 'syncing' }]);
     expect(await w.settle(a.coord.readUncleanGrant())).toBeNull();
   });
@@ -111,14 +111,15 @@ export function coordinatorContract(name: string, newWorld: () => Promise<Coordi
     const [a, b] = (await connectedProbes(w, cluster, 'a', 'b')) as [ContractProbe, ContractProbe];
     const claimA = await w.settle(a.coord.claimEpoch());
     await w.settle(a.coord.writeReplicas(['a', 'b'], claimA));
-    expect(await w.settle(b.coord.readReplicas())).toEqual({ ids: ['a', 'b'], epoch: claimA.epoch });
+    expect(await w.settle(b.coord.readReplicas())).toEqual({ ids: ['a', 'b'], epoch: claimA.epoch, era: 0 });
     const claimB = await w.settle(b.coord.claimEpoch());
     const stale = w.settle(a.coord.writeReplicas(['a'], claimA));
     await expect(stale).rejects.toBeInstanceOf(DeposedError);
     await expect(stale).rejects.toMatchObject({ name: 'DeposedError', path: clusterPaths(cluster).epoch });
-    expect(await w.settle(a.coord.readReplicas())).toEqual({ ids: ['a', 'b'], epoch: claimA.epoch });
-    await w.settle(b.coord.writeReplicas(['b'], claimB));
-    expect(await w.settle(a.coord.readReplicas())).toEqual({ ids: ['b'], epoch: claimB.epoch });
+    expect(await w.settle(a.coord.readReplicas())).toEqual({ ids: ['a', 'b'], epoch: claimA.epoch, era: 0 });
+    // The era (how often the record was rebuilt from the nodes) is kept with the set.
+    await w.settle(b.coord.writeReplicas(['b'], claimB, 2));
+    expect(await w.settle(a.coord.readReplicas())).toEqual({ ids: ['b'], epoch: claimB.epoch, era: 2 });
     await expect(a.coord.writeReplicas(['a'], { epoch: 1, fence: 0 })).rejects.toBeInstanceOf(RangeError);
   });
 
