@@ -1,8 +1,9 @@
 // The `zistore` command: `up` (a whole local cluster), `node` (one node in the foreground),
 // `shell` (attach to a running cluster), `accept-data-loss` (the operator's way out when no
-// complete copy is left).
+// complete copy is left), `backup` and `restore` (a node's data dir).
 import { parseArgs } from 'node:util';
 import { runAcceptDataLoss } from './accept-data-loss.ts';
+import { runBackup, runRestore } from './backup.ts';
 import { intFlag, UsageError } from './args.ts';
 import { runNodeCommand } from './node-command.ts';
 import { nodeParseOptions, printableOptions, resolveNodeOptions } from './node-options.ts';
@@ -24,7 +25,7 @@ const USAGE = `usage:
       the peer subjects) and a ZooKeeper ACL; the ready line names the client credentials
   zistore node --id ID --cluster NAME --zk HOST:PORT[,HOST:PORT...] --nats URL
              [--session-timeout MS] [--lease MS] [--op-timeout MS] [--min-replicas N]
-             [--data-dir DIR [--fsync always|interval] [--reset-data]]
+             [--data-dir DIR [--fsync always|interval] [--reset-data]] [--storage lmdb|memory]
              [--metrics-port [HOST:]P] [--inspect]
       run one node in the foreground; --data-dir keeps its copy on disk (LMDB; without it, in
       memory only), --metrics-port serves GET /metrics, --inspect streams
@@ -41,6 +42,11 @@ const USAGE = `usage:
       when no member of the last replica set kept its copy, the leader waits (503); this says
       what would be lost and, with --yes, lets the leader serve what it holds (recorded in
       ZooKeeper); see docs/safety.md
+  zistore backup --data-dir DIR --out DIR
+      copy a node's data dir (running or not) into a new or empty dir: one consistent point
+  zistore restore --from DIR --data-dir DIR --id ID --cluster NAME
+      make node ID's data dir from a backup; started against a ZooKeeper with no record of the
+      cluster, it leads with the backup's data and nodes with empty data dirs copy it
 `;
 
 const timingFlags = {
@@ -98,6 +104,18 @@ async function main(argv: string[]): Promise<number> {
         strict: true,
       });
       return runAcceptDataLoss(values);
+    }
+    case 'backup': {
+      const { values } = parseArgs({ args: rest, options: { 'data-dir': { type: 'string' }, out: { type: 'string' } }, strict: true });
+      return runBackup(values);
+    }
+    case 'restore': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { from: { type: 'string' }, 'data-dir': { type: 'string' }, id: { type: 'string' }, cluster: { type: 'string' } },
+        strict: true,
+      });
+      return runRestore(values);
     }
     case 'shell': {
       const { values } = parseArgs({ args: rest, options: { nats: { type: 'string' }, cluster: { type: 'string' } }, strict: true });

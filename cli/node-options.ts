@@ -39,6 +39,11 @@ export const NODE_OPTIONS = {
     check: (v) => (v === 'always' || v === 'interval' ? null : 'must be always or interval'),
     help: 'with --data-dir: always (default: on disk before every ack; survives a power loss) or interval (in the OS page cache before the ack, flushed right behind; survives a process crash, not a power loss); see docs/safety.md',
   },
+  storage: {
+    kind: 'string',
+    check: (v) => (v === 'lmdb' || v === 'memory' ? null : 'must be lmdb or memory'),
+    help: 'where the copy lives: lmdb (with --data-dir, its default) or memory (the default without --data-dir: a restart of every node loses the data; say so explicitly with --storage memory)',
+  },
   'reset-data': { kind: 'bool', help: 'with --data-dir: drop what the dir holds and start empty (the node resynchronises from the cluster)' },
   'metrics-port': { kind: 'string', help: 'serve Prometheus metrics on [HOST:]PORT' },
   inspect: { kind: 'bool', help: 'stream actor state for the inspector page' },
@@ -122,6 +127,8 @@ export function resolveNodeOptions(flags: Record<string, string | boolean | unde
   if (tooLong !== null) problems.push(tooLong);
   if (out['nats-pass'] !== undefined && out['nats-user'] === undefined) problems.push('--nats-pass needs --nats-user');
   if (out['data-dir'] === undefined && (out.fsync !== undefined || out['reset-data'] !== undefined)) problems.push('--fsync and --reset-data need --data-dir');
+  if (out.storage === 'lmdb' && out['data-dir'] === undefined) problems.push('--storage lmdb needs --data-dir');
+  if (out.storage === 'memory' && out['data-dir'] !== undefined) problems.push('--storage memory keeps nothing on disk: drop --data-dir, or --storage');
   if ((out['tls-cert'] === undefined) !== (out['tls-key'] === undefined)) problems.push('--tls-cert and --tls-key go together');
   if (problems.length > 0) throw new UsageError(problems.join('\n  '));
   return out;

@@ -1,7 +1,8 @@
 // A replica's copy on disk, in LMDB (the `lmdb` package: a memory-mapped B+tree with
 // transactions; writes made in the same turn of the event loop commit together). One environment
 // per data dir: the entries in the database `entries`, the copy's meta and the dir's owner in `meta`.
-import { mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { CopyMeta, ReplicaDisk, StoredEntry } from '../actors/ports.ts';
 
@@ -155,5 +156,71 @@ export class LmdbDisk implements ReplicaDisk {
     this.lastWrite = write.catch((err: unknown) => {
       this.failure ??= new Error(`write to the data dir ${this.options.dir} failed: ${(err as Error).message}`);
     });
+  }
+}
+
+/** What a backup holds. */
+export interface BackupSummary {
+  cluster: string;
+  nodeId: string;
+  keys: number;
+  maxRev: number;
+}
+
+function openExisting(dir: string, readOnly: boolean): RootDatabase {
+  if (!existsSync(join(dir, 'data.mdb'))) throw new DataDirError(`no copy at ${dir}: ${join(dir, 'data.mdb')} does not exist`);
+  try {
+    return open({ path: dir, maxDbs: 4, noSubdir: false, readOnly });
+  } catch (err) {
+    throw new DataDirError(`cannot open ${join(dir, 'data.mdb')}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Copy a node's data dir into `out` (new or empty) while the node runs or not: one LMDB read
+ * transaction, so a consistent point of the copy. Refuses a copy that is not complete (its node
+ * was joining, or rolled back for a catch-up): back up another member of the replica set.
+ */
+export async function backupDataDir(dataDir: string, out: string): Promise<BackupSummary> {
+  if (existsSync(out) && readdirSync(out).length > 0) throw new DataDirError(`the backup dir ${out} is not empty`);
+  const root = openExisting(dataDir, true);
+  try {
+    const meta = root.openDB<unknown, string>('meta', { encoding: 'json' });
+    const owner = meta.get(OWNER_KEY) as Owner | undefined;
+    const copy = meta.get(META_KEY) as CopyMeta | undefined;
+    if (owner === undefined || copy === undefined || !copy.intact) {
+      throw new DataDirError(`the copy in ${dataDir} is not complete (its node is joining or catching up): back up another node of the replica set`);
+    }
+    mkdirSync(out, { recursive: true });
+    await root.backup(out, true);
+    const keys = root.openDB<Buffer, string>('entries', { encoding: 'binary' }).getKeysCount();
+    return { cluster: owner.cluster, nodeId: owner.nodeId, keys, maxRev: copy.maxRev };
+  } finally {
+    await root.close();
+  }
+}
+
+/**
+ * Make a new data dir for node `nodeId` of `cluster` from a backup. The copy then remembers a
+ * replica set of itself alone, in a newer era than any it knew: started against a ZooKeeper that
+ * holds no record of the cluster, it leads with the backup's data and the other nodes (empty
+ * data dirs) copy it.
+ */
+export async function restoreDataDir(backup: string, dataDir: string, owner: { cluster: string; nodeId: string }): Promise<BackupSummary> {
+  if (existsSync(join(dataDir, 'data.mdb'))) throw new DataDirError(`${join(dataDir, 'data.mdb')} exists: restore into a new or empty dir`);
+  await openExisting(backup, true).close();
+  mkdirSync(dataDir, { recursive: true });
+  copyFileSync(join(backup, 'data.mdb'), join(dataDir, 'data.mdb'));
+  const root = open({ path: dataDir, maxDbs: 4, noSubdir: false });
+  try {
+    const meta = root.openDB<unknown, string>('meta', { encoding: 'json' });
+    const copy = meta.get(META_KEY) as CopyMeta;
+    const era = (copy.replicaSet?.era ?? 0) + 1;
+    await meta.put(OWNER_KEY, { format: 1, ...owner } satisfies Owner);
+    await meta.put(META_KEY, { ...copy, intact: true, replicaSet: { ids: [owner.nodeId], era, epoch: 0, seq: 0 } } satisfies CopyMeta);
+    const keys = root.openDB<Buffer, string>('entries', { encoding: 'binary' }).getKeysCount();
+    return { ...owner, keys, maxRev: copy.maxRev };
+  } finally {
+    await root.close();
   }
 }

@@ -80,6 +80,16 @@ describe('cli', () => {
     const badTimeout = run('node', '--id', 'n1', '--cluster', 'c', '--zk', '127.0.0.1:1', '--nats', 'nats://127.0.0.1:1', '--session-timeout', 'soon');
     expect(badTimeout.status).toBe(2);
     expect(badTimeout.stderr).toContain('--session-timeout');
+    const required = ['--id', 'n1', '--cluster', 'c', '--zk', '127.0.0.1:1', '--nats', 'nats://127.0.0.1:1'];
+    const memoryOnDisk = run('node', ...required, '--storage', 'memory', '--data-dir', '/tmp/x');
+    expect(memoryOnDisk.status).toBe(2);
+    expect(memoryOnDisk.stderr).toContain('--storage memory keeps nothing on disk');
+    const fsyncAlone = run('node', ...required, '--fsync', 'always');
+    expect(fsyncAlone.status).toBe(2);
+    expect(fsyncAlone.stderr).toContain('--fsync and --reset-data need --data-dir');
+    const backupNothing = run('backup', '--data-dir', '/nonexistent/zistore', '--out', '/tmp/never');
+    expect(backupNothing.status).toBe(1);
+    expect(backupNothing.stderr).toContain('no copy at /nonexistent/zistore');
     const unknown = run('frobnicate');
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toContain("unknown command 'frobnicate'");

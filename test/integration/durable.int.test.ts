@@ -1,15 +1,18 @@
 // Goal: with --data-dir a node's copy outlives its process: kill -9 of every node during writes
 // and of ZooKeeper, then restarts in another order, lose no acknowledged write and revisions go
 // on above the highest acknowledged one; a node restarted alone catches up with what changed
-// (the leader sends far fewer entries than a full snapshot); a data dir of another node is refused
-// at start with the way out.
+// (the leader sends far fewer entries than a full snapshot); with a ZooKeeper that lost its data,
+// the node left out of the last replica set waits rather than serve; a backup taken while serving
+// restores a new cluster; a data dir of another node is refused at start with the way out.
 // Method: real `zistore node` processes (LocalCluster, durable: fsync always), a real ZooKeeper
 // killed and restarted on its data dir, a real nats-server; writers record every acknowledged put.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { LocalCluster } from '../../cluster/local-cluster.ts';
+import { makeTempDir, removeTempDir } from '../../cluster/temp-dir.ts';
 import { eventually, kv } from '../support/raw-client.ts';
 import type { NatsConnection } from 'nats';
 
@@ -17,13 +20,28 @@ const SESSION_TIMEOUT_MS = 2000;
 let cluster: LocalCluster | null = null;
 let nc: NatsConnection | null = null;
 
+let tmp: string | null = null;
+const CLI = join(import.meta.dirname, '..', '..', 'cli', 'zistore.js');
+
+beforeEach(async () => {
+  tmp = await makeTempDir('durable');
+});
+
 afterEach(async (context) => {
   if (context.task.result?.state === 'fail') console.log(cluster?.logTails(undefined, 40));
   await nc?.close();
   nc = null;
   await cluster?.stop();
   cluster = null;
+  if (tmp !== null) await removeTempDir(tmp);
+  tmp = null;
 });
+
+/** Runs a `zistore` command to its end (without blocking the event loop); its stdout. */
+async function zistore(...args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)(process.execPath, [CLI, ...args], { timeout: 30_000 });
+  return stdout;
+}
 
 async function start(name: string, nodes = 3): Promise<{ c: LocalCluster; store: ReturnType<typeof kv> }> {
   cluster = await LocalCluster.start({ nodes, cluster: name, sessionTimeoutMs: SESSION_TIMEOUT_MS, durable: 'always', faults: 'none' });
@@ -142,12 +160,55 @@ describe('durable replicas', () => {
     expect(after.revision!).toBeGreaterThan(v2.revision!);
   });
 
+  it('a backup of a serving follower, restored as a new cluster on a fresh ZooKeeper: every write acknowledged before it is there, revisions go on', async () => {
+    const { c, store } = await start('durable-backup');
+    const leader = (await store.members()).leader!;
+    const f = [...c.nodes.keys()].find((id) => id !== leader)!;
+    const before = new Map<string, string>();
+    for (let batch = 0; batch < 4; batch++) {
+      const puts = Array.from({ length: 50 }, (_, i) => {
+        const key = `key-${batch * 50 + i}`;
+        before.set(key, `v-${key}`);
+        return store.put(key, `v-${key}`, leader);
+      });
+      for (const r of await Promise.all(puts)) expect(r.code).toBe(200);
+    }
+    // Writes go on during the backup: it is taken from a node that serves.
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; writing; i++) await store.put(`during-${i % 20}`, String(i), leader);
+    })();
+    const backupDir = join(tmp!, 'backup');
+    const backup = await zistore('backup', '--data-dir', c.nodeDataDir(f), '--out', backupDir);
+    writing = false;
+    await writer;
+    expect(backup).toMatch(new RegExp(`backed up node ${f} of cluster durable-backup: \\d+ entries up to revision \\d+`));
+    const backupRev = Number(/up to revision (\d+)/.exec(backup)![1]);
+    await cluster!.stop();
+    cluster = null;
+
+    // A new cluster (its own ZooKeeper, NATS and data dirs); n1 restored from the backup.
+    const restoredDir = join(tmp!, 'restored');
+    const restore = await zistore('restore', '--from', backupDir, '--data-dir', join(restoredDir, 'n1.data'), '--id', 'n1', '--cluster', 'restored');
+    expect(restore).toContain('restored');
+    cluster = await LocalCluster.start({ nodes: 3, cluster: 'restored', dataDir: restoredDir, sessionTimeoutMs: SESSION_TIMEOUT_MS, durable: 'always', faults: 'none' });
+    await cluster.waitServing(60_000);
+    nc = await cluster.connectClient();
+    const restored = kv(nc, 'restored');
+    for (const id of cluster.nodes.keys()) {
+      for (const [key, value] of before) expect((await restored.get(key, id)).text, `${key} at ${id}`).toBe(value);
+    }
+    const after = await restored.put('after-restore', 'x');
+    expect(after.code).toBe(200);
+    expect(after.revision!).toBeGreaterThan(backupRev);
+  });
+
   it("a data dir of another node is refused at start, naming the file and --reset-data", async () => {
     const { c } = await start('durable-owner', 1);
     const dir = c.nodeDataDir('n1');
     const run = spawnSync(
       process.execPath,
-      [join(import.meta.dirname, '..', '..', 'cli', 'zistore.js'), 'node', '--id', 'other', '--cluster', 'durable-owner', '--zk', c.zkConnectString, '--nats', c.natsUrl, '--data-dir', dir],
+      [CLI, 'node', '--id', 'other', '--cluster', 'durable-owner', '--zk', c.zkConnectString, '--nats', c.natsUrl, '--data-dir', dir],
       { encoding: 'utf8', timeout: 30_000 },
     );
     expect(run.status).not.toBe(0);
