@@ -29,6 +29,8 @@ export interface FrontView {
   readonly epoch: number;
   /** This node's role and state now, for its own entry in the members view. */
   describe(): { role: Role; state: MemberState };
+  /** Why this node's data dir failed (it then acks no write), null while it works. */
+  readonly dataDirProblem: string | null;
 }
 
 type FrontConfig = Pick<NodeConfig, 'nodeId' | 'cluster' | 'opTimeoutMs' | 'validateWaitMs'>;
@@ -190,7 +192,8 @@ export class ClientFront {
       }
     }
     // Our own entry is what we know now, not what we last published, and how many keys we hold.
-    const self = { id: this.config.nodeId, ...this.node.describe(), keys: this.parts.store.size };
+    const problem = this.node.dataDirProblem;
+    const self = { id: this.config.nodeId, ...this.node.describe(), keys: this.parts.store.size, ...(problem !== null ? { dataDirError: problem } : {}) };
     members = [...members.filter((m) => m.id !== self.id), self].sort((a, b) => a.id.localeCompare(b.id));
     const view: MembersView = {
       cluster: this.config.cluster,

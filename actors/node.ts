@@ -125,6 +125,9 @@ export class ZiNode {
       get epoch() {
         return node.replica.promisedEpoch;
       },
+      get dataDirProblem() {
+        return node.replica.dataDirProblem;
+      },
       describe: () => node.describe(),
     });
     this.replica = new ReplicaEndpoint(config, this.parts, {

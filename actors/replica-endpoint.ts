@@ -40,7 +40,8 @@ export class ReplicaEndpoint {
   /** The admission our current join was given (snapshot chunks of any other are refused) and where its transfer starts (0: a full snapshot). */
   private admission: { token: number; since: number } | null = null;
   /** The disk failed once: said in the log, and every later ack refused. */
-  private diskFailed = false;
+  /** Why the data dir failed (this node then acks no write), null while it works. */
+  dataDirProblem: string | null = null;
   private readonly log: Log;
 
   constructor(
@@ -151,9 +152,9 @@ export class ReplicaEndpoint {
       await this.parts.store.durable();
       return ACK;
     } catch (err) {
-      if (!this.diskFailed) this.log.error({ err }, 'the data dir failed: this node acknowledges no write any more (restart it on a working data dir, or with --reset-data)');
-      this.diskFailed = true;
-      return { ok: false, code: 'NOT_READY', epoch: this.promised, reason: `data dir failed: ${err instanceof Error ? err.message : String(err)}` };
+      if (this.dataDirProblem === null) this.log.error({ err }, 'the data dir failed: this node acknowledges no write any more (restart it on a working data dir, or with --reset-data)');
+      this.dataDirProblem = err instanceof Error ? err.message : String(err);
+      return { ok: false, code: 'NOT_READY', epoch: this.promised, reason: `data dir failed: ${this.dataDirProblem}` };
     }
   }
 

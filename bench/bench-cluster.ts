@@ -13,6 +13,7 @@ import { connect, type NatsConnection } from 'nats';
 import { LocalCluster, type FaultInjection } from '../cluster/local-cluster.ts';
 import { freePort } from '../cluster/ports.ts';
 import { ZiClient, type MembersView } from '../client/index.ts';
+import type { FsyncPolicy } from '../storage/lmdb-disk.ts';
 import type { WatchedProcess } from './cpu.ts';
 import { startEchoPeers, type EchoPeers } from './echo.ts';
 
@@ -32,6 +33,8 @@ export interface BenchClusterOptions {
   faults?: FaultInjection;
   /** Every node serves Prometheus metrics (as under `zistore up`). */
   metrics?: boolean;
+  /** Nodes keep their copy on disk with this fsync policy (LocalCluster's `durable`); memory only when omitted. */
+  durable?: FsyncPolicy;
 }
 
 export class BenchCluster {
@@ -64,6 +67,7 @@ export class BenchCluster {
       nodeArgs,
       ...(options.faults !== undefined ? { faults: options.faults } : {}),
       ...(options.metrics ? { metrics: true } : {}),
+      ...(options.durable !== undefined ? { durable: options.durable } : {}),
       logLevel: options.logLevel ?? 'warn',
       ...(options.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
       ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),

@@ -6,11 +6,9 @@
 // ZooKeeper (coordination/unclean.ts); that leader then serves what it holds.
 import { hostname, userInfo } from 'node:os';
 import { clusterPaths } from '../coordination/paths.ts';
-import { createNodeZkClient } from '../coordination/node-zk-client.ts';
 import { acceptDataLoss } from '../coordination/unclean.ts';
-import type { ZkClient } from '../coordination/zk-client.ts';
 import { UsageError } from './args.ts';
-import { createLogger } from './runtime.ts';
+import { connectZooKeeper, parseZkAuth } from './zk-connect.ts';
 
 export interface AcceptDataLossOptions {
   cluster?: string;
@@ -19,45 +17,11 @@ export interface AcceptDataLossOptions {
   yes?: boolean;
 }
 
-const CONNECT_TIMEOUT_MS = 10_000;
-
-async function connect(connectString: string, auth: { user: string; password: string } | undefined): Promise<ZkClient> {
-  const client = createNodeZkClient({
-    connectString,
-    sessionTimeoutMs: 10_000,
-    closeTimeoutMs: 2000,
-    auth,
-    log: createLogger({ level: 'warn', destination: 2 }),
-  });
-  const connected = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`cannot reach ZooKeeper at ${connectString} within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
-    client.onState((state) => {
-      if (state !== 'connected') return;
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-  client.connect();
-  try {
-    await connected;
-  } catch (err) {
-    await client.close();
-    throw err;
-  }
-  return client;
-}
-
 export async function runAcceptDataLoss(options: AcceptDataLossOptions, out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const { cluster, zk } = options;
   if (cluster === undefined || zk === undefined) throw new UsageError('accept-data-loss needs --cluster NAME and --zk HOST:PORT');
   const paths = clusterPaths(cluster);
-  let auth: { user: string; password: string } | undefined;
-  if (options['zk-auth'] !== undefined) {
-    const at = options['zk-auth'].indexOf(':');
-    if (at <= 0) throw new UsageError('--zk-auth must be USER:PASSWORD');
-    auth = { user: options['zk-auth'].slice(0, at), password: options['zk-auth'].slice(at + 1) };
-  }
-  const client = await connect(zk, auth);
+  const client = await connectZooKeeper(zk, parseZkAuth(options['zk-auth']));
   try {
     const epoch = JSON.parse((await client.getData(paths.epoch)).data.toString('utf8')) as { epoch: number; leader: string | null };
     const replicas = JSON.parse((await client.getData(paths.replicas)).data.toString('utf8')) as { ids: string[] };

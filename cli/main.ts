@@ -44,9 +44,10 @@ const USAGE = `usage:
       ZooKeeper); see docs/safety.md
   zistore backup --data-dir DIR --out DIR
       copy a node's data dir (running or not) into a new or empty dir: one consistent point
-  zistore restore --from DIR --data-dir DIR --id ID --cluster NAME
-      make node ID's data dir from a backup; started against a ZooKeeper with no record of the
-      cluster, it leads with the backup's data and nodes with empty data dirs copy it
+  zistore restore --from DIR --data-dir DIR --id ID --cluster NAME --zk HOST:PORT[,...] [--zk-auth U:P]
+      make node ID's data dir from a backup and record it in ZooKeeper as the cluster's replica
+      set (refused if ZooKeeper already records one): it leads with the backup's data, and
+      nodes started with empty data dirs copy it
 `;
 
 const timingFlags = {
@@ -112,7 +113,14 @@ async function main(argv: string[]): Promise<number> {
     case 'restore': {
       const { values } = parseArgs({
         args: rest,
-        options: { from: { type: 'string' }, 'data-dir': { type: 'string' }, id: { type: 'string' }, cluster: { type: 'string' } },
+        options: {
+          from: { type: 'string' },
+          'data-dir': { type: 'string' },
+          id: { type: 'string' },
+          cluster: { type: 'string' },
+          zk: { type: 'string' },
+          'zk-auth': { type: 'string' },
+        },
         strict: true,
       });
       return runRestore(values);

@@ -6,7 +6,7 @@ import { startLinkFaultControl } from '../cluster/link-faults.ts';
 import { natsConnectOptions, type NodeOptionValues } from './node-options.ts';
 import { parseMetricsAddress } from '../observe/metrics-server.ts';
 import { createLogger, DEFAULT_SESSION_TIMEOUT_MS, runObservedNode } from './runtime.ts';
-import type { FsyncPolicy } from '../storage/lmdb-disk.ts';
+import { isUnheldCommitFailure, type FsyncPolicy } from '../storage/lmdb-disk.ts';
 
 export async function runNodeCommand(values: NodeOptionValues): Promise<number> {
   const id = String(values.id);
@@ -27,6 +27,14 @@ export async function runNodeCommand(values: NodeOptionValues): Promise<number> 
     if (stopRequested !== null) stopRequested(signal);
     else starting.abort(new Error(`${signal} before the node started`));
   };
+  // Node would end the process on any unhandled rejection; one kind is the storage engine's own
+  // (isUnheldCommitFailure) after the data dir failed, which the node has already reported and
+  // handled (it stops acking). Anything else still ends the process, logged first.
+  process.on('unhandledRejection', (reason) => {
+    if (isUnheldCommitFailure(reason)) return;
+    log.fatal({ err: reason }, 'unhandled rejection');
+    process.exit(1);
+  });
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   process.once('SIGINT', () => onSignal('SIGINT'));
   let running: Awaited<ReturnType<typeof runObservedNode>>;

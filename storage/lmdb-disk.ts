@@ -1,8 +1,10 @@
 // A replica's copy on disk, in LMDB (the `lmdb` package: a memory-mapped B+tree with
 // transactions; writes made in the same turn of the event loop commit together). One environment
 // per data dir: the entries in the database `entries`, the copy's meta and the dir's owner in `meta`.
-import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { CopyMeta, ReplicaDisk, StoredEntry } from '../actors/ports.ts';
 
@@ -32,7 +34,8 @@ export class DataDirError extends Error {
 }
 
 interface Owner {
-  format: 1;
+  /** 2: entries carry a CRC. */
+  format: 2;
   cluster: string;
   nodeId: string;
 }
@@ -40,50 +43,77 @@ interface Owner {
 const OWNER_KEY = 'owner';
 const META_KEY = 'copy';
 
-// An entry on disk: [flags u8][rev f64][pendingRev f64][value length u32][value][pending value].
+// An entry on disk: [crc32 u32][flags u8][rev f64][pendingRev f64][value length u32][value][pending
+// value]. LMDB keeps no checksums: the CRC (over the key, then the rest) finds a damaged entry.
 const HAS_VALUE = 1;
 const HAS_PENDING_VALUE = 2;
-const HEADER_BYTES = 1 + 8 + 8 + 4;
+const HEADER_BYTES = 4 + 1 + 8 + 8 + 4;
 
-export function encodeEntry(e: StoredEntry): Buffer {
+const entryCrc = (key: string, body: Buffer): number => crc32(body, crc32(key));
+
+export function encodeEntry(key: string, e: StoredEntry): Buffer {
   const valueBytes = e.value?.byteLength ?? 0;
   const out = Buffer.allocUnsafe(HEADER_BYTES + valueBytes + (e.pendingValue?.byteLength ?? 0));
-  out.writeUInt8((e.value !== null ? HAS_VALUE : 0) | (e.pendingValue !== null ? HAS_PENDING_VALUE : 0), 0);
-  out.writeDoubleBE(e.rev, 1);
-  out.writeDoubleBE(e.pendingRev, 9);
-  out.writeUInt32BE(valueBytes, 17);
+  out.writeUInt8((e.value !== null ? HAS_VALUE : 0) | (e.pendingValue !== null ? HAS_PENDING_VALUE : 0), 4);
+  out.writeDoubleBE(e.rev, 5);
+  out.writeDoubleBE(e.pendingRev, 13);
+  out.writeUInt32BE(valueBytes, 21);
   if (e.value !== null) out.set(e.value, HEADER_BYTES);
   if (e.pendingValue !== null) out.set(e.pendingValue, HEADER_BYTES + valueBytes);
+  out.writeUInt32BE(entryCrc(key, out.subarray(4)), 0);
   return out;
 }
 
-export function decodeEntry(b: Uint8Array): StoredEntry {
+export function decodeEntry(key: string, b: Uint8Array): StoredEntry {
   const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   if (buf.byteLength < HEADER_BYTES) throw new Error(`entry of ${buf.byteLength} bytes is shorter than its header`);
-  const flags = buf.readUInt8(0);
-  const valueBytes = buf.readUInt32BE(17);
+  if (buf.readUInt32BE(0) !== entryCrc(key, buf.subarray(4))) throw new Error('checksum mismatch');
+  const flags = buf.readUInt8(4);
+  const valueBytes = buf.readUInt32BE(21);
   if (HEADER_BYTES + valueBytes > buf.byteLength) throw new Error('entry value runs past its end');
   // Copies: the engine's buffers are reused by its next read.
   const value = flags & HAS_VALUE ? Uint8Array.prototype.slice.call(buf, HEADER_BYTES, HEADER_BYTES + valueBytes) : null;
   const pendingValue = flags & HAS_PENDING_VALUE ? Uint8Array.prototype.slice.call(buf, HEADER_BYTES + valueBytes) : null;
-  return { rev: buf.readDoubleBE(1), value, pendingRev: buf.readDoubleBE(9), pendingValue };
+  return { rev: buf.readDoubleBE(5), value, pendingRev: buf.readDoubleBE(13), pendingValue };
+}
+
+const VERIFY_SCRIPT = join(import.meta.dirname, 'verify-data-dir.mjs');
+
+/** Walks the whole environment in a child process (verify-data-dir.mjs): a damaged file crashes that, not us. */
+function verifyReadable(dir: string): void {
+  const run = spawnSync(process.execPath, [VERIFY_SCRIPT, dir], { encoding: 'utf8', timeout: 300_000 });
+  if (run.status === 0) return;
+  const how = run.signal !== null ? `the storage engine crashed reading it (${run.signal})` : `it cannot be read: ${(run.stderr || run.error?.message || '').trim().split('\n').at(-1)}`;
+  throw new DataDirError(`the data dir ${dir} (file ${join(dir, 'data.mdb')}) is damaged: ${how}; start with --reset-data to drop the copy and resynchronise from the cluster`);
 }
 
 export class LmdbDisk implements ReplicaDisk {
   private lastWrite: Promise<unknown> = Promise.resolve();
   /** The first write error: from then on nothing counts as stored (the node stops acking). */
   private failure: Error | null = null;
+  private fail: (err: Error) => void = () => undefined;
+  /** Rejects with the first write error. */
+  private readonly failed = new Promise<never>((_, reject) => {
+    this.fail = reject;
+  });
 
   private constructor(
     private readonly root: RootDatabase,
     private readonly entries: Database<Buffer, string>,
     private readonly meta: Database<unknown, string>,
     private readonly options: LmdbDiskOptions,
-  ) {}
+  ) {
+    // Awaited only by flushed(): the failure itself is reported there and by every later call.
+    this.failed.catch(() => undefined);
+  }
 
-  /** Opens (or creates) the data dir; refuses one that belongs to another node or cluster. */
+  /** Opens (or creates) the data dir; refuses one that is damaged or belongs to another node or cluster. */
   static open(options: LmdbDiskOptions): LmdbDisk {
     const { dir, cluster, nodeId } = options;
+    const file = join(dir, 'data.mdb');
+    // Reset: the files go, whatever state they are in.
+    if (options.reset === true) for (const name of ['data.mdb', 'lock.mdb']) rmSync(join(dir, name), { force: true });
+    if (existsSync(file)) verifyReadable(dir);
     let root: RootDatabase;
     try {
       mkdirSync(dir, { recursive: true });
@@ -96,17 +126,18 @@ export class LmdbDisk implements ReplicaDisk {
     const meta = root.openDB<unknown, string>('meta', { encoding: 'json' });
     const disk = new LmdbDisk(root, entries, meta, options);
     const owner = meta.get(OWNER_KEY) as Owner | undefined;
-    if (options.reset === true) {
-      entries.clearSync();
-      meta.clearSync();
-    } else if (owner !== undefined && (owner.cluster !== cluster || owner.nodeId !== nodeId)) {
+    if (owner !== undefined && (owner.cluster !== cluster || owner.nodeId !== nodeId)) {
       void root.close();
       throw new DataDirError(
         `the data dir ${dir} (file ${dir}/data.mdb) holds node ${owner.nodeId} of cluster ${owner.cluster}, not node ${nodeId} of cluster ${cluster}: ` +
           'give this node its own --data-dir, or start it with --reset-data to drop that copy and resynchronise from the cluster',
       );
     }
-    if (owner === undefined || options.reset === true) meta.putSync(OWNER_KEY, { format: 1, cluster, nodeId } satisfies Owner);
+    if (owner !== undefined && owner.format !== 2) {
+      void root.close();
+      throw new DataDirError(`the data dir ${dir} (file ${dir}/data.mdb) was written in format ${String(owner.format)}, which this version does not read: start with --reset-data to drop the copy and resynchronise from the cluster`);
+    }
+    if (owner === undefined) meta.putSync(OWNER_KEY, { format: 2, cluster, nodeId } satisfies Owner);
     return disk;
   }
 
@@ -118,7 +149,7 @@ export class LmdbDisk implements ReplicaDisk {
       entries: (function* () {
         for (const { key, value } of entries.getRange()) {
           try {
-            yield [key, decodeEntry(value)] as [string, StoredEntry];
+            yield [key, decodeEntry(key, value)] as [string, StoredEntry];
           } catch (err) {
             throw new DataDirError(`the data dir ${dir} (file ${dir}/data.mdb) is damaged: key ${JSON.stringify(key)}: ${(err as Error).message}; start with --reset-data to drop the copy and resynchronise from the cluster`);
           }
@@ -127,23 +158,25 @@ export class LmdbDisk implements ReplicaDisk {
     };
   }
 
+  // After a failure nothing more is written: nothing would count as stored, and the engine's
+  // promises for writes after a failed commit reject where nobody can handle them.
   write(key: string, entry: StoredEntry | null): void {
-    this.track(entry === null ? this.entries.remove(key) : this.entries.put(key, encodeEntry(entry)));
+    if (this.failure === null) this.track(entry === null ? this.entries.remove(key) : this.entries.put(key, encodeEntry(key, entry)));
   }
 
   writeMeta(meta: CopyMeta): void {
-    this.track(this.meta.put(META_KEY, meta));
+    if (this.failure === null) this.track(this.meta.put(META_KEY, meta));
   }
 
   clear(): void {
-    this.track(this.entries.clearAsync());
+    if (this.failure === null) this.track(this.entries.clearAsync());
   }
 
   async flushed(): Promise<void> {
-    if (this.failure !== null) throw this.failure;
     await this.lastWrite;
-    if (this.options.fsync === 'always') await this.root.flushed;
     if (this.failure !== null) throw this.failure;
+    // After a failed commit the engine's flush promise never settles: the failure ends the wait.
+    if (this.options.fsync === 'always') await Promise.race([this.root.flushed, this.failed]);
   }
 
   async close(): Promise<void> {
@@ -153,10 +186,24 @@ export class LmdbDisk implements ReplicaDisk {
 
   /** Writes commit in the order they were made: the last one settles after every earlier one. */
   private track(write: Promise<unknown>): void {
-    this.lastWrite = write.catch((err: unknown) => {
-      this.failure ??= new Error(`write to the data dir ${this.options.dir} failed: ${(err as Error).message}`);
+    this.lastWrite = write.catch(async (err: unknown) => {
+      // The engine's own error (EIO on a full disk, say) rides on a promise of its own: take it,
+      // for the message and because unhandled it would end the process.
+      const detail = (err as { commitError?: Promise<unknown> }).commitError;
+      const cause = detail === undefined ? err : await detail.then(() => err, (e: unknown) => e);
+      if (this.failure !== null) return;
+      this.failure = new Error(`write to the data dir ${this.options.dir} failed: ${(cause as Error).message} (is the disk full or failing?)`, { cause });
+      this.fail(this.failure);
     });
   }
+}
+
+/**
+ * A rejection the engine raises for a write that was in the same failed commit, on a promise of
+ * its own that nobody holds (lmdb 3.x). The failure is already reported through flushed().
+ */
+export function isUnheldCommitFailure(reason: unknown): boolean {
+  return reason instanceof Error && reason.message.startsWith('Commit failed (see commitError') && 'commitError' in reason;
 }
 
 /** What a backup holds. */
@@ -202,11 +249,11 @@ export async function backupDataDir(dataDir: string, out: string): Promise<Backu
 
 /**
  * Make a new data dir for node `nodeId` of `cluster` from a backup. The copy then remembers a
- * replica set of itself alone, in a newer era than any it knew: started against a ZooKeeper that
- * holds no record of the cluster, it leads with the backup's data and the other nodes (empty
- * data dirs) copy it.
+ * replica set of itself alone, in a newer era than any it knew (returned: ZooKeeper's record of
+ * the restored cluster names it too), so it leads with the backup's data and the other nodes
+ * (empty data dirs) copy it.
  */
-export async function restoreDataDir(backup: string, dataDir: string, owner: { cluster: string; nodeId: string }): Promise<BackupSummary> {
+export async function restoreDataDir(backup: string, dataDir: string, owner: { cluster: string; nodeId: string }): Promise<BackupSummary & { era: number }> {
   if (existsSync(join(dataDir, 'data.mdb'))) throw new DataDirError(`${join(dataDir, 'data.mdb')} exists: restore into a new or empty dir`);
   await openExisting(backup, true).close();
   mkdirSync(dataDir, { recursive: true });
@@ -216,10 +263,10 @@ export async function restoreDataDir(backup: string, dataDir: string, owner: { c
     const meta = root.openDB<unknown, string>('meta', { encoding: 'json' });
     const copy = meta.get(META_KEY) as CopyMeta;
     const era = (copy.replicaSet?.era ?? 0) + 1;
-    await meta.put(OWNER_KEY, { format: 1, ...owner } satisfies Owner);
+    await meta.put(OWNER_KEY, { format: 2, ...owner } satisfies Owner);
     await meta.put(META_KEY, { ...copy, intact: true, replicaSet: { ids: [owner.nodeId], era, epoch: 0, seq: 0 } } satisfies CopyMeta);
     const keys = root.openDB<Buffer, string>('entries', { encoding: 'binary' }).getKeysCount();
-    return { ...owner, keys, maxRev: copy.maxRev };
+    return { ...owner, keys, maxRev: copy.maxRev, era };
   } finally {
     await root.close();
   }

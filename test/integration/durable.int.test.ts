@@ -102,6 +102,24 @@ describe('durable replicas', () => {
     expect(after.revision!).toBeGreaterThan(highest);
   });
 
+  it('SIGTERM of every node, one after the other, then restarts: every key is back, revisions go on', async () => {
+    const { c, store } = await start('durable-sigterm');
+    const ids = [...c.nodes.keys()];
+    let highest = 0;
+    for (let i = 0; i < 50; i++) {
+      const r = await store.put(`key-${i}`, `v${i}`);
+      expect(r.code).toBe(200);
+      highest = Math.max(highest, r.revision!);
+    }
+    for (const id of ids) await c.stopNode(id);
+    for (const id of ids) await c.restart(id);
+    await c.waitServing(60_000);
+    for (const id of ids) for (let i = 0; i < 50; i++) expect((await store.get(`key-${i}`, id)).text, `key-${i} at ${id}`).toBe(`v${i}`);
+    const after = await store.put('after', 'x');
+    expect(after.code).toBe(200);
+    expect(after.revision!).toBeGreaterThan(highest);
+  });
+
   it('a node restarted alone keeps its copy and catches up with what changed, not a full snapshot', async () => {
     const { c, store } = await start('durable-catch-up');
     const leader = (await store.members()).leader!;
@@ -187,11 +205,15 @@ describe('durable replicas', () => {
     await cluster!.stop();
     cluster = null;
 
-    // A new cluster (its own ZooKeeper, NATS and data dirs); n1 restored from the backup.
-    const restoredDir = join(tmp!, 'restored');
-    const restore = await zistore('restore', '--from', backupDir, '--data-dir', join(restoredDir, 'n1.data'), '--id', 'n1', '--cluster', 'restored');
-    expect(restore).toContain('restored');
-    cluster = await LocalCluster.start({ nodes: 3, cluster: 'restored', dataDir: restoredDir, sessionTimeoutMs: SESSION_TIMEOUT_MS, durable: 'always', faults: 'none' });
+    // A new cluster (its own ZooKeeper, NATS and data dirs); n1 restored from the backup, the
+    // others empty and started first: they must wait for n1 rather than start the cluster empty.
+    cluster = await LocalCluster.start({ nodes: 0, cluster: 'restored', sessionTimeoutMs: SESSION_TIMEOUT_MS, durable: 'always', faults: 'none' });
+    const restore = await zistore('restore', '--from', backupDir, '--data-dir', cluster.nodeDataDir('n1'), '--id', 'n1', '--cluster', 'restored', '--zk', cluster.zkConnectString);
+    expect(restore).toContain('recorded in ZooKeeper as its replica set');
+    await cluster.addNode('n2');
+    await cluster.addNode('n3');
+    await new Promise((r) => setTimeout(r, 1000));
+    await cluster.addNode('n1');
     await cluster.waitServing(60_000);
     nc = await cluster.connectClient();
     const restored = kv(nc, 'restored');

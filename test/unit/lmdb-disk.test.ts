@@ -1,9 +1,9 @@
 // Goal: a replica's copy kept in LMDB comes back as it was: committed values, writes in flight,
 // deletes gone, the copy's meta; a data dir of another node or cluster is refused with the way
-// out; --reset-data starts empty; a damaged entry is named, not served.
+// out; --reset-data starts empty; a damaged entry (checksum) or engine file is named, not served.
 // Method: a real LMDB environment in a temp dir, through ReplicaStore as the node uses it.
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
@@ -98,6 +98,32 @@ describe('lmdb disk', () => {
     const damaged = LmdbDisk.open(options(dir));
     expect(() => new ReplicaStore().attachDisk(damaged)).toThrow(/data dir .* is damaged: key "k".*--reset-data/);
     await damaged.close();
+    // One byte of a stored value changed behind the engine's back: the entry's checksum says so.
+    const flipped = tempDir();
+    const good = LmdbDisk.open(options(flipped));
+    good.write('k', { rev: 1, value: v('value'), pendingRev: 0, pendingValue: null });
+    await good.flushed();
+    await good.close();
+    const rawFlip = open({ path: flipped, maxDbs: 4 });
+    const entries = rawFlip.openDB<Buffer, string>('entries', { encoding: 'binary' });
+    const bytes = Buffer.from(entries.get('k')!);
+    bytes[bytes.length - 1] ^= 1;
+    await entries.put('k', bytes);
+    await rawFlip.close();
+    const flippedDisk = LmdbDisk.open(options(flipped));
+    expect(() => new ReplicaStore().attachDisk(flippedDisk)).toThrow(/is damaged: key "k": checksum mismatch/);
+    await flippedDisk.close();
+    // The engine's own pages overwritten (its header): a child process walks the file first, so
+    // the crash that reading it causes is a message here, not the end of this process.
+    const wrecked = tempDir();
+    const before = LmdbDisk.open(options(wrecked));
+    before.write('k', { rev: 1, value: v('value'), pendingRev: 0, pendingValue: null });
+    await before.flushed();
+    await before.close();
+    const fd = openSync(join(wrecked, 'data.mdb'), 'r+');
+    writeSync(fd, Buffer.alloc(8192, 0xa5), 0, 8192, 0);
+    closeSync(fd);
+    expect(() => LmdbDisk.open(options(wrecked))).toThrow(/data\.mdb\) is damaged: .*--reset-data/);
     // A dir that cannot be made: below a plain file.
     const file = join(tempDir(), 'a-file');
     writeFileSync(file, 'not a dir');
