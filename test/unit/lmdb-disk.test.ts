@@ -25,6 +25,16 @@ afterEach(() => {
 
 const options = (dir: string) => ({ dir, cluster: 'c1', nodeId: 'n1', fsync: 'always' as const });
 
+/** A new data dir whose copy holds k=value, closed. */
+async function dirHoldingOneKey(): Promise<string> {
+  const dir = tempDir();
+  const disk = LmdbDisk.open(options(dir));
+  disk.write('k', { rev: 1, value: v('value'), pendingRev: 0, pendingValue: null });
+  await disk.flushed();
+  await disk.close();
+  return dir;
+}
+
 describe('lmdb disk', () => {
   it('lmdb disk - a copy comes back as it was: values, writes in flight, deletes, meta', async () => {
     const dir = tempDir();
@@ -99,11 +109,7 @@ describe('lmdb disk', () => {
     expect(() => new ReplicaStore().attachDisk(damaged)).toThrow(/data dir .* is damaged: key "k".*--reset-data/);
     await damaged.close();
     // One byte of a stored value changed behind the engine's back: the entry's checksum says so.
-    const flipped = tempDir();
-    const good = LmdbDisk.open(options(flipped));
-    good.write('k', { rev: 1, value: v('value'), pendingRev: 0, pendingValue: null });
-    await good.flushed();
-    await good.close();
+    const flipped = await dirHoldingOneKey();
     const rawFlip = open({ path: flipped, maxDbs: 4 });
     const entries = rawFlip.openDB<Buffer, string>('entries', { encoding: 'binary' });
     const bytes = Buffer.from(entries.get('k')!);
@@ -115,11 +121,7 @@ describe('lmdb disk', () => {
     await flippedDisk.close();
     // The engine's own pages overwritten (its header): a child process walks the file first, so
     // the crash that reading it causes is a message here, not the end of this process.
-    const wrecked = tempDir();
-    const before = LmdbDisk.open(options(wrecked));
-    before.write('k', { rev: 1, value: v('value'), pendingRev: 0, pendingValue: null });
-    await before.flushed();
-    await before.close();
+    const wrecked = await dirHoldingOneKey();
     const fd = openSync(join(wrecked, 'data.mdb'), 'r+');
     writeSync(fd, Buffer.alloc(8192, 0xa5), 0, 8192, 0);
     closeSync(fd);
