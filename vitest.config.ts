@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config';
 // nats-server and node processes, so they run one file at a time on this 2-core machine.
 export default defineConfig({
   test: {
+    globalSetup: ['test/support/build.ts'],
     fileParallelism: false,
     projects: [
       {

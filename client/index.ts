@@ -61,7 +61,7 @@ export interface ClientOptions {
   cluster?: string;
   /** Default 5000: a little longer than a node's 4 s operation timeout. */
   timeoutMs?: number;
-  /** Retries of a 503 (which had no effect), with exponential backoff from 20 ms; default 6. */
+  /** Retries of a 503 (which had no effect), with exponential backoff from 20 ms; default 8 (about 5 s in all, longer than a failover). */
   retries503?: number;
   /** Send writes straight to the leader when it is known (saves the forwarding hop); default true. */
   writesToLeader?: boolean;
@@ -88,7 +88,7 @@ export class ZiClient {
     this.requests = new RequestMux(nc);
     this.cluster = options.cluster ?? 'default';
     this.timeoutMs = options.timeoutMs ?? 5000;
-    this.retries503 = options.retries503 ?? 6;
+    this.retries503 = options.retries503 ?? 8;
     this.writesToLeader = options.writesToLeader ?? true;
   }
 
@@ -181,8 +181,8 @@ export class ZiClient {
 
 /** Connect to NATS and return a client; `close()` closes the connection. */
 export async function connect(options: ConnectionOptions & ClientOptions = {}): Promise<ZiClient & { close(): Promise<void> }> {
-  const { cluster, timeoutMs, ...natsOptions } = options;
+  const { cluster, timeoutMs, retries503, writesToLeader, ...natsOptions } = options;
   const nc = await natsConnect({ maxReconnectAttempts: -1, reconnectTimeWait: 250, ...natsOptions });
-  const client = new ZiClient(nc, { cluster, timeoutMs });
+  const client = new ZiClient(nc, { cluster, timeoutMs, retries503, writesToLeader });
   return Object.assign(client, { close: () => nc.close() });
 }

@@ -26,7 +26,8 @@ import { startZooKeeper, type ZooKeeperHandle } from './zookeeper-server.ts';
 import type { FsyncPolicy } from '../storage/lmdb-disk.ts';
 
 const PROJECT_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
-const ZISTORE_BIN = join(PROJECT_ROOT, 'cli', 'zistore.js');
+// Nodes run the compiled CLI: the launcher from the sources (tests), main.js beside us in dist/.
+const ZISTORE_BIN = join(PROJECT_ROOT, 'cli', import.meta.url.endsWith('.ts') ? 'zistore.js' : 'main.js');
 /** How long a socket-mode fault waits for the node to confirm it (a paused node cannot). */
 const LINK_FAULT_ACK_MS = 5000;
 

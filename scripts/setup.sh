@@ -64,3 +64,6 @@ if [ -n "$missing" ]; then
     exit 1
   fi
 fi
+
+# --- the compiled runtime (dist/), when a source changed -------------------------
+sh scripts/build.sh
