@@ -138,7 +138,6 @@ export interface StoredEntry {
   pendingValue: Uint8Array | null;
 }
 
-/** What a copy on disk knows about itself besides its entries (ReplicaStore's fields of the same names). */
 /**
  * A replica set as a node last heard of it, kept with its copy: if ZooKeeper's record is ever lost
  * (a fresh ZooKeeper under nodes that kept their data), the nodes rebuild it from these. Newer
@@ -162,6 +161,7 @@ export function newerReplicaSet(a: KnownReplicaSet | null, b: KnownReplicaSet | 
   return replicaSetOrder(a, b) >= 0 ? a : b;
 }
 
+/** What a copy on disk knows about itself besides its entries (ReplicaStore's fields of the same names). */
 export interface CopyMeta {
   maxRev: number;
   heldThrough: number;

@@ -39,7 +39,6 @@ export class ReplicaEndpoint {
   private joinAttempts = 0;
   /** The admission our current join was given (snapshot chunks of any other are refused) and where its transfer starts (0: a full snapshot). */
   private admission: { token: number; since: number } | null = null;
-  /** The disk failed once: said in the log, and every later ack refused. */
   /** Why the data dir failed (this node then acks no write), null while it works. */
   dataDirProblem: string | null = null;
   private readonly log: Log;
