@@ -2,10 +2,8 @@
 // --cluster NAME --zk HOST:PORT`: a consistent copy of a node's data taken while it serves, and a
 // new node's data dir made from one, from which a whole cluster is restored (docs/deployment.md,
 // section 9).
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { recordRestoredReplicaSet } from '../coordination/restore-record.ts';
-import { backupDataDir, restoreDataDir } from '../storage/lmdb-disk.ts';
+import { backupDataDir, removeCopy, restoreDataDir } from '../storage/lmdb-disk.ts';
 import { UsageError } from './args.ts';
 import { connectZooKeeper, parseZkAuth } from './zk-connect.ts';
 
@@ -38,7 +36,7 @@ export async function runRestore(options: RestoreOptions, out: NodeJS.WritableSt
     await recordRestoredReplicaSet(client, cluster, id, s.era);
   } catch (err) {
     // Not recorded: a copy nobody would wait for must not be left behind as if restored.
-    for (const name of ['data.mdb', 'lock.mdb']) rmSync(join(dataDir, name), { force: true });
+    removeCopy(dataDir);
     throw err;
   } finally {
     await client.close();

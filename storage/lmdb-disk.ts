@@ -77,6 +77,11 @@ export function decodeEntry(key: string, b: Uint8Array): StoredEntry {
   return { rev: buf.readDoubleBE(5), value, pendingRev: buf.readDoubleBE(13), pendingValue };
 }
 
+/** Remove the engine's files from a data dir, whatever state they are in. */
+export function removeCopy(dir: string): void {
+  for (const name of ['data.mdb', 'lock.mdb']) rmSync(join(dir, name), { force: true });
+}
+
 const VERIFY_SCRIPT = join(import.meta.dirname, 'verify-data-dir.mjs');
 
 /** Walks the whole environment in a child process (verify-data-dir.mjs): a damaged file crashes that, not us. */
@@ -111,8 +116,7 @@ export class LmdbDisk implements ReplicaDisk {
   static open(options: LmdbDiskOptions): LmdbDisk {
     const { dir, cluster, nodeId } = options;
     const file = join(dir, 'data.mdb');
-    // Reset: the files go, whatever state they are in.
-    if (options.reset === true) for (const name of ['data.mdb', 'lock.mdb']) rmSync(join(dir, name), { force: true });
+    if (options.reset === true) removeCopy(dir);
     if (existsSync(file)) verifyReadable(dir);
     let root: RootDatabase;
     try {
@@ -259,15 +263,24 @@ export async function restoreDataDir(backup: string, dataDir: string, owner: { c
   mkdirSync(dataDir, { recursive: true });
   copyFileSync(join(backup, 'data.mdb'), join(dataDir, 'data.mdb'));
   const root = open({ path: dataDir, maxDbs: 4, noSubdir: false });
+  let restored: (BackupSummary & { era: number }) | null = null;
   try {
     const meta = root.openDB<unknown, string>('meta', { encoding: 'json' });
-    const copy = meta.get(META_KEY) as CopyMeta;
-    const era = (copy.replicaSet?.era ?? 0) + 1;
-    await meta.put(OWNER_KEY, { format: 2, ...owner } satisfies Owner);
-    await meta.put(META_KEY, { ...copy, intact: true, replicaSet: { ids: [owner.nodeId], era, epoch: 0, seq: 0 } } satisfies CopyMeta);
-    const keys = root.openDB<Buffer, string>('entries', { encoding: 'binary' }).getKeysCount();
-    return { ...owner, keys, maxRev: copy.maxRev, era };
+    const copy = meta.get(META_KEY) as CopyMeta | undefined;
+    // backupDataDir checked this before copying, but the node may have lost it in between.
+    if (copy !== undefined && copy.intact) {
+      const era = (copy.replicaSet?.era ?? 0) + 1;
+      await meta.put(OWNER_KEY, { format: 2, ...owner } satisfies Owner);
+      await meta.put(META_KEY, { ...copy, replicaSet: { ids: [owner.nodeId], era, epoch: 0, seq: 0 } } satisfies CopyMeta);
+      const keys = root.openDB<Buffer, string>('entries', { encoding: 'binary' }).getKeysCount();
+      restored = { ...owner, keys, maxRev: copy.maxRev, era };
+    }
   } finally {
     await root.close();
   }
+  if (restored === null) {
+    removeCopy(dataDir);
+    throw new DataDirError(`the backup in ${backup} holds a copy that was not complete when it was taken: take another backup`);
+  }
+  return restored;
 }
