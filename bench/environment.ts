@@ -127,7 +127,8 @@ export function describeSystems(): SystemUnderTest[] {
       role: 'system under test (3 nodes unless stated)',
       durability:
         'memory only: no disk writes; a put is acknowledged once every live replica holds it in memory, ' +
-        'so it survives while one replica survives, and is lost if every node stops',
+        'so it survives while one replica survives, and is lost if every node stops (the durable section also runs ' +
+        'nodes with --data-dir: --fsync always / interval, as its tables say)',
     },
     {
       name: 'ZooKeeper',

@@ -82,6 +82,16 @@ export async function inParallel(count: number, inflight: number, work: (i: numb
   return performance.now() - t0;
 }
 
+/**
+ * Bulk load through the public path: `count` puts of `value` to keys `prefix` + 0, 1, … (16
+ * characters), `inflight` at a time spread over `writers` typed clients with their own
+ * connections, each writing to the leader. Returns the wall time in ms.
+ */
+export async function loadKeys(cluster: BenchCluster, count: number, value: Uint8Array, writers: number, inflight: number, prefix = 'k.'): Promise<number> {
+  const clients = await Promise.all(Array.from({ length: writers }, (_, i) => cluster.writerClient(i)));
+  return inParallel(count, inflight, (i) => clients[i % writers]!.put(key16(prefix, i), value).then(() => undefined));
+}
+
 const preloaded = new WeakMap<object, Map<number, string[]>>();
 
 /**

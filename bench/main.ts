@@ -154,6 +154,7 @@ async function main(argv: string[]): Promise<number> {
         ...(req.echoPeers !== undefined ? { echoPeers: req.echoPeers } : {}),
         ...(req.faults !== undefined ? { faults: req.faults } : {}),
         ...(req.metrics !== undefined ? { metrics: req.metrics } : {}),
+        ...(req.durable !== undefined ? { durable: req.durable } : {}),
       }),
     );
     live.add(c);

@@ -8,7 +8,7 @@ import { echoOperation } from './echo.ts';
 import { formatBytes } from './format.ts';
 import { inParallel, key16, preloadGetKeys, resolveZiNode, size36, zistoreSession, zistoreWriterSession, type ZiTarget } from './kv-systems.ts';
 import { LoadAccumulator, runRound, type Operation } from './load.ts';
-import { SYSTEM_NAMES, type KvSession, type PeerId, type SystemId } from './peers/types.ts';
+import { SYSTEM_NAMES, type KvPeer, type KvSession, type PeerId, type SystemId } from './peers/types.ts';
 import type { Measurement, Target } from './report.ts';
 import type { ScenarioContext } from './scenario.ts';
 
@@ -28,6 +28,8 @@ export interface RunSpec {
   target?: ZiTarget;
   /** ZiStore only: measure this cluster instead of the set's (to compare clusters in one interleaved set). */
   cluster?: BenchCluster;
+  /** Peers only: measure this peer instead of the run's peer of that system (e.g. a ZooKeeper ensemble). */
+  peer?: KvPeer;
   /** Appended to the run's label (e.g. which cluster). */
   tag?: string;
   /** Echo puts only: the first responder relays to this many others before answering (the replication floor). */
@@ -96,7 +98,7 @@ export function runLabel(spec: RunSpec, node: string | null): string {
   if (spec.system === 'zistore') {
     return `zistore ${spec.op}${mode} ${size}${records} @${spec.target ?? 'leader'}${node ? `(${node})` : ''} ×${spec.inflight}${writers}`;
   }
-  return `${SYSTEM_NAMES[spec.system]} ${spec.op}${mode} ${size}${records} ×${spec.inflight}${writers}`;
+  return `${spec.peer?.name ?? SYSTEM_NAMES[spec.system]} ${spec.op}${mode} ${size}${records} ×${spec.inflight}${writers}`;
 }
 
 /** A spec resolved to its sessions, node, label and per-worker operations. */
@@ -143,7 +145,7 @@ async function prepare(ctx: ScenarioContext, setCluster: BenchCluster, spec: Run
     for (let i = 0; i < writers; i++) sessions.push(await zistoreWriterSession(cluster, i, zt, node));
     owner = cluster;
   } else {
-    const peer = (await ctx.peers()).get(spec.system);
+    const peer = spec.peer ?? (await ctx.peers()).get(spec.system);
     if (!peer) return null;
     for (let i = 0; i < writers; i++) sessions.push(await peer.session(i));
     owner = peer;
@@ -241,8 +243,8 @@ export async function measureSetOptional(ctx: ScenarioContext, cluster: BenchClu
   const rounds = opts.rounds ?? ctx.rounds;
   const accs = prepared.map((p) => (p ? new LoadAccumulator(p.label, p.spec.inflight) : null));
   const sliceMs = Math.max(100, Math.round((ctx.timing.durationMs * scale) / rounds));
-  // Each run's CPU is that of its own cluster (a spec may name another) and the peers.
-  const watchedOf = (p: Prepared) => [...(p.spec.cluster ?? cluster).watched(), ...(ctx.startedPeers()?.watched() ?? [])];
+  // Each run's CPU is that of its own cluster (a spec may name another) and the peers (a spec's own peer too).
+  const watchedOf = (p: Prepared) => [...(p.spec.cluster ?? cluster).watched(), ...(ctx.startedPeers()?.watched() ?? []), ...(p.spec.peer?.watched() ?? [])];
   for (let r = 0; r < rounds; r++) {
     for (let k = 0; k < prepared.length; k++) {
       const i = opts.rotate ? (r + k) % prepared.length : k;

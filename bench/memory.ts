@@ -21,6 +21,39 @@ export function rssBytes(pid: number | null): number | null {
   }
 }
 
+/** Resident memory of a process by kind, in bytes (/proc/<pid>/status, /proc/<pid>/smaps). */
+export interface RssBreakdown {
+  /** VmRSS = RssAnon + RssFile + RssShmem. */
+  rss: number;
+  /** Heap, stacks and other private memory. */
+  anon: number;
+  /** Pages of mapped files: the executable and libraries, and memory maps such as LMDB's. */
+  file: number;
+  /** Of `file`, the resident pages of files under `mappedDir` (e.g. a node's data dir): page cache, shared with the OS. */
+  mapped: number;
+}
+
+/** RssBreakdown of a process (null when it cannot be read); `mappedDir` names the files `mapped` counts. */
+export function rssBreakdown(pid: number | null, mappedDir?: string): RssBreakdown | null {
+  if (pid === null) return null;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)\\s*kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+    let mapped = 0;
+    if (mappedDir !== undefined) {
+      // smaps: a mapping's header line ends with its path; its `Rss:` line follows.
+      let inDir = false;
+      for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+        if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inDir = line.includes(` ${mappedDir}/`);
+        else if (inDir && line.startsWith('Rss:')) mapped += Number(/(\d+)/.exec(line)?.[1] ?? 0) * 1024;
+      }
+    }
+    return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile'), mapped };
+  } catch {
+    return null;
+  }
+}
+
 export interface AfterGc {
   rss: number;
   heapUsed: number;

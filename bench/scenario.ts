@@ -2,6 +2,7 @@
 // scenarios/index.ts; main.ts runs one (or `all`) and writes the report.
 import type { BenchCluster } from './bench-cluster.ts';
 import type { FaultInjection } from '../cluster/local-cluster.ts';
+import type { FsyncPolicy } from '../storage/lmdb-disk.ts';
 import type { Peers } from './peers/index.ts';
 import type { Progress } from './progress.ts';
 import type { Facts } from './targets.ts';
@@ -62,6 +63,8 @@ export interface ClusterRequest {
   faults?: FaultInjection;
   /** Fresh clusters only: a Prometheus endpoint per node, as `zistore up` gives them. */
   metrics?: boolean;
+  /** Fresh clusters only: nodes keep their copy on disk (`--data-dir`) with this `--fsync` policy; memory only when omitted. */
+  durable?: FsyncPolicy;
 }
 
 export interface Scenario {

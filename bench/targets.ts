@@ -24,6 +24,11 @@ export interface Fact {
  *   resync.<count>x<bytes>.servingMs          ms, addNode → serving (recovery)
  *   memory.1m16.mb                            MB RSS per node (recovery)
  *   up.<put1|get1>.<socket|none|proxy>.p50    µs at the leader, 1 in flight, per fault injection (up)
+ *   durable.get1.<memory|always|interval|echo>.p50      µs, ZiStore: the worse node (durable)
+ *   durable.put1.<mode|etcd|zookeeper|jetstream|echo>.p50  µs at the leader (durable)
+ *   durable.put64.<mode|etcd|zookeeper|jetstream|echo>.ops ops/s (durable; zookeeper = the 3-server ensemble)
+ *   durable.restart.ms                        ms, kill -9 of every node → a get and a put served (durable)
+ *   durable.memory.mb                         MB VmRSS of a durable node holding 1,000,000 × 16 B (durable)
  */
 export class Facts {
   private readonly facts = new Map<string, Fact>();
@@ -150,6 +155,15 @@ export function judgeTargets(facts: Facts): Judged[] {
     absolute(facts, 'resync 1000 × 16 KiB (leader-side transfer)', 'resync.1000x16384.ms', 500, ms, '≤ 0.5 s', serving('1000x16384')),
     absolute(facts, 'resync 1,000,000 × 16 B (leader-side transfer)', 'resync.1000000x16.ms', 10_000, ms, '≤ 10 s', serving('1000000x16')),
     absolute(facts, 'memory per node, 1,000,000 keys of 16 B (VmRSS)', 'memory.1m16.mb', 200, (v) => `${Math.round(v)} MB`, '≤ 200 MB'),
+    relative(facts, 'durable (--fsync always) put, 64 in flight: ops/s', 'durable.put64.always.ops', 'durable.put64.etcd.ops', 'etcd 3 members', ops, '≥ 2× etcd', (r) => r >= 2),
+    relative(facts, 'durable (--fsync always) put, 64 in flight: ops/s', 'durable.put64.always.ops', 'durable.put64.zookeeper.ops', 'ZooKeeper 3-server ensemble', ops, '≥ 2× ZooKeeper', (r) => r >= 2),
+    relative(facts, 'durable (--fsync interval) put, 64 in flight: ops/s', 'durable.put64.interval.ops', 'durable.put64.jetstream.ops', 'JetStream KV R3', ops, '≥ 1.5× JetStream', (r) => r >= 1.5),
+    relative(facts, 'durable (--fsync interval) put, 1 in flight: p50', 'durable.put1.interval.p50', 'durable.put1.jetstream.p50', 'JetStream KV R3', us, '≤ 1.3× JetStream', (r) => r <= 1.3),
+    ...(['memory', 'always', 'interval'] as const).map((mode) =>
+      relative(facts, `get at a node, 1 in flight: p50, ${mode === 'memory' ? 'memory only' : `--fsync ${mode}`} (durable run)`, `durable.get1.${mode}.p50`, 'durable.get1.echo.p50', 'NATS echo', us, '≤ 1.10× echo', (r) => r <= 1.1),
+    ),
+    absolute(facts, 'durable: kill -9 of the whole cluster, 1,000,000 × 16 B → serving reads and writes', 'durable.restart.ms', 5000, ms, '≤ 5 s'),
+    absolute(facts, 'durable node holding 1,000,000 × 16 B (VmRSS)', 'durable.memory.mb', 200, (v) => `${Math.round(v)} MB`, '≤ 200 MB'),
   ];
 }
 

@@ -1,10 +1,12 @@
 // ZooKeeper as a key-value store: one znode per key under /bench, written with setData (create
 // when it does not exist yet) and read with getData, through node-zookeeper-client (the client
-// ZiStore itself uses). Its own standalone server (the one ZiStore coordinates through stays
-// out of the comparison), forceSync=yes like ZiStore's. ZooKeeper reads are served by the
-// server the client is connected to without a quorum round (sequentially consistent, not
-// linearizable unless preceded by sync); with one server that is the only copy anyway.
+// ZiStore itself uses). Its own servers (the one ZiStore coordinates through stays out of the
+// comparison), forceSync=yes like ZiStore's: a standalone server (the peers of every run), or a
+// 3-server ensemble (the durable scenario). ZooKeeper reads are served by the server the client
+// is connected to without a quorum round (sequentially consistent, not linearizable unless
+// preceded by sync); with one server that is the only copy anyway.
 import { createRequire } from 'node:module';
+import { startZooKeeperEnsemble, type ZooKeeperEnsembleHandle } from '../../cluster/zookeeper-ensemble.ts';
 import { startZooKeeper, type ZooKeeperHandle } from '../../cluster/zookeeper-server.ts';
 import type { WatchedProcess } from '../cpu.ts';
 import type { KvPeer, KvSession } from './types.ts';
@@ -88,22 +90,31 @@ async function connectClient(connectString: string): Promise<ZkClient> {
   return client;
 }
 
-export async function startZooKeeperKv(): Promise<KvPeer> {
-  const server: ZooKeeperHandle = await startZooKeeper({ forceSync: true, serverLogLevel: 'warn' });
+/** The servers a ZooKeeper peer runs on, and the one its sessions connect to. */
+interface ZkServers {
+  /** Where every session connects (one server: the load stays on it, as a client's would). */
+  connectString: string;
+  fourLetterWord(command: string): Promise<string>;
+  watched(): WatchedProcess[];
+  stop(): Promise<void>;
+}
+
+/** The KvPeer on running servers; `about` describes it once the version is known. Stops the servers if it fails. */
+async function zooKeeperKv(servers: ZkServers, about: (version: string) => Pick<KvPeer, 'name' | 'description' | 'durability' | 'routing'>): Promise<KvPeer> {
   const clients: ZkClient[] = [];
   const stop = async () => {
     for (const c of clients) c.close();
-    await server.stop();
+    await servers.stop();
   };
   try {
     let version = 'unknown';
     try {
-      const srvr = await server.fourLetterWord('srvr');
+      const srvr = await servers.fourLetterWord('srvr');
       version = /Zookeeper version:\s*([^,\n]+)/i.exec(srvr)?.[1]?.replace(/-\$\{[^}]*\}/, '').trim() ?? 'unknown';
     } catch {
       /* stays unknown */
     }
-    const first = await connectClient(server.connectString);
+    const first = await connectClient(servers.connectString);
     clients.push(first);
     try {
       await call<[string]>((cb) => first.create(ROOT, null, zk.CreateMode.PERSISTENT, cb));
@@ -113,25 +124,68 @@ export async function startZooKeeperKv(): Promise<KvPeer> {
     const sessions = new Map<number, ZkSession>([[0, new ZkSession(first)]]);
     return {
       id: 'zookeeper',
-      name: 'ZooKeeper',
-      description: `ZooKeeper ${version}, standalone server (its own, not ZiStore's), znodes under ${ROOT}`,
-      durability: 'standalone server, forceSync=yes: the transaction log is fsynced before a write is acknowledged (concurrent writes share an fsync)',
-      routing: 'setData (create when missing) / getData on the one server; reads are local to the server (no quorum round)',
+      ...about(version),
       async session(writer) {
         let s = sessions.get(writer);
         if (!s) {
-          const client = await connectClient(server.connectString);
+          const client = await connectClient(servers.connectString);
           clients.push(client);
           s = new ZkSession(client);
           sessions.set(writer, s);
         }
         return s;
       },
-      watched: (): WatchedProcess[] => [{ name: 'zk-kv', pid: server.pid }],
+      watched: () => servers.watched(),
       stop,
     };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+export async function startZooKeeperKv(): Promise<KvPeer> {
+  const server: ZooKeeperHandle = await startZooKeeper({ forceSync: true, serverLogLevel: 'warn' });
+  const servers: ZkServers = {
+    connectString: server.connectString,
+    fourLetterWord: (command) => server.fourLetterWord(command),
+    watched: () => [{ name: 'zk-kv', pid: server.pid }],
+    stop: () => server.stop(),
+  };
+  return zooKeeperKv(servers, (version) => ({
+    name: 'ZooKeeper',
+    description: `ZooKeeper ${version}, standalone server (its own, not ZiStore's), znodes under ${ROOT}`,
+    durability: 'standalone server, forceSync=yes: the transaction log is fsynced before a write is acknowledged (concurrent writes share an fsync)',
+    routing: 'setData (create when missing) / getData on the one server; reads are local to the server (no quorum round)',
+  }));
+}
+
+/**
+ * ZooKeeper as a replicated KV store (the durable scenario): a 3-server ensemble
+ * (cluster/zookeeper-ensemble.ts, ZooKeeper's default forceSync=yes). Every session connects to
+ * the ensemble's leader server, as a client pinned to one server would (the leader spares writes
+ * the forward from a follower; etcd and JetStream are also spoken to at their leader); reads are
+ * answered by that server from its copy.
+ */
+export async function startZooKeeperEnsembleKv(): Promise<KvPeer> {
+  const ensemble: ZooKeeperEnsembleHandle = await startZooKeeperEnsemble({ size: 3, serverLogLevel: 'warn' });
+  const server = await ensemble.leader().catch(() => null);
+  if (!server) {
+    await ensemble.stop();
+    throw new Error('the ZooKeeper ensemble has no leader after it settled');
+  }
+  const servers: ZkServers = {
+    connectString: server.address,
+    fourLetterWord: (command) => server.fourLetterWord(command),
+    watched: () => ensemble.servers.map((s) => ({ name: `zk-ens${s.id}`, pid: s.pid })),
+    stop: () => ensemble.stop(),
+  };
+  return zooKeeperKv(servers, (version) => ({
+    name: 'ZooKeeper ×3',
+    description: `ZooKeeper ${version}, 3-server ensemble (its own, not ZiStore's), znodes under ${ROOT}`,
+    durability:
+      '3 servers, forceSync=yes (ZooKeeper\'s default): the leader commits a write once a majority (2 of 3) has fsynced it to its ' +
+      'transaction log (concurrent writes share an fsync)',
+    routing: `every session connects to the ensemble's leader server (server ${server.id}); setData (create when missing) / getData; reads answered by that server without a quorum round`,
+  }));
 }

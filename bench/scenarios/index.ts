@@ -1,5 +1,6 @@
 // The scenario registry: `npm run bench -- <name>`. `all` runs every scenario in this order.
 import type { Scenario } from '../scenario.ts';
+import { durable } from './durable.ts';
 import { failover } from './failover.ts';
 import { latency } from './latency.ts';
 import { nodes } from './nodes.ts';
@@ -11,7 +12,7 @@ import { upOverhead } from './up-overhead.ts';
 import { valueSize } from './value-size.ts';
 import { ycsb } from './ycsb.ts';
 
-export const SCENARIOS: readonly Scenario[] = [latency, upOverhead, throughput, peers, ycsb, valueSize, reads, nodes, failover, recovery];
+export const SCENARIOS: readonly Scenario[] = [latency, upOverhead, throughput, peers, ycsb, durable, valueSize, reads, nodes, failover, recovery];
 
 export function findScenario(name: string): Scenario | undefined {
   return SCENARIOS.find((s) => s.name === name);

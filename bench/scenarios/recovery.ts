@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BenchCluster } from '../bench-cluster.ts';
 import { formatBytes } from '../format.ts';
-import { inParallel, key16 } from '../kv-systems.ts';
+import { loadKeys } from '../kv-systems.ts';
 import { valueOf } from '../measure.ts';
 import { MB, memoryAfterGc, rssBytes, withGcHook } from '../memory.ts';
 import type { Scenario, ScenarioContext } from '../scenario.ts';
@@ -92,10 +92,8 @@ const median = (xs: number[]) => {
 };
 
 async function load(ctx: ScenarioContext, cluster: BenchCluster, set: DataSet): Promise<number> {
-  const value = valueOf(set.bytes);
-  const clients = await Promise.all(Array.from({ length: LOAD_WRITERS }, (_, i) => cluster.writerClient(i)));
   return ctx.progress.step(`loading ${set.count.toLocaleString('en-US')} × ${formatBytes(set.bytes)} (${LOAD_INFLIGHT} in flight)`, () =>
-    inParallel(set.count, LOAD_INFLIGHT, (i) => clients[i % LOAD_WRITERS]!.put(key16('k.', i), value).then(() => undefined)),
+    loadKeys(cluster, set.count, valueOf(set.bytes), LOAD_WRITERS, LOAD_INFLIGHT),
   );
 }
 
