@@ -25,7 +25,7 @@ const USAGE = `usage:
       the peer subjects) and a ZooKeeper ACL; the ready line names the client credentials
   zistore node --id ID --cluster NAME --zk HOST:PORT[,HOST:PORT...] --nats URL
              [--session-timeout MS] [--lease MS] [--op-timeout MS] [--min-replicas N]
-             [--data-dir DIR [--fsync always|interval] [--reset-data]] [--storage lmdb|memory]
+             [--data-dir DIR [--fsync always|interval[=MS]] [--reset-data]] [--storage lmdb|memory]
              [--metrics-port [HOST:]P] [--inspect]
       run one node in the foreground; --data-dir keeps its copy on disk (LMDB; without it, in
       memory only), --metrics-port serves GET /metrics, --inspect streams

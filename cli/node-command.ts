@@ -6,7 +6,8 @@ import { startLinkFaultControl } from '../cluster/link-faults.ts';
 import { natsConnectOptions, type NodeOptionValues } from './node-options.ts';
 import { parseMetricsAddress } from '../observe/metrics-server.ts';
 import { createLogger, DEFAULT_SESSION_TIMEOUT_MS, runObservedNode } from './runtime.ts';
-import { isUnheldCommitFailure, type FsyncPolicy } from '../storage/lmdb-disk.ts';
+import { parseFsync, type FsyncPolicy } from '../storage/fsync-policy.ts';
+import { isUnheldCommitFailure } from '../storage/lmdb-disk.ts';
 
 export async function runNodeCommand(values: NodeOptionValues): Promise<number> {
   const id = String(values.id);
@@ -48,7 +49,7 @@ export async function runNodeCommand(values: NodeOptionValues): Promise<number> 
       leaseMs: values.lease as number | undefined,
       opTimeoutMs: values['op-timeout'] as number | undefined,
       minReplicas: values['min-replicas'] as number | undefined,
-      storage: values['data-dir'] === undefined ? undefined : { dir: String(values['data-dir']), fsync: (values.fsync as FsyncPolicy | undefined) ?? 'always', reset: values['reset-data'] === true },
+      storage: values['data-dir'] === undefined ? undefined : { dir: String(values['data-dir']), ...fsyncOf(values.fsync), reset: values['reset-data'] === true },
       natsOptions: natsConnectOptions(values),
       zkAuth: zkAuth === undefined ? undefined : { user: zkAuth.slice(0, separator), password: zkAuth.slice(separator + 1) },
       log,
@@ -82,4 +83,11 @@ export async function runNodeCommand(values: NodeOptionValues): Promise<number> 
   });
   log.info({}, 'stopped');
   return 0;
+}
+
+/** The `--fsync` flag, already checked by the option parser; `always` when not given. */
+function fsyncOf(flag: unknown): { fsync: FsyncPolicy; syncIntervalMs?: number } {
+  const parsed = parseFsync(typeof flag === 'string' ? flag : 'always');
+  if (typeof parsed === 'string') throw new Error(`--fsync ${parsed}`);
+  return parsed;
 }

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { credsAuthenticator, nkeyAuthenticator } from 'nats';
 import { CLUSTER_NAME_PATTERN, NODE_ID_PATTERN } from '../bus/subjects.ts';
+import { DEFAULT_SYNC_INTERVAL_MS, parseFsync } from '../storage/fsync-policy.ts';
 import { UsageError } from './args.ts';
 import { DEFAULT_SESSION_TIMEOUT_MS, defaultLeaseMs, leaseProblem } from './timings.ts';
 
@@ -36,8 +37,11 @@ export const NODE_OPTIONS = {
   'data-dir': { kind: 'string', help: "keep this node's copy and protocol state in DIR (LMDB); a restart keeps the copy and catches up. Without it the copy is in memory only" },
   fsync: {
     kind: 'string',
-    check: (v) => (v === 'always' || v === 'interval' ? null : 'must be always or interval'),
-    help: 'with --data-dir: always (default: on disk before every ack; survives a power loss) or interval (in the OS page cache before the ack, flushed right behind; survives a process crash, not a power loss); see docs/safety.md',
+    check: (v) => {
+      const parsed = parseFsync(v);
+      return typeof parsed === 'string' ? parsed : null;
+    },
+    help: `with --data-dir: always (default: on disk before every ack; survives a power loss) or interval[=MS] (in the OS page cache before the ack, synced to disk every MS, default ${DEFAULT_SYNC_INTERVAL_MS}; survives a process crash, a power loss may lose the last MS); see docs/safety.md`,
   },
   storage: {
     kind: 'string',

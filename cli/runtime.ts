@@ -41,7 +41,7 @@ export interface RunNodeOptions extends Partial<Omit<NodeConfig, 'nodeId' | 'clu
   /** Gives up waiting for NATS at start-up (the start then rejects with the signal's reason). */
   signal?: AbortSignal;
   /** Keep the copy in this data dir (none: memory only). */
-  storage?: { dir: string; fsync: FsyncPolicy; reset?: boolean };
+  storage?: { dir: string; fsync: FsyncPolicy; syncIntervalMs?: number; reset?: boolean };
 }
 
 /** Connects to NATS and ZooKeeper and starts serving. */

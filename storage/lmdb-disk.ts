@@ -7,20 +7,17 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { CopyMeta, ReplicaDisk, StoredEntry } from '../actors/ports.ts';
+import { DEFAULT_SYNC_INTERVAL_MS, type FsyncPolicy } from './fsync-policy.ts';
 
-/**
- * When a write counts as stored. `always`: on disk (fsync'ed) on this node before it acks, commits
- * grouped as they come; survives a power loss. `interval`: in the OS page cache before it acks
- * (LMDB flushes it to disk right behind, without holding the ack); survives a crash of the
- * process, not of the machine.
- */
-export type FsyncPolicy = 'always' | 'interval';
+export type { FsyncPolicy } from './fsync-policy.ts';
 
 export interface LmdbDiskOptions {
   dir: string;
   cluster: string;
   nodeId: string;
   fsync: FsyncPolicy;
+  /** `interval` only: how often the data dir is synced to disk, ms (default DEFAULT_SYNC_INTERVAL_MS). */
+  syncIntervalMs?: number;
   /** Start empty: drop whatever the dir holds (the node then resynchronises from the cluster). */
   reset?: boolean;
 }
@@ -94,6 +91,8 @@ function verifyReadable(dir: string): void {
 
 export class LmdbDisk implements ReplicaDisk {
   private lastWrite: Promise<unknown> = Promise.resolve();
+  /** `interval` only: the periodic sync. */
+  private syncTimer: NodeJS.Timeout | undefined;
   /** The first write error: from then on nothing counts as stored (the node stops acking). */
   private failure: Error | null = null;
   private fail: (err: Error) => void = () => undefined;
@@ -110,6 +109,10 @@ export class LmdbDisk implements ReplicaDisk {
   ) {
     // Awaited only by flushed(): the failure itself is reported there and by every later call.
     this.failed.catch(() => undefined);
+    if (options.fsync === 'interval') {
+      this.syncTimer = setInterval(() => this.sync(), options.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS);
+      this.syncTimer.unref();
+    }
   }
 
   /** Opens (or creates) the data dir; refuses one that is damaged or belongs to another node or cluster. */
@@ -121,8 +124,9 @@ export class LmdbDisk implements ReplicaDisk {
     let root: RootDatabase;
     try {
       mkdirSync(dir, { recursive: true });
-      // noSubdir: a dir whose name has a dot would otherwise be taken for a file name.
-      root = open({ path: dir, maxDbs: 4, noSubdir: false });
+      // noSubdir: a dir whose name has a dot would otherwise be taken for a file name. With
+      // `interval` a commit does not wait for the disk (noSync); the timer syncs (LmdbDisk.sync).
+      root = open({ path: dir, maxDbs: 4, noSubdir: false, ...(options.fsync === 'interval' ? { noSync: true } : {}) });
     } catch (err) {
       throw new DataDirError(`cannot open the data dir ${dir}: ${(err as Error).message} (is it writable by this user?)`);
     }
@@ -184,8 +188,26 @@ export class LmdbDisk implements ReplicaDisk {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.syncTimer);
     await this.lastWrite.catch(() => undefined);
+    // A clean stop leaves everything on disk, whatever the policy.
+    if (this.options.fsync === 'interval' && this.failure === null) await new Promise<void>((resolve) => this.sync(resolve));
     await this.root.close();
+  }
+
+  /** `interval`: the environment's data to disk; a failure is a write failure (the node stops acking). */
+  private sync(done: () => void = () => undefined): void {
+    // Not in the engine's type declarations: mdb_env_sync, run off the main thread.
+    (this.root as unknown as { sync(callback: (err?: Error) => void): void }).sync((err) => {
+      if (err) this.failWith('sync of', err);
+      done();
+    });
+  }
+
+  private failWith(what: 'write to' | 'sync of', cause: unknown): void {
+    if (this.failure !== null) return;
+    this.failure = new Error(`${what} the data dir ${this.options.dir} failed: ${(cause as Error).message} (is the disk full or failing?)`, { cause });
+    this.fail(this.failure);
   }
 
   /** Writes commit in the order they were made: the last one settles after every earlier one. */
@@ -194,10 +216,7 @@ export class LmdbDisk implements ReplicaDisk {
       // The engine's own error (EIO on a full disk, say) rides on a promise of its own: take it,
       // for the message and because unhandled it would end the process.
       const detail = (err as { commitError?: Promise<unknown> }).commitError;
-      const cause = detail === undefined ? err : await detail.then(() => err, (e: unknown) => e);
-      if (this.failure !== null) return;
-      this.failure = new Error(`write to the data dir ${this.options.dir} failed: ${(cause as Error).message} (is the disk full or failing?)`, { cause });
-      this.fail(this.failure);
+      this.failWith('write to', detail === undefined ? err : await detail.then(() => err, (e: unknown) => e));
     });
   }
 }

@@ -48,7 +48,7 @@ const COL_NAMES: Record<Col, string> = {
 const DURABILITY: Record<Col, string> = {
   memory: SHORT_DURABILITY.zistore,
   always: '--data-dir, --fsync always: every live replica (3 nodes) has fsynced the write (LMDB, commits grouped) before the ack',
-  interval: '--data-dir, --fsync interval: every live replica has the write in the OS page cache (LMDB, flushed right behind) before the ack; survives a crash of the processes, not of the machine',
+  interval: '--data-dir, --fsync interval: every live replica has the write in the OS page cache (LMDB, synced every 1000 ms) before the ack; survives a crash of the processes, not of the machine',
   etcd: SHORT_DURABILITY.etcd,
   zookeeper: '3-server ensemble, forceSync=yes: a majority has fsynced its transaction log before the ack',
   jetstream: SHORT_DURABILITY.jetstream,

@@ -3,11 +3,13 @@
 // out; --reset-data starts empty; a damaged entry (checksum) or engine file is named, not served.
 // Method: a real LMDB environment in a temp dir, through ReplicaStore as the node uses it.
 import { afterEach, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { ReplicaStore } from '../../actors/replica-store.ts';
+import { parseFsync } from '../../storage/fsync-policy.ts';
 import { DataDirError, LmdbDisk } from '../../storage/lmdb-disk.ts';
 
 const v = (s: string) => new TextEncoder().encode(s);
@@ -130,5 +132,44 @@ describe('lmdb disk', () => {
     const file = join(tempDir(), 'a-file');
     writeFileSync(file, 'not a dir');
     expect(() => LmdbDisk.open(options(join(file, 'data')))).toThrow(/cannot open the data dir .*a-file\/data/);
+  });
+
+  it('lmdb disk - fsync interval: a write acked (flushed) survives a kill -9 of the process; the policy may change across restarts', async () => {
+    const dir = tempDir();
+    // A child process stores k=v1 under `interval=60000` (no sync in its lifetime), says so once
+    // flushed() resolves, then kills itself: what it acked must be there.
+    const lmdbDisk = new URL('../../storage/lmdb-disk.ts', import.meta.url).pathname;
+    const script = `
+      import { LmdbDisk } from ${JSON.stringify(lmdbDisk)};
+      const disk = LmdbDisk.open({ dir: ${JSON.stringify(dir)}, cluster: 'c1', nodeId: 'n1', fsync: 'interval', syncIntervalMs: 60000 });
+      disk.write('k', { rev: 1, value: new TextEncoder().encode('v1'), pendingRev: 0, pendingValue: null });
+      await disk.flushed();
+      process.stdout.write('acked\\n');
+      process.kill(process.pid, 'SIGKILL');`;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    expect(child.stderr).toBe('');
+    expect(child.stdout).toBe('acked\n');
+    expect(child.signal).toBe('SIGKILL');
+    const always = LmdbDisk.open(options(dir));
+    const store = new ReplicaStore();
+    store.attachDisk(always);
+    expect(text(store.get('k')?.value)).toBe('v1');
+    store.apply('k', { type: 'fill', rev: 2, value: v('v2') });
+    await store.durable();
+    await always.close();
+    const interval = LmdbDisk.open({ ...options(dir), fsync: 'interval', syncIntervalMs: 5 });
+    const again = new ReplicaStore();
+    again.attachDisk(interval);
+    expect(text(again.get('k')?.value)).toBe('v2');
+    await interval.close();
+  });
+
+  it('lmdb disk - --fsync takes always, interval or interval=MS', () => {
+    expect(parseFsync('always')).toEqual({ fsync: 'always' });
+    expect(parseFsync('interval')).toEqual({ fsync: 'interval' });
+    expect(parseFsync('interval=250')).toEqual({ fsync: 'interval', syncIntervalMs: 250 });
+    expect(parseFsync('interval=0')).toMatch(/1 to 60000/);
+    expect(parseFsync('interval=')).toMatch(/must be always, interval or interval=MS/);
+    expect(parseFsync('sometimes')).toMatch(/must be always, interval or interval=MS/);
   });
 });
