@@ -12,8 +12,7 @@
 // `SIM_SEED=<n> npm run sim` (add SIM_TRACE=1 for the full trace).
 //
 // Three parts: stories (scripted scenarios that read like raft's testdata), a seed sweep, and the
-// regression list of protocol bugs found so far (FINDINGS.md), each marked `it.fails` until the
-// core is fixed.
+// regression list of protocol bugs found so far (FINDINGS.md). No failing seed is excused.
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkHistory, formatFailure } from '../check/index.ts';
 import { SimCluster } from './cluster.ts';
@@ -188,33 +187,22 @@ describe('simulation - determinism', () => {
 });
 
 describe('simulation - seeds', () => {
-  it(`simulation - ${SWEEP_SEEDS} random seeds keep every promise, apart from known findings`, async () => {
-    const unexplained: SeedResult[] = [];
-    const byFinding = new Map<string, number[]>();
+  it(`simulation - ${SWEEP_SEEDS} random seeds keep every promise`, async () => {
+    const failing: SeedResult[] = [];
     for (let seed = SWEEP_START; seed < SWEEP_START + SWEEP_SEEDS; seed++) {
       const result = await runSeed({ seed });
-      if (result.ok) continue;
-      if (!result.explained) unexplained.push(result);
-      for (const f of result.findings) byFinding.set(f, [...(byFinding.get(f) ?? []), seed]);
+      if (!result.ok) failing.push(result);
     }
-    if (byFinding.size > 0) {
-      const lines = [...byFinding].map(([f, seeds]) => `  ${f}: ${seeds.length} seeds (${seeds.slice(0, 8).join(' ')}${seeds.length > 8 ? ' …' : ''})`);
-      console.warn(`known protocol bugs (FINDINGS.md) showed up in the sweep:\n${lines.join('\n')}`);
-    }
-    expect(unexplained.map(report).join('\n\n'), `seeds failing for reasons no finding explains`).toBe('');
+    expect(failing.map(report).join('\n\n'), 'seeds that broke a promise').toBe('');
   }, 180_000);
 });
 
-// Regression list: seeds that showed each protocol bug in FINDINGS.md. A seed is `it.fails` while
-// its bug is in the core and `it` once fixed. Seeds are timing-sensitive: a core change reshuffles
-// what a seed does, so a fixed seed guards less than the scripted stories in
-// findings.sim.test.ts, and an open one may start passing before its bug is fixed (then check the
-// story). F1-F4 seeds failed on the core of 10:25 and pass on the fixed core of 10:51; F4b, F5 and
-// F6 seeds fail on the core of 10:51 (seeds 1..5000: these and four more F5 seeds, nothing else).
+// Regression list: seeds that showed each protocol bug in FINDINGS.md, all fixed. Seeds are
+// timing-sensitive: a core change reshuffles what a seed does, so a seed guards less than the
+// scripted stories in findings.sim.test.ts.
 describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   const seedCase = (finding: keyof typeof FINDINGS, seed: number, note: string) => {
-    const test = FINDINGS[finding]!.status === 'open' ? it.fails : it;
-    test(`${finding} (${FINDINGS[finding]!.status}) seed ${seed} - ${note}`, async () => {
+    it(`${finding} (${FINDINGS[finding]!.status}) seed ${seed} - ${note}`, async () => {
       const result = await runSeed({ seed });
       expect(result.ok, report(result)).toBe(true);
     });

@@ -2,12 +2,9 @@
 // shows it, so the lead can watch a fix work (SIM_TRACE=1 prints the trace of a story).
 // Method: a 3-node simulated cluster (test/sim/cluster.ts), faults placed by hand; each story
 // ends with the same checks as a seed (linearizability, convergence, invariants).
-// A story is marked `it.fails` while its bug is in the core, and flipped to `it` (a regression
-// test) once fixed: F1-F4 were fixed in the core at 10:48-10:51 and each story was checked to fail
-// again with its bug put back at runtime; F5 is open. `it.fails` passes on any exception, so each
-// story records that it reached its critical step (the last check in this file requires all of
-// them): a story that breaks earlier, in setup, cannot pass for the expected failure. The setup
-// steps hold with and without the bug; only the final checks depend on it.
+// Every bug is fixed, so every story is a regression test (each was checked to fail with its bug
+// put back at runtime). Each story records that it reached its critical step (the last check in
+// this file requires all of them), so a story cannot pass by stopping early in its setup.
 import { afterEach, describe, expect, it } from 'vitest';
 import { SimCluster } from './cluster.ts';
 import { assess, Outcome, settleAndVerify, type SeedResult } from './run.ts';

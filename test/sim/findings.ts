@@ -1,12 +1,10 @@
-// Protocol bugs the simulation found (details, seeds, traces in FINDINGS.md), and how a failing
-// seed is attributed to one of them. The seed sweep in cluster.sim.test.ts fails only on failures
-// that no *open* finding explains. When the core fixes a finding, mark it fixed here (its
-// signature then excuses nothing) and flip its `it.fails` tests to `it`.
-import type { Violation } from './cluster.ts';
+// Protocol bugs the simulation found (details, seeds, traces in FINDINGS.md), each kept with the
+// seeds that showed it as a regression test. No finding excuses a failing seed: a seed that breaks
+// a promise fails the sweep, whether or not its bug is already known.
 
 export interface Finding {
   id: string;
-  status: 'open' | 'fixed';
+  status: 'fixed';
   title: string;
   /** Where in the core the cause is (or was). */
   where: string;
@@ -86,52 +84,3 @@ export const FINDINGS: Record<string, Finding> = {
     where: 'actors/replica-endpoint.ts join() / leader-term.ts transfer(): fixed (the rolled-back keys are sent as they stand)',
   },
 };
-
-export interface Evidence {
-  failures: readonly string[];
-  violations: readonly Violation[];
-  errors: readonly string[];
-  /** Node heading the election queue at the end without leading, if any. */
-  stuckElectionHead: string | null;
-}
-
-const open = (id: string) => FINDINGS[id]?.status === 'open';
-
-/** Open findings whose signature the run shows. */
-export function signatures(e: Evidence): string[] {
-  const out: string[] = [];
-  if (e.violations.some((v) => v.kind === 'lease-not-target')) {
-    if (open('F1') || open('F2')) out.push('F1/F2');
-    else if (open('F6')) out.push('F6');
-  }
-  // The nemesis always leaves a complete replica connected, so this log line means the new leader
-  // failed to recognise it (F3, or F5 when the replica answered "not complete").
-  if (e.errors.some((line) => line.includes('no complete replica survived'))) {
-    if (open('F5')) out.push('F5');
-    else if (open('F3')) out.push('F3');
-  }
-  if (e.failures.includes('liveness') && e.stuckElectionHead !== null) {
-    if (open('F4')) out.push('F4');
-    else if (open('F4b')) out.push('F4b');
-  }
-  return out;
-}
-
-/** True when every failure kind of the run is a consequence of an open finding it shows. */
-export function explained(e: Evidence, found: readonly string[]): boolean {
-  if (e.failures.length === 0) return true;
-  const has = (id: string) => found.includes(id);
-  return e.failures.every((kind) => {
-    switch (kind) {
-      case 'invariant':
-        return e.violations.every((v) => v.kind === 'lease-not-target') && (has('F1/F2') || has('F6'));
-      case 'linearizability':
-      case 'convergence':
-        return has('F1/F2') || has('F3') || has('F5') || has('F6');
-      case 'liveness':
-        return has('F4') || has('F4b');
-      default:
-        return false;
-    }
-  });
-}

@@ -5,7 +5,6 @@
 import { checkHistory, formatFailure } from '../check/index.ts';
 import type { Operation } from '../check/history.ts';
 import { SimCluster, type Violation } from './cluster.ts';
-import { explained, signatures } from './findings.ts';
 import { Rng } from './rng.ts';
 import { chooseProfile, DEFAULT_FAULTS, runClients, runNemesis, type FaultKind } from './workload.ts';
 
@@ -36,10 +35,6 @@ export interface SeedResult {
   /** Node log lines at error level (not failures by themselves; e.g. data-loss warnings). */
   errors: string[];
   violations: Violation[];
-  /** Known findings (findings.ts) whose signature this run shows. */
-  findings: string[];
-  /** Failed, but only in ways the findings above explain. */
-  explained: boolean;
   trace: string[];
 }
 
@@ -99,7 +94,6 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
 export class Outcome {
   readonly failures: string[] = [];
   readonly details: string[] = [];
-  stuckHead: string | null = null;
   readonly rejections: unknown[] = [];
 
   fail(kind: string, ...details: string[]): void {
@@ -129,7 +123,6 @@ export async function settleAndVerify(cluster: SimCluster, keys: readonly string
     outcome.fail('liveness', `not settled ${settleMsMax} ms after healing: ${cluster.describe()}`);
     const head = cluster.electionHead();
     if (head !== null && cluster.isUp(head) && cluster.view(head).role !== 'leader' && cluster.view(head).session === 'connected') {
-      outcome.stuckHead = head;
       outcome.details.push(`${head} heads the election queue but does not lead`);
     }
   }
@@ -145,7 +138,7 @@ export async function settleAndVerify(cluster: SimCluster, keys: readonly string
   }
 }
 
-/** Invariants, crashes, the linearizability check and attribution to known findings. */
+/** Invariants, crashes and the linearizability check: any failure fails the run. */
 export function assess(cluster: SimCluster, outcome: Outcome, name: string, shape: string, seed: number): SeedResult {
   const { failures, details } = outcome;
   if (cluster.violations.length > 0) {
@@ -177,14 +170,11 @@ export function assess(cluster: SimCluster, outcome: Outcome, name: string, shap
   }
 
   const unique = [...new Set(failures)];
-  const evidence = { failures: unique, violations: cluster.violations, errors, stuckElectionHead: outcome.stuckHead };
-  const found = signatures(evidence);
-  const isExplained = unique.length > 0 && explained(evidence, found);
   const counts = countOutcomes(history);
   const summary =
     unique.length === 0
       ? `${name} ok ${shape} ops=${history.length} (${counts}) t=${cluster.now().toFixed(0)}ms events=${cluster.scheduler.events}`
-      : `${name} FAILED [${unique.join(', ')}]${found.length > 0 ? ` known: ${found.join(', ')}${isExplained ? '' : ' (NOT all explained)'}` : ''} ${shape} ops=${history.length} (${counts}) t=${cluster.now().toFixed(0)}ms`;
+      : `${name} FAILED [${unique.join(', ')}] ${shape} ops=${history.length} (${counts}) t=${cluster.now().toFixed(0)}ms`;
   if (unique.length > 0) details.push(`final: ${cluster.describe()}`);
   return {
     seed,
@@ -197,8 +187,6 @@ export function assess(cluster: SimCluster, outcome: Outcome, name: string, shap
     events: cluster.scheduler.events,
     errors,
     violations: cluster.violations,
-    findings: found,
-    explained: isExplained,
     trace: cluster.trace.lines,
   };
 }
