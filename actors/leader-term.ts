@@ -471,8 +471,22 @@ export class LeaderTerm {
    * expiry ever comes early (an operator deleting the znode, a server clock jump).
    */
   membersChanged(ids: string[]): void {
+    const appeared = ids.filter((id) => !this.liveIds.has(id));
     this.liveIds = new Set(ids);
     for (const id of [...this.targets]) if (!this.liveIds.has(id)) this.remove(id, 'member gone');
+    // A node that registers after our recovery would wait (syncWaitMs) for a recovering leader's
+    // sync before it joins: sync it at once, so that it asks for a lease, or joins, now.
+    if (this.isServing) for (const id of appeared) if (id !== this.config.nodeId && !this.targets.has(id) && !this.joining.has(id)) this.syncLateMember(id);
+  }
+
+  private syncLateMember(id: string): void {
+    this.ports.observer?.message?.('out', 'sync', id, []);
+    this.ports.bus.request(id, { type: 'sync', from: this.config.nodeId, epoch: this.epoch }, this.config.ackTimeoutMs * 2).then(
+      (reply) => {
+        if (!reply.ok && reply.code === 'STALE_EPOCH' && reply.epoch > this.epoch) this.end(`member ${id} is at epoch ${reply.epoch}`);
+      },
+      (err: unknown) => this.log.debug({ err, peer: id }, 'no reply to the sync of a late member'),
+    );
   }
 
   /** Connected, and ZooKeeper certainly still keeps our session (a paused process may not know it lost it). */
@@ -518,7 +532,10 @@ export class LeaderTerm {
     this.replicaSession.set(from, session);
     this.lastGrant.set(from, this.ports.clock.now());
     this.unreachable.delete(from);
-    return { ok: true, type: 'leased', heldThrough: this.heldThrough(), replicaSet: this.ports.store.knownReplicaSet };
+    const through = this.heldThrough();
+    // Our own copy holds as much: kept with it, so that if we restart as a follower we catch up from there.
+    if (through > this.ports.store.heldThrough) this.ports.store.heldThrough = through;
+    return { ok: true, type: 'leased', heldThrough: through, replicaSet: this.ports.store.knownReplicaSet };
   }
 
   /**

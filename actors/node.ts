@@ -253,7 +253,7 @@ export class ZiNode {
     const machine = leaderMachine.provide({
       actors: {
         claimEpoch: fromPromise(async () => {
-          const claim = await coordinator.claimEpoch();
+          const claim = await coordinator.claimEpoch(Math.max(this.replica.promisedEpoch, this.parts.store.knownReplicaSet?.epoch ?? 0));
           // The role may have ended while the claim was in flight (leaderEnded ran): a term made
           // now would outlive it and make this follower look like a leader for ever.
           if (this.leaderActor !== actor) throw new Error(`leadership ended while epoch ${claim.epoch} was claimed`);

@@ -97,8 +97,12 @@ export interface Coordinator {
   readMembers(): Promise<MemberInfo[]>;
   /** Publish this node's role and state in its member znode. */
   publishMember(info: { role: Role; state: MemberState }): Promise<void>;
-  /** Leader only: bump the epoch counter by compare-and-set, naming this node the leader. */
-  claimEpoch(): Promise<EpochClaim>;
+  /**
+   * Leader only: bump the epoch counter by compare-and-set, naming this node the leader. The new
+   * epoch is above `above` too (the highest this node knows of): a ZooKeeper that lost its data
+   * counts from 0 again, and nodes that knew a later epoch would refuse every leader below it.
+   */
+  claimEpoch(above?: number): Promise<EpochClaim>;
   /** The replica set as ZooKeeper records it (ids [] and era 0 in a cluster that never had one). */
   readReplicas(): Promise<{ ids: string[]; epoch: number; era: number }>;
   /** Leader only: replace the replica set, atomically checked against the epoch fence. Rejects with DeposedError if fenced off. */
@@ -173,6 +177,12 @@ export interface CopyMeta {
   rolledBack?: string[];
   /** The newest replica set this node heard of (absent: none yet). */
   replicaSet?: KnownReplicaSet;
+  /**
+   * Every delete above this revision (and above snapshotRev) is stored as a tombstone entry (no
+   * value, its delete's revision), so a restarted leader can still catch a joiner up by revision.
+   * Absent in copies written before tombstones were kept: then no delete is known.
+   */
+  deletesForgottenThrough?: number;
 }
 
 /**
@@ -182,7 +192,7 @@ export interface CopyMeta {
 export interface ReplicaDisk {
   /** The copy as stored, read once at start (meta null: an empty data dir). */
   load(): { meta: CopyMeta | null; entries: Iterable<[string, StoredEntry]> };
-  /** The key's state after a change; null once it holds nothing (deleted, nothing in flight). */
+  /** The key's state after a change (value null and rev above 0: a tombstone); null once it holds nothing. */
   write(key: string, entry: StoredEntry | null): void;
   writeMeta(meta: CopyMeta): void;
   /** Drop every entry (the copy is flushed before a full snapshot). */

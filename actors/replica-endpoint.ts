@@ -168,6 +168,9 @@ export class ReplicaEndpoint {
    */
   async join(epoch: number, leader: string, signal: AbortSignal): Promise<void> {
     const { bus, clock, store, deadlines, observer } = this.parts;
+    // A leader may sync us between our registration and our session's connected event: the
+    // leader keys admissions and leases by session, so wait for ours (the machine retries).
+    if (this.host.sessionId === '') throw new Error('no session yet');
     // The machine may leave `joining` (a newer leader) while we wait: a late reply must not act.
     const abandoned = () => signal.aborted || this.joinDone !== done;
     const done = deferred<void>();
@@ -227,7 +230,11 @@ export class ReplicaEndpoint {
     let timer: unknown = null;
     const renew = async () => {
       const sentAt = clock.now();
+      // Not granted yet for a passing reason (no session yet, the leader still finishing our
+      // join): ask again soon rather than a quarter lease later.
+      let soon = true;
       try {
+        if (this.host.sessionId === '') throw new Error('no session yet');
         const reply = await bus.request(input.leader, { type: 'lease', from: this.config.nodeId, epoch: input.epoch, session: this.host.sessionId }, leaseMs / 2);
         if (stopped) return;
         if (reply.ok) {
@@ -238,14 +245,16 @@ export class ReplicaEndpoint {
             if (reply.replicaSet) store.learnReplicaSet(reply.replicaSet);
           }
           sendBack({ type: 'lease.granted', until, leftMs: Math.max(0, until - clock.now()) });
+          soon = false;
         } else if (reply.code === 'NOT_REPLICA') {
           this.refused = true;
           sendBack({ type: 'lease.refused' });
-        }
+        } else soon = reply.code === 'NOT_READY';
       } catch (err) {
+        soon = this.host.sessionId === '';
         this.log.debug({ err }, 'lease renewal failed');
       }
-      if (!stopped) timer = clock.setTimeout(renew, leaseMs / 4);
+      if (!stopped) timer = clock.setTimeout(renew, soon ? leaseMs / 20 : leaseMs / 4);
     };
     void renew();
     return () => {

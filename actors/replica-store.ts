@@ -129,8 +129,16 @@ export class ReplicaStore {
    */
   attachDisk(disk: ReplicaDisk): void {
     const { meta, entries } = disk.load();
+    const deleted: [string, StoredEntry][] = [];
     for (const [key, e] of entries) {
-      if (e.value !== null) this.apply(key, { type: 'fill', rev: e.rev, value: e.value });
+      if (e.value === null) deleted.push([key, e]);
+      else this.apply(key, { type: 'fill', rev: e.rev, value: e.value });
+      if (e.value !== null && e.pendingRev > 0) this.apply(key, { type: 'invalidate', rev: e.pendingRev, value: e.pendingValue });
+    }
+    // Tombstones in the order of their deletes, so that the bound forgets the oldest first.
+    deleted.sort((a, b) => a[1].rev - b[1].rev);
+    for (const [key, e] of deleted) {
+      this.remember(key, e.rev);
       if (e.pendingRev > 0) this.apply(key, { type: 'invalidate', rev: e.pendingRev, value: e.pendingValue });
     }
     if (meta !== null) {
@@ -141,7 +149,13 @@ export class ReplicaStore {
       for (const key of meta.rolledBack ?? []) this.rolledBack.add(key);
       this._replicaSet = meta.replicaSet ?? null;
     }
-    this.snapshotRev = Math.max(meta?.snapshotRev ?? 0, this._maxRev);
+    if (meta?.deletesForgottenThrough !== undefined) {
+      this.snapshotRev = meta.snapshotRev;
+      this.forgottenTombstoneRev = Math.max(this.forgottenTombstoneRev, meta.deletesForgottenThrough);
+    } else {
+      // Written before deletes were kept: none above any revision is known.
+      this.snapshotRev = Math.max(meta?.snapshotRev ?? 0, this._maxRev);
+    }
     this.disk = disk;
   }
 
@@ -172,6 +186,7 @@ export class ReplicaStore {
       heldThrough: this._heldThrough,
       history: this._history,
       snapshotRev: this.snapshotRev,
+      deletesForgottenThrough: this.forgottenTombstoneRev,
       intact: this._intact,
       rolledBack: [...this.rolledBack],
       ...(this._replicaSet !== null ? { replicaSet: this._replicaSet } : {}),
@@ -224,7 +239,8 @@ export class ReplicaStore {
     const changed = stepEntry(entry, event);
     if (!changed) return false;
     if (entry.rev > this.committedMaxRev) this.committedMaxRev = entry.rev;
-    this.disk?.write(key, entry.value === null && entry.pendingRev === 0 ? null : (entry as StoredEntry));
+    // A delete stays on disk as a tombstone (its revision), bounded like the ones in memory.
+    this.disk?.write(key, entry.value === null && entry.pendingRev === 0 && entry.rev === 0 ? null : (entry as StoredEntry));
     if (before !== entry.value) {
       if (before !== null) { this.valueBytes -= before.byteLength; this.liveKeys--; }
       if (entry.value !== null) { this.valueBytes += entry.value.byteLength; this.liveKeys++; }
@@ -321,12 +337,16 @@ export class ReplicaStore {
   /**
    * A key as this (the leader's) copy holds it, for a catch-up: its committed value, or its delete.
    * A key with no record was deleted long ago or never written: it goes as a delete at
-   * `noRecordRev`, above any revision the joiner can hold and below every write still to come.
+   * `noRecordRev`, above any revision the joiner can hold and below every write still to come
+   * (and below a write of it in flight here).
    */
   stateOf(key: string, noRecordRev: number): SnapshotEntry {
     const entry = this.get(key);
     if (entry !== undefined && (entry.value !== null || entry.rev > 0)) return { key, rev: entry.rev, value: entry.value };
-    return { key, rev: this.tombstones.get(key) ?? noRecordRev, value: null };
+    // A write of the key in flight here (a recommit, say) must still land at the joiner after
+    // this: the delete goes below its revision (F12).
+    const below = entry?.state === 'invalid' ? Math.min(noRecordRev, entry.pendingRev - 1) : noRecordRev;
+    return { key, rev: this.tombstones.get(key) ?? below, value: null };
   }
 
   /** Roll every write in flight back to the committed value and start a catch-up from `base`. */
@@ -358,6 +378,13 @@ export class ReplicaStore {
       const [oldest, oldestRev] = this.tombstones.entries().next().value as [string, number];
       this.tombstones.delete(oldest);
       if (oldestRev > this.forgottenTombstoneRev) this.forgottenTombstoneRev = oldestRev;
+      // Off the disk too, unless the key was written again: the meta that says it is forgotten
+      // goes first, so a crash between the two leaves a record too many, never one too few.
+      if (this.disk !== null && this.get(oldest) === undefined) {
+        this.metaDirty = true;
+        this.writeMeta();
+        this.disk.write(oldest, null);
+      }
     }
   }
 

@@ -851,12 +851,12 @@ export function createCoordinator(opts: CoordinatorOptions): ZkCoordinator {
       await publishLatest(s);
     },
 
-    async claimEpoch(): Promise<EpochClaim> {
+    async claimEpoch(above = 0): Promise<EpochClaim> {
       for (let attempt = 0; attempt < CLAIM_ATTEMPTS_MAX; attempt += 1) {
         const s = requireConnected(paths.epoch);
         const { data, stat } = await getData(s, paths.epoch);
         const { epoch } = parseEpoch(data, paths.epoch);
-        const next = epoch + 1;
+        const next = Math.max(epoch, above) + 1;
         try {
           const after = await setData(s, paths.epoch, json({ epoch: next, leader: nodeId }), stat.version);
           log.epoch.info({ epoch: next, fence: after.version }, 'epoch claimed');

@@ -1,6 +1,7 @@
 // Goal: with --data-dir a node's copy outlives its process: kill -9 of every node during writes
 // and of ZooKeeper, then restarts in another order, lose no acknowledged write and revisions go
-// on above the highest acknowledged one; a node restarted alone catches up with what changed
+// on above the highest acknowledged one, and the nodes back after the first leader recovered
+// catch up with it by revision (no full snapshot); a node restarted alone catches up with what changed
 // (the leader sends far fewer entries than a full snapshot); with a ZooKeeper that lost its data,
 // the node left out of the last replica set waits rather than serve; a backup taken while serving
 // restores a new cluster; a data dir of another node is refused at start with the way out.
@@ -82,12 +83,25 @@ describe('durable replicas', () => {
     const highest = Math.max(...[...acked.values()].map((a) => a.rev));
     expect(acked.size).toBeGreaterThan(5);
 
-    // Restarted one after the other, the last of the first run's order first.
-    for (const id of [...ids].reverse()) {
+    // The last of the first run's order first, alone until it leads; the others then one after
+    // the other. Every node kept a complete copy: they catch up with the leader by revision
+    // (only what it holds beyond them), none takes a full snapshot.
+    const transfers = () => ids.map((id) => ({ full: logLines(c, id, 'joined').length, byRevision: logLines(c, id, 'caught up').length }));
+    const before = transfers();
+    const [first, ...rest] = [...ids].reverse();
+    const ledBefore = logLines(c, first!, 'leader serving').length;
+    await c.restart(first!);
+    await eventually(async () => logLines(c, first!, 'leader serving').length > ledBefore, 30_000, `${first} leads`);
+    for (const id of rest) {
       await c.restart(id);
       await new Promise((r) => setTimeout(r, 500));
     }
     await c.waitServing(60_000);
+    const transfersAfter = transfers();
+    for (const [i, id] of ids.entries()) {
+      expect(transfersAfter[i]!.full, `full snapshots of ${id}`).toBe(before[i]!.full);
+      if (rest.includes(id)) expect(transfersAfter[i]!.byRevision, `catch-ups of ${id}`).toBeGreaterThan(before[i]!.byRevision);
+    }
     for (const [key, want] of acked) {
       for (const id of ids) {
         const got = await store.get(key, id);

@@ -7,7 +7,9 @@
 // recovering node never is the last copy of the data. A cascade loses no process and no copy:
 // it shrinks the replica set (a follower cut off NATS until the leader removes it), then cuts
 // every node off ZooKeeper for longer than the session timeout, so that every session expires,
-// and brings them back one by one in a random order.
+// and brings them back one by one in a random order. A crash (nodes on data dirs only) kills
+// every node at once and starts them again one by one in a random order: the copies on disk
+// must hold every acknowledged write.
 import type { NatsConnection } from 'nats';
 import type { LocalCluster } from '../../cluster/local-cluster.ts';
 import { tailFile } from '../../cluster/child-process.ts';
@@ -15,8 +17,8 @@ import type { FaultName } from './options.ts';
 import type { Recorder } from './history.ts';
 import type { Rng } from '../sim/rng.ts';
 
-export type FaultKind = 'kill' | 'restart' | 'pause' | 'zk' | 'rmi' | 'cascade';
-const KINDS: readonly FaultKind[] = ['kill', 'restart', 'pause', 'zk', 'rmi', 'cascade'];
+export type FaultKind = 'kill' | 'restart' | 'pause' | 'zk' | 'rmi' | 'cascade' | 'crash';
+const KINDS: readonly FaultKind[] = ['kill', 'restart', 'pause', 'zk', 'rmi', 'cascade', 'crash'];
 
 export interface FaultRecord {
   id: number;
@@ -115,7 +117,7 @@ export class Nemesis {
     for (const id of cfg.cluster.nodes.keys()) this.health.set(id, 'healthy');
     const base = KINDS.filter((k) => cfg.faults.includes(k));
     const wantsLeader = cfg.faults.includes('leader');
-    this.kinds = base.length > 0 ? base : wantsLeader ? [...KINDS] : [];
+    this.kinds = base.length > 0 ? base : wantsLeader ? KINDS.filter((k) => k !== 'crash') : [];
     this.leaderShare = !wantsLeader ? 0 : base.length > 0 ? 0.5 : 1;
   }
 
@@ -172,18 +174,20 @@ export class Nemesis {
       zk: rng.int(500, 8000),
       rmi: rng.int(500, 8000),
       cascade: rng.int(Math.round(this.cfg.sessionTimeoutMs * 1.2), Math.round(this.cfg.sessionTimeoutMs * 2.5)),
+      crash: rng.int(0, 3000),
     };
     const returnGapsMs = this.cfg.cluster.nodes.size > 0 ? [...this.cfg.cluster.nodes.keys()].map(() => rng.int(0, 1500)) : [];
     const returnOrder = rng.shuffle([...this.cfg.cluster.nodes.keys()]);
     const planned = durations[kind];
     const healthy = this.healthyNodes();
-    if (kind === 'cascade') {
+    if (kind === 'cascade' || kind === 'crash') {
       // The whole cluster, so only when every node is healthy; otherwise try again later.
       if (healthy.length < this.cfg.cluster.nodes.size) {
         this.kindQueue.unshift(kind);
         return;
       }
-      await this.cascade(planned, linkMode, returnOrder, returnGapsMs);
+      if (kind === 'cascade') await this.cascade(planned, linkMode, returnOrder, returnGapsMs);
+      else await this.crash(planned, returnOrder, returnGapsMs);
       return;
     }
     // Keep at least one healthy node.
@@ -277,9 +281,35 @@ export class Nemesis {
       record.note = `injection failed: ${(err as Error).message}`;
       this.say(`! ${label}: ${record.note}`);
     }
-    let at = cutMs;
+    this.healInOrder(record, order, gapsMs, cutMs, (id) => async () => cluster.zkUp(id));
+  }
+
+  /** kill -9 of every node at once; after `downMs` they start again one by one in `order`. */
+  private async crash(downMs: number, order: string[], gapsMs: number[]): Promise<void> {
+    const { cluster } = this.cfg;
+    const nodes = [...cluster.nodes.keys()];
+    const record: FaultRecord = { id: this.faults.length + 1, kind: 'crash', mode: null, node: 'all', leader: false, plannedMs: downMs, start: this.now(), heal: null, serving: null };
+    this.faults.push(record);
+    for (const id of nodes) {
+      this.health.set(id, 'faulty');
+      this.restarting.add(id);
+    }
+    const label = `#${record.id} crash`;
+    this.say(`+ ${label}: kill -9 of every node, back in ${(downMs / 1000).toFixed(1)}s in the order ${order.join(',')}`);
+    try {
+      await Promise.all(nodes.map((id) => cluster.kill(id)));
+    } catch (err) {
+      record.note = `injection failed: ${(err as Error).message}`;
+      this.say(`! ${label}: ${record.note}`);
+    }
+    this.healInOrder(record, order, gapsMs, downMs, (id) => () => this.startAgain(id));
+  }
+
+  /** Heals each node of a whole-cluster fault in turn: the first after `firstMs`, then after each gap. */
+  private healInOrder(record: FaultRecord, order: string[], gapsMs: number[], firstMs: number, undo: (id: string) => () => Promise<void>): void {
+    let at = firstMs;
     order.forEach((id, i) => {
-      const active: Active = { record, timer: null, undo: () => cluster.zkUp(id), healing: null };
+      const active: Active = { record, timer: null, undo: undo(id), healing: null };
       this.active.set(id, active);
       active.timer = setTimeout(() => void this.heal(id), at);
       at += gapsMs[i] ?? 0;

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 
 /** What `--faults` accepts. `leader` aims some of the other faults at the current leader. */
-export const FAULT_NAMES = ['kill', 'pause', 'zk', 'rmi', 'leader', 'restart', 'cascade'] as const;
+export const FAULT_NAMES = ['kill', 'pause', 'zk', 'rmi', 'leader', 'restart', 'cascade', 'crash'] as const;
 export type FaultName = (typeof FAULT_NAMES)[number];
 
 export interface NemesisOptions {
@@ -79,9 +79,12 @@ export const USAGE = `usage: npm run nemesis -- [options]
                         rmi      cut the node's NATS link ('close' or 'drop'), restore later
                         cascade  a follower off NATS until removed, then every node off ZooKeeper
                                  past the session timeout, back one by one in a random order
+                        crash    (--durable only; in the default set with it) kill -9 of every
+                                 node at once, started again one by one in a random order
                         leader   aim about half of the faults above at the current leader
   --restart-mode M    make every \`restart\` fault use M: term (SIGTERM) or kill (kill -9)
-  --durable           every node on a data dir (--fsync always): killed nodes keep their copy
+  --durable           every node on a data dir (--fsync always): killed nodes keep their copy;
+                      adds the crash fault to the default set
   --keep-logs         keep the cluster data dir with the node logs (failed runs always keep it)
   --results DIR       where to write history.json and summary.json (default: a new temp dir)
   --check-budget MS   time budget of the linearizability search (default ${DEFAULTS.checkBudgetMs})
@@ -103,6 +106,14 @@ export function parseFaults(raw: string): FaultName[] {
     if (!(FAULT_NAMES as readonly string[]).includes(n)) throw new UsageError(`unknown fault ${JSON.stringify(n)}; known: ${FAULT_NAMES.join(', ')}`);
   }
   return [...new Set(names)] as FaultName[];
+}
+
+/** The faults asked for; by default every one, `crash` only on data dirs (in memory it loses everything by design). */
+function faultsFor(raw: string | undefined, durable: boolean): FaultName[] {
+  if (raw === undefined) return durable ? [...DEFAULTS.faults, 'crash'] : [...DEFAULTS.faults];
+  const faults = parseFaults(raw);
+  if (faults.includes('crash') && !durable) throw new UsageError('the crash fault needs --durable (in memory, losing every node loses the data by design)');
+  return faults;
 }
 
 /** Parses the command line; null when help was asked for. */
@@ -136,7 +147,7 @@ export function parseCommandLine(argv: string[]): NemesisOptions | null {
     nodes: positiveInt('nodes', values.nodes, 2, 15) ?? DEFAULTS.nodes,
     clients: positiveInt('clients', values.clients, 1, 256) ?? DEFAULTS.clients,
     keys: positiveInt('keys', values.keys, 1, 100_000) ?? DEFAULTS.keys,
-    faults: values.faults !== undefined ? parseFaults(values.faults) : DEFAULTS.faults,
+    faults: faultsFor(values.faults, values.durable ?? false),
     keepLogs: values['keep-logs'] ?? false,
     durable: values.durable ?? false,
     resultsDir: values.results,

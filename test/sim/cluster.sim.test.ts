@@ -216,6 +216,9 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   seedCase('F8', 10260, 'same');
   // F9: found by a sweep of seeds 1000-2499 on 2026-11-24 (it failed on the core of 12:15 too).
   seedCase('F9', 1214, 'two joiners removed during their transfers sit in syncing for ever');
+  // F12: found by the 400-seed sweep on 2026-12-03 once late members were synced at once.
+  seedCase('F12', 140, 'a recommitted write is outranked at a joiner by the delete its catch-up sent');
+  seedCase('F13', 951, 'a ZooKeeper wipe restarts epochs at 1 under a node that heard of epoch 5');
   seedCase('F1', 2, 'lost invalidation, refused lease, rejoin, then the old removal strikes');
   seedCase('F1', 18, 'same, ending in a stale read');
   // F2: actors/leader-term.ts transfer() — the joiner enters replicas though it left the targets.

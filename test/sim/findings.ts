@@ -83,4 +83,16 @@ export const FINDINGS: Record<string, Finding> = {
     title: 'a catch-up skips a write the joiner had acked but whose pending value a newer invalidate replaced: the copies differ for good',
     where: 'actors/replica-endpoint.ts join() / leader-term.ts transfer(): fixed (the rolled-back keys are sent as they stand)',
   },
+  F12: {
+    id: 'F12',
+    status: 'fixed',
+    title: 'a rolled-back key whose write the leader is re-committing goes to the joiner as a delete above that write: the write never lands there',
+    where: 'actors/replica-store.ts stateOf(): fixed (the delete goes below a write of the key in flight)',
+  },
+  F13: {
+    id: 'F13',
+    status: 'fixed',
+    title: 'after ZooKeeper lost its data, epochs count from 1 again: a node that heard of a later epoch (a late sync of the old term) refuses every leader for good',
+    where: 'coordination/coordinator.ts claimEpoch(above) / actors/node.ts becomeLeader(): fixed (a claim goes above every epoch the claimer knows of)',
+  },
 };

@@ -103,6 +103,9 @@ export function coordinatorContract(name: string, newWorld: () => Promise<Coordi
     expect(x.fence).not.toBe(y.fence);
     const winner = x.epoch === 4 ? 'a' : 'b';
     await w.until('b hears epoch 4', () => b.events.some((e) => e.event.type === 'coord.epoch' && e.event.epoch === 4 && e.event.leader === winner));
+    // Above an epoch the claimer knows of (a ZooKeeper that lost its data counts from 0 again).
+    expect((await w.settle(a.coord.claimEpoch(10))).epoch).toBe(11);
+    expect((await w.settle(b.coord.claimEpoch(3))).epoch).toBe(12);
   });
 
   it(`${name} - writeReplicas with a stale fence rejects with DeposedError`, async () => {

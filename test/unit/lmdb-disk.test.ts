@@ -67,8 +67,10 @@ describe('lmdb disk', () => {
     expect(back.heldThrough).toBe(3);
     expect(back.history).toBe(7);
     expect(back.intact).toBe(true);
-    // Deletes left no record: no catch-up may be served from this copy below its highest revision.
-    expect(back.deletesKnownAbove).toBe(5);
+    // The delete of b is kept as a tombstone: a catch-up from below it still learns of it.
+    expect(back.deletesKnownAbove).toBe(0);
+    expect(back.stateOf('b', 99)).toEqual({ key: 'b', rev: 3, value: null });
+    expect([...back.chunks(100, 1 << 20, 2)].flat()).toContainEqual({ key: 'b', rev: 3, value: null });
     // A flush empties the disk too.
     back.clear();
     await back.durable();
@@ -132,6 +134,46 @@ describe('lmdb disk', () => {
     const file = join(tempDir(), 'a-file');
     writeFileSync(file, 'not a dir');
     expect(() => LmdbDisk.open(options(join(file, 'data')))).toThrow(/cannot open the data dir .*a-file\/data/);
+  });
+
+  it('lmdb disk - deletes stay on disk as tombstones, bounded like those in memory; a key written again keeps its record', async () => {
+    const dir = tempDir();
+    const disk = LmdbDisk.open(options(dir));
+    const store = new ReplicaStore();
+    store.attachDisk(disk);
+    const count = 70_000; // above the store's bound of 65,536 tombstones
+    const key = (i: number) => `k${i}`;
+    let rev = 0;
+    store.apply('again', { type: 'fill', rev: ++rev, value: v('old') });
+    store.apply('again', { type: 'invalidate', rev: ++rev, value: null });
+    store.apply('again', { type: 'validate', rev }); // the oldest delete: forgotten first
+    store.apply('again', { type: 'invalidate', rev: ++rev, value: v('back') });
+    store.apply('again', { type: 'validate', rev });
+    for (let i = 0; i < count; i++) store.apply(key(i), { type: 'fill', rev: ++rev, value: v('x') });
+    const firstDelete = rev + 1;
+    for (let i = 0; i < count; i++) {
+      store.apply(key(i), { type: 'invalidate', rev: ++rev, value: null });
+      store.apply(key(i), { type: 'validate', rev });
+    }
+    const forgotten = store.deletesKnownAbove;
+    // 70,001 deletes ('again' first): the oldest 4,465 are forgotten, 'again' and 4,464 of the k's.
+    expect(forgotten).toBe(firstDelete + (count - 65_536) - 1);
+    await store.durable();
+    await disk.close();
+    const again = LmdbDisk.open(options(dir));
+    const back = new ReplicaStore();
+    back.attachDisk(again);
+    expect(back.deletesKnownAbove).toBe(forgotten);
+    expect(text(back.get('again')?.value)).toBe('back');
+    expect(back.size).toBe(1);
+    // Every delete above the bound is still known to a catch-up; the forgotten ones left the disk.
+    const since = [...back.chunks(100_000, 64 << 20, forgotten)].flat();
+    expect(since.filter((e) => e.value === null)).toHaveLength(65_536);
+    expect(back.stateOf(key(count - 1), Number.MAX_SAFE_INTEGER)).toEqual({ key: key(count - 1), rev, value: null });
+    const raw = open({ path: dir, maxDbs: 4 });
+    expect(raw.openDB('entries', { encoding: 'binary' }).getKeysCount()).toBe(65_536 + 1);
+    await raw.close();
+    await again.close();
   });
 
   it('lmdb disk - fsync interval: a write acked (flushed) survives a kill -9 of the process; the policy may change across restarts', async () => {

@@ -132,6 +132,26 @@ describe('replica store', () => {
     expect(follower.deletesKnownAbove).toBe(8);
   });
 
+  it('replica store - a rolled-back key whose write is in flight at the leader is sent below that write, which then lands (F12)', () => {
+    const leader = new ReplicaStore();
+    const joiner = new ReplicaStore();
+    // A new key's write (rev 6) in flight at both: the leader re-commits it, the joiner rolls it back.
+    leader.apply('k', { type: 'invalidate', rev: 6, value: v('x') });
+    joiner.apply('k', { type: 'invalidate', rev: 6, value: v('x') });
+    const sent = leader.stateOf('k', 7); // 7: the last revision given before the admission
+    expect(sent).toEqual({ key: 'k', rev: 5, value: null });
+    joiner.rollBackTo(5);
+    joiner.keepTombstones = true;
+    joiner.apply('k', { type: 'fill', rev: sent.rev, value: sent.value });
+    joiner.purgeTombstones();
+    // The recommit reaches the joiner after its catch-up: at rev 7 the delete would have outranked it.
+    joiner.apply('k', { type: 'invalidate', rev: 6, value: v('x') });
+    joiner.apply('k', { type: 'validate', rev: 6 });
+    leader.apply('k', { type: 'validate', rev: 6 });
+    expect(joiner.get('k')).toMatchObject({ state: 'valid', rev: 6 });
+    expect(leader.get('k')).toMatchObject({ state: 'valid', rev: 6 });
+  });
+
   it('replica store - a packed small value keeps every byte and its revision, and behaves like a record', () => {
     const s = new ReplicaStore();
     const bytes = Uint8Array.from({ length: 256 }, (_, i) => i); // every byte value, at the packing limit
