@@ -168,9 +168,11 @@ export class LeaderTerm {
   /**
    * ZooKeeper records no replica set: a new cluster, or a ZooKeeper that lost its data under nodes
    * that kept theirs. The newest set any node remembers then stands in for the record, once every
-   * member of it has answered: the writer of each set was a member of the one before and kept the
-   * set before writing it, so a newer one would have come with their answers. With none
-   * remembered, the cluster is new and every node counts as complete.
+   * node that any answering node has seen in the cluster (its roster, kept on disk) has answered:
+   * the members of the last set are among them, and each remembers that set. Waiting for the
+   * members of the newest set heard of is not enough: they may all have been left out of a later
+   * set whose members have not answered yet (sim seed 2545). With none remembered, the cluster is
+   * new and every node counts as complete.
    */
   private async rememberedReplicaSet(
     synced: ReadonlyMap<string, Extract<PeerReply, { type: 'synced' }>>,
@@ -181,23 +183,27 @@ export class LeaderTerm {
     for (let round = 1; ; round++) {
       let newest = store.knownReplicaSet;
       for (const r of synced.values()) newest = newerReplicaSet(newest, r.replicaSet);
-      if (newest === null) return { ids: [], epoch: 0, era: 0 };
-      const rebuilt = { ids: newest.ids, epoch: newest.epoch, era: newest.era + 1 };
-      const unheard = newest.ids.filter((id) => id !== self && !synced.has(id));
+      // The newest set heard of may not be the last one: its members, or a node none of the nodes
+      // that answered knows, may have moved on. Every node any of them has seen in the cluster
+      // answers first (the last set's members are among them), or the operator accepts the loss.
+      const everyone = new Set([...store.roster, ...(newest?.ids ?? [])]);
+      for (const r of synced.values()) for (const id of r.roster ?? []) everyone.add(id);
+      const unheard = [...everyone].filter((id) => id !== self && !synced.has(id)).sort();
       if (unheard.length === 0) {
         this.waitingFor = [];
+        if (newest === null) return { ids: [], epoch: 0, era: 0 };
         this.log.warn({ remembered: newest }, 'ZooKeeper records no replica set: rebuilt from the one the nodes remember');
-        return rebuilt;
+        return { ids: newest.ids, epoch: newest.epoch, era: newest.era + 1 };
       }
       this.waitingFor = unheard;
-      if (round === 1) this.log.warn({ remembered: newest, waitingFor: unheard }, 'ZooKeeper records no replica set: waiting for every member of the last one the nodes remember');
+      if (round === 1) this.log.warn({ remembered: newest, waitingFor: unheard }, 'ZooKeeper records no replica set: waiting for every node the nodes have seen in the cluster');
       const grant = await coordinator.readUncleanGrant().catch(() => null);
       if (grant !== null && grant.epoch === this.epoch) {
         // As in recoverWith: a new history from this node's copy, which the others copy in full.
         this.log.error({ grant, waitingFor: unheard }, 'operator accepted data loss: serving what this node holds; writes only the silent members had are lost');
         this.waitingFor = [];
         store.history = this.epoch;
-        return { ...rebuilt, ids: [self] };
+        return { ids: [self], epoch: newest?.epoch ?? 0, era: (newest?.era ?? 0) + 1 };
       }
       await sleep(clock, Math.min(1000, this.config.ackTimeoutMs * round));
       if (this.ended !== null) throw new TermEndedError(this.ended);
@@ -633,6 +639,13 @@ export class LeaderTerm {
         this.log.warn({ members: others }, 'no member heard over the bus while ZooKeeper lists them alive; stepping down');
         this.end('cut off from every member');
         return;
+      }
+      // A member outside the write targets that says nothing missed our sync (lost, or it came
+      // before the member's follower was up): tell it again who leads, so it asks to join.
+      if (this.isServing) {
+        for (const id of others) {
+          if (!this.targets.has(id) && !this.joining.has(id) && now - (this.lastHeard.get(id) ?? 0) > this.config.leaseMs / 2) this.syncLateMember(id);
+        }
       }
       this.watchTimer = this.ports.clock.setTimeout(tick, this.config.leaseMs / 2);
     };

@@ -75,6 +75,8 @@ export class ZiNode {
   private readonly log: Log;
   private sessionState: SessionState = 'connecting';
   private sessionId: string | null = null;
+  /** The newest epoch and its leader that ZooKeeper told us of (its watch, or readEpoch). */
+  private recordedEpoch: { epoch: number; leader: string | null } = { epoch: 0, leader: null };
   /** Our term ended while ZooKeeper was unreachable: leave the election queue's head when it is back. */
   private resignOnReconnect = false;
   /** Set while a graceful stop waits for the leader's term to end. */
@@ -193,6 +195,7 @@ export class ZiNode {
         return;
       }
       case 'coord.members': {
+        this.store.learnMembers(event.ids);
         this.term?.membersChanged(event.ids);
         const leader = this.replica.latestLeader;
         if (leader !== null && !event.ids.includes(leader)) this.front.abandonLeader(`leader ${leader} left`);
@@ -202,6 +205,7 @@ export class ZiNode {
         if (event.sessionId === this.sessionId && this.leaderActor === null) this.becomeLeader();
         return;
       case 'coord.epoch':
+        this.noteRecordedEpoch(event);
         if (!this.replica.epochAnnounced(event.epoch, event.leader)) return;
         if (this.term !== null && this.term.epoch < event.epoch) this.endTerm(`epoch ${event.epoch} claimed by ${event.leader}`);
         if (event.leader !== this.config.nodeId) this.followerActor?.send({ type: 'leader.changed', epoch: event.epoch, leader: event.leader });
@@ -386,6 +390,11 @@ export class ZiNode {
       case 'snapshot':
         return this.replica.receive(message);
       case 'sync': {
+        // A sync makes us refuse every older leader: its epoch must be ZooKeeper's, not a field.
+        const unconfirmed = await this.confirmEpoch(message);
+        if (unconfirmed !== null) return unconfirmed;
+        const stale = this.stopping ? ({ ok: false, code: 'NOT_READY', epoch: this.replica.promisedEpoch, reason: 'stopping' } as const) : this.checkEpoch(message);
+        if (stale !== null) return stale;
         const fullCopy = this.hasFullCopy();
         if (this.term !== null) this.endTerm(`synchronised by ${message.from} at epoch ${message.epoch}`);
         return this.replica.sync(message, fullCopy);
@@ -401,6 +410,30 @@ export class ZiNode {
       case 'lease':
         return this.term!.grantLease(message.from, message.session);
     }
+  }
+
+  private noteRecordedEpoch(recorded: { epoch: number; leader: string | null }): void {
+    if (recorded.epoch >= this.recordedEpoch.epoch) this.recordedEpoch = { epoch: recorded.epoch, leader: recorded.leader };
+  }
+
+  /**
+   * Null when ZooKeeper records the sync's epoch with its sender as the leader: at once when its
+   * watch told us so, else after a read through the quorum (a new leader's sync may come before
+   * the watch). Otherwise the refusal: a stale epoch, or one nobody claimed (a forged message).
+   */
+  private async confirmEpoch(message: Extract<PeerMessage, { type: 'sync' }>): Promise<PeerReply | null> {
+    const matches = () => this.recordedEpoch.epoch === message.epoch && this.recordedEpoch.leader === message.from;
+    if (matches()) return null;
+    try {
+      this.noteRecordedEpoch(await this.ports.coordinator.readEpoch());
+    } catch (err) {
+      return { ok: false, code: 'NOT_READY', epoch: this.replica.promisedEpoch, reason: `cannot confirm epoch ${message.epoch} with ZooKeeper: ${(err as Error).message}` };
+    }
+    if (matches()) return null;
+    const { epoch, leader } = this.recordedEpoch;
+    if (epoch > message.epoch) return { ok: false, code: 'STALE_EPOCH', epoch, reason: 'older epoch' };
+    this.log.warn({ from: message.from, epoch: message.epoch, recorded: { epoch, leader } }, 'refused a sync that ZooKeeper does not record');
+    return { ok: false, code: 'BAD_MESSAGE', epoch: this.replica.promisedEpoch, reason: `ZooKeeper records epoch ${epoch} led by ${leader}, not epoch ${message.epoch} led by ${message.from}` };
   }
 
   /**

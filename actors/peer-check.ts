@@ -1,5 +1,6 @@
 // Shape checks for peer messages from the wire: garbage gets a clear error, never a crash.
-import type { PeerMessage } from './protocol.ts';
+import { MAX_VALUE_BYTES, type PeerMessage } from './protocol.ts';
+import { keyProblem } from './request.ts';
 
 export class BadPeerMessageError extends Error {
   constructor(why: string) {
@@ -14,6 +15,11 @@ const isBytes = (x: unknown): x is Uint8Array => x instanceof Uint8Array;
 
 function need(ok: boolean, why: string): void {
   if (!ok) throw new BadPeerMessageError(why);
+}
+
+function checkKey(key: string): void {
+  const problem = keyProblem(key);
+  if (problem !== null) throw new BadPeerMessageError(`${problem}: ${JSON.stringify(key.slice(0, 40))}`);
 }
 
 function checkEntries(x: unknown, allowDelete: boolean): void {
@@ -37,15 +43,20 @@ export function checkPeerMessage(x: unknown): PeerMessage {
   switch (m.type) {
     case 'forward':
       need(Array.isArray(m.commands), 'forward needs commands');
+      // A forward carries client requests: held to the client's rules (PROTOCOL.md), since any
+      // NATS client could publish one.
       for (const c of m.commands as unknown[]) {
         need(isObject(c) && typeof c.key === 'string', 'a forwarded command needs a key');
         const cmd = c as Record<string, unknown>;
+        checkKey(cmd.key as string);
         need(cmd.value === null || isBytes(cmd.value), 'command value must be bytes or null');
+        need(cmd.value === null || (cmd.value as Uint8Array).byteLength <= MAX_VALUE_BYTES, `command value larger than ${MAX_VALUE_BYTES} bytes`);
         need(cmd.ifRevision === undefined || isCount(cmd.ifRevision), 'ifRevision must be a count');
       }
       break;
     case 'read':
       need(Array.isArray(m.keys) && (m.keys as unknown[]).every((k) => typeof k === 'string'), 'read needs keys');
+      for (const k of m.keys as string[]) checkKey(k);
       break;
     case 'join':
       need(typeof m.session === 'string' && isCount(m.attempt), 'join needs a session and an attempt');

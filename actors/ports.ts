@@ -103,6 +103,8 @@ export interface Coordinator {
    * counts from 0 again, and nodes that knew a later epoch would refuse every leader below it.
    */
   claimEpoch(above?: number): Promise<EpochClaim>;
+  /** The epoch and its leader as ZooKeeper records them, read after a request the quorum orders (so no older than any claim made before). */
+  readEpoch(): Promise<{ epoch: number; leader: string | null }>;
   /** The replica set as ZooKeeper records it (ids [] and era 0 in a cluster that never had one). */
   readReplicas(): Promise<{ ids: string[]; epoch: number; era: number }>;
   /** Leader only: replace the replica set, atomically checked against the epoch fence. Rejects with DeposedError if fenced off. */
@@ -183,6 +185,8 @@ export interface CopyMeta {
    * Absent in copies written before tombstones were kept: then no delete is known.
    */
   deletesForgottenThrough?: number;
+  /** Every node this node has seen registered in the cluster (ReplicaStore.roster). */
+  roster?: string[];
 }
 
 /**

@@ -86,7 +86,7 @@ export type PeerReply =
   /** A lease, and the revision up to which the follower holds every committed write. */
   | { ok: true; type: 'leased'; heldThrough: number; replicaSet: KnownReplicaSet | null }
   | { ok: true; type: 'replies'; replies: ClientReply[] }
-  | { ok: true; type: 'synced'; maxRev: number; pending: PendingEntry[]; serving: boolean; replicaSet: KnownReplicaSet | null }
+  | { ok: true; type: 'synced'; maxRev: number; pending: PendingEntry[]; serving: boolean; replicaSet: KnownReplicaSet | null; roster?: string[] }
   | { ok: false; code: PeerErrorCode; epoch: number; reason: string };
 
 export type PeerErrorCode = 'STALE_EPOCH' | 'NOT_LEADER' | 'NOT_READY' | 'NOT_REPLICA' | 'BAD_MESSAGE';

@@ -110,7 +110,7 @@ export class ReplicaEndpoint {
     this.syncedLeader = message.from;
     this.host.toFollower({ type: 'leader.synced', epoch: message.epoch, leader: message.from, replica: fullCopy });
     const { store } = this.parts;
-    return { ok: true, type: 'synced', maxRev: store.maxRev, pending: store.pending(), serving: fullCopy, replicaSet: store.knownReplicaSet };
+    return { ok: true, type: 'synced', maxRev: store.maxRev, pending: store.pending(), serving: fullCopy, replicaSet: store.knownReplicaSet, roster: [...store.roster] };
   }
 
   receive(message: LeaderMessage): PeerReply | Promise<PeerReply> {

@@ -48,6 +48,7 @@ export class ReplicaStore {
   private _history = 0;
   private _intact = false;
   private _replicaSet: KnownReplicaSet | null = null;
+  private readonly _roster = new Set<string>();
   /** Keys rolled back by a catch-up that has not completed: the next one must send them as they stand too. */
   private readonly rolledBack = new Set<string>();
   /** While syncing, absent entries are kept as tombstones so that stale snapshot fills are ignored. */
@@ -124,6 +125,20 @@ export class ReplicaStore {
   }
 
   /**
+   * Every node this node has seen registered in the cluster, kept on disk. If ZooKeeper loses the
+   * replica set, a member of the last one is among these: a leader rebuilding the record hears
+   * from all of them first (LeaderTerm.rememberedReplicaSet).
+   */
+  get roster(): readonly string[] {
+    return [...this._roster];
+  }
+  learnMembers(ids: readonly string[]): void {
+    const before = this._roster.size;
+    for (const id of ids) this._roster.add(id);
+    if (this._roster.size !== before) this.metaChanged();
+  }
+
+  /**
    * Take in the copy `disk` kept (before anything else happens to this store), then keep every
    * change there. Deletes left no record on disk: none at or below the highest revision is known.
    */
@@ -148,6 +163,7 @@ export class ReplicaStore {
       this._intact = meta.intact;
       for (const key of meta.rolledBack ?? []) this.rolledBack.add(key);
       this._replicaSet = meta.replicaSet ?? null;
+      for (const id of meta.roster ?? []) this._roster.add(id);
     }
     if (meta?.deletesForgottenThrough !== undefined) {
       this.snapshotRev = meta.snapshotRev;
@@ -187,6 +203,7 @@ export class ReplicaStore {
       history: this._history,
       snapshotRev: this.snapshotRev,
       deletesForgottenThrough: this.forgottenTombstoneRev,
+      roster: [...this._roster],
       intact: this._intact,
       rolledBack: [...this.rolledBack],
       ...(this._replicaSet !== null ? { replicaSet: this._replicaSet } : {}),

@@ -14,14 +14,20 @@ export function parseKey(request: ClientRequest): string | ClientReply {
   if (!values || values.length === 0) return fail(400, `missing ${KEY_HEADER} header`);
   if (values.length > 1) return fail(400, `more than one ${KEY_HEADER} header`);
   const key = values[0]!;
-  if (key.length === 0) return fail(400, 'empty key');
-  if (FORBIDDEN_KEY_CHARS.test(key)) return fail(400, 'key contains a control character or invalid UTF-8');
-  if (key.trim() !== key) return fail(400, 'key has leading or trailing white space');
+  const problem = keyProblem(key);
+  return problem === null ? key : fail(400, problem);
+}
+
+/** What is wrong with a key (PROTOCOL.md's key rules), or null. Peer messages are held to them too. */
+export function keyProblem(key: string): string | null {
+  if (key.length === 0) return 'empty key';
+  if (FORBIDDEN_KEY_CHARS.test(key)) return 'key contains a control character or invalid UTF-8';
+  if (key.trim() !== key) return 'key has leading or trailing white space';
   // A lone UTF-16 surrogate has no UTF-8 form.
-  if (!key.isWellFormed()) return fail(400, 'key is not valid Unicode');
+  if (!key.isWellFormed()) return 'key is not valid Unicode';
   // A UTF-16 code unit takes at most 3 UTF-8 bytes: most keys need no encoding to be measured.
-  if (key.length > MAX_KEY_BYTES || (key.length * 3 > MAX_KEY_BYTES && encoder.encode(key).byteLength > MAX_KEY_BYTES)) return fail(400, `key longer than ${MAX_KEY_BYTES} bytes`);
-  return key;
+  if (key.length > MAX_KEY_BYTES || (key.length * 3 > MAX_KEY_BYTES && encoder.encode(key).byteLength > MAX_KEY_BYTES)) return `key longer than ${MAX_KEY_BYTES} bytes`;
+  return null;
 }
 
 /** Returns the expected revision, undefined when absent, or an error reply. */

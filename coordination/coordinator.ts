@@ -869,6 +869,14 @@ export function createCoordinator(opts: CoordinatorOptions): ZkCoordinator {
       throw new CoordinationError(`epoch claim lost ${CLAIM_ATTEMPTS_MAX} races`, { path: paths.epoch });
     },
 
+    async readEpoch(): Promise<{ epoch: number; leader: string | null }> {
+      const s = requireConnected(paths.epoch);
+      // A server may lag its quorum: a request the quorum orders first makes this read at least
+      // as new as any claim made before it (a session's requests are answered in order).
+      await call(s, paths.epoch, (c) => c.quorumCheck(paths.epoch));
+      return parseEpoch((await getData(s, paths.epoch)).data, paths.epoch);
+    },
+
     async readUncleanGrant(): Promise<UncleanGrant | null> {
       const s = requireConnected(paths.unclean);
       try {

@@ -219,6 +219,7 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   // F12: found by the 400-seed sweep on 2026-12-03 once late members were synced at once.
   seedCase('F12', 140, 'a recommitted write is outranked at a joiner by the delete its catch-up sent');
   seedCase('F13', 951, 'a ZooKeeper wipe restarts epochs at 1 under a node that heard of epoch 5');
+  seedCase('F14', 2545, 'after a ZooKeeper wipe, the set {n1,n2} of epoch 1 is rebuilt while {n3,n4} of epoch 2 held rev 37');
   seedCase('F1', 2, 'lost invalidation, refused lease, rejoin, then the old removal strikes');
   seedCase('F1', 18, 'same, ending in a stale read');
   // F2: actors/leader-term.ts transfer() — the joiner enters replicas though it left the targets.

@@ -95,4 +95,10 @@ export const FINDINGS: Record<string, Finding> = {
     title: 'after ZooKeeper lost its data, epochs count from 1 again: a node that heard of a later epoch (a late sync of the old term) refuses every leader for good',
     where: 'coordination/coordinator.ts claimEpoch(above) / actors/node.ts becomeLeader(): fixed (a claim goes above every epoch the claimer knows of)',
   },
+  F14: {
+    id: 'F14',
+    status: 'fixed',
+    title: 'after ZooKeeper lost its data, a leader rebuilt the replica set from an old one whose members had all been left out of a later set: acked writes lost',
+    where: 'actors/leader-term.ts rememberedReplicaSet(): fixed (every node any answering node has seen in the cluster answers first; rosters kept on disk)',
+  },
 };

@@ -212,3 +212,27 @@ describe('safety - cascades', () => {
     expect(JSON.parse(c.zk.peek('/zistore/sim/unclean')!).grants).toHaveLength(1);
   });
 });
+
+describe('safety - forged peer messages', () => {
+  it('a sync whose epoch ZooKeeper does not record (any NATS client may publish one) is refused: followers keep their leader, writes go on', async () => {
+    const c = await startStory();
+    const leader = c.leader()!;
+    const followers = c.ids.filter((id) => id !== leader);
+    expect((await c.put(leader, 'k', 'v1')).output.status).toBe('ok');
+    const epoch = c.node(leader)!.status().epoch;
+    // Sent as the leader would: an epoch near 2^53 would make every follower refuse every real
+    // leader; the next epoch, claimed by nobody, naming another node, would move them to it.
+    const bus = c.net.endpoint(leader)!;
+    const forged = [
+      ...followers.map((f) => bus.request(f, { type: 'sync', from: leader, epoch: Number.MAX_SAFE_INTEGER }, 1_000)),
+      bus.request(followers[0]!, { type: 'sync', from: followers[1]!, epoch: epoch + 1 }, 1_000),
+    ];
+    await c.run(1_000);
+    for (const reply of await Promise.all(forged)) expect(reply).toMatchObject({ ok: false, code: 'BAD_MESSAGE' });
+    for (const id of c.ids) expect(c.node(id)!.status()).toMatchObject({ epoch, leader });
+    expect((await c.put(leader, 'k', 'v2')).output.status).toBe('ok');
+    for (const f of followers) expect((await c.get(f, 'k')).output).toMatchObject({ status: 'ok', value: 'v2' });
+    const result = await verifyStory(c, ['k'], 'forged sync');
+    expect(result.ok, report(result)).toBe(true);
+  });
+});

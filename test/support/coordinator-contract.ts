@@ -106,6 +106,8 @@ export function coordinatorContract(name: string, newWorld: () => Promise<Coordi
     // Above an epoch the claimer knows of (a ZooKeeper that lost its data counts from 0 again).
     expect((await w.settle(a.coord.claimEpoch(10))).epoch).toBe(11);
     expect((await w.settle(b.coord.claimEpoch(3))).epoch).toBe(12);
+    // Read through the quorum: what a node checks a new leader's sync against.
+    expect(await w.settle(a.coord.readEpoch())).toEqual({ epoch: 12, leader: 'b' });
   });
 
   it(`${name} - writeReplicas with a stale fence rejects with DeposedError`, async () => {

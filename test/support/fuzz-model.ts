@@ -182,6 +182,7 @@ const isBytes = (x: unknown): boolean => x instanceof Uint8Array;
 const isStr = (x: unknown): boolean => typeof x === 'string';
 const arrayOf = (x: unknown, ok: (e: unknown) => boolean): boolean => Array.isArray(x) && x.every(ok);
 const keyRev = (e: unknown): boolean => isObj(e) && isStr(e.key) && isNat(e.rev);
+const isClientKey = (x: unknown): boolean => isStr(x) && keyViolations([x as string]).length === 0;
 
 /**
  * Whether `x` has the shape of a PeerMessage (extra fields allowed); keep in step with the
@@ -190,10 +191,14 @@ const keyRev = (e: unknown): boolean => isObj(e) && isStr(e.key) && isNat(e.rev)
 export function conformsToPeerMessage(x: unknown): boolean {
   if (!isObj(x) || !isStr(x.type) || !isStr(x.from) || !isNat(x.epoch)) return false;
   switch (x.type) {
+    // Forward and read carry client requests: the client's key rules and value limit hold.
     case 'forward':
-      return arrayOf(x.commands, (c) => isObj(c) && isStr(c.key) && (c.value === null || isBytes(c.value)) && (c.ifRevision === undefined || isNat(c.ifRevision)));
+      return arrayOf(
+        x.commands,
+        (c) => isObj(c) && isClientKey(c.key) && (c.value === null || (isBytes(c.value) && (c.value as Uint8Array).byteLength <= SPEC_MAX_VALUE_BYTES)) && (c.ifRevision === undefined || isNat(c.ifRevision)),
+      );
     case 'read':
-      return arrayOf(x.keys, isStr);
+      return arrayOf(x.keys, isClientKey);
     case 'join':
       return isStr(x.session) && isNat(x.attempt) && isNat(x.since) && isNat(x.history) && arrayOf(x.pending, isStr);
     case 'lease':
@@ -215,6 +220,8 @@ const natArb = fc.oneof(fc.nat({ max: 1000 }), fc.constantFrom(0, Number.MAX_SAF
 const bytesArb = fc.oneof({ weight: 5, arbitrary: fc.uint8Array({ maxLength: 40 }) }, { weight: 1, arbitrary: fc.uint8Array({ minLength: 1000, maxLength: 5000 }) });
 const peerStringArb = fc.oneof(fc.string({ maxLength: 12 }), fc.string({ unit: charArb, maxLength: 12 }));
 const keyRevArb = fc.record({ key: peerStringArb, rev: natArb });
+/** Keys a client may send (forward and read carry them; breakMessage makes the others). */
+const clientKeyArb = peerStringArb.filter((k) => keyViolations([k]).length === 0);
 
 /**
  * Well-formed peer messages of every type (the plausible and the absurd, as long as the shape
@@ -225,8 +232,9 @@ export const validPeerMessageArb: fc.Arbitrary<PeerMessage & Obj> = fc
     fc.constantFrom(...PEER_TYPES),
     fc.record({ from: peerStringArb, epoch: natArb }),
     fc.record({
-      commands: fc.array(fc.record({ key: peerStringArb, value: fc.option(bytesArb, { nil: null }), ifRevision: fc.option(natArb, { nil: undefined }) }, { requiredKeys: ['key', 'value'] }), { maxLength: 4 }),
+      commands: fc.array(fc.record({ key: clientKeyArb, value: fc.option(bytesArb, { nil: null }), ifRevision: fc.option(natArb, { nil: undefined }) }, { requiredKeys: ['key', 'value'] }), { maxLength: 4 }),
       keys: fc.array(peerStringArb, { maxLength: 4 }),
+      clientKeys: fc.array(clientKeyArb, { maxLength: 4 }),
       session: peerStringArb,
       attempt: natArb,
       since: natArb,
@@ -245,7 +253,7 @@ export const validPeerMessageArb: fc.Arbitrary<PeerMessage & Obj> = fc
       case 'forward':
         return { type, ...head, commands: f.commands };
       case 'read':
-        return { type, ...head, keys: f.keys };
+        return { type, ...head, keys: f.clientKeys };
       case 'join':
         return { type, ...head, session: f.session, attempt: f.attempt, since: f.since, history: f.history, pending: f.keys };
       case 'lease':

@@ -32,6 +32,21 @@ describe('codec', () => {
     }
   });
 
+  it('peer check - a forward or a read is held to the client rules: key rules and the 1 MiB value limit', () => {
+    const forward = (key: string, value: Uint8Array | null) => ({ type: 'forward', from: 'n2', epoch: 1, commands: [{ key, value }] });
+    expect(checkPeerMessage(forward('ok/key', new Uint8Array(1024 * 1024))).type).toBe('forward');
+    expect(checkPeerMessage({ type: 'read', from: 'n2', epoch: 1, keys: ['ok/key'] }).type).toBe('read');
+    const refused: [unknown, RegExp][] = [
+      [forward('k', new Uint8Array(1024 * 1024 + 1)), /larger than 1048576 bytes/],
+      [forward('', null), /empty key/],
+      [forward(' k', null), /white space/],
+      [forward('a\u0000b', null), /control character/],
+      [forward('x'.repeat(1025), null), /key longer than 1024 bytes/],
+      [{ type: 'read', from: 'n2', epoch: 1, keys: ['ok', '\ud800'] }, /not valid Unicode/],
+    ];
+    for (const [message, why] of refused) expect(() => checkPeerMessage(message)).toThrowError(why);
+  });
+
   it('codec - invalidate and validate travel in the binary form; every cut of such a frame is a CodecError', () => {
     const message = {
       type: 'invalidate', from: 'n1', epoch: 2 ** 40, validated: [{ key: 'done/é', rev: 7 }],
