@@ -95,11 +95,12 @@ export class LmdbDisk implements ReplicaDisk {
   private syncTimer: NodeJS.Timeout | undefined;
   /** The first write error: from then on nothing counts as stored (the node stops acking). */
   private failure: Error | null = null;
-  private fail: (err: Error) => void = () => undefined;
-  /** Rejects with the first write error. */
-  private readonly failed = new Promise<never>((_, reject) => {
-    this.fail = reject;
-  });
+  /**
+   * Waits for the engine's flush, each ended by the first write error too (after a failed commit
+   * the engine's flush promise never settles). A set rather than a race against a long-lived
+   * promise: each race would stay attached to it, a leak of one reaction per write.
+   */
+  private readonly flushWaits = new Set<(err: Error) => void>();
 
   private constructor(
     private readonly root: RootDatabase,
@@ -107,8 +108,6 @@ export class LmdbDisk implements ReplicaDisk {
     private readonly meta: Database<unknown, string>,
     private readonly options: LmdbDiskOptions,
   ) {
-    // Awaited only by flushed(): the failure itself is reported there and by every later call.
-    this.failed.catch(() => undefined);
     if (options.fsync === 'interval') {
       this.syncTimer = setInterval(() => this.sync(), options.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS);
       this.syncTimer.unref();
@@ -183,8 +182,20 @@ export class LmdbDisk implements ReplicaDisk {
   async flushed(): Promise<void> {
     await this.lastWrite;
     if (this.failure !== null) throw this.failure;
-    // After a failed commit the engine's flush promise never settles: the failure ends the wait.
-    if (this.options.fsync === 'always') await Promise.race([this.root.flushed, this.failed]);
+    if (this.options.fsync !== 'always') return;
+    await new Promise<void>((resolve, reject) => {
+      this.flushWaits.add(reject);
+      this.root.flushed.then(
+        () => {
+          this.flushWaits.delete(reject);
+          resolve();
+        },
+        (err: unknown) => {
+          this.flushWaits.delete(reject);
+          reject(err);
+        },
+      );
+    });
   }
 
   async close(): Promise<void> {
@@ -207,7 +218,8 @@ export class LmdbDisk implements ReplicaDisk {
   private failWith(what: 'write to' | 'sync of', cause: unknown): void {
     if (this.failure !== null) return;
     this.failure = new Error(`${what} the data dir ${this.options.dir} failed: ${(cause as Error).message} (is the disk full or failing?)`, { cause });
-    this.fail(this.failure);
+    for (const reject of this.flushWaits) reject(this.failure);
+    this.flushWaits.clear();
   }
 
   /** Writes commit in the order they were made: the last one settles after every earlier one. */
