@@ -381,6 +381,12 @@ export class ZiNode {
   async handlePeer(message: PeerMessage): Promise<PeerReply> {
     this.ports.observer?.message?.('in', message.type, message.from, messageKeys(message));
     this.term?.heard(message.from);
+    // A sync makes us refuse every older leader: its epoch must be ZooKeeper's, not a field. The
+    // check may wait for ZooKeeper, so it comes first and the checks below see the state after it.
+    if (message.type === 'sync') {
+      const unconfirmed = await this.confirmEpoch(message);
+      if (unconfirmed !== null) return unconfirmed;
+    }
     if (this.stopping) return { ok: false, code: 'NOT_READY', epoch: this.replica.promisedEpoch, reason: 'stopping' };
     const refused = this.checkEpoch(message);
     if (refused !== null) return refused;
@@ -390,11 +396,6 @@ export class ZiNode {
       case 'snapshot':
         return this.replica.receive(message);
       case 'sync': {
-        // A sync makes us refuse every older leader: its epoch must be ZooKeeper's, not a field.
-        const unconfirmed = await this.confirmEpoch(message);
-        if (unconfirmed !== null) return unconfirmed;
-        const stale = this.stopping ? ({ ok: false, code: 'NOT_READY', epoch: this.replica.promisedEpoch, reason: 'stopping' } as const) : this.checkEpoch(message);
-        if (stale !== null) return stale;
         const fullCopy = this.hasFullCopy();
         if (this.term !== null) this.endTerm(`synchronised by ${message.from} at epoch ${message.epoch}`);
         return this.replica.sync(message, fullCopy);
@@ -424,6 +425,8 @@ export class ZiNode {
   private async confirmEpoch(message: Extract<PeerMessage, { type: 'sync' }>): Promise<PeerReply | null> {
     const matches = () => this.recordedEpoch.epoch === message.epoch && this.recordedEpoch.leader === message.from;
     if (matches()) return null;
+    // ZooKeeper already told us of a newer epoch: no need to ask it again.
+    if (message.epoch < this.recordedEpoch.epoch) return { ok: false, code: 'STALE_EPOCH', epoch: this.recordedEpoch.epoch, reason: 'older epoch' };
     try {
       this.noteRecordedEpoch(await this.ports.coordinator.readEpoch());
     } catch (err) {

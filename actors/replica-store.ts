@@ -140,15 +140,19 @@ export class ReplicaStore {
 
   /**
    * Take in the copy `disk` kept (before anything else happens to this store), then keep every
-   * change there. Deletes left no record on disk: none at or below the highest revision is known.
+   * change there. Deletes come back as tombstones; a copy written before tombstones were kept
+   * knows no delete at or below its highest revision.
    */
   attachDisk(disk: ReplicaDisk): void {
     const { meta, entries } = disk.load();
     const deleted: [string, StoredEntry][] = [];
     for (const [key, e] of entries) {
-      if (e.value === null) deleted.push([key, e]);
-      else this.apply(key, { type: 'fill', rev: e.rev, value: e.value });
-      if (e.value !== null && e.pendingRev > 0) this.apply(key, { type: 'invalidate', rev: e.pendingRev, value: e.pendingValue });
+      if (e.value === null) {
+        deleted.push([key, e]);
+        continue;
+      }
+      this.apply(key, { type: 'fill', rev: e.rev, value: e.value });
+      if (e.pendingRev > 0) this.apply(key, { type: 'invalidate', rev: e.pendingRev, value: e.pendingValue });
     }
     // Tombstones in the order of their deletes, so that the bound forgets the oldest first.
     deleted.sort((a, b) => a[1].rev - b[1].rev);
