@@ -36,6 +36,15 @@ function checkValidated(x: unknown): void {
   for (const v of x as unknown[]) need(isObject(v) && typeof v.key === 'string' && isCount(v.rev), 'validation needs key and rev');
 }
 
+/**
+ * A message in the name of the node that sent it: `sender` is who the transport says sent it (on
+ * NATS the subject, which the server's permissions tie to the sender's identity).
+ */
+export function checkSender(message: PeerMessage, sender: string | null): PeerMessage {
+  need(message.from === sender, `sent by ${String(sender)} in the name of ${JSON.stringify(message.from.slice(0, 40))}`);
+  return message;
+}
+
 export function checkPeerMessage(x: unknown): PeerMessage {
   need(isObject(x), 'not an object');
   const m = x as Record<string, unknown>;

@@ -8,8 +8,10 @@
 // (virtual time in the simulation); randomness comes from the injected `random` (a seeded PRNG).
 //
 // Faithful to nats-bus.ts where the core can tell the difference:
-// - Peer messages travel encoded with bus/codec.ts and are checked with checkPeerMessage on
-//   arrival, exactly as on NATS; each delivery decodes its own copy, so nodes never share buffers.
+// - Peer messages travel encoded with bus/codec.ts and are checked with checkPeerMessage and
+//   checkSender on arrival, exactly as on NATS (where permissions tie the subject's sender to the
+//   identity that sent it; here the sending bus is the sender); each delivery decodes its own
+//   copy, so nodes never share buffers.
 // - request() rejects with BusTimeoutError when no reply arrives in time (a lost request or
 //   reply, a cut link), NoRespondersError when the destination has no live peer subscription
 //   (crashed, closed, never served), BusClosedError when this bus is closed. send() is fire and
@@ -21,11 +23,12 @@
 // order), and duplication. Core NATS is at-most-once and never duplicates; a duplicate `forward`
 // would be a client write executed twice (a client retry, which the contract leaves to the
 // client), so `forward` is never duplicated. Every other message type is.
-import { checkPeerMessage } from '../actors/peer-check.ts';
+import { checkPeerMessage, checkSender } from '../actors/peer-check.ts';
 import type { Bus, ClientHandler, Clock, PeerHandler } from '../actors/ports.ts';
 import type { ClientReply, ClientRequest, PeerMessage, PeerReply } from '../actors/protocol.ts';
 import { decode, encode } from './codec.ts';
 import { BusClosedError, BusTimeoutError, NoRespondersError } from './errors.ts';
+import { subjects } from './subjects.ts';
 
 /** The pseudo-node clients send from. */
 export const CLIENTS = '@clients';
@@ -110,7 +113,7 @@ const copyRequest = (r: ClientRequest): ClientRequest => ({
 });
 const copyReply = (r: ClientReply): ClientReply =>
   r.ok ? { ok: true, ...(r.revision !== undefined ? { revision: r.revision } : {}), ...(r.data !== undefined ? { data: copyBytes(r.data) } : {}) } : { ...r };
-const subjectOf = (to: string, type: string) => `zistore.sim.peer.${to}.${type}`;
+
 
 /** Observers are taps: one that throws must not change what the network does. */
 function tap(fn: () => void): void {
@@ -325,7 +328,7 @@ export class MemoryNetwork {
         }
         let message: PeerMessage;
         try {
-          message = checkPeerMessage(decode<unknown>(copyBytes(bytes)));
+          message = checkSender(checkPeerMessage(decode<unknown>(copyBytes(bytes))), from);
         } catch (err) {
           const reply: PeerReply = { ok: false, code: 'BAD_MESSAGE', epoch: 0, reason: err instanceof Error ? err.message : 'malformed' };
           if (requestId !== 0) this.route(to, from, 'reply', () => sender.replied(requestId, encode(reply)), false);
@@ -447,7 +450,7 @@ export class MemoryBus implements Bus {
   request(to: string, message: PeerMessage, timeoutMs: number): Promise<PeerReply> {
     if (this.dead) return new Promise<PeerReply>(() => undefined);
     if (this.closed) return Promise.reject(new BusClosedError());
-    const subject = subjectOf(to, message.type);
+    const subject = subjects.peer('sim', to, this.nodeId, message.type);
     let bytes: Uint8Array;
     try {
       bytes = encode(message);

@@ -3,7 +3,7 @@
 import { connect, ErrorCode, headers as natsHeaders, NatsError, type Msg, type NatsConnection, type ServiceMsg, type Subscription } from 'nats';
 import type { Bus, ClientHandler, Log, PeerHandler } from '../actors/ports.ts';
 import { REVISION_HEADER, type ClientOp, type ClientReply, type PeerMessage, type PeerReply } from '../actors/protocol.ts';
-import { checkPeerMessage } from '../actors/peer-check.ts';
+import { checkPeerMessage, checkSender } from '../actors/peer-check.ts';
 import { decode, encode } from './codec.ts';
 import { RequestMux } from './request-mux.ts';
 import { BusClosedError, MaxPayloadError } from './errors.ts';
@@ -116,9 +116,10 @@ export async function connectNatsRetrying(
 export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
   const name = `zistore-${options.cluster}-${options.nodeId}`;
   const retry = options.retryConnect;
+  const extra = { inboxPrefix: subjects.nodeInbox(options.cluster, options.nodeId), ...options.connectOptions };
   const nc = retry
-    ? await connectNatsRetrying(options.servers, name, options.connectOptions ?? {}, options.log.child({ actor: 'bus' }), retry === true ? {} : retry, options.signal)
-    : await connectNats(options.servers, name, options.connectOptions);
+    ? await connectNatsRetrying(options.servers, name, extra, options.log.child({ actor: 'bus' }), retry === true ? {} : retry, options.signal)
+    : await connectNats(options.servers, name, extra);
   const maxPayload = nc.info?.max_payload ?? 0;
   if (maxPayload < MIN_MAX_PAYLOAD_BYTES) {
     await nc.close();
@@ -231,7 +232,7 @@ export class NatsBus implements Bus {
         }
         let message: PeerMessage;
         try {
-          message = checkPeerMessage(decode<unknown>(msg.data));
+          message = checkSender(checkPeerMessage(decode<unknown>(msg.data)), subjects.peerSender(msg.subject));
         } catch (e) {
           this.log.warn({ err: e, subject: msg.subject }, 'bad peer message');
           const reply: PeerReply = { ok: false, code: 'BAD_MESSAGE', epoch: 0, reason: e instanceof Error ? e.message : 'malformed' };
@@ -253,17 +254,21 @@ export class NatsBus implements Bus {
 
   async request(to: string, message: PeerMessage, timeoutMs: number): Promise<PeerReply> {
     if (this.closed) throw new BusClosedError();
-    const reply = await this.requests.request(subjects.peer(this.options.cluster, to, message.type), encode(message), timeoutMs);
+    const reply = await this.requests.request(this.peerSubject(to, message), encode(message), timeoutMs);
     return decode<PeerReply>(reply.data);
   }
 
   send(to: string, message: PeerMessage): void {
     if (this.closed || this.nc.isClosed()) return;
     try {
-      this.nc.publish(subjects.peer(this.options.cluster, to, message.type), encode(message));
+      this.nc.publish(this.peerSubject(to, message), encode(message));
     } catch (err) {
       this.log.warn({ err, to }, 'send failed');
     }
+  }
+
+  private peerSubject(to: string, message: PeerMessage): string {
+    return subjects.peer(this.options.cluster, to, this.options.nodeId, message.type);
   }
 
   async close(): Promise<void> {

@@ -21,8 +21,11 @@ const USAGE = `usage:
       otherwise runs until SIGINT/SIGTERM and then stops everything it started; every node
       serves Prometheus metrics on a free port (printed, and in <data-dir>/<id>.metrics-port);
       --ui (or --ui-port P) serves the live inspector page and implies --inspect;
-      --secure: NATS users with permissions (clients only on the client subjects, nodes alone on
-      the peer subjects) and a ZooKeeper ACL; the ready line names the client credentials
+      each node has its own NATS identity and may speak only as itself; without --secure a
+      connection without credentials is a client (client subjects, \$SRV, process commands) and
+      the ready line says 'open: loopback only'; --secure: every connection needs credentials,
+      the cluster's znodes get a ZooKeeper ACL, and the client's credentials file is written to
+      <data-dir>/credentials.json and \$ZISTORE_HOME/<cluster>.json (the ready line names both)
   zistore node --id ID --cluster NAME --zk HOST:PORT[,HOST:PORT...] --nats URL
              [--session-timeout MS] [--lease MS] [--op-timeout MS] [--min-replicas N]
              [--data-dir DIR [--fsync always|interval[=MS]] [--reset-data]] [--storage lmdb|memory]
@@ -36,8 +39,10 @@ const USAGE = `usage:
       JSON file given with --config FILE or ZISTORE_CONFIG; flags win over variables over the file
   zistore config print [node options]
       validate and print the node options as resolved (secrets hidden)
-  zistore shell [--nats URL] [--cluster NAME]
-      attach a shell to a running cluster
+  zistore shell [--nats URL]... [--cluster NAME] [--creds FILE | --user U --password P]
+      attach a shell to a running cluster; several --nats (or URL,URL) to fail over between
+      servers; without credentials it uses those \`zistore up --secure\` wrote for the cluster
+      (\$ZISTORE_HOME/<cluster>.json, default ~/.zistore), if any
   zistore accept-data-loss --cluster NAME --zk HOST:PORT[,HOST:PORT...] [--zk-auth USER:PASSWORD] [--yes]
       when no member of the last replica set kept its copy, the leader waits (503); this says
       what would be lost and, with --yes, lets the leader serve what it holds (recorded in
@@ -126,7 +131,11 @@ async function main(argv: string[]): Promise<number> {
       return runRestore(values);
     }
     case 'shell': {
-      const { values } = parseArgs({ args: rest, options: { nats: { type: 'string' }, cluster: { type: 'string' } }, strict: true });
+      const { values } = parseArgs({
+        args: rest,
+        options: { nats: { type: 'string', multiple: true }, cluster: { type: 'string' }, creds: { type: 'string' }, user: { type: 'string' }, password: { type: 'string' } },
+        strict: true,
+      });
       return runShellCommand(values);
     }
     case undefined:

@@ -3,7 +3,7 @@
 // Options come from flags, ZISTORE_* variables or a config file (cli/node-options.ts).
 import { UsageError } from './args.ts';
 import { startLinkFaultControl } from '../cluster/link-faults.ts';
-import { natsConnectOptions, type NodeOptionValues } from './node-options.ts';
+import { natsConnectOptions, type NodeOptionName, type NodeOptionValues } from './node-options.ts';
 import { parseMetricsAddress } from '../observe/metrics-server.ts';
 import { createLogger, DEFAULT_SESSION_TIMEOUT_MS, runObservedNode } from './runtime.ts';
 import { parseFsync, type FsyncPolicy } from '../storage/fsync-policy.ts';
@@ -38,6 +38,14 @@ export async function runNodeCommand(values: NodeOptionValues): Promise<number> 
   });
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   process.once('SIGINT', () => onSignal('SIGINT'));
+  const natsCredentials = ['nats-user', 'nats-token', 'nats-creds', 'nats-nkey'].some((o) => values[o as NodeOptionName] !== undefined);
+  if (!natsCredentials) {
+    log.warn(
+      { docs: 'docs/deployment.md' },
+      'no NATS credentials: on a server without authorization any NATS client can send peer messages in the name of this node or of the leader',
+    );
+  }
+  if (zkAuth === undefined) log.warn({ docs: 'docs/deployment.md' }, "no ZooKeeper credentials (--zk-auth): anyone reaching ZooKeeper can change the cluster's znodes");
   let running: Awaited<ReturnType<typeof runObservedNode>>;
   try {
     running = await runObservedNode({

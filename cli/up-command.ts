@@ -1,7 +1,10 @@
 // `zistore up`: ZooKeeper, nats-server and N nodes on this machine, as separate processes.
 // Prints one line with `ready` and the NATS URL once every node serves; opens the shell on a
 // terminal, otherwise runs until SIGINT/SIGTERM; then stops everything it started.
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { LocalCluster } from '../cluster/local-cluster.ts';
+import { credentialsPath, findCredentials } from '../client/credentials.ts';
 import { subjects, CLUSTER_NAME_PATTERN } from '../bus/subjects.ts';
 import { ZiClient } from '../client/index.ts';
 import { intFlag, UsageError } from './args.ts';
@@ -20,6 +23,38 @@ async function restoredKeys(client: ZiClient, ids: string[]): Promise<number> {
   return most;
 }
 
+/**
+ * Secure: the client identity's credentials file, in the data dir and in the credentials home
+ * (where the shell and the typed client look by themselves; removed at stop). Open: a file left
+ * there for this URL by an earlier secure run would make clients log in with dead credentials.
+ */
+async function publishCredentials(local: LocalCluster, secure: boolean): Promise<{ said: string; remove(): Promise<void> }> {
+  const home = credentialsPath(local.name);
+  if (!secure) {
+    const stale = findCredentialsOrNull(local.name, [local.natsUrl]);
+    if (stale !== null) await rm(home, { force: true });
+    return { said: 'open: loopback only', remove: async () => undefined };
+  }
+  const { user, pass, inboxPrefix } = local.clientAuth('client');
+  const text = JSON.stringify({ cluster: local.name, servers: [local.natsUrl], user, password: pass, inboxPrefix }, null, 2) + '\n';
+  const own = join(local.dataDir, 'credentials.json');
+  await writeFile(own, text, { mode: 0o600 });
+  await mkdir(dirname(home), { recursive: true, mode: 0o700 });
+  await writeFile(home, text, { mode: 0o600 });
+  return {
+    said: `secure: credentials in ${own} and ${home} client-user=${user} client-password=${pass}`,
+    remove: () => rm(home, { force: true }),
+  };
+}
+
+const findCredentialsOrNull = (cluster: string, servers: string[]) => {
+  try {
+    return findCredentials(cluster, servers);
+  } catch {
+    return null;
+  }
+};
+
 export async function runUpCommand(values: Record<string, string | undefined>, flags: { inspect?: boolean; ui?: boolean; secure?: boolean } = {}): Promise<number> {
   const cluster = values.cluster ?? 'default';
   if (!CLUSTER_NAME_PATTERN.test(cluster)) throw new UsageError('--cluster: letters, digits, _ and - only');
@@ -29,7 +64,7 @@ export async function runUpCommand(values: Record<string, string | undefined>, f
   // Launcher logs go to stderr so stdout stays for the ready line and the shell.
   const log = createLogger({ destination: 2, level: process.env.ZISTORE_LOG_LEVEL ?? 'warn' });
   const local = await LocalCluster.start({
-    secure: flags.secure === true,
+    access: flags.secure === true ? 'secure' : 'open',
     nodes,
     cluster,
     natsPort: intFlag(values, 'nats-port', 1, 65535),
@@ -52,9 +87,11 @@ export async function runUpCommand(values: Record<string, string | undefined>, f
   });
   let viewer: { server: Viewer; close(): Promise<void> } | null = null;
   let stopping: Promise<void> | null = null;
+  const credentials = await publishCredentials(local, flags.secure === true);
   const shutdown = () =>
     (stopping ??= (async () => {
       await viewer?.close().catch((err: unknown) => log.warn({ err }, 'viewer stop failed'));
+      await credentials.remove();
       await local.stop();
     })());
   const onSignal = () => void shutdown().then(() => process.exit(0));
@@ -79,9 +116,7 @@ export async function runUpCommand(values: Record<string, string | undefined>, f
     serveAdmin(nc, subjects.admin(cluster), control);
     const ids = [...local.nodes.keys()].join(',');
     const keys = await restoredKeys(new ZiClient(nc, { cluster }), [...local.nodes.keys()]);
-    // Secured: clients connect with these credentials and may use the client subjects only.
-    const credentials = local.secrets ? ` client-user=${local.secrets.client.user} client-password=${local.secrets.client.password}` : '';
-    process.stdout.write(`ready ${local.natsUrl} cluster=${cluster} nodes=${ids} zk=${local.zkConnectString} logs=${local.dataDir} keys=${keys}${credentials}\n`);
+    process.stdout.write(`ready ${local.natsUrl} cluster=${cluster} nodes=${ids} zk=${local.zkConnectString} logs=${local.dataDir} keys=${keys} ${credentials.said}\n`);
     const metrics = local.view().map((n) => `${n.id}=${local.metricsUrl(n.id)}`);
     process.stdout.write(`metrics ${metrics.join(' ')}\n`);
     if (process.stdin.isTTY) {

@@ -10,6 +10,8 @@ import { RequestMux } from '../bus/request-mux.ts';
 
 import { IF_REVISION_HEADER, KEY_HEADER, REVISION_HEADER } from '../actors/protocol.ts';
 import { subjects } from '../bus/subjects.ts';
+import { credentialsConnectOptions, findCredentials } from './credentials.ts';
+export { CredentialsError, credentialsPath, readCredentials, type ZiCredentials } from './credentials.ts';
 
 // Wire names and shapes are the nodes' own: one definition.
 export { IF_REVISION_HEADER, KEY_HEADER, REVISION_HEADER } from '../actors/protocol.ts';
@@ -179,10 +181,18 @@ export class ZiClient {
   }
 }
 
-/** Connect to NATS and return a client; `close()` closes the connection. */
-export async function connect(options: ConnectionOptions & ClientOptions = {}): Promise<ZiClient & { close(): Promise<void> }> {
-  const { cluster, timeoutMs, retries503, writesToLeader, ...natsOptions } = options;
-  const nc = await natsConnect({ maxReconnectAttempts: -1, reconnectTimeWait: 250, ...natsOptions });
+/**
+ * Connect to NATS and return a client; `close()` closes the connection. Without credentials of its
+ * own (user, token or authenticator) it uses those of `creds` (a credentials file), or else those
+ * `zistore up --secure` wrote for this cluster and these servers (client/credentials.ts).
+ */
+export async function connect(options: ConnectionOptions & ClientOptions & { creds?: string } = {}): Promise<ZiClient & { close(): Promise<void> }> {
+  const { cluster, timeoutMs, retries503, writesToLeader, creds, ...natsOptions } = options;
+  const servers = natsOptions.servers === undefined ? undefined : ([] as string[]).concat(natsOptions.servers);
+  const own = natsOptions.user !== undefined || natsOptions.token !== undefined || natsOptions.authenticator !== undefined;
+  const found = own ? null : findCredentials(cluster ?? 'default', servers, creds);
+  const auth = found ? { servers: servers ?? found.servers, ...credentialsConnectOptions(found) } : {};
+  const nc = await natsConnect({ maxReconnectAttempts: -1, reconnectTimeWait: 250, ...natsOptions, ...auth });
   const client = new ZiClient(nc, { cluster, timeoutMs, retries503, writesToLeader });
   return Object.assign(client, { close: () => nc.close() });
 }

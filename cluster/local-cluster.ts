@@ -17,7 +17,7 @@ import { connect, type NatsConnection } from 'nats';
 import { spawnManaged, type ManagedProcess } from './child-process.ts';
 import type { ClusterLogger } from './logger.ts';
 import { startNatsServer, type NatsServerHandle } from './nats-server.ts';
-import { makeSecrets, natsAuthorization, type ClusterSecrets } from './security.ts';
+import { clientInboxPrefix, loadSecrets, natsAuthorization, nodeIdentity, saveSecrets, type Access, type ClusterSecrets } from './security.ts';
 import { freePort } from './ports.ts';
 import { isLinkFaultAck, LINK_FAULTS_ENV, type LinkFaultMessage, type LinkFaultState, type LinkName } from './link-faults.ts';
 import { startTcpProxy, type CutMode, type TcpProxyHandle } from './tcp-proxy.ts';
@@ -61,10 +61,12 @@ export interface LocalClusterOptions {
   /** Start every node with `--inspect` (the inspector stream the viewer shows). */
   inspect?: boolean;
   /**
-   * Require credentials: nats-server gets users with permissions (nodes alone on the peer
-   * subjects, clients only on the client subjects) and the cluster's znodes a digest ACL.
+   * Who may do what on NATS (cluster/security.ts). 'open' (default): each node has its own
+   * identity and speaks only as itself; a connection without credentials is a client. 'secure':
+   * every connection needs credentials, and the cluster's znodes get a digest ACL. 'none': a
+   * nats-server without authorization, anyone may publish anything (as a bare nats-server is).
    */
-  secure?: boolean;
+  access?: Access | 'none';
   /** How links are cut (see the top of this file); default 'proxy'. */
   faults?: FaultInjection;
   logLevel?: string;
@@ -109,7 +111,7 @@ export class LocalCluster {
     private zk: ZooKeeperHandle,
     readonly nats: NatsServerHandle,
     private readonly options: LocalClusterOptions,
-    /** Credentials when the cluster is secured; null when open. */
+    /** Identities and their passwords; null with access 'none'. */
     readonly secrets: ClusterSecrets | null = null,
   ) {
     this.faults = options.faults ?? 'proxy';
@@ -124,13 +126,21 @@ export class LocalCluster {
     try {
       const zookeeper = await startZooKeeper({ port: options.zkPort, dataDir: join(dataDir, 'zookeeper'), log: options.log });
       started.push(zookeeper);
-      const secrets = options.secure ? makeSecrets() : null;
       const name = options.cluster ?? 'default';
+      const access = options.access ?? 'open';
+      const secrets = access === 'none' ? null : await loadSecrets(dataDir);
+      const natsDir = join(dataDir, 'nats');
+      if (secrets !== null) {
+        // Every node's identity before the server starts: no reload for the first nodes.
+        for (let i = 1; i <= (options.nodes ?? 3); i++) nodeIdentity(secrets, `n${i}`);
+        await saveSecrets(dataDir, secrets);
+        await writeAuthorization(natsDir, name, secrets, access as Access);
+      }
       const nats = await startNatsServer({
         port: options.natsPort,
-        dir: join(dataDir, 'nats'),
+        dir: natsDir,
         log: options.log,
-        extraConfig: secrets ? natsAuthorization(name, secrets) : undefined,
+        extraConfig: secrets ? `include ${JSON.stringify(AUTH_FILE)}` : undefined,
       });
       started.push(nats);
       const cluster = new LocalCluster(name, dataDir, ownsDataDir, zookeeper, nats, options, secrets);
@@ -177,19 +187,42 @@ export class LocalCluster {
       await writeFile(join(this.dataDir, `${id}.metrics-port`), `${metricsPort}\n`);
       this.options.log?.info({ node: id, url: `http://127.0.0.1:${metricsPort}/metrics` }, 'node metrics');
     }
+    if (this.secrets !== null && this.secrets.nodes[id] === undefined) await this.addIdentity(id);
     const handle: NodeHandle = { id, process: null, natsProxy, zkProxy, links: { nats: null, zk: null }, logFile: join(this.dataDir, `${id}.log`), metricsPort };
     this.nodes.set(id, handle);
     await this.startProcess(handle);
     return id;
   }
 
+  /** A NATS identity for a node added after the start: nats-server reloads its users (SIGHUP). */
+  private async addIdentity(id: string): Promise<void> {
+    const secrets = this.secrets!;
+    const { user, password } = nodeIdentity(secrets, id);
+    await saveSecrets(this.dataDir, secrets);
+    await writeAuthorization(this.nats.dir, this.name, secrets, this.access as Access);
+    process.kill(this.nats.pid, 'SIGHUP');
+    // The reload is done once the new identity may connect.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        await (await connect({ servers: this.natsUrl, user, pass: password, reconnect: false })).close();
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`nats-server did not take the identity of ${id}: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+
+  private get access(): Access | 'none' {
+    return this.options.access ?? 'open';
+  }
+
   private async startProcess(handle: NodeHandle): Promise<void> {
     const o = this.options;
     const args = [
       ZISTORE_BIN, 'node',
-      ...(this.secrets
-        ? ['--nats-user', this.secrets.node.user, '--nats-pass', this.secrets.node.password, '--zk-auth', `${this.secrets.zk.user}:${this.secrets.zk.password}`]
-        : []),
+
       '--id', handle.id,
       '--cluster', this.name,
       '--zk', handle.zkProxy?.address ?? `127.0.0.1:${this.zookeeper.port}`,
@@ -204,6 +237,12 @@ export class LocalCluster {
       ...(o.nodeArgs ?? []),
     ];
     const env: NodeJS.ProcessEnv = { ...process.env, ZISTORE_LOG_LEVEL: o.logLevel ?? process.env.ZISTORE_LOG_LEVEL ?? 'info' };
+    // Credentials by environment, not on a command line anyone may read (ps).
+    if (this.secrets !== null) {
+      const { user, password } = nodeIdentity(this.secrets, handle.id);
+      Object.assign(env, { ZISTORE_NATS_USER: user, ZISTORE_NATS_PASS: password });
+      if (this.access === 'secure') env.ZISTORE_ZK_AUTH = `${this.secrets.zk.user}:${this.secrets.zk.password}`;
+    }
     // Socket faults: the node obeys this process over an IPC channel, starting with the faults in force.
     if (this.faults === 'socket') env[LINK_FAULTS_ENV] = JSON.stringify(handle.links);
     else delete env[LINK_FAULTS_ENV];
@@ -339,11 +378,17 @@ export class LocalCluster {
     return port === null ? null : `http://127.0.0.1:${port}/metrics`;
   }
 
-  /** A NATS connection for clients of this cluster (not through any node's proxy). */
-  /** A NATS connection with full rights (the node user when secured): for the launcher itself. */
+  /** A NATS connection with every right (the admin identity), not through any node's proxy: for the launcher and tests. */
   async connectClient(): Promise<NatsConnection> {
-    const auth = this.secrets ? { user: this.secrets.node.user, pass: this.secrets.node.password } : {};
+    const auth = this.secrets ? { user: this.secrets.admin.user, pass: this.secrets.admin.password } : {};
     return connect({ servers: this.natsUrl, name: `zistore-${this.name}-client`, maxReconnectAttempts: -1, reconnectTimeWait: 250, ...auth });
+  }
+
+  /** Connection options of a client identity ('client' or 'reader'): its credentials and its own inbox prefix. */
+  clientAuth(who: 'client' | 'reader' = 'client'): { user: string; pass: string; inboxPrefix: string } {
+    if (this.secrets === null) throw new Error('a cluster without access control has no client identities');
+    const { user, password } = this.secrets[who];
+    return { user, pass: password, inboxPrefix: clientInboxPrefix(user) };
   }
 
   /** Resolves when every running node answers `members` on its own subject as serving. */
@@ -399,6 +444,14 @@ export class LocalCluster {
     await this.zookeeper.stop();
     if (this.ownsDataDir) await removeTempDir(this.dataDir);
   }
+}
+
+const AUTH_FILE = 'authorization.conf';
+
+/** nats-server's users and permissions, in a file its config includes (rewritten before a reload). */
+async function writeAuthorization(natsDir: string, cluster: string, secrets: ClusterSecrets, access: Access): Promise<void> {
+  await mkdir(natsDir, { recursive: true });
+  await writeFile(join(natsDir, AUTH_FILE), natsAuthorization(cluster, secrets, access) + '\n', { mode: 0o600 });
 }
 
 /** The last lines of a log file, for error messages ('' when there is none). */

@@ -1,24 +1,27 @@
 // Goal: in a secured cluster (`zistore up --secure`), a client can use the client contract and
-// nothing else: it can neither send to nor listen on the nodes' peer subjects, nor touch the
-// cluster's znodes. Method: real nats-server with generated users and permissions, real
-// ZooKeeper with a digest ACL, real node processes.
+// nothing else: it can neither send to nor listen on the nodes' peer subjects or inboxes, nor read
+// another identity's replies, nor touch the cluster's znodes; a node can speak only as itself.
+// Method: real nats-server with the generated users and permissions (cluster/security.ts), real
+// ZooKeeper with a digest ACL, real node processes; every forgery kind is tried.
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from 'nats';
 import { LocalCluster } from '../../cluster/local-cluster.ts';
-import { encode } from '../../bus/codec.ts';
+import { decode, encode } from '../../bus/codec.ts';
+import { subjects } from '../../bus/subjects.ts';
+import type { PeerReply } from '../../actors/protocol.ts';
 import { clusterPaths } from '../../coordination/paths.ts';
 import { kv } from '../support/raw-client.ts';
+import { expectPublishRefused, expectSubscribeRefused, forgedMessages, serverErrors } from '../support/forgery.ts';
 
 let cluster: LocalCluster;
 let client: NatsConnection;
 const NAME = 'secured';
 
 beforeAll(async () => {
-  cluster = await LocalCluster.start({ nodes: 3, cluster: NAME, sessionTimeoutMs: 2000, secure: true });
+  cluster = await LocalCluster.start({ nodes: 3, cluster: NAME, sessionTimeoutMs: 2000, access: 'secure' });
   await cluster.waitServing(60_000);
-  const { user, password } = cluster.secrets!.client;
-  client = await connect({ servers: cluster.natsUrl, user, pass: password, maxReconnectAttempts: -1 });
+  client = await connect({ servers: cluster.natsUrl, maxReconnectAttempts: -1, ...cluster.clientAuth('client') });
 });
 
 afterAll(async () => {
@@ -26,37 +29,90 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
+/** Every node's view of (leader, epoch) and its copy of `key`: what a forgery must not change. */
+async function snapshot(key: string) {
+  const store = kv(client, NAME);
+  return Promise.all(
+    [...cluster.nodes.keys()].map(async (n) => {
+      const view = await store.members(n);
+      const got = await store.get(key, n);
+      return { node: n, leader: view.leader, epoch: view.epoch, value: got.text, revision: got.revision };
+    }),
+  );
+}
+
 describe('security', () => {
   it('security - without credentials nothing connects', async () => {
     await expect(connect({ servers: cluster.natsUrl, reconnect: false })).rejects.toMatchObject({ code: 'AUTHORIZATION_VIOLATION' });
   });
 
-  it('security - a client uses the contract but cannot write to peer subjects or read them', async () => {
+  it('security - a client uses the contract; every peer message kind it forges, and every listen on peer traffic or others\' replies, is refused', async () => {
     const store = kv(client, NAME);
     const put = await store.put('guarded', 'v1', 'n2');
     expect(put.code).toBe(200);
     expect((await store.get('guarded', 'n3')).text).toBe('v1');
-
-    // A forged write to the leader's peer subject: refused by the server, never delivered.
-    const leader = (await store.members('n1')).leader!;
-    const forged = encode({ type: 'forward', from: 'evil', epoch: 1, commands: [{ key: 'guarded', value: new TextEncoder().encode('forged') }] });
-    const errors: string[] = [];
-    void (async () => {
-      for await (const s of client.status()) if (s.type === 'error') errors.push(String(s.data));
-    })();
-    await expect(client.request(`zistore.${NAME}.peer.${leader}.forward`, forged, { timeout: 1000 })).rejects.toBeTruthy();
-    // Listening on peer traffic is refused too.
-    const sub = client.subscribe(`zistore.${NAME}.peer.>`);
-    await client.flush().catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(sub.isClosed() || errors.some((e) => /permission/i.test(e))).toBe(true);
-    // The process commands of `zistore up` are not for clients either.
-    await expect(client.request(`zistore.${NAME}.admin`, new TextEncoder().encode('{"command":"view"}'), { timeout: 1000 })).rejects.toBeTruthy();
-    for (const node of ['n1', 'n2', 'n3']) {
-      const got = await store.get('guarded', node);
-      expect(got.text).toBe('v1');
-      expect(got.revision).toBe(put.revision);
+    const before = await snapshot('guarded');
+    const { leader, epoch } = before[0]!;
+    const errors = serverErrors(client);
+    for (const to of cluster.nodes.keys()) {
+      for (const message of forgedMessages(leader!, epoch, 'guarded')) {
+        await expectPublishRefused(client, errors, subjects.peer(NAME, to, leader!, String(message.type)), message);
+      }
     }
+    await expectSubscribeRefused(client, errors, `zistore.${NAME}.peer.>`);
+    await expectSubscribeRefused(client, errors, `${subjects.nodeInbox(NAME, leader!)}.>`);
+    // Another identity's replies (and the catch-all inbox) are not this client's to read.
+    await expectSubscribeRefused(client, errors, '_INBOX.>');
+    await expectSubscribeRefused(client, errors, `${cluster.clientAuth('reader').inboxPrefix}.>`);
+    // Nor are the process commands of `zistore up`.
+    await expectPublishRefused(client, errors, subjects.admin(NAME), { command: 'view' });
+    expect(await snapshot('guarded')).toEqual(before);
+    expect((await store.put('guarded', 'v2', 'n1')).code).toBe(200);
+  });
+
+  it('security - a node identity cannot speak as another node, nor listen on its subjects or inbox', async () => {
+    const store = kv(client, NAME);
+    expect((await store.put('spoken', 'real', 'n1')).code).toBe(200);
+    const before = await snapshot('spoken');
+    const { leader, epoch } = before[0]!;
+    const rogue = [...cluster.nodes.keys()].find((n) => n !== leader)!;
+    const victim = [...cluster.nodes.keys()].find((n) => n !== leader && n !== rogue)!;
+    const { user, password } = cluster.secrets!.nodes[rogue]!;
+    const nc = await connect({ servers: cluster.natsUrl, user, pass: password, inboxPrefix: subjects.nodeInbox(NAME, rogue), reconnect: false });
+    try {
+      const errors = serverErrors(nc);
+      // In the leader's name on the subject: the server refuses to carry it.
+      for (const message of forgedMessages(leader!, epoch, 'spoken')) {
+        await expectPublishRefused(nc, errors, subjects.peer(NAME, victim, leader!, String(message.type)), message);
+      }
+      // In its own name on the subject but the leader's in the body: the victim refuses it.
+      const [invalidate] = forgedMessages(leader!, epoch, 'spoken');
+      const reply = decode<PeerReply>((await nc.request(subjects.peer(NAME, victim, rogue, 'invalidate'), encode(invalidate), { timeout: 5000 })).data);
+      expect(reply).toMatchObject({ ok: false, code: 'BAD_MESSAGE' });
+      expect((reply as { reason: string }).reason).toContain(`sent by ${rogue} in the name of "${leader}"`);
+      await expectSubscribeRefused(nc, errors, subjects.peerAll(NAME, victim));
+      await expectSubscribeRefused(nc, errors, `${subjects.nodeInbox(NAME, leader!)}.>`);
+    } finally {
+      await nc.close();
+    }
+    expect(await snapshot('spoken')).toEqual(before);
+  });
+
+  it('security - the read-only identity reads but cannot write', async () => {
+    const store = kv(client, NAME);
+    expect((await store.put('ro', 'v', 'n1')).code).toBe(200);
+    const reader = await connect({ servers: cluster.natsUrl, reconnect: false, ...cluster.clientAuth('reader') });
+    try {
+      const errors = serverErrors(reader);
+      const readOnly = kv(reader, NAME);
+      expect((await readOnly.get('ro', 'n2')).text).toBe('v');
+      expect((await readOnly.members('n3')).leader).toBeTruthy();
+      await expectPublishRefused(reader, errors, subjects.client(NAME, 'put'), 'x');
+      await expectPublishRefused(reader, errors, subjects.nodeClient(NAME, 'n1', 'delete'), '');
+    } finally {
+      await reader.close();
+    }
+    expect((await store.get('ro', 'n1')).text).toBe('v');
   });
 
   it('security - ZooKeeper znodes of the cluster refuse a client without the digest', async () => {

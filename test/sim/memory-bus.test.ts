@@ -11,7 +11,7 @@ import { Rng } from './rng.ts';
 import { NodeClock, Scheduler } from './scheduler.ts';
 
 const ack: PeerReply = { ok: true, type: 'ack' };
-const validate = (n: number): PeerMessage => ({ type: 'validate', from: 'a', epoch: 1, validated: [{ key: `k${n}`, rev: n }] });
+const validate = (n: number, from = 'a'): PeerMessage => ({ type: 'validate', from, epoch: 1, validated: [{ key: `k${n}`, rev: n }] });
 const invalidate = (value: Uint8Array): PeerMessage => ({ type: 'invalidate', from: 'a', epoch: 1, entries: [{ key: 'k', rev: 1, value }], validated: [] });
 
 function world(profile: ConstructorParameters<typeof MemoryNetwork>[0]['profile'] = {}, seed = 1) {
@@ -118,12 +118,21 @@ describe('memory bus', () => {
     const b = w.node('b');
     w.net.cut('a', 'b', { oneWay: true });
     a.send('b', validate(1));
-    b.send('a', validate(2));
+    b.send('a', validate(2, 'b'));
     await w.scheduler.runFor(50);
     expect(w.received.get('b')).toBeUndefined();
     expect(w.received.get('a')).toHaveLength(1);
     // A request from b arrives, its reply (a -> b) is lost.
-    expect((await w.outcome(b.request('a', validate(3), 50))).error?.name).toBe('BusTimeoutError');
+    expect((await w.outcome(b.request('a', validate(3, 'b'), 50))).error?.name).toBe('BusTimeoutError');
+  });
+
+  it('memory bus - a message in the name of another node is refused (as NATS permissions and the subject make it)', async () => {
+    const w = world();
+    w.node('a');
+    const b = w.node('b');
+    const outcome = await w.outcome(b.request('a', validate(1, 'a'), 50));
+    expect(outcome.value).toMatchObject({ ok: false, code: 'BAD_MESSAGE', reason: 'bad peer message: sent by b in the name of "a"' });
+    expect(w.received.get('a')).toBeUndefined();
   });
 
   it('memory bus - a clogged node receives nothing until unclogged, then everything, in order', async () => {

@@ -222,10 +222,9 @@ describe('safety - forged peer messages', () => {
     const epoch = c.node(leader)!.status().epoch;
     // Sent as the leader would: an epoch near 2^53 would make every follower refuse every real
     // leader; the next epoch, claimed by nobody, naming another node, would move them to it.
-    const bus = c.net.endpoint(leader)!;
     const forged = [
-      ...followers.map((f) => bus.request(f, { type: 'sync', from: leader, epoch: Number.MAX_SAFE_INTEGER }, 1_000)),
-      bus.request(followers[0]!, { type: 'sync', from: followers[1]!, epoch: epoch + 1 }, 1_000),
+      ...followers.map((f) => c.net.endpoint(leader)!.request(f, { type: 'sync', from: leader, epoch: Number.MAX_SAFE_INTEGER }, 1_000)),
+      c.net.endpoint(followers[1]!)!.request(followers[0]!, { type: 'sync', from: followers[1]!, epoch: epoch + 1 }, 1_000),
     ];
     await c.run(1_000);
     for (const reply of await Promise.all(forged)) expect(reply).toMatchObject({ ok: false, code: 'BAD_MESSAGE' });

@@ -1,14 +1,14 @@
 // A LocalCluster serving, a client connection and its leader, for integration tests that inject
 // faults into a 3-node cluster; one per test, stopped by stopServingCluster() in afterEach.
 import type { NatsConnection } from 'nats';
-import { LocalCluster } from '../../cluster/local-cluster.ts';
+import { LocalCluster, type LocalClusterOptions } from '../../cluster/local-cluster.ts';
 import { kv } from './raw-client.ts';
 
 let cluster: LocalCluster | null = null;
 let nc: NatsConnection | null = null;
 
-export async function startServingCluster(name: string, options: { nodes?: number; sessionTimeoutMs: number }) {
-  cluster = await LocalCluster.start({ nodes: options.nodes ?? 3, cluster: name, sessionTimeoutMs: options.sessionTimeoutMs });
+export async function startServingCluster(name: string, options: { nodes?: number; sessionTimeoutMs: number; access?: LocalClusterOptions['access'] }) {
+  cluster = await LocalCluster.start({ nodes: options.nodes ?? 3, cluster: name, sessionTimeoutMs: options.sessionTimeoutMs, access: options.access });
   await cluster.waitServing(60_000);
   nc = await cluster.connectClient();
   const store = kv(nc, name);
