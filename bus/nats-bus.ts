@@ -65,7 +65,11 @@ const FATAL_CONNECT_CODES = new Set([
   ErrorCode.WssRequired,
 ]);
 
-export const isRetryableConnectError = (err: unknown) => !(err instanceof NatsError && FATAL_CONNECT_CODES.has(err.code as ErrorCode));
+/** Node's own TLS failures (nats.js passes them through): a certificate nobody here trusts, a handshake refused. */
+const TLS_FAILURE = /^(ERR_SSL_|ERR_TLS_|UNABLE_TO_|CERT_|SELF_SIGNED|DEPTH_ZERO)/;
+
+export const isRetryableConnectError = (err: unknown) =>
+  !(err instanceof NatsError && FATAL_CONNECT_CODES.has(err.code as ErrorCode)) && !TLS_FAILURE.test(String((err as { code?: unknown } | null)?.code ?? ''));
 
 const abortable = (ms: number, signal: AbortSignal | undefined) =>
   new Promise<void>((resolve, reject) => {

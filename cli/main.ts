@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { runAcceptDataLoss } from './accept-data-loss.ts';
 import { runBackup, runRestore } from './backup.ts';
+import { runIdentities } from './identities.ts';
 import { intFlag, UsageError } from './args.ts';
 import { runNodeCommand } from './node-command.ts';
 import { nodeParseOptions, printableOptions, resolveNodeOptions } from './node-options.ts';
@@ -47,6 +48,10 @@ const USAGE = `usage:
       when no member of the last replica set kept its copy, the leader waits (503); this says
       what would be lost and, with --yes, lets the leader serve what it holds (recorded in
       ZooKeeper); see docs/safety.md
+  zistore identities --cluster NAME --nodes ID,ID,... --out DIR [--nats URL,...]
+      make (or extend) every identity of a secure deployment in DIR: nats-authorization.conf for
+      nats-server, <id>.env per node (ZISTORE_NATS_USER/PASS, ZISTORE_ZK_AUTH), client.json and
+      reader.json credentials files for clients; see docs/deployment.md
   zistore backup --data-dir DIR --out DIR
       copy a node's data dir (running or not) into a new or empty dir: one consistent point
   zistore restore --from DIR --data-dir DIR --id ID --cluster NAME --zk HOST:PORT[,...] [--zk-auth U:P]
@@ -110,6 +115,10 @@ async function main(argv: string[]): Promise<number> {
         strict: true,
       });
       return runAcceptDataLoss(values);
+    }
+    case 'identities': {
+      const { values } = parseArgs({ args: rest, options: { cluster: { type: 'string' }, nodes: { type: 'string' }, out: { type: 'string' }, nats: { type: 'string' } }, strict: true });
+      return runIdentities(values);
     }
     case 'backup': {
       const { values } = parseArgs({ args: rest, options: { 'data-dir': { type: 'string' }, out: { type: 'string' } }, strict: true });
