@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as natsConnect } from 'nats';
 import { connect, ZiStoreError } from '../../client/index.ts';
 import { freePort } from '../../cluster/ports.ts';
 
@@ -24,6 +25,7 @@ describe('cli', () => {
     await runUp(dataDir, natsPort, zkPort, async (readyLine) => {
       expect(readyLine).toContain(`nats://127.0.0.1:${natsPort}`);
       expect(readyLine).toContain(' keys=0');
+      expect(readyLine).toContain('open: loopback only');
       const kv = await connect({ servers: `nats://127.0.0.1:${natsPort}`, cluster: 'clitest' });
       const { revision } = await kv.put('hello', 'world');
       expect((await kv.get('hello'))?.text()).toBe('world');
@@ -45,9 +47,54 @@ describe('cli', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
+  it('zistore up --secure - credentials needed; the shell and the typed client find them by themselves; a second run keeps identities and data', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'zistore-cli-'));
+    const home = join(dataDir, 'home');
+    const previousHome = process.env.ZISTORE_HOME;
+    process.env.ZISTORE_HOME = home;
+    const natsPort = await freePort();
+    const zkPort = await freePort();
+    const url = `nats://127.0.0.1:${natsPort}`;
+    try {
+      await runUp(
+        dataDir,
+        natsPort,
+        zkPort,
+        async (readyLine) => {
+          expect(readyLine).toContain(`secure: credentials in ${join(dataDir, 'credentials.json')} and ${join(home, 'clitest.json')}`);
+          await expect(natsConnect({ servers: url, reconnect: false })).rejects.toMatchObject({ code: 'AUTHORIZATION_VIOLATION' });
+          const shell = spawnSync(process.execPath, [BIN, 'shell', '--nats', url, '--cluster', 'clitest'], { input: 'put hello world\nget hello n2\n', encoding: 'utf8', env: process.env, timeout: 30_000 });
+          expect(shell.stdout).toContain('"world" (revision 1)');
+          const kv = await connect({ servers: url, cluster: 'clitest' });
+          expect((await kv.get('hello', { node: 'n1' }))?.text()).toBe('world');
+          await kv.close();
+        },
+        ['--secure'],
+      );
+      expect(existsSync(join(home, 'clitest.json'))).toBe(false);
+      await runUp(
+        dataDir,
+        natsPort,
+        zkPort,
+        async (readyLine) => {
+          expect(readyLine).toContain(' keys=1');
+          const kv = await connect({ cluster: 'clitest', creds: join(dataDir, 'credentials.json') });
+          expect((await kv.get('hello', { node: 'n2' }))?.text()).toBe('world');
+          expect((await kv.put('hello', 'again')).revision).toBe(2);
+          await kv.close();
+        },
+        ['--secure'],
+      );
+    } finally {
+      if (previousHome === undefined) delete process.env.ZISTORE_HOME;
+      else process.env.ZISTORE_HOME = previousHome;
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   /** `zistore up` on `dataDir` until its ready line, `check` on it, then SIGTERM: it must stop everything it started. */
-  async function runUp(dataDir: string, natsPort: number, zkPort: number, check: (readyLine: string) => Promise<void>): Promise<void> {
-    const up = spawn(process.execPath, [BIN, 'up', '--nodes', '2', '--cluster', 'clitest', '--nats-port', String(natsPort), '--zk-port', String(zkPort), '--data-dir', dataDir], {
+  async function runUp(dataDir: string, natsPort: number, zkPort: number, check: (readyLine: string) => Promise<void>, extra: string[] = []): Promise<void> {
+    const up = spawn(process.execPath, [BIN, 'up', '--nodes', '2', '--cluster', 'clitest', '--nats-port', String(natsPort), '--zk-port', String(zkPort), '--data-dir', dataDir, ...extra], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
