@@ -87,7 +87,10 @@ export async function runUpCommand(values: Record<string, string | undefined>, f
   });
   let viewer: { server: Viewer; close(): Promise<void> } | null = null;
   let stopping: Promise<void> | null = null;
-  const credentials = await publishCredentials(local, flags.secure === true);
+  const credentials = await publishCredentials(local, flags.secure === true).catch(async (err: unknown) => {
+    await local.stop();
+    throw err;
+  });
   const shutdown = () =>
     (stopping ??= (async () => {
       await viewer?.close().catch((err: unknown) => log.warn({ err }, 'viewer stop failed'));

@@ -222,7 +222,6 @@ export class LocalCluster {
     const o = this.options;
     const args = [
       ZISTORE_BIN, 'node',
-
       '--id', handle.id,
       '--cluster', this.name,
       '--zk', handle.zkProxy?.address ?? `127.0.0.1:${this.zookeeper.port}`,
