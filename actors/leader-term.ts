@@ -527,6 +527,11 @@ export class LeaderTerm {
   }
 
   /** A follower asks for its read lease. Granted only to complete replicas not being removed. */
+  /** A live member of the cluster (its ZooKeeper member znode), as this term last heard. */
+  isLiveMember(id: string): boolean {
+    return this.liveIds.has(id);
+  }
+
   grantLease(from: string, session: string): PeerReply {
     if (!this.isServing || !this.sessionLive()) return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'leader not serving' };
     if (this.joining.has(from)) return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'still joining' };

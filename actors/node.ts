@@ -468,6 +468,10 @@ export class ZiNode {
         if ((message.type === 'join' || message.type === 'lease') && message.epoch !== term.epoch) {
           return { ok: false, code: 'STALE_EPOCH', epoch: term.epoch, reason: `${message.type} for another epoch` };
         }
+        // Only a node of the cluster forwards its clients' requests (an identity of its own is not enough).
+        if ((message.type === 'forward' || message.type === 'read') && !term.isLiveMember(message.from)) {
+          return { ok: false, code: 'NOT_READY', epoch: term.epoch, reason: `${message.from} is not a live member` };
+        }
         return null;
       }
     }

@@ -10,7 +10,7 @@
 // (for fault-injection scenarios, and to measure what the proxy costs). `faults` asks for one of
 // LocalCluster's fault injections as such ('socket' is how `zistore up` runs its nodes).
 import { connect, type NatsConnection } from 'nats';
-import { LocalCluster, type FaultInjection } from '../cluster/local-cluster.ts';
+import { LocalCluster, type FaultInjection, type LocalClusterOptions } from '../cluster/local-cluster.ts';
 import { freePort } from '../cluster/ports.ts';
 import { ZiClient, type MembersView } from '../client/index.ts';
 import type { FsyncPolicy } from '../storage/lmdb-disk.ts';
@@ -35,7 +35,16 @@ export interface BenchClusterOptions {
   metrics?: boolean;
   /** Nodes keep their copy on disk with this fsync policy (LocalCluster's `durable`); memory only when omitted. */
   durable?: FsyncPolicy;
+  /**
+   * LocalCluster's access control; default 'none' (a bare nats-server: the echo peers and the
+   * load connections need no identity, as in every result before access control existed).
+   * 'secure' load connections log in as the client identity.
+   */
+  access?: LocalClusterOptions['access'];
 }
+
+/** What a load connection logs in as: the client identity when the cluster is secure, else nobody. */
+const loadAuth = (local: LocalCluster, options: BenchClusterOptions) => (options.access === 'secure' ? local.clientAuth('client') : {});
 
 export class BenchCluster {
   /** Extra connections of the "writers" (writer 0 uses connections[0]), made on first use. */
@@ -68,6 +77,7 @@ export class BenchCluster {
       ...(options.faults !== undefined ? { faults: options.faults } : {}),
       ...(options.metrics ? { metrics: true } : {}),
       ...(options.durable !== undefined ? { durable: options.durable } : {}),
+      access: options.access ?? 'none',
       logLevel: options.logLevel ?? 'warn',
       ...(options.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
       ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
@@ -76,7 +86,7 @@ export class BenchCluster {
     try {
       await local.waitServing(60_000);
       for (let i = 0; i < Math.max(1, options.connections ?? 1); i++) {
-        connections.push(await connect({ servers: local.natsUrl, name: `zistore-bench-${i}`, maxReconnectAttempts: -1 }));
+        connections.push(await connect({ servers: local.natsUrl, name: `zistore-bench-${i}`, maxReconnectAttempts: -1, ...loadAuth(local, options) }));
       }
       const echo = await startEchoPeers(connections[0]!, local.natsUrl, local.dataDir, options.echoPeers ?? Math.max(options.nodes, 4));
       const bench = new BenchCluster(local, echo, connections, options);
@@ -117,7 +127,7 @@ export class BenchCluster {
     if (writer < this.connections.length) return Promise.resolve(this.connections[writer]!);
     let nc = this.writerConnections.get(writer);
     if (!nc) {
-      nc = connect({ servers: this.local.natsUrl, name: `zistore-bench-writer-${writer}`, maxReconnectAttempts: -1 });
+      nc = connect({ servers: this.local.natsUrl, name: `zistore-bench-writer-${writer}`, maxReconnectAttempts: -1, ...loadAuth(this.local, this.options) });
       this.writerConnections.set(writer, nc);
     }
     return nc;

@@ -155,6 +155,7 @@ async function main(argv: string[]): Promise<number> {
         ...(req.faults !== undefined ? { faults: req.faults } : {}),
         ...(req.metrics !== undefined ? { metrics: req.metrics } : {}),
         ...(req.durable !== undefined ? { durable: req.durable } : {}),
+        ...(req.access !== undefined ? { access: req.access } : {}),
       }),
     );
     live.add(c);

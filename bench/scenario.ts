@@ -1,6 +1,6 @@
 // What a scenario is and what it gets to work with. Scenarios are registered by name in
 // scenarios/index.ts; main.ts runs one (or `all`) and writes the report.
-import type { BenchCluster } from './bench-cluster.ts';
+import type { BenchCluster, BenchClusterOptions } from './bench-cluster.ts';
 import type { FaultInjection } from '../cluster/local-cluster.ts';
 import type { FsyncPolicy } from '../storage/lmdb-disk.ts';
 import type { Peers } from './peers/index.ts';
@@ -65,6 +65,8 @@ export interface ClusterRequest {
   metrics?: boolean;
   /** Fresh clusters only: nodes keep their copy on disk (`--data-dir`) with this `--fsync` policy; memory only when omitted. */
   durable?: FsyncPolicy;
+  /** Fresh clusters only: NATS access control (bench-cluster.ts; default 'none', a bare nats-server). */
+  access?: BenchClusterOptions['access'];
 }
 
 export interface Scenario {

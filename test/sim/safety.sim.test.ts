@@ -9,6 +9,8 @@ import { acceptDataLoss } from '../../coordination/unclean.ts';
 import { ZkClientSim } from '../../coordination/memory-zookeeper.ts';
 import { SIM_CLUSTER } from './cluster.ts';
 import { report, startStory, verifyStory } from './story.ts';
+import { Rng } from './rng.ts';
+import type { PeerMessage, PeerReply } from '../../actors/protocol.ts';
 
 describe('safety - cascades', () => {
   it('the four steps: a follower removed, a write, every session expired, the stale follower back first', async () => {
@@ -234,4 +236,70 @@ describe('safety - forged peer messages', () => {
     const result = await verifyStory(c, ['k'], 'forged sync');
     expect(result.ok, report(result)).toBe(true);
   });
+});
+
+/** A well-formed peer message of any kind, in the rogue's own name, with fields drawn by `rng`. */
+function rogueMessage(rng: Rng, epoch: number, keys: string[]): PeerMessage {
+  const from = 'rogue';
+  const e = rng.pick([epoch, epoch, epoch - 1, epoch + 1, Number.MAX_SAFE_INTEGER]);
+  const key = rng.pick(keys);
+  const rev = rng.pick([rng.int(0, 50), 2 ** 52, Number.MAX_SAFE_INTEGER]);
+  const value = rng.chance(0.2) ? null : new TextEncoder().encode(`rogue-${rng.int(0, 999)}`);
+  const session = rng.pick(['0', 'rogue', String(rng.int(1, 10))]);
+  switch (rng.int(0, 7)) {
+    case 0:
+      return { type: 'invalidate', from, epoch: e, entries: [{ key, rev, value }], validated: [{ key, rev }] };
+    case 1:
+      return { type: 'validate', from, epoch: e, validated: [{ key, rev }] };
+    case 2:
+      return { type: 'sync', from, epoch: e };
+    case 3:
+      return { type: 'snapshot', from, epoch: e, admission: rng.int(0, 3), seq: rng.int(0, 3), maxRev: rev, done: rng.chance(0.5), entries: [{ key, rev, value }] };
+    case 4:
+      return { type: 'forward', from, epoch: e, commands: [{ key, value: value ?? new Uint8Array(1), ...(rng.chance(0.3) ? { ifRevision: rng.int(0, 20) } : {}) }] };
+    case 5:
+      return { type: 'read', from, epoch: e, keys: [key] };
+    case 6:
+      return { type: 'join', from, epoch: e, session, attempt: rng.int(0, 3), since: rng.int(0, 50), history: rng.pick([0, epoch, e]), pending: [key] };
+    default:
+      return { type: 'lease', from, epoch: e, session };
+  }
+}
+
+describe('safety - a rogue peer', () => {
+  // On NATS an identity may send peer messages only in its own name (cluster/security.ts); the
+  // memory network enforces the same. A rogue with an identity of its own, but neither a cluster
+  // member nor ZooKeeper's leader, sends every kind of well-formed message, with epochs, revisions
+  // and sessions drawn at random, while clients write and read at every node.
+  for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+    it(`seed ${seed}: no node crashes, every reply to the rogue refuses or answers as to a client, the history stays linearizable`, async () => {
+      const c = await startStory({ seed });
+      const rng = new Rng(seed, 'rogue');
+      const rogue = c.net.attach('rogue');
+      const keys = ['a', 'b', 'c'];
+      const leader = c.leader()!;
+      const epoch = c.node(leader)!.status().epoch;
+      const replies: Promise<PeerReply | Error>[] = [];
+      for (let round = 0; round < 30; round++) {
+        for (let i = 0; i < 10; i++) {
+          const to = rng.pick(c.ids);
+          const message = rogueMessage(rng, epoch, keys);
+          if (rng.chance(0.3)) rogue.send(to, message);
+          else replies.push(rogue.request(to, message, 500).catch((err: Error) => err));
+        }
+        const node = rng.pick(c.ids);
+        const key = rng.pick(keys);
+        if (rng.chance(0.5)) await c.put(node, key, `v${round}`);
+        else await c.get(node, key);
+      }
+      await c.run(1_000);
+      const answered = (await Promise.all(replies)).filter((r): r is PeerReply => !(r instanceof Error));
+      // Heard and refused: the leader's messages, syncs, joins and leases from a non-member.
+      expect(answered.filter((r) => !r.ok).length).toBeGreaterThan(50);
+      for (const r of answered) if (r.ok) expect(r.type).toBe('replies');
+      for (const id of c.ids) expect(c.node(id)!.status()).toMatchObject({ epoch, leader });
+      const result = await verifyStory(c, keys, `rogue peer ${seed}`);
+      expect(result.ok, report(result)).toBe(true);
+    });
+  }
 });
