@@ -6,7 +6,7 @@
 // nats.js would refuse to build; each reply is checked against a key-value model with revisions
 // (test/support/fuzz-requests.ts). Then garbage peer frames (test/support/fuzz-model.ts), all
 // failing the shape check, go to every node's peer subjects, with and without a reply subject.
-// Well-formed forged peer messages are out of scope: the store trusts `zistore.<c>.peer.>`.
+// Well-formed forged peer messages: forged-peers.int.test.ts and security.int.test.ts.
 // Replay: FUZZ_SEED=<seed printed below>; sizes: FUZZ_CLIENT_REQUESTS, FUZZ_PEER_MESSAGES.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -56,7 +56,8 @@ beforeAll(async () => {
   console.log(`fuzz seed: FUZZ_SEED=${SEED}`);
   // A long session timeout: this file tests input handling, not failure detection, and a loaded
   // 2-core CI box can starve ZooKeeper for seconds (expiring every session, changing the epoch).
-  cluster = await LocalCluster.start({ nodes: 3, cluster: CLUSTER, opTimeoutMs: OP_TIMEOUT_MS, sessionTimeoutMs: SESSION_TIMEOUT_MS });
+  // A bare nats-server (no access control): what reaches the nodes is whatever the fuzzer sends.
+  cluster = await LocalCluster.start({ nodes: 3, cluster: CLUSTER, opTimeoutMs: OP_TIMEOUT_MS, sessionTimeoutMs: SESSION_TIMEOUT_MS, access: 'none' });
   await cluster.waitServing(60_000);
   nc = await cluster.connectClient();
   rawNats = await RawNats.connect(cluster.natsUrl);
@@ -269,7 +270,7 @@ describe('fuzz - real cluster', () => {
           const { frame, node, type, reply, headers } = cases[i]!;
           const kind = frame.kind.replace(/ \(.*\)$/, '');
           kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
-          const subject = `zistore.${CLUSTER}.peer.${node}.${type}`;
+          const subject = `zistore.${CLUSTER}.peer.${node}.fuzzer.${type}`;
           // A tenth go over the raw socket with a header block nats.js cannot decode (the
           // client side's fatal case): peers must not read headers at all.
           const block = headers ? Buffer.from('NATS/1.0\r\nX-Bad\nName: x\r\nZi-Key: a\nb\r\n\r\n') : null;
