@@ -11,6 +11,7 @@ import type { NodeConfig, NodeParts } from './node.ts';
 import type { MemberInfo, MemberState, Role } from './ports.ts';
 import type { ClientReply, ClientRequest, MembersView, PeerMessage, WriteCommand } from './protocol.ts';
 import { fail, parseKey, parseWrite } from './request.ts';
+import { keysInFlight, parseScan, runScan, type ScanQuery } from './scan.ts';
 import { Cancellation, DeadlineError } from './time.ts';
 
 /** What the client front reads of its node (ZiNode); it writes none of it. */
@@ -32,6 +33,9 @@ export interface FrontView {
   /** Why this node's data dir failed (it then acks no write), null while it works. */
   readonly dataDirProblem: string | null;
 }
+
+/** How many times a follower waits for writes in flight on a scan's range before asking the leader. */
+const SCAN_LOCAL_ATTEMPTS = 3;
 
 type FrontConfig = Pick<NodeConfig, 'nodeId' | 'cluster' | 'opTimeoutMs' | 'validateWaitMs'>;
 
@@ -96,7 +100,7 @@ export class ClientFront {
       if (request.op === 'members') return await this.members();
       if (this.node.stopping) return fail(503, 'node is shutting down');
       if (!this.node.connected) return fail(503, 'no live ZooKeeper session');
-      const work = request.op === 'get' ? this.read(request) : this.write(request);
+      const work = request.op === 'get' ? this.read(request) : request.op === 'scan' ? this.scan(request) : this.write(request);
       return await this.parts.deadlines.run(this.config.opTimeoutMs, request.op, work);
     } catch (err) {
       if (err instanceof DeadlineError) return fail(504, 'could not finish in time; the outcome is unknown');
@@ -127,6 +131,48 @@ export class ClientFront {
     if (settled) await settled;
     if (!this.node.canServe()) return fail(503, 'leader has no live ZooKeeper session');
     return this.localValue(key);
+  }
+
+  /**
+   * A follower answers a scan from its copy at an instant when no key of the range has a write in
+   * flight (one may be acknowledged and not yet validated here). It waits for such writes a few
+   * times; a range that is never quiet goes to the leader.
+   */
+  private async scan(request: ClientRequest): Promise<ClientReply> {
+    const query = parseScan(request);
+    if ('ok' in query) return query;
+    if (this.node.term !== null) return this.leaderScan(query);
+    const { store, deadlines } = this.parts;
+    for (let attempt = 0; attempt < SCAN_LOCAL_ATTEMPTS && this.node.canServe(); attempt++) {
+      const busy = this.unsettled(query);
+      if (busy.length === 0) return runScan(store, query);
+      await deadlines.settledWithin(this.config.validateWaitMs, Promise.all(busy));
+    }
+    const [reply] = await this.askLeader((epoch) => ({ type: 'scan', from: this.config.nodeId, epoch, query }), false, 1);
+    return reply!;
+  }
+
+  /**
+   * A scan at the leader (its own client's, or one a follower forwarded). Here a write in flight
+   * is not acknowledged yet, so the committed values are current, except for the writes of the
+   * previous term being re-committed (it may have acknowledged them): the scan waits for those.
+   */
+  async leaderScan(query: ScanQuery): Promise<ClientReply> {
+    const term = this.node.term;
+    if (term === null || !term.isServing) return fail(503, term?.notServingReason() ?? 'leader is not serving yet');
+    while (term.recommitsPending) {
+      const busy = this.unsettled(query);
+      if (busy.length === 0) break;
+      await Promise.all(busy);
+    }
+    if (!this.node.canServe()) return fail(503, 'leader has no live ZooKeeper session');
+    return runScan(this.parts.store, query);
+  }
+
+  /** Waits for each key of the scan's range that has a write in flight here. */
+  private unsettled(query: ScanQuery): Promise<void>[] {
+    const { store } = this.parts;
+    return keysInFlight(store, query).map((key) => store.settled(key)!);
   }
 
   private localValue(key: string): ClientReply {

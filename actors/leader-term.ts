@@ -103,6 +103,11 @@ export class LeaderTerm {
   private serving = false;
   /** Writes of the previous term still to be re-committed (recover). */
   private recommitting = 0;
+
+  /** Writes of the previous term are still being re-committed: that term may have acknowledged them. */
+  get recommitsPending(): boolean {
+    return this.recommitting > 0;
+  }
   /** Whether our copy holds every acknowledged write: we came in with one and did not step aside, or recovered. */
   private copyComplete = false;
   /** Recovery waits for one of these (the last replica set) to come back with its copy. */

@@ -1,6 +1,7 @@
 // Shape checks for peer messages from the wire: garbage gets a clear error, never a crash.
 import { MAX_VALUE_BYTES, type PeerMessage } from './protocol.ts';
 import { keyProblem } from './request.ts';
+import { scanQueryProblem, type ScanQuery } from './scan.ts';
 
 export class BadPeerMessageError extends Error {
   constructor(why: string) {
@@ -67,6 +68,16 @@ export function checkPeerMessage(x: unknown): PeerMessage {
       need(Array.isArray(m.keys) && (m.keys as unknown[]).every((k) => typeof k === 'string'), 'read needs keys');
       for (const k of m.keys as string[]) checkKey(k);
       break;
+    case 'scan': {
+      // A client's query, held to the client's rules like a forward.
+      need(isObject(m.query), 'scan needs a query');
+      const q = m.query as Record<string, unknown>;
+      const bound = (x: unknown) => x === null || typeof x === 'string';
+      need(typeof q.prefix === 'string' && bound(q.from) && bound(q.to) && bound(q.after) && typeof q.limit === 'number' && typeof q.form === 'string', 'scan query needs prefix, from, to, after, limit and form');
+      const problem = scanQueryProblem(q as unknown as ScanQuery);
+      need(problem === null, `scan query: ${problem}`);
+      break;
+    }
     case 'join':
       need(typeof m.session === 'string' && isCount(m.attempt), 'join needs a session and an attempt');
       need(isCount(m.since) && isCount(m.history), 'join needs since and history');

@@ -1,7 +1,8 @@
 // Messages between clients and nodes, and between nodes. Plain data only.
 import type { KnownReplicaSet, MemberState, Role } from './ports.ts';
+import type { ScanQuery } from './scan.ts';
 
-export type ClientOp = 'get' | 'put' | 'delete' | 'members';
+export type ClientOp = 'get' | 'put' | 'delete' | 'members' | 'scan';
 
 /** The headers of the client contract (PROTOCOL.md), for nodes and the typed client alike. */
 export const KEY_HEADER = 'Zi-Key';
@@ -63,6 +64,8 @@ export type PeerMessage =
   // follower -> leader
   | { type: 'forward'; from: string; epoch: number; commands: WriteCommand[] }
   | { type: 'read'; from: string; epoch: number; keys: string[] }
+  /** A client's scan that the follower could not answer from its own copy (ClientFront.scan). */
+  | { type: 'scan'; from: string; epoch: number; query: ScanQuery }
   /**
    * `attempt` tells a duplicate of a join request (same attempt) from a new one. `since` (0: none)
    * and `history`: the joiner's copy holds every write committed up to `since` in that history

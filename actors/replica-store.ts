@@ -1,12 +1,17 @@
 // Every node holds a full replica: cache entries (most of them packed, see below) plus waiters
 // for keys whose write is in flight. Pure data structure, no I/O, no timers.
 import { Buffer } from 'node:buffer';
+import { createRequire } from 'node:module';
+import { compareKeys } from './key-order.ts';
 import { PackedTable } from './packed-table.ts';
 import { stepEntry, type EntryEvent, type EntryRecord } from './cache-entry.machine.ts';
 import { replicaSetOrder, type CopyMeta, type KnownReplicaSet, type ReplicaDisk, type StoredEntry } from './ports.ts';
 import type { PendingEntry, SnapshotEntry } from './protocol.ts';
 
 type Waiter = () => void;
+
+// A CommonJS module whose class is `exports.default`: required as such, the same under Node and vitest.
+const BTree = (createRequire(import.meta.url)('sorted-btree') as typeof import('sorted-btree')).default;
 
 /**
  * Most keys sit valid with a small value: those live in a PackedTable (key, revision and value
@@ -40,6 +45,10 @@ export class ReplicaStore {
   /** State transfers walking the store right now: no entry moves into the packed table meanwhile. */
   private walks = 0;
   private readonly waiters = new Map<string, Waiter[]>();
+  /** Every key that exists here (a committed value), in key order: what scans walk. */
+  private readonly ordered = new BTree<string, undefined>(undefined, compareKeys);
+  /** Every key with a write in flight here (the entries map holds them, among many valid ones). */
+  private readonly inFlight = new Set<string>();
   /** Where the copy is kept between runs (null: memory only). Every change goes there, in order. */
   private disk: ReplicaDisk | null = null;
   private metaDirty = false;
@@ -265,7 +274,11 @@ export class ReplicaStore {
     if (before !== entry.value) {
       if (before !== null) { this.valueBytes -= before.byteLength; this.liveKeys--; }
       if (entry.value !== null) { this.valueBytes += entry.value.byteLength; this.liveKeys++; }
+      if (before === null) this.ordered.set(key, undefined);
+      else if (entry.value === null) this.ordered.delete(key);
     }
+    if (entry.state === 'invalid') this.inFlight.add(key);
+    else if (wasInvalid) this.inFlight.delete(key);
     this.onEntry?.(key, entry);
     if (packable(entry) && this.walks === 0) {
       this.packed.set(key, entry.rev, entry.value!); // in place when the value keeps its size
@@ -308,6 +321,8 @@ export class ReplicaStore {
   clear(): void {
     this.entries.clear();
     this.packed.clear();
+    this.ordered.clear();
+    this.inFlight.clear();
     this.tombstones.clear();
     this.forgottenTombstoneRev = 0;
     this.snapshotRev = Number.MAX_SAFE_INTEGER;
@@ -456,6 +471,16 @@ export class ReplicaStore {
 
   get size(): number {
     return this.liveKeys;
+  }
+
+  /** Keys that exist, in key order (key-order.ts), from `first` on (inclusive). Do not write to the store while walking. */
+  keysFrom(first: string | undefined): IterableIterator<string> {
+    return this.ordered.keys(first);
+  }
+
+  /** Keys with a write in flight here: a scan of them cannot be answered until it is decided. */
+  keysInFlight(): ReadonlySet<string> {
+    return this.inFlight;
   }
 
   /** Every key held, tombstones included (for checks on a quiet store: no ordering promise under writes). */

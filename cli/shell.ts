@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { ZiClient, ZiStoreError, ZiTimeoutError } from '../client/index.ts';
 import type { NodeView } from '../cluster/local-cluster.ts';
 
+const decoder = new TextDecoder();
+
 /** What the shell may do to processes; present only when a `zistore up` is in charge. */
 export interface ShellControl {
   newClient(): Promise<string>;
@@ -25,6 +27,9 @@ export const HELP = `commands:
   get KEY [NODE]            read a key (at NODE, or any node)
   put KEY VALUE [NODE]      write a key (quote VALUE with "..." for spaces)
   delete KEY [NODE]         delete a key
+  scan [PREFIX] [--values] [--limit N] [--after KEY] [--node NODE]
+                            keys in key order (a snapshot), with values when asked
+  count [PREFIX] [--node NODE]  how many keys
   list                      members: role, state, epoch, leader, replica set, faults
   new-client                start one more node
   kill NODE                 kill -9 a node
@@ -70,6 +75,20 @@ export class Shell {
     return this.control;
   }
 
+  /** Splits `--name` switches and `--name VALUE` options from the other words. */
+  private static flags(command: string, args: string[], switches: string[], options: string[], usage: string): { words: string[]; flags: Record<string, string | undefined> } {
+    const words: string[] = [];
+    const flags: Record<string, string | undefined> = {};
+    for (let i = 0; i < args.length; i++) {
+      const name = args[i]!.startsWith('--') ? args[i]!.slice(2) : null;
+      if (name === null) words.push(args[i]!);
+      else if (switches.includes(name)) flags[name] = '';
+      else if (options.includes(name) && i + 1 < args.length) flags[name] = args[++i]!;
+      else throw new Error(`usage: ${command} ${usage}`);
+    }
+    return { words, flags };
+  }
+
   private static arity(command: string, args: string[], min: number, max: number, usage: string): void {
     if (args.length < min || args.length > max) throw new Error(`usage: ${command} ${usage}`);
   }
@@ -92,6 +111,23 @@ export class Shell {
         Shell.arity(command, args, 1, 2, 'KEY [NODE]');
         const r = await this.client.delete(args[0]!, { node: args[1] });
         this.print(`deleted (revision ${r.revision})`);
+        return true;
+      }
+      case 'scan': {
+        const { words, flags } = Shell.flags(command, args, ['values'], ['limit', 'after', 'node'], '[PREFIX] [--values] [--limit N] [--after KEY] [--node NODE]');
+        Shell.arity(command, words, 0, 1, '[PREFIX] [--values] [--limit N] [--after KEY] [--node NODE]');
+        const limit = flags.limit === undefined ? 100 : Number(flags.limit);
+        if (!Number.isSafeInteger(limit) || limit < 1) throw new Error('--limit must be a positive integer');
+        const page = await this.client.scan({ prefix: words[0], values: flags.values !== undefined, limit, after: flags.after, node: flags.node });
+        for (const e of page.entries) this.print(e.value === undefined ? `${e.key} (revision ${e.revision})` : `${e.key} = ${JSON.stringify(decoder.decode(e.value))} (revision ${e.revision})`);
+        this.print(`${page.entries.length} key(s) at revision ${page.revision}${page.more ? `; more: scan ${words[0] ?? '""'} --after ${JSON.stringify(page.next)}` : ''}`);
+        return true;
+      }
+      case 'count': {
+        const { words, flags } = Shell.flags(command, args, [], ['node'], '[PREFIX] [--node NODE]');
+        Shell.arity(command, words, 0, 1, '[PREFIX] [--node NODE]');
+        const r = await this.client.count({ prefix: words[0], node: flags.node });
+        this.print(`${r.count} key(s) at revision ${r.revision}`);
         return true;
       }
       case 'list':

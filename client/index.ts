@@ -2,6 +2,7 @@
 //   import { connect } from 'zistore';
 //   const kv = await connect({ servers: 'nats://127.0.0.1:4222' });
 //   const { revision } = await kv.put('greeting', 'hello');
+import { Buffer } from 'node:buffer';
 import { connect as natsConnect, headers as natsHeaders, type ConnectionOptions, type Msg, type NatsConnection } from 'nats';
 import { BusTimeoutError, NoRespondersError } from '../bus/errors.ts';
 // A call on a closed connection rejects with it.
@@ -9,6 +10,7 @@ export { BusClosedError } from '../bus/errors.ts';
 import { RequestMux } from '../bus/request-mux.ts';
 
 import { IF_REVISION_HEADER, KEY_HEADER, REVISION_HEADER } from '../actors/protocol.ts';
+import { SCAN_HEADERS, type ScanForm, type ScanResult } from '../actors/scan.ts';
 import { subjects } from '../bus/subjects.ts';
 import { credentialsConnectOptions, findCredentials } from './credentials.ts';
 export { CredentialsError, credentialsPath, readCredentials, type ZiCredentials } from './credentials.ts';
@@ -59,6 +61,46 @@ export interface WriteOptions extends CallOptions {
   ifRevision?: number;
 }
 
+/** Which keys a scan covers (PROTOCOL.md "Scan"); every bound is optional. */
+export interface ScanRange {
+  /** Keys starting with this. */
+  prefix?: string;
+  /** Keys at or above this. */
+  from?: string;
+  /** Keys below this. */
+  to?: string;
+}
+
+export interface ScanOptions extends ScanRange, CallOptions {
+  /** Keys above this one: the `next` of the previous page. */
+  after?: string;
+  /** At most this many entries (default 1000, at most 10,000). */
+  limit?: number;
+  /** Return the values too (default: keys and revisions only). */
+  values?: boolean;
+}
+
+export interface ScanEntry {
+  key: string;
+  revision: number;
+  /** With `values: true` only. */
+  value?: Uint8Array;
+}
+
+/** One reply: a snapshot of one point in time, at `revision`. */
+export interface ScanPage {
+  revision: number;
+  entries: ScanEntry[];
+  /** More keys follow: ask again with `after: next`. */
+  more: boolean;
+  next?: string;
+}
+
+/** Internal: the headers a call sends. */
+interface SendOptions extends WriteOptions {
+  headers?: Record<string, string>;
+}
+
 export interface ClientOptions {
   cluster?: string;
   /** Default 5000: a little longer than a node's 4 s operation timeout. */
@@ -99,7 +141,7 @@ export class ZiClient {
   }
 
   /** Retries 503s (no effect, safe) with backoff within the call's time budget; nothing else. */
-  private async call(op: ClientOp, key: string | null, body: Uint8Array, opts: WriteOptions = {}): Promise<Msg> {
+  private async call(op: ClientOp, key: string | null, body: Uint8Array, opts: SendOptions = {}): Promise<Msg> {
     const budgetMs = opts.timeoutMs ?? this.timeoutMs;
     const started = Date.now();
     const isWrite = op === 'put' || op === 'delete';
@@ -133,9 +175,10 @@ export class ZiClient {
     return this.leader ?? undefined;
   }
 
-  private async callOnce(op: ClientOp, key: string | null, body: Uint8Array, opts: WriteOptions = {}): Promise<Msg> {
+  private async callOnce(op: ClientOp, key: string | null, body: Uint8Array, opts: SendOptions = {}): Promise<Msg> {
     const h = natsHeaders();
     if (key !== null) h.set(KEY_HEADER, key);
+    for (const [name, value] of Object.entries(opts.headers ?? {})) h.set(name, value);
     if (opts.ifRevision !== undefined) h.set(IF_REVISION_HEADER, String(opts.ifRevision));
     const subject = this.subject(op, opts.node);
     let msg: Msg;
@@ -173,6 +216,37 @@ export class ZiClient {
 
   async delete(key: string, opts?: WriteOptions): Promise<{ revision: number }> {
     return { revision: ZiClient.revision(await this.call('delete', key, new Uint8Array(0), opts)) };
+  }
+
+  /** One page of keys (and values) in key order, a snapshot at one point in time; any node answers. */
+  async scan(opts: ScanOptions = {}): Promise<ScanPage> {
+    const result = await this.scanCall(opts.values ? 'values' : 'keys', opts);
+    const entries = (result.entries ?? []).map((e) => (e.value === undefined ? { key: e.key, revision: e.revision } : { key: e.key, revision: e.revision, value: new Uint8Array(Buffer.from(e.value, 'base64')) }));
+    return { revision: result.revision, entries, more: result.more === true, ...(result.next !== undefined ? { next: result.next } : {}) };
+  }
+
+  /** Every entry of the range, page after page (each page its own snapshot: see its revision). */
+  async *scanAll(opts: Omit<ScanOptions, 'after'> = {}): AsyncGenerator<ScanEntry> {
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.scan({ ...opts, ...(after !== undefined ? { after } : {}) });
+      yield* page.entries;
+      if (!page.more) return;
+      after = page.next;
+    }
+  }
+
+  /** How many keys the range holds, and the revision of that snapshot. */
+  async count(opts: ScanRange & CallOptions = {}): Promise<{ count: number; revision: number }> {
+    const { count, revision } = await this.scanCall('count', opts);
+    return { count, revision };
+  }
+
+  private async scanCall(form: ScanForm, opts: ScanOptions): Promise<ScanResult> {
+    const headers: Record<string, string> = { [SCAN_HEADERS.form]: form };
+    for (const field of ['prefix', 'from', 'to', 'after', 'limit'] as const) if (opts[field] !== undefined) headers[SCAN_HEADERS[field]] = String(opts[field]);
+    const msg = await this.call('scan', null, new Uint8Array(0), { node: opts.node, timeoutMs: opts.timeoutMs, headers });
+    return JSON.parse(decoder.decode(msg.data)) as ScanResult;
   }
 
   async members(opts?: CallOptions): Promise<MembersView> {
