@@ -19,6 +19,8 @@ export function formatInput(input: KvInput): string {
       return `put(${input.key}, ${quote(input.value)}${ifText(input.ifRevision)})`;
     case 'delete':
       return `delete(${input.key}${ifText(input.ifRevision)})`;
+    case 'scan':
+      return `scan(${quote(input.key)}*)`;
   }
 }
 
@@ -27,6 +29,7 @@ export function formatOutput(output: KvOutput): string {
   const parts = ['ok'];
   if (output.value !== undefined) parts.push(quote(output.value));
   if (output.revision !== undefined) parts.push(`rev=${output.revision}`);
+  if (output.entries !== undefined) parts.push(`[${output.entries.map((e) => `${e.key}=${quote(e.value)}@rev${e.revision}`).join(', ')}]`);
   return parts.join(' ');
 }
 

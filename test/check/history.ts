@@ -6,17 +6,29 @@
  * stable: producers construct these objects directly.
  */
 
-/** What a client asked the store to do. Every operation touches exactly one key. */
+/**
+ * What a client asked the store to do. Every operation touches exactly one key, but a scan: it
+ * reads every key starting with `key` (a prefix; '' for all) at one point in time, and the
+ * checker splits it into one get per key before the search (expandScans).
+ */
 export type KvInput =
   | { op: 'get'; key: string }
   /** `ifRevision: 0` means "the key must not exist". */
   | { op: 'put'; key: string; value: string; ifRevision?: number }
-  | { op: 'delete'; key: string; ifRevision?: number };
+  | { op: 'delete'; key: string; ifRevision?: number }
+  | { op: 'scan'; key: string; ifRevision?: undefined };
+
+/** One key a scan returned. */
+export interface ScanEntryOutput {
+  key: string;
+  value: string;
+  revision: number;
+}
 
 /** What the client observed. */
 export type KvOutput =
-  /** get: value + revision; put/delete: revision of the write. */
-  | { status: 'ok'; value?: string; revision?: number }
+  /** get: value + revision; put/delete: revision of the write; scan: every key of the range that exists. */
+  | { status: 'ok'; value?: string; revision?: number; entries?: ScanEntryOutput[] }
   /** get or delete of a missing key (HTTP 404). */
   | { status: 'not-found' }
   /** Zi-If-Revision mismatch (HTTP 409). */

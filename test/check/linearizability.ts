@@ -446,7 +446,7 @@ interface AckedWrite {
 function ackedWrites(ops: readonly Operation[]): AckedWrite[] {
   const out: AckedWrite[] = [];
   for (const op of ops) {
-    if (op.input.op === 'get' || op.ret === null || op.output.status !== 'ok') continue;
+    if (op.input.op === 'get' || op.input.op === 'scan' || op.ret === null || op.output.status !== 'ok') continue;
     const rev = op.output.revision;
     if (typeof rev !== 'number') continue;
     out.push({ op, rev, ret: op.ret });
@@ -619,6 +619,55 @@ export function checkKeyHistory(ops: readonly Operation[], opts: CheckOptions = 
   };
 }
 
+/**
+ * Each answered scan as one get per key of its range: the value it returned, or not-found for a
+ * key it did not return (every key any operation of the history names counts). The per-key
+ * search then checks each against that key's history. What ties the keys to one point in time:
+ * the scan's point is at or after the call of every write it observed (a write is seen only once
+ * it took effect), so each get is called no earlier than the latest of those calls, never later
+ * than the scan returned. A scan that showed a write it could not have seen yet then fails on
+ * the key it missed. Scans that got no answer had no effect and are left out.
+ */
+export function expandScans(history: readonly Operation[]): Operation[] {
+  if (!history.some((op) => op.input.op === 'scan')) return [...history];
+  const writeCalls = new Map<number, number>();
+  const keys = new Set<string>();
+  let nextId = 0;
+  for (const op of history) {
+    nextId = Math.max(nextId, op.id + 1);
+    if (op.input.op === 'scan') continue;
+    keys.add(op.input.key);
+    if (op.input.op !== 'get' && op.output.status === 'ok' && op.output.revision !== undefined) writeCalls.set(op.output.revision, op.call);
+  }
+  const out: Operation[] = [];
+  for (const op of history) {
+    if (op.input.op !== 'scan') {
+      out.push(op);
+      continue;
+    }
+    if (op.output.status !== 'ok' || op.ret === null) continue;
+    const prefix = op.input.key;
+    const entries = op.output.entries ?? [];
+    let call = op.call;
+    for (const e of entries) call = Math.max(call, writeCalls.get(e.revision) ?? call);
+    call = Math.min(call, op.ret);
+    const returned = new Map(entries.map((e) => [e.key, e]));
+    for (const key of new Set([...keys, ...returned.keys()])) {
+      if (!key.startsWith(prefix)) continue;
+      const e = returned.get(key);
+      out.push({
+        id: nextId++,
+        client: `${op.client} (scan op${op.id})`,
+        input: { op: 'get', key },
+        call,
+        ret: op.ret,
+        output: e === undefined ? { status: 'not-found' } : { status: 'ok', value: e.value, revision: e.revision },
+      });
+    }
+  }
+  return out;
+}
+
 /** Reject malformed histories up front rather than report nonsense. */
 function validate(history: readonly Operation[]): void {
   for (const op of history) {
@@ -634,7 +683,7 @@ function validate(history: readonly Operation[]): void {
  */
 export function checkHistory(history: readonly Operation[], opts: CheckOptions = {}): CheckResult {
   validate(history);
-  const ops = relevantOps(history);
+  const ops = relevantOps(expandScans(history));
   const budget = new Budget(performance.now() + (opts.budgetMs ?? DEFAULT_BUDGET_MS), opts.maxSteps ?? Infinity);
 
   const delay = opts.maxUnknownDelay ?? Infinity;

@@ -2,9 +2,11 @@
 // MemoryZooKeeper, a seeded Rng, fault hooks, and a client API that records every operation in
 // the checker's history format. Scenario tests script it directly; run.ts drives it with a random
 // workload and a random nemesis per seed.
+import { Buffer } from 'node:buffer';
 import { defaultNodeConfig, ZiNode, type NodeConfig } from '../../actors/node.ts';
 import type { CoordEvent, MemberState, Role } from '../../actors/ports.ts';
 import type { ClientReply, ClientRequest, PeerMessage } from '../../actors/protocol.ts';
+import type { ScanResult } from '../../actors/scan.ts';
 import { MemoryNetwork, type ClientOutcome, type LinkProfile } from '../../bus/memory-bus.ts';
 import type { KvInput, KvOutput, Operation } from '../check/history.ts';
 import { createMemoryCoordinator, MemoryZooKeeper, type MemoryCoordinator } from '../../coordination/memory-zookeeper.ts';
@@ -491,7 +493,13 @@ export class SimCluster {
   async op(client: string, nodeId: string, input: KvInput, timeoutMs = this.config.opTimeoutMs + 1000): Promise<Operation> {
     const op: Operation = { id: this.opCounter++, client, input, call: this.now(), ret: null, output: { status: 'unknown' } };
     this.history.push(op);
-    const headers = new Map<string, string[]>([['Zi-Key', [input.key]]]);
+    const headers = new Map<string, string[]>();
+    if (input.op === 'scan') {
+      headers.set('Zi-Scan', ['values']);
+      if (input.key !== '') headers.set('Zi-Prefix', [input.key]);
+    } else {
+      headers.set('Zi-Key', [input.key]);
+    }
     if (input.op !== 'get' && input.ifRevision !== undefined) headers.set('Zi-If-Revision', [String(input.ifRevision)]);
     const request: ClientRequest = {
       op: input.op,
@@ -514,6 +522,12 @@ export class SimCluster {
     if (reply.ok) {
       if (op.input.op === 'get') {
         return { status: 'ok', value: reply.data === undefined ? undefined : decoder.decode(reply.data), revision: reply.revision };
+      }
+      if (op.input.op === 'scan') {
+        const result = JSON.parse(decoder.decode(reply.data)) as ScanResult;
+        // The workload's ranges are far below one page: a page that stops early is a bug.
+        if (result.more) this.violation('bad-status', `op${op.id} ${describeInput(op.input)} stopped at ${result.next} with more to come`);
+        return { status: 'ok', entries: (result.entries ?? []).map((e) => ({ key: e.key, revision: e.revision, value: decoder.decode(Buffer.from(e.value ?? '', 'base64')) })) };
       }
       return { status: 'ok', revision: reply.revision };
     }
@@ -651,6 +665,7 @@ function termOf(node: ZiNode): TermView | null {
 }
 
 export function describeInput(input: KvInput): string {
+  if (input.op === 'scan') return `scan ${JSON.stringify(input.key)}*`;
   const cond = input.op !== 'get' && input.ifRevision !== undefined ? ` if=${input.ifRevision}` : '';
   if (input.op === 'put') return `put ${input.key}=${input.value}${cond}`;
   return `${input.op} ${input.key}${cond}`;

@@ -14,6 +14,8 @@ export interface WorkloadOptions {
   untilMs: number;
   thinkMsMin: number;
   thinkMsMax: number;
+  /** Weight of scans (all keys, or one key's prefix) among the operations; 0 (none) unless asked for. */
+  scanWeight?: number;
 }
 
 /**
@@ -41,6 +43,8 @@ async function runClient(cluster: SimCluster, rng: Rng, name: string, options: W
       [8, 'delete'],
       [16, 'cas'],
       [6, 'cas-delete'],
+      // Last, so that a weight of 0 leaves every other draw (and so every seed) as it was.
+      [options.scanWeight ?? 0, 'scan'],
     ] as const);
     const expected = rng.chance(0.85) ? (seen.get(key) ?? 0) : rng.int(0, 20);
     const value = `${name}.${++n}`;
@@ -61,9 +65,13 @@ async function runClient(cluster: SimCluster, rng: Rng, name: string, options: W
       case 'cas-delete':
         input = { op: 'delete', key, ifRevision: expected === 0 ? 1 : expected };
         break;
+      case 'scan':
+        input = { op: 'scan', key: rng.chance(0.7) ? '' : key };
+        break;
     }
     const op = await cluster.op(name, node, input);
     const out = op.output;
+    if (input.op === 'scan') continue;
     if (out.status === 'ok') {
       if (input.op === 'delete') seen.set(key, 0);
       else if (out.revision !== undefined) seen.set(key, out.revision);

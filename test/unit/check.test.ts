@@ -24,6 +24,9 @@ class H {
     const input: KvInput = ifRevision === undefined ? { op: 'delete', key } : { op: 'delete', key, ifRevision };
     return this.add(c, input, span, output);
   }
+  scan(c: string, prefix: string, span: Span, entries: [key: string, value: string, revision: number][]): this {
+    return this.add(c, { op: 'scan', key: prefix }, span, { status: 'ok', entries: entries.map(([key, value, revision]) => ({ key, value, revision })) });
+  }
 }
 
 const ok = (revision: number): KvOutput => ({ status: 'ok', revision });
@@ -599,7 +602,7 @@ describe('budget and scale', () => {
           ];
           return { ...o, output: pick(outputs) };
         }
-        if (rnd() < 0.1 && o.input.op !== 'get') return { ...o, input: { ...o.input, ifRevision: Math.floor(rnd() * 5) } };
+        if (rnd() < 0.1 && o.input.op !== 'get' && o.input.op !== 'scan') return { ...o, input: { ...o.input, ifRevision: Math.floor(rnd() * 5) } };
         return o;
       });
       const maxUnknownDelay = pick([0.5, 3, Infinity]);
@@ -624,5 +627,48 @@ describe('budget and scale', () => {
     expect(f.key).toBe(victim.input.key);
     expect(f.ops.some((o) => o.id === victim.id)).toBe(true);
     expect(f.ops.length).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('scans (multi-key reads)', () => {
+  it('check - a scan that matches one point in time passes', () => {
+    const h = new H()
+      .put('w', 'a', '1', [0, 1], ok(1))
+      .put('w', 'b', '1', [2, 3], ok(2))
+      .scan('r', '', [0, 10], [['a', '1', 1]])
+      .scan('r', '', [4, 10], [['a', '1', 1], ['b', '1', 2]])
+      .del('w', 'a', [11, 12], ok(3))
+      .scan('r', '', [13, 14], [['b', '1', 2]]);
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+
+  it('check - a torn scan fails: it shows b, written after a was acknowledged, but not a', () => {
+    // Each key alone could be read at some point within the scan; no single point shows both.
+    const h = new H().put('w', 'a', '1', [0, 1], ok(1)).put('w', 'b', '1', [2, 3], ok(2)).scan('r', '', [0, 10], [['b', '1', 2]]);
+    const f = expectFailure(checkHistory(h.ops));
+    expect(f.kind).toBe('not-linearizable');
+    expect(f.key).toBe('a');
+    expect(formatFailure(f)).toContain('scan op3');
+  });
+
+  it('check - a scan missing a write acknowledged before it began fails; keys outside its prefix are not its business', () => {
+    const stale = new H().put('w', 'p/a', '1', [0, 1], ok(1)).scan('r', 'p/', [2, 3], []);
+    expect(expectFailure(checkHistory(stale.ops)).key).toBe('p/a');
+    const other = new H().put('w', 'q/a', '1', [0, 1], ok(1)).scan('r', 'p/', [2, 3], []);
+    expect(checkHistory(other.ops)).toEqual({ ok: true });
+  });
+
+  it('check - a scan that shows a value nobody wrote, or a deleted key, fails', () => {
+    const invented = new H().put('w', 'a', '1', [0, 1], ok(1)).scan('r', '', [2, 3], [['a', '2', 1]]);
+    expect(expectFailure(checkHistory(invented.ops)).key).toBe('a');
+    const resurrected = new H().put('w', 'a', '1', [0, 1], ok(1)).del('w', 'a', [2, 3], ok(2)).scan('r', '', [4, 5], [['a', '1', 1]]);
+    expect(expectFailure(checkHistory(resurrected.ops)).key).toBe('a');
+  });
+
+  it('check - a scan without an answer had no effect', () => {
+    const h = new H().put('w', 'a', '1', [0, 1], ok(1));
+    h.ops.push({ id: 9, client: 'r', input: { op: 'scan', key: '' }, call: 2, ret: null, output: UNKNOWN });
+    h.ops.push({ id: 10, client: 'r', input: { op: 'scan', key: '' }, call: 2, ret: 3, output: UNAVAILABLE });
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
   });
 });
