@@ -27,7 +27,7 @@ export interface ScanEntryOutput {
 
 /** What the client observed. */
 export type KvOutput =
-  /** get: value + revision; put/delete: revision of the write; scan: every key of the range that exists. */
+  /** get: value + revision; put/delete: revision of the write; scan: every key of the range that exists, and the reply's revision. */
   | { status: 'ok'; value?: string; revision?: number; entries?: ScanEntryOutput[] }
   /** get or delete of a missing key (HTTP 404). */
   | { status: 'not-found' }

@@ -4,12 +4,12 @@ import type { FaultRecord } from './nemesis.ts';
 
 export const OUTCOME_COLUMNS = ['ok', 'not-found', 'conflict', 'unavailable', 'unknown(504)', 'unknown(timeout)', 'other'] as const;
 export type OutcomeColumn = (typeof OUTCOME_COLUMNS)[number];
-export const OP_ROWS = ['get', 'put', 'put-if', 'delete', 'delete-if'] as const;
+export const OP_ROWS = ['get', 'scan', 'put', 'put-if', 'delete', 'delete-if'] as const;
 export type OpRow = (typeof OP_ROWS)[number];
 
 export function opRow(op: RecordedOp): OpRow {
   const { input } = op;
-  if (input.op === 'get') return 'get';
+  if (input.op === 'get' || input.op === 'scan') return input.op;
   if (input.op === 'put') return input.ifRevision === undefined ? 'put' : 'put-if';
   return input.ifRevision === undefined ? 'delete' : 'delete-if';
 }
@@ -80,7 +80,8 @@ export function summarize(ops: readonly RecordedOp[], faultPhaseMs: number): Sum
       if (op.output.status === 'unavailable') t.unavailable++;
       if (op.output.status === 'unknown') t.unknown++;
     }
-    if (op.output.status === 'ok' && op.input.op !== 'get') okWrites++;
+    const isRead = op.input.op === 'get' || op.input.op === 'scan';
+    if (op.output.status === 'ok' && !isRead) okWrites++;
     if (op.output.status === 'ok' && op.output.revision === undefined) missingRevision++;
     if (['500', '400', '413'].includes(op.code) || op.code.startsWith('error')) unexpectedCodes[op.code] = (unexpectedCodes[op.code] ?? 0) + 1;
     if (op.ret !== null) latencies.push(op.ret - op.call);

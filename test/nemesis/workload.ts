@@ -1,7 +1,9 @@
 // Closed-loop clients: each on its own NATS connection, issuing a random mix of get / put /
-// delete / conditional put and delete over a few keys, to a random node's own subjects or to
-// the queue-group subjects, and recording every operation with its outcome.
+// delete / conditional put and delete / scan over a few keys, to a random node's own subjects or
+// to the queue-group subjects, and recording every operation with its outcome.
+import { Buffer } from 'node:buffer';
 import type { NatsConnection, NatsError } from 'nats';
+import type { ScanResult } from '../../actors/scan.ts';
 import type { KvInput, KvOutput } from '../check/index.ts';
 import { raw, type RawReply } from '../support/raw-client.ts';
 import type { Recorder, RecordedOp } from './history.ts';
@@ -30,6 +32,13 @@ export function classify(input: KvInput, reply: RawReply): { output: KvOutput; r
     case 200: {
       const revision = reply.revision ?? undefined;
       if (input.op === 'get') return { output: { status: 'ok', value: reply.text, revision }, replied: true, code };
+      if (input.op === 'scan') {
+        const result = JSON.parse(reply.text) as ScanResult;
+        // A page that stops early would leave keys unchecked; the workload's few keys fit in one.
+        if (result.more) return { output: { status: 'unknown' }, replied: true, code: 'scan-stopped-early' };
+        const entries = (result.entries ?? []).map((e) => ({ key: e.key, revision: e.revision, value: Buffer.from(e.value ?? '', 'base64').toString() }));
+        return { output: { status: 'ok', revision, entries }, replied: true, code };
+      }
       return { output: { status: 'ok', revision }, replied: true, code };
     }
     case 404:
@@ -54,7 +63,13 @@ export async function perform(
   input: KvInput,
 ): Promise<RecordedOp> {
   const subject = target === 'any' ? `zistore.${ctx.cluster}.${input.op}` : `zistore.${ctx.cluster}.node.${target}.${input.op}`;
-  const headers: [string, string][] = [['Zi-Key', input.key]];
+  const headers: [string, string][] = [];
+  if (input.op === 'scan') {
+    headers.push(['Zi-Scan', 'values']);
+    if (input.key !== '') headers.push(['Zi-Prefix', input.key]);
+  } else {
+    headers.push(['Zi-Key', input.key]);
+  }
   if (input.op !== 'get' && input.ifRevision !== undefined) headers.push(['Zi-If-Revision', String(input.ifRevision)]);
   const data = input.op === 'put' ? input.value : undefined;
   const op = ctx.recorder.begin(client, target, input);
@@ -89,6 +104,8 @@ export class Client {
     const known = ctx.seen.get(key);
     const r = rng.next();
     const value = () => `${this.name}-${++this.seq}`;
+    // Every key, or the keys starting with one key's name (k1 covers k1, k10, …).
+    if (r < 0.08) return { op: 'scan', key: rng.chance(0.7) ? '' : key };
     if (r < 0.4) return { op: 'get', key };
     if (r < 0.65) return { op: 'put', key, value: value() };
     if (r < 0.82) {
@@ -105,6 +122,7 @@ export class Client {
 
   private learn(op: RecordedOp): void {
     const { seen } = this.ctx;
+    if (op.input.op === 'scan') return;
     const out = op.output;
     if (out.status === 'ok') {
       if (op.input.op === 'delete') seen.set(op.input.key, 0);

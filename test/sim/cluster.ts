@@ -527,7 +527,7 @@ export class SimCluster {
         const result = JSON.parse(decoder.decode(reply.data)) as ScanResult;
         // The workload's ranges are far below one page: a page that stops early is a bug.
         if (result.more) this.violation('bad-status', `op${op.id} ${describeInput(op.input)} stopped at ${result.next} with more to come`);
-        return { status: 'ok', entries: (result.entries ?? []).map((e) => ({ key: e.key, revision: e.revision, value: decoder.decode(Buffer.from(e.value ?? '', 'base64')) })) };
+        return { status: 'ok', revision: reply.revision, entries: (result.entries ?? []).map((e) => ({ key: e.key, revision: e.revision, value: decoder.decode(Buffer.from(e.value ?? '', 'base64')) })) };
       }
       return { status: 'ok', revision: reply.revision };
     }
