@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import type { NatsConnection } from 'nats';
 import { LocalCluster } from '../../cluster/local-cluster.ts';
-import { eventually, kv } from '../support/raw-client.ts';
+import { eventually, kv, raw } from '../support/raw-client.ts';
+import type { ScanResult } from '../../actors/scan.ts';
+import { ZiClient } from '../../client/index.ts';
 
 const SESSION_TIMEOUT_MS = 2000;
 let cluster: LocalCluster;
@@ -187,5 +189,82 @@ describe('contract', () => {
     const got = await store.get('during-cut', victim);
     expect(got.code).toBe(200);
     expect(got.text).toBe('ok');
+  });
+});
+
+describe('contract - scan (an addition)', () => {
+  const scan = (headers: Record<string, string>, node?: string) =>
+    raw(nc, node ? `zistore.contract.node.${node}.scan` : 'zistore.contract.scan', { headers: Object.entries(headers) });
+  const body = (reply: { text: string }) => JSON.parse(reply.text) as ScanResult;
+
+  it('scan - keys by prefix in code-point order at every node, exact bytes, the revision of the snapshot, a count', async () => {
+    const keys = ['s/b', 's/a', 's/\u{1f600}', 's/\uff5e', 's/a/1', 's-other'];
+    let last = 0;
+    for (const [i, key] of keys.entries()) last = (await store.put(key, new Uint8Array([i, 0, 255]), NODES[i % 3])).revision!;
+    const inOrder = ['s/a', 's/a/1', 's/b', 's/\uff5e', 's/\u{1f600}'];
+    for (const node of NODES) {
+      const reply = await scan({ 'Zi-Prefix': 's/', 'Zi-Scan': 'values' }, node);
+      expect(reply.code).toBe(200);
+      const result = body(reply);
+      expect(result.entries!.map((e) => e.key)).toEqual(inOrder);
+      expect(result.entries!.map((e) => [...Buffer.from(e.value!, 'base64')])).toEqual(inOrder.map((k) => [keys.indexOf(k), 0, 255]));
+      expect(result.revision).toBeGreaterThanOrEqual(last);
+      expect(reply.revision).toBe(result.revision);
+      expect(result.more).toBe(false);
+      const keysOnly = body(await scan({ 'Zi-Prefix': 's/' }, node));
+      expect(keysOnly.entries!.every((e) => e.value === undefined && e.revision > 0)).toBe(true);
+      expect(body(await scan({ 'Zi-Prefix': 's/', 'Zi-Scan': 'count' }, node))).toEqual({ revision: expect.any(Number), count: 5 });
+    }
+  });
+
+  it('scan - pages through Zi-Limit and Zi-After; Zi-From and Zi-To bound a range', async () => {
+    for (let i = 0; i < 23; i++) expect((await store.put(`page/${String(i).padStart(2, '0')}`, 'x')).code).toBe(200);
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (let page = 0; page < 5; page++) {
+      const result = body(await scan({ 'Zi-Prefix': 'page/', 'Zi-Limit': '10', ...(after ? { 'Zi-After': after } : {}) }, NODES[page % 3]));
+      seen.push(...result.entries!.map((e) => e.key));
+      if (!result.more) break;
+      after = result.next;
+    }
+    expect(seen).toEqual(Array.from({ length: 23 }, (_, i) => `page/${String(i).padStart(2, '0')}`));
+    const range = body(await scan({ 'Zi-From': 'page/05', 'Zi-To': 'page/08' }));
+    expect(range.entries!.map((e) => e.key)).toEqual(['page/05', 'page/06', 'page/07']);
+  });
+
+  it('scan - a write acknowledged at one node is in the next scan at every other (linearizable, followers included)', async () => {
+    for (let i = 0; i < 30; i++) {
+      const writer = NODES[i % 3]!;
+      const put = await store.put(`ryw/${i}`, `v${i}`, writer);
+      expect(put.code).toBe(200);
+      for (const node of NODES.filter((n) => n !== writer)) {
+        const result = body(await scan({ 'Zi-Prefix': 'ryw/', 'Zi-Scan': 'count' }, node));
+        expect(result.count).toBe(i + 1);
+        expect(result.revision).toBeGreaterThanOrEqual(put.revision!);
+      }
+    }
+  });
+
+  it('scan - malformed headers get 400 with the reason', async () => {
+    const refused = async (headers: Record<string, string>) => {
+      const r = await scan(headers);
+      return `${r.code} ${r.description}`;
+    };
+    expect(await refused({ 'Zi-Limit': '0' })).toBe('400 Zi-Limit must be 1 to 10000');
+    expect(await refused({ 'Zi-Scan': 'everything' })).toBe('400 Zi-Scan must be one of keys, values, count');
+    expect(await refused({ 'Zi-From': 'x'.repeat(1025) })).toBe('400 Zi-From: key longer than 1024 bytes');
+  });
+
+  it('scan - the typed client pages by itself (scanAll) and counts', async () => {
+    const client = new ZiClient(nc, { cluster: 'contract' });
+    const keys: string[] = [];
+    for await (const e of client.scanAll({ prefix: 'page/', limit: 7, values: true })) {
+      keys.push(e.key);
+      expect(new TextDecoder().decode(e.value)).toBe('x');
+    }
+    expect(keys).toHaveLength(23);
+    expect((await client.count({ prefix: 'page/' })).count).toBe(23);
+    const first = await client.scan({ prefix: 'page/', limit: 2, node: 'n2' });
+    expect(first).toMatchObject({ more: true, next: 'page/01', entries: [{ key: 'page/00' }, { key: 'page/01' }] });
   });
 });
