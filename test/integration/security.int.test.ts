@@ -11,7 +11,7 @@ import { decode, encode } from '../../bus/codec.ts';
 import { subjects } from '../../bus/subjects.ts';
 import type { PeerReply } from '../../actors/protocol.ts';
 import { clusterPaths } from '../../coordination/paths.ts';
-import { kv } from '../support/raw-client.ts';
+import { kv, raw } from '../support/raw-client.ts';
 import { expectPublishRefused, expectSubscribeRefused, forgedMessages, serverErrors } from '../support/forgery.ts';
 
 let cluster: LocalCluster;
@@ -107,6 +107,8 @@ describe('security', () => {
       const readOnly = kv(reader, NAME);
       expect((await readOnly.get('ro', 'n2')).text).toBe('v');
       expect((await readOnly.members('n3')).leader).toBeTruthy();
+      const listing = await raw(reader, subjects.nodeClient(NAME, 'n3', 'scan'), { headers: [['Zi-Prefix', 'ro']], timeoutMs: 3000 });
+      expect(JSON.parse(listing.text).entries).toEqual([{ key: 'ro', revision: expect.any(Number) }]);
       await expectPublishRefused(reader, errors, subjects.client(NAME, 'put'), 'x');
       await expectPublishRefused(reader, errors, subjects.nodeClient(NAME, 'n1', 'delete'), '');
     } finally {

@@ -5,7 +5,7 @@ import { encode } from '../../bus/codec.ts';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
-/** One message of every peer kind, in the name of `from`, that would harm the cluster if believed. */
+/** One message of every peer kind, in the name of `from`, that would harm the cluster if believed (or read what the sender may not). */
 export function forgedMessages(from: string, epoch: number, key: string): Record<string, unknown>[] {
   const rev = 2 ** 52;
   return [
@@ -15,6 +15,7 @@ export function forgedMessages(from: string, epoch: number, key: string): Record
     { type: 'snapshot', from, epoch, admission: 1, seq: 0, maxRev: rev, done: true, entries: [{ key, rev, value: bytes('forged') }] },
     { type: 'forward', from, epoch, commands: [{ key, value: bytes('forged') }] },
     { type: 'read', from, epoch, keys: [key] },
+    { type: 'scan', from, epoch, query: { prefix: '', from: null, to: null, after: null, limit: 10_000, form: 'values' } },
     { type: 'join', from, epoch, session: 'forged', attempt: 1, since: 0, history: 0, pending: [] },
     { type: 'lease', from, epoch, session: 'forged' },
   ];
