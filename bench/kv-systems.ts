@@ -31,6 +31,9 @@ export function zistoreSession(client: ZiClient, node: string | undefined): KvSe
         if (!(err instanceof ZiStoreError && err.code === 404)) throw err;
       }
     },
+    async scan(startKey, count) {
+      return (await client.scan({ ...opts, from: startKey, limit: count, values: true })).entries.length;
+    },
   };
 }
 

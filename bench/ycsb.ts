@@ -4,8 +4,8 @@
 //  - request distributions: scrambled zipfian (zipfian constant 0.99 over YCSB's item count
 //    10^10 with its precomputed zeta 26.46902820178302, hashed onto the records), skewed latest
 //    (zipfian back from the newest acknowledged insert), uniform;
-//  - workloads A–F with YCSB's operation mixes; E's scans need a range API that ZiStore does not
-//    have, so E is not run (workloadE below says so);
+//  - workloads A–F with YCSB's operation mixes; E's scans start at a key from the request
+//    distribution and read 1–100 records (uniform, YCSB's maxscanlength 100);
 //  - records of 1000 bytes (YCSB's default 10 fields × 100 bytes, stored as one value); an update
 //    writes the whole record, a read-modify-write reads it and writes it back.
 import type { Operation } from './load.ts';
@@ -201,15 +201,17 @@ export class YcsbState {
   }
 }
 
+const MAX_SCAN_LENGTH = 100;
+
 const MISSING = () => Object.assign(new Error('YCSB read of a record that should exist returned nothing'), { code: 'MISSING' });
 
 /** One worker's operation: draws the next operation of the mix and runs it on `session`. */
 export function workloadOperation(workload: Workload, state: YcsbState, session: KvSession, value: Uint8Array, distribution = workload.distribution): Operation {
-  if (workload.scan > 0) throw new Error(`workload ${workload.id.toUpperCase()} needs scans, which ZiStore does not support`);
   const choose = state.chooser(distribution);
   const readEnd = workload.read;
   const updateEnd = readEnd + workload.update;
   const insertEnd = updateEnd + workload.insert;
+  const scanEnd = insertEnd + workload.scan;
   return async () => {
     const r = Math.random();
     if (r < readEnd) {
@@ -220,6 +222,10 @@ export function workloadOperation(workload: Workload, state: YcsbState, session:
       const n = state.inserts.next();
       await session.put(keyName(n), value);
       state.inserts.acknowledge(n);
+    } else if (r < scanEnd) {
+      // CoreWorkload: a start key from the request distribution, a length uniform in 1 … maxscanlength (100).
+      const length = 1 + Math.floor(Math.random() * MAX_SCAN_LENGTH);
+      if ((await session.scan(keyName(choose()), length)) === 0) throw MISSING();
     } else {
       const key = keyName(choose());
       if ((await session.get(key)) === null) throw MISSING();

@@ -76,6 +76,9 @@ function b64Value(v: Uint8Array): string {
 interface RangeReply {
   kvs?: { value?: string }[];
 }
+
+/** A range_end of one zero byte: every key at or above the start. */
+const TO_THE_END = b64('\0');
 interface StatusReply {
   header?: { member_id?: string };
   leader?: string;
@@ -101,6 +104,11 @@ class EtcdSession implements KvSession {
 
   async delete(key: string): Promise<void> {
     await post(this.agent, this.port, '/v3/kv/deleterange', `{"key":"${b64(key)}"}`);
+  }
+
+  async scan(startKey: string, count: number): Promise<number> {
+    const r = await post<RangeReply>(this.agent, this.port, '/v3/kv/range', `{"key":"${b64(startKey)}","range_end":"${TO_THE_END}","limit":${count}}`);
+    return r.kvs?.length ?? 0;
   }
 }
 

@@ -27,6 +27,15 @@ class JetStreamSession implements KvSession {
   async delete(key: string): Promise<void> {
     await this.kv.delete(key);
   }
+
+  /** JetStream KV has no range read: every key of the bucket (keys()), sorted here, then a get of each in range. */
+  async scan(startKey: string, count: number): Promise<number> {
+    const all: string[] = [];
+    for await (const k of await this.kv.keys()) if (k >= startKey) all.push(k);
+    const keys = all.sort().slice(0, count);
+    const values = await Promise.all(keys.map((k) => this.get(k)));
+    return values.filter((v) => v !== null).length;
+  }
 }
 
 export async function startJetStreamKv(): Promise<KvPeer> {

@@ -27,6 +27,9 @@ export async function startLevelDb(): Promise<KvPeer> {
     async delete(key) {
       await db.del(key);
     },
+    async scan(startKey, count) {
+      return (await db.iterator({ gte: startKey, limit: count }).all()).length;
+    },
   };
   const version = packageVersion('classic-level');
   return {

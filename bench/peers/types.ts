@@ -13,6 +13,11 @@ export interface KvSession {
   get(key: string): Promise<Uint8Array | null>;
   /** Remove a key (clean-up between runs); absent keys are fine. */
   delete(key: string): Promise<void>;
+  /**
+   * Up to `count` records (key and value) from `startKey` on, in key order (YCSB's scan); resolves
+   * with how many it read. Each system does it the way its API allows (the routing notes say how).
+   */
+  scan(startKey: string, count: number): Promise<number>;
 }
 
 export interface KvPeer {

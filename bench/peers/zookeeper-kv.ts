@@ -23,6 +23,7 @@ interface ZkClient {
   create(path: string, data: Buffer | null, mode: number, callback: Callback<[string]>): void;
   remove(path: string, version: number, callback: Callback<[]>): void;
   getData(path: string, callback: Callback<[Buffer | undefined]>): void;
+  getChildren(path: string, callback: Callback<[string[]]>): void;
   setData(path: string, data: Buffer, version: number, callback: Callback<[unknown]>): void;
 }
 interface ZkModule {
@@ -74,6 +75,14 @@ class ZkSession implements KvSession {
     } catch (err) {
       if ((err as ZkError).code !== zk.Exception.NO_NODE) throw err;
     }
+  }
+
+  /** ZooKeeper has no range read: every child's name, sorted here, then getData of each in range. */
+  async scan(startKey: string, count: number): Promise<number> {
+    const [children] = await call<[string[]]>((cb) => this.client.getChildren(ROOT, cb));
+    const keys = children.filter((k) => k >= startKey).sort().slice(0, count);
+    const values = await Promise.all(keys.map((k) => this.get(k)));
+    return values.filter((v) => v !== null).length;
   }
 }
 
