@@ -125,7 +125,9 @@ export function runScan(store: ReplicaStore, query: ScanQuery): ClientReply {
   const start = maxKey(maxKey(query.prefix, query.from), query.after);
   let count = 0;
   let bytes = 0;
-  const entries: NonNullable<ScanResult['entries']> = [];
+  // The JSON of each entry (ScanResult's shape), written directly: no object per entry.
+  const entries: string[] = [];
+  let last = '';
   let next: string | undefined;
   for (const key of store.keysFrom(start)) {
     if (pastEnd(query, key)) break;
@@ -138,13 +140,17 @@ export function runScan(store: ReplicaStore, query: ScanQuery): ClientReply {
     const entry = query.form === 'values' ? store.get(key)! : null;
     const size = Buffer.byteLength(key) + (entry !== null ? entry.value!.byteLength : 8);
     if (entries.length === query.limit || (entries.length > 0 && bytes + size > SCAN_REPLY_BYTES)) {
-      next = entries[entries.length - 1]!.key;
+      next = last;
       break;
     }
     bytes += size;
-    entries.push(entry !== null ? { key, revision: entry.rev, value: base64(entry.value!) } : { key, revision: store.committedRevision(key)! });
+    last = key;
+    const head = `{"key":${JSON.stringify(key)},"revision":`;
+    entries.push(entry !== null ? `${head}${entry.rev},"value":"${base64(entry.value!)}"}` : `${head}${store.committedRevision(key)!}}`);
   }
-  const result: ScanResult =
-    query.form === 'count' ? { revision, count } : { revision, count: entries.length, entries, more: next !== undefined, ...(next !== undefined ? { next } : {}) };
-  return { ok: true, revision, data: encoder.encode(JSON.stringify(result)) };
+  const json =
+    query.form === 'count'
+      ? JSON.stringify({ revision, count } satisfies ScanResult)
+      : `{"revision":${revision},"count":${entries.length},"entries":[${entries.join(',')}],"more":${next !== undefined}${next !== undefined ? `,"next":${JSON.stringify(next)}` : ''}}`;
+  return { ok: true, revision, data: encoder.encode(json) };
 }

@@ -221,7 +221,7 @@ export class ZiClient {
   /** One page of keys (and values) in key order, a snapshot at one point in time; any node answers. */
   async scan(opts: ScanOptions = {}): Promise<ScanPage> {
     const result = await this.scanCall(opts.values ? 'values' : 'keys', opts);
-    const entries = (result.entries ?? []).map((e) => (e.value === undefined ? { key: e.key, revision: e.revision } : { key: e.key, revision: e.revision, value: new Uint8Array(Buffer.from(e.value, 'base64')) }));
+    const entries = (result.entries ?? []).map((e) => (e.value === undefined ? { key: e.key, revision: e.revision } : { key: e.key, revision: e.revision, value: Buffer.from(e.value, 'base64') as Uint8Array }));
     return { revision: result.revision, entries, more: result.more === true, ...(result.next !== undefined ? { next: result.next } : {}) };
   }
 
