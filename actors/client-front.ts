@@ -12,6 +12,7 @@ import type { MemberInfo, MemberState, Role } from './ports.ts';
 import type { ClientReply, ClientRequest, MembersView, PeerMessage, WriteCommand } from './protocol.ts';
 import { fail, parseKey, parseWrite } from './request.ts';
 import { keysInFlight, parseScan, runScan, type ScanQuery } from './scan.ts';
+import { parseTxn } from './txn.ts';
 import { Cancellation, DeadlineError } from './time.ts';
 
 /** What the client front reads of its node (ZiNode); it writes none of it. */
@@ -100,7 +101,7 @@ export class ClientFront {
       if (request.op === 'members') return await this.members();
       if (this.node.stopping) return fail(503, 'node is shutting down');
       if (!this.node.connected) return fail(503, 'no live ZooKeeper session');
-      const work = request.op === 'get' ? this.read(request) : request.op === 'scan' ? this.scan(request) : this.write(request);
+      const work = request.op === 'get' ? this.read(request) : request.op === 'scan' ? this.scan(request) : request.op === 'txn' ? this.txn(request) : this.write(request);
       return await this.parts.deadlines.run(this.config.opTimeoutMs, request.op, work);
     } catch (err) {
       if (err instanceof DeadlineError) return fail(504, 'could not finish in time; the outcome is unknown');
@@ -187,6 +188,16 @@ export class ClientFront {
     const term = this.node.term;
     if (term !== null) return term.write(command);
     return this.forwards.submit(command);
+  }
+
+  /** A transaction runs at the leader: this node's term, or the leader it forwards to. */
+  private async txn(request: ClientRequest): Promise<ClientReply> {
+    const txn = parseTxn(request);
+    if ('ok' in txn) return txn;
+    const term = this.node.term;
+    if (term !== null) return term.transaction(txn);
+    const [reply] = await this.askLeader((epoch) => ({ type: 'txn', from: this.config.nodeId, epoch, txn }), true, 1);
+    return reply!;
   }
 
   /** Writes and reads forwarded to the leader, batched per turn of the event loop. */

@@ -19,6 +19,15 @@ export class KeyTurns {
     }
   }
 
+  /**
+   * Runs `work` holding the turn of every key in `keys`, taken one after the other in the order
+   * given. Every caller gives them sorted, so two of them never wait for each other's keys.
+   */
+  async runAll<T>(keys: readonly string[], work: () => Promise<T>): Promise<T> {
+    if (keys.length === 0) return work();
+    return this.run(keys[0]!, () => this.runAll(keys.slice(1), work));
+  }
+
   /** Keys with a write running or queued. */
   get busy(): number {
     return this.queues.size;

@@ -12,6 +12,7 @@ import type { ClientReply, PeerMessage, PeerReply, PendingEntry, WriteCommand } 
 import { ReplicaLink } from './replica-link.ts';
 import type { ReplicaStore } from './replica-store.ts';
 import { fail } from './request.ts';
+import { failedCompare, txnReply, type Txn } from './txn.ts';
 import { leaseCertainlyOverMs, sleep, type Deadlines } from './time.ts';
 
 export interface TermConfig {
@@ -325,14 +326,20 @@ export class LeaderTerm {
     // leader serves meanwhile: reads of other keys, and joiners (who may lift the floor).
     // Until they are done no lease is granted: a copy still holds the old committed value of
     // those keys (a joiner's snapshot carries the leader's), so it must not answer reads alone.
-    for (const w of winners.values()) store.apply(w.key, { type: 'invalidate', rev: w.rev, value: w.value });
-    this.recommitting = winners.size;
+    // The writes of one transaction share a revision: they are re-committed together, so that a
+    // replica takes all of them or none.
+    const groups = new Map<number, PendingEntry[]>();
+    for (const w of winners.values()) {
+      store.apply(w.key, { type: 'invalidate', rev: w.rev, value: w.value });
+      groups.set(w.rev, [...(groups.get(w.rev) ?? []), w]);
+    }
+    this.recommitting = groups.size;
     const recommits = Promise.all(
-      [...winners.values()].map((w) =>
-        this.turns.run(w.key, async () => {
+      [...groups.values()].map((group) =>
+        this.turns.runAll(group.map((w) => w.key).sort(), async () => {
           try {
             await this.untilWritable();
-            await this.replicate(w.key, w.rev, w.value);
+            await this.replicate(group);
           } finally {
             this.recommitting--;
           }
@@ -366,34 +373,67 @@ export class LeaderTerm {
         const matches = command.ifRevision === 0 ? current === null : current === command.ifRevision;
         if (!matches) return fail(409, `revision mismatch: key is at ${current ?? 'absent'}`);
       }
-      const rev = this.nextRev++;
-      try {
-        await this.replicate(command.key, rev, command.value);
-        return { ok: true, revision: rev };
-      } catch (err) {
-        if (err instanceof TermEndedError) return fail(504, 'leadership ended during the write; outcome unknown');
-        // Anything else (a reply we cannot read, a message the bus refuses): the key must not
-        // stay undecided here for ever. It is valid again at its committed value; replicas that
-        // took the invalidate keep it pending until the next write of the key or the next leader.
-        this.log.error({ err, key: command.key, rev }, 'write failed; key released');
-        this.ports.store.apply(command.key, { type: 'abort', rev });
-        return fail(504, `the write failed (${err instanceof Error ? err.message : String(err)}); outcome unknown`);
-      }
+      return this.commit([{ key: command.key, rev: this.nextRev++, value: command.value }]);
     });
   }
 
-  /** Invalidate at every target and store it here, wait for every ack and for the disk, apply, then validate. */
-  private async replicate(key: string, rev: number, value: Uint8Array | null): Promise<void> {
+  /**
+   * Run one transaction (PROTOCOL.md "Transactions"). Holding the turn of every key it names, it
+   * checks the compares against the committed values (current here: no write of those keys is
+   * in flight), then commits every write at one revision. Resolves with the client reply; never
+   * rejects.
+   */
+  async transaction(txn: Txn): Promise<ClientReply> {
+    if (!this.isServing) return fail(503, this.notServingReason());
+    const refusal = this.writeRefusal();
+    if (refusal !== null) return fail(503, refusal);
+    const keys = [...new Set([...txn.compare.map((c) => c.key), ...txn.ops.map((o) => o.key)])].sort();
+    return this.turns.runAll(keys, async () => {
+      if (!this.isServing || !this.sessionLive()) return fail(503, 'leader has no live ZooKeeper session');
+      const { store } = this.ports;
+      const failed = failedCompare(store, txn.compare);
+      if (failed !== null) return fail(409, failed);
+      // A delete of a key that does not exist writes nothing (as a delete outside a transaction would not).
+      const writes = txn.ops.filter((o) => o.op === 'put' || store.committedRevision(o.key) !== null);
+      if (writes.length === 0) return txnReply(store.committedMaxRev, 0);
+      const rev = this.nextRev++;
+      const reply = await this.commit(writes.map((o) => ({ key: o.key, rev, value: o.op === 'put' ? o.value : null })));
+      return reply.ok ? txnReply(rev, writes.length) : reply;
+    });
+  }
+
+  /** Replicate writes whose keys' turns the caller holds (one revision for all); the client reply. */
+  private async commit(entries: PendingEntry[]): Promise<ClientReply> {
+    const rev = entries[0]!.rev;
+    try {
+      await this.replicate(entries);
+      return { ok: true, revision: rev };
+    } catch (err) {
+      if (err instanceof TermEndedError) return fail(504, 'leadership ended during the write; outcome unknown');
+      // Anything else (a reply we cannot read, a message the bus refuses): the keys must not
+      // stay undecided here for ever. They are valid again at their committed values; replicas that
+      // took the invalidate keep them pending until the next write of the key or the next leader.
+      this.log.error({ err, keys: entries.map((e) => e.key), rev }, 'write failed; keys released');
+      for (const e of entries) this.ports.store.apply(e.key, { type: 'abort', rev });
+      return fail(504, `the write failed (${err instanceof Error ? err.message : String(err)}); outcome unknown`);
+    }
+  }
+
+  /**
+   * Invalidate at every target and store here, wait for every ack and for the disk, apply, then
+   * validate. The entries (one write, or one transaction's: one revision) travel together.
+   */
+  private async replicate(entries: PendingEntry[]): Promise<void> {
     const { store } = this.ports;
+    const rev = entries[0]!.rev;
     this.inflightRevs.add(rev);
     const work = (async () => {
-      store.apply(key, { type: 'invalidate', rev, value });
-      const entry: PendingEntry = { key, rev, value };
+      for (const e of entries) store.apply(e.key, { type: 'invalidate', rev: e.rev, value: e.value });
       const targets = [...this.targets];
-      await Promise.all([this.stored(), ...targets.map((id) => this.ackFrom(id, entry))]);
+      await Promise.all([this.stored(), ...targets.map((id) => this.ackFrom(id, entries))]);
       if (this.ended !== null) throw new TermEndedError(this.ended);
-      store.apply(key, { type: 'validate', rev });
-      for (const id of targets) if (this.targets.has(id)) this.link(id).validate(key, rev);
+      for (const e of entries) store.apply(e.key, { type: 'validate', rev: e.rev });
+      for (const id of targets) if (this.targets.has(id)) for (const e of entries) this.link(id).validate(e.key, e.rev);
     })();
     this.inflight.add(work);
     try {
@@ -438,7 +478,7 @@ export class LeaderTerm {
   }
 
   /** Resolves when `id` acked, or was dropped from the targets; rejects when the term ends. */
-  private async ackFrom(id: string, entry: PendingEntry): Promise<void> {
+  private async ackFrom(id: string, entries: PendingEntry[]): Promise<void> {
     let refusedSince: number | null = null;
     let misses = 0;
     for (;;) {
@@ -446,7 +486,7 @@ export class LeaderTerm {
       if (!this.targets.has(id)) return;
       try {
         // The term's end aborts every link, so this wait ends with it.
-        const reply = await this.link(id).invalidate(entry);
+        const reply = await this.link(id).invalidateTogether(entries);
         if (reply.ok) {
           this.unreachable.delete(id);
           this.heard(id);

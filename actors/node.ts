@@ -408,6 +408,8 @@ export class ZiNode {
         return { ok: true, type: 'replies', replies: await Promise.all(message.keys.map((k) => this.front.leaderRead(k))) };
       case 'scan':
         return { ok: true, type: 'replies', replies: [await this.front.leaderScan(message.query)] };
+      case 'txn':
+        return { ok: true, type: 'replies', replies: [await this.term!.transaction(message.txn)] };
       case 'join':
         return this.term!.admit(message);
       case 'lease':
@@ -464,6 +466,7 @@ export class ZiNode {
       case 'forward':
       case 'read':
       case 'scan':
+      case 'txn':
       case 'join':
       case 'lease': {
         if (term === null) return { ok: false, code: 'NOT_LEADER', epoch: promised, reason: 'not the leader' };
@@ -472,7 +475,7 @@ export class ZiNode {
           return { ok: false, code: 'STALE_EPOCH', epoch: term.epoch, reason: `${message.type} for another epoch` };
         }
         // Only a node of the cluster forwards its clients' requests (an identity of its own is not enough).
-        if ((message.type === 'forward' || message.type === 'read' || message.type === 'scan') && !term.isLiveMember(message.from)) {
+        if ((message.type === 'forward' || message.type === 'read' || message.type === 'scan' || message.type === 'txn') && !term.isLiveMember(message.from)) {
           return { ok: false, code: 'NOT_READY', epoch: term.epoch, reason: `${message.from} is not a live member` };
         }
         return null;

@@ -2,6 +2,7 @@
 import { MAX_VALUE_BYTES, type PeerMessage } from './protocol.ts';
 import { keyProblem } from './request.ts';
 import { scanQueryProblem, type ScanQuery } from './scan.ts';
+import { txnProblem, type Txn } from './txn.ts';
 
 export class BadPeerMessageError extends Error {
   constructor(why: string) {
@@ -76,6 +77,25 @@ export function checkPeerMessage(x: unknown): PeerMessage {
       need(typeof q.prefix === 'string' && bound(q.from) && bound(q.to) && bound(q.after) && typeof q.limit === 'number' && typeof q.form === 'string', 'scan query needs prefix, from, to, after, limit and form');
       const problem = scanQueryProblem(q as unknown as ScanQuery);
       need(problem === null, `scan query: ${problem}`);
+      break;
+    }
+    case 'txn': {
+      // A client's transaction, held to the client's rules like a forward.
+      need(isObject(m.txn) && Array.isArray(m.txn.compare) && Array.isArray(m.txn.ops), 'txn needs compare and ops');
+      const t = m.txn as { compare: unknown[]; ops: unknown[] };
+      for (const c of t.compare) {
+        need(isObject(c) && typeof c.key === 'string', 'a compare needs a key');
+        const cmp = c as Record<string, unknown>;
+        const kinds = [isCount(cmp.revision), cmp.absent === true, isBytes(cmp.value)].filter(Boolean).length;
+        need(kinds === 1 && Object.keys(cmp).length === 2, 'a compare needs exactly one of revision, absent, value');
+      }
+      for (const o of t.ops) {
+        need(isObject(o) && typeof o.key === 'string', 'an op needs a key');
+        const op = o as Record<string, unknown>;
+        need((op.op === 'put' && isBytes(op.value)) || (op.op === 'delete' && op.value === undefined), 'an op is a put with a value or a delete');
+      }
+      const problem = txnProblem(m.txn as unknown as Txn);
+      need(problem === null, `txn: ${problem?.reason}`);
       break;
     }
     case 'join':

@@ -1,8 +1,9 @@
 // Messages between clients and nodes, and between nodes. Plain data only.
 import type { KnownReplicaSet, MemberState, Role } from './ports.ts';
 import type { ScanQuery } from './scan.ts';
+import type { Txn } from './txn.ts';
 
-export type ClientOp = 'get' | 'put' | 'delete' | 'members' | 'scan';
+export type ClientOp = 'get' | 'put' | 'delete' | 'members' | 'scan' | 'txn';
 
 /** The headers of the client contract (PROTOCOL.md), for nodes and the typed client alike. */
 export const KEY_HEADER = 'Zi-Key';
@@ -66,6 +67,8 @@ export type PeerMessage =
   | { type: 'read'; from: string; epoch: number; keys: string[] }
   /** A client's scan that the follower could not answer from its own copy (ClientFront.scan). */
   | { type: 'scan'; from: string; epoch: number; query: ScanQuery }
+  /** A client's transaction, for the leader to run. */
+  | { type: 'txn'; from: string; epoch: number; txn: Txn }
   /**
    * `attempt` tells a duplicate of a join request (same attempt) from a new one. `since` (0: none)
    * and `history`: the joiner's copy holds every write committed up to `since` in that history

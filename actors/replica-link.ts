@@ -46,16 +46,25 @@ export class ReplicaLink {
    * unreachable or the link is aborted. Writes of one batch share one promise.
    */
   invalidate(entry: PendingEntry): Promise<PeerReply> {
+    return this.invalidateTogether([entry]);
+  }
+
+  /**
+   * The writes of one transaction: they travel in one request, so the replica takes all of them
+   * or none (a group larger than the batch limits gets a batch of its own).
+   */
+  invalidateTogether(entries: readonly PendingEntry[]): Promise<PeerReply> {
     if (this.aborted !== null) return Promise.reject(this.aborted);
-    const size = (entry.value?.byteLength ?? 0) + entry.key.length + 32;
+    let size = 0;
+    for (const e of entries) size += (e.value?.byteLength ?? 0) + e.key.length + 32;
     let batch = this.queue[this.queue.length - 1];
-    if (batch === undefined || batch.entries.length >= this.config.maxBatchEntries || batch.bytes + size > this.config.maxBatchBytes) {
+    if (batch === undefined || batch.entries.length + entries.length > this.config.maxBatchEntries || batch.bytes + size > this.config.maxBatchBytes) {
       batch = { entries: [], bytes: 0, reply: deferred<PeerReply>() };
       // Every write awaits it; this only keeps a rejection nobody waits for any more quiet.
       batch.reply.promise.catch(() => undefined);
       this.queue.push(batch);
     }
-    batch.entries.push(entry);
+    batch.entries.push(...entries);
     batch.bytes += size;
     this.scheduleFlush();
     return batch.reply.promise;

@@ -21,8 +21,8 @@
 //
 // Beyond NATS (deliberately harsher): reordering between any two messages (NATS keeps per-link
 // order), and duplication. Core NATS is at-most-once and never duplicates; a duplicate `forward`
-// would be a client write executed twice (a client retry, which the contract leaves to the
-// client), so `forward` is never duplicated. Every other message type is.
+// or `txn` would be a client write executed twice (a client retry, which the contract leaves to
+// the client), so those two are never duplicated. Every other message type is.
 import { checkPeerMessage, checkSender } from '../actors/peer-check.ts';
 import type { Bus, ClientHandler, Clock, PeerHandler } from '../actors/ports.ts';
 import type { ClientReply, ClientRequest, PeerMessage, PeerReply } from '../actors/protocol.ts';
@@ -38,7 +38,7 @@ export interface LinkProfile {
   delayMsMax: number;
   /** Chance that a message (request, reply or send) is lost. */
   dropRate: number;
-  /** Chance that a message is delivered twice (never a `forward`, never a client request). */
+  /** Chance that a message is delivered twice (never a `forward` or `txn`, never a client request). */
   duplicateRate: number;
   /** Each message gets its own delay, so any two may swap; otherwise each directed link is FIFO. */
   reorder: boolean;
@@ -350,7 +350,7 @@ export class MemoryNetwork {
           () => undefined, // NatsBus logs it and sends no reply: the requester times out.
         );
       },
-      type !== 'forward',
+      type !== 'forward' && type !== 'txn',
     );
   }
 

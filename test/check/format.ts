@@ -21,6 +21,11 @@ export function formatInput(input: KvInput): string {
       return `delete(${input.key}${ifText(input.ifRevision)})`;
     case 'scan':
       return `scan(${quote(input.key)}*)`;
+    case 'txn': {
+      const cmp = input.txn.compare.map((c) => ('revision' in c ? `${c.key}@${c.revision}` : 'absent' in c ? `${c.key} absent` : `${c.key}==${quote(c.value)}`));
+      const ops = input.txn.ops.map((o) => (o.op === 'put' ? `put ${o.key}=${quote(o.value)}` : `delete ${o.key}`));
+      return `txn(${cmp.length > 0 ? `if ${cmp.join(', ')}: ` : ''}${ops.join(', ')})`;
+    }
   }
 }
 
@@ -59,6 +64,7 @@ const TITLES: Record<CheckFailure['kind'], string> = {
   'not-linearizable': 'history is not linearizable',
   'duplicate-revision': 'two acknowledged writes share a revision',
   'revision-order': 'revisions are not ordered with real time',
+  'torn-transaction': 'a scan saw part of a transaction',
 };
 
 /** Multi-line report: header, the failing operations, and a one-line explanation. */

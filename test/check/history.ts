@@ -16,7 +16,15 @@ export type KvInput =
   /** `ifRevision: 0` means "the key must not exist". */
   | { op: 'put'; key: string; value: string; ifRevision?: number }
   | { op: 'delete'; key: string; ifRevision?: number }
-  | { op: 'scan'; key: string; ifRevision?: undefined };
+  | { op: 'scan'; key: string; ifRevision?: undefined }
+  /** Compares, then writes at one revision if all hold; `key` is unused (''). Split by expandMultiKey. */
+  | { op: 'txn'; key: string; ifRevision?: undefined; txn: TxnInput };
+
+/** A transaction as the client sent it (values as strings). */
+export interface TxnInput {
+  compare: ({ key: string; revision: number } | { key: string; absent: true } | { key: string; value: string })[];
+  ops: ({ op: 'put'; key: string; value: string } | { op: 'delete'; key: string })[];
+}
 
 /** One key a scan returned. */
 export interface ScanEntryOutput {
@@ -53,6 +61,8 @@ export interface Operation {
 
 /** Why a history was rejected. */
 export type FailureKind =
+  /** A scan showed one write of a transaction and an older revision of another key it wrote. */
+  | 'torn-transaction'
   /** No sequential order of one key's operations explains what clients saw. */
   | 'not-linearizable'
   /** Two acknowledged writes were given the same revision. */

@@ -8,9 +8,10 @@ export type {
   KvOutput,
   Operation,
   ScanEntryOutput,
+  TxnInput,
 } from './history.ts';
 export type { KvState, StepResult } from './kv-model.ts';
 export { applyUnknown, describeState, initialState, step } from './kv-model.ts';
 export type { KeyCheck } from './linearizability.ts';
-export { checkHistory, checkKeyHistory, expandScans, checkRevisions, hasUnknownOutcome, relevantOps } from './linearizability.ts';
+export { checkHistory, checkKeyHistory, checkTornTransactions, expandMultiKey, expandScans, expandTxns, checkRevisions, hasUnknownOutcome, relevantOps } from './linearizability.ts';
 export { describeOp, formatFailure, formatInput, formatOperations, formatOutput } from './format.ts';

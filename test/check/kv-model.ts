@@ -148,7 +148,8 @@ export function step(s: KvState, input: KvInput, output: KvOutput): StepResult {
       return { ok: false, reason: `delete returned ${output.status}, which a delete cannot return` };
     }
     case 'scan':
-      return { ok: false, reason: 'a scan must be split into gets first (expandScans)' };
+    case 'txn':
+      return { ok: false, reason: `a ${input.op} must be split into single-key operations first (expandMultiKey)` };
   }
 }
 
@@ -159,7 +160,7 @@ export function step(s: KvState, input: KvInput, output: KvOutput): StepResult {
  * the same as not linearizing it at all, so the search skips it.
  */
 export function applyUnknown(s: KvState, input: KvInput): KvState | null {
-  if (input.op === 'get' || input.op === 'scan') return null;
+  if (input.op === 'get' || input.op === 'scan' || input.op === 'txn') return null;
   if (input.op === 'delete' && !s.exists) return null;
   const cond = checkCondition(s, input.ifRevision);
   if (cond.kind === 'mismatch') return null;

@@ -40,7 +40,7 @@
  * resolution cannot order two operations.
  */
 
-import type { CheckFailure, CheckOptions, CheckResult, Operation } from './history.ts';
+import type { CheckFailure, CheckOptions, CheckResult, KvInput, KvOutput, Operation } from './history.ts';
 import { applyUnknown, covers, describeState, initialState, shapeKey, step } from './kv-model.ts';
 import type { KvState } from './kv-model.ts';
 import { describeOp, formatInput } from './format.ts';
@@ -447,6 +447,7 @@ function ackedWrites(ops: readonly Operation[]): AckedWrite[] {
   const out: AckedWrite[] = [];
   for (const op of ops) {
     if (op.input.op === 'get' || op.input.op === 'scan' || op.ret === null || op.output.status !== 'ok') continue;
+    // A transaction that wrote nothing answers with no revision of its own.
     const rev = op.output.revision;
     if (typeof rev !== 'number') continue;
     out.push({ op, rev, ret: op.ret });
@@ -620,6 +621,81 @@ export function checkKeyHistory(ops: readonly Operation[], opts: CheckOptions = 
 }
 
 /**
+ * A scan shows the store at one point. Once it shows a write of a transaction (its revision), that
+ * point is after the transaction, when every key the transaction wrote is at its revision or
+ * later, or gone: a key of it shown at an older revision is a torn transaction. (Absence proves
+ * nothing: a later delete may explain it.)
+ */
+export function checkTornTransactions(history: readonly Operation[]): CheckFailure | null {
+  const txns = new Map<number, Operation & { input: { op: 'txn' } }>();
+  for (const op of history) {
+    if (op.input.op === 'txn' && op.output.status === 'ok' && op.output.revision !== undefined) txns.set(op.output.revision, op as Operation & { input: { op: 'txn' } });
+  }
+  if (txns.size === 0) return null;
+  for (const scan of history) {
+    if (scan.input.op !== 'scan' || scan.output.status !== 'ok') continue;
+    const shown = new Map((scan.output.entries ?? []).map((e) => [e.key, e.revision]));
+    for (const rev of new Set(shown.values())) {
+      const txn = txns.get(rev);
+      if (txn === undefined) continue;
+      for (const o of txn.input.txn.ops) {
+        const seen = shown.get(o.key);
+        if (seen === undefined || seen >= rev) continue;
+        return {
+          ok: false,
+          kind: 'torn-transaction',
+          key: o.key,
+          ops: [txn, scan].sort(byCall),
+          explanation: `op${scan.id} ${formatInput(scan.input)} shows a write of op${txn.id} ${formatInput(txn.input)} (rev=${rev}) but ${o.key} at rev=${seen}, older than that transaction`,
+          keyOpCount: 2,
+          totalOpCount: history.length,
+          shrunk: false,
+        };
+      }
+    }
+  }
+  return null;
+}
+
+/** Each transaction as single-key operations (below), then each scan as gets (expandScans). */
+export function expandMultiKey(history: readonly Operation[]): Operation[] {
+  return expandScans(expandTxns(history));
+}
+
+/**
+ * Each transaction as single-key operations with its interval. Answered: a put per put, at the
+ * transaction's revision; a delete per delete whose effect is unknown (a delete of a missing key
+ * writes nothing); a get per compare (a revision, not-found, or a value). 409 and 503: no effect,
+ * left out. Unknown outcome: its writes with unknown outcomes. What this cannot see (all writes
+ * at one point) checkTornTransactions looks at.
+ */
+export function expandTxns(history: readonly Operation[]): Operation[] {
+  if (!history.some((op) => op.input.op === 'txn')) return [...history];
+  let nextId = Math.max(...history.map((op) => op.id)) + 1;
+  const out: Operation[] = [];
+  for (const op of history) {
+    if (op.input.op !== 'txn') {
+      out.push(op);
+      continue;
+    }
+    const part = (input: KvInput, output: KvOutput): Operation => ({ id: nextId++, client: `${op.client} (txn op${op.id})`, input, call: op.call, ret: op.ret, output });
+    const { compare, ops } = op.input.txn;
+    const status = op.output.status;
+    if (status === 'ok') {
+      for (const c of compare) {
+        out.push(part({ op: 'get', key: c.key }, 'revision' in c ? { status: 'ok', revision: c.revision } : 'absent' in c ? { status: 'not-found' } : { status: 'ok', value: c.value }));
+      }
+    }
+    if (status !== 'ok' && status !== 'unknown') continue;
+    for (const o of ops) {
+      if (o.op === 'put') out.push(part({ op: 'put', key: o.key, value: o.value }, status === 'ok' ? { status: 'ok', revision: op.output.revision } : { status: 'unknown' }));
+      else out.push(part({ op: 'delete', key: o.key }, { status: 'unknown' }));
+    }
+  }
+  return out;
+}
+
+/**
  * Each answered scan as one get per key of its range: the value it returned, or not-found for a
  * key it did not return (every key any operation of the history names counts). The per-key
  * search then checks each against that key's history. What ties the keys to one point in time:
@@ -683,13 +759,14 @@ function validate(history: readonly Operation[]): void {
  */
 export function checkHistory(history: readonly Operation[], opts: CheckOptions = {}): CheckResult {
   validate(history);
-  const ops = relevantOps(expandScans(history));
+  // Revisions are checked before transactions are split: all of one transaction's writes share one.
+  const revFailure = checkRevisions(relevantOps(history)) ?? checkTornTransactions(history);
+  if (revFailure !== null) return revFailure;
+  const ops = relevantOps(expandMultiKey(history));
   const budget = new Budget(performance.now() + (opts.budgetMs ?? DEFAULT_BUDGET_MS), opts.maxSteps ?? Infinity);
 
   const delay = opts.maxUnknownDelay ?? Infinity;
   const shrinkMs = opts.shrinkBudgetMs ?? DEFAULT_SHRINK_BUDGET_MS;
-  const revFailure = checkRevisions(ops);
-  if (revFailure !== null) return revFailure;
 
   const byKey = new Map<string, Operation[]>();
   for (const op of ops) {

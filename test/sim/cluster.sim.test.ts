@@ -21,8 +21,8 @@ import { assess, Outcome, runSeed, settleAndVerify, type SeedResult } from './ru
 
 /** Seeds in the sweep; about 15 per second on this 2-core machine (SIM_SWEEP_SEEDS to change). */
 const SWEEP_SEEDS = Number(process.env.SIM_SWEEP_SEEDS ?? 400);
-/** Seeds whose clients scan too (multi-key reads, one snapshot each). */
-const SCAN_SEEDS = Number(process.env.SIM_SCAN_SEEDS ?? 120);
+/** Seeds whose clients scan and run transactions too (multi-key reads and writes). */
+const MULTI_KEY_SEEDS = Number(process.env.SIM_MULTI_KEY_SEEDS ?? 120);
 const SWEEP_START = Number(process.env.SIM_SWEEP_START ?? 1);
 
 function report(result: SeedResult): string {
@@ -198,18 +198,19 @@ describe('simulation - seeds', () => {
     expect(failing.map(report).join('\n\n'), 'seeds that broke a promise').toBe('');
   }, 180_000);
 
-  it(`simulation - ${SCAN_SEEDS} random seeds with scans keep every promise (each scan one point in time)`, async () => {
+  it(`simulation - ${MULTI_KEY_SEEDS} random seeds with scans and transactions keep every promise (each one point in time)`, async () => {
     const failing: SeedResult[] = [];
-    let scans = 0;
-    for (let seed = SWEEP_START; seed < SWEEP_START + SCAN_SEEDS; seed++) {
-      const result = await runSeed({ seed, scans: true });
-      scans += result.history.filter((op) => op.input.op === 'scan' && op.output.status === 'ok').length;
+    const answered = { scan: 0, txn: 0 };
+    for (let seed = SWEEP_START; seed < SWEEP_START + MULTI_KEY_SEEDS; seed++) {
+      const result = await runSeed({ seed, multiKey: true });
+      for (const op of result.history) if ((op.input.op === 'scan' || op.input.op === 'txn') && op.output.status === 'ok') answered[op.input.op]++;
       if (!result.ok) failing.push(result);
     }
     expect(failing.map(report).join('\n\n'), 'seeds that broke a promise').toBe('');
-    // Answered scans, not only attempts: the checker had something to check.
-    expect(scans).toBeGreaterThan(SCAN_SEEDS * 10);
-  }, 120_000);
+    // Answered ones, not only attempts: the checker had something to check.
+    expect(answered.scan).toBeGreaterThan(MULTI_KEY_SEEDS * 10);
+    expect(answered.txn).toBeGreaterThan(MULTI_KEY_SEEDS * 5);
+  }, 150_000);
 });
 
 // Regression list: seeds that showed each protocol bug in FINDINGS.md, all fixed. Seeds are

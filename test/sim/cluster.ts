@@ -8,7 +8,9 @@ import type { CoordEvent, MemberState, Role } from '../../actors/ports.ts';
 import type { ClientReply, ClientRequest, PeerMessage } from '../../actors/protocol.ts';
 import type { ScanResult } from '../../actors/scan.ts';
 import { MemoryNetwork, type ClientOutcome, type LinkProfile } from '../../bus/memory-bus.ts';
-import type { KvInput, KvOutput, Operation } from '../check/history.ts';
+import type { KvInput, KvOutput, Operation, TxnInput } from '../check/history.ts';
+import { formatInput } from '../check/format.ts';
+import type { TxnResult } from '../../actors/txn.ts';
 import { createMemoryCoordinator, MemoryZooKeeper, type MemoryCoordinator } from '../../coordination/memory-zookeeper.ts';
 import { clusterPaths, sortElectionNames } from '../../coordination/paths.ts';
 import { Rng } from './rng.ts';
@@ -497,6 +499,8 @@ export class SimCluster {
     if (input.op === 'scan') {
       headers.set('Zi-Scan', ['values']);
       if (input.key !== '') headers.set('Zi-Prefix', [input.key]);
+    } else if (input.op === 'txn') {
+      // Everything is in the body.
     } else {
       headers.set('Zi-Key', [input.key]);
     }
@@ -504,7 +508,7 @@ export class SimCluster {
     const request: ClientRequest = {
       op: input.op,
       headers,
-      data: input.op === 'put' ? encoder.encode(input.value) : new Uint8Array(0),
+      data: input.op === 'put' ? encoder.encode(input.value) : input.op === 'txn' ? encoder.encode(txnBody(input.txn)) : new Uint8Array(0),
     };
     this.trace.note(client, `-> ${nodeId} ${describeInput(input)}  op${op.id}`);
     const outcome = await this.net.clientRequest(nodeId, request, timeoutMs);
@@ -522,6 +526,11 @@ export class SimCluster {
     if (reply.ok) {
       if (op.input.op === 'get') {
         return { status: 'ok', value: reply.data === undefined ? undefined : decoder.decode(reply.data), revision: reply.revision };
+      }
+      if (op.input.op === 'txn') {
+        // One that wrote nothing has no revision of its own (it answers with the node's latest).
+        const result = JSON.parse(decoder.decode(reply.data)) as TxnResult;
+        return { status: 'ok', revision: result.written > 0 ? result.revision : undefined };
       }
       if (op.input.op === 'scan') {
         const result = JSON.parse(decoder.decode(reply.data)) as ScanResult;
@@ -664,8 +673,18 @@ function termOf(node: ZiNode): TermView | null {
   return t.targets instanceof Set && t.replicas instanceof Set && typeof t.epoch === 'number' ? (t as TermView) : null;
 }
 
+/** A transaction's request body (PROTOCOL.md "Transactions"): values in base64. */
+export function txnBody(txn: TxnInput): string {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  return JSON.stringify({
+    compare: txn.compare.map((c) => ('value' in c ? { key: c.key, value: b64(c.value) } : c)),
+    ops: txn.ops.map((o) => (o.op === 'put' ? { op: 'put', key: o.key, value: b64(o.value) } : o)),
+  });
+}
+
 export function describeInput(input: KvInput): string {
   if (input.op === 'scan') return `scan ${JSON.stringify(input.key)}*`;
+  if (input.op === 'txn') return formatInput(input);
   const cond = input.op !== 'get' && input.ifRevision !== undefined ? ` if=${input.ifRevision}` : '';
   if (input.op === 'put') return `put ${input.key}=${input.value}${cond}`;
   return `${input.op} ${input.key}${cond}`;

@@ -1,4 +1,4 @@
-// `npm run sim -- --seeds 5000 [--start N] [--faults crash,zk-partition,...] [--scans] [--verbose]`
+// `npm run sim -- --seeds 5000 [--start N] [--faults crash,zk-partition,...] [--multi-key] [--verbose]`
 // runs many seeds and prints each failing seed with a one-line summary and its details, then a
 // summary with seeds/s. `SIM_SEED=<n>` (or `--seed <n>`) replays exactly one seed and prints its
 // details; add `--trace` (or SIM_TRACE=1) for the full event trace of that seed.
@@ -13,7 +13,7 @@ interface Args {
   trace: boolean;
   verbose: boolean;
   traceGrep: string | null;
-  scans: boolean;
+  multiKey: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -25,7 +25,7 @@ function parseArgs(argv: string[]): Args {
     trace: process.env.SIM_TRACE === '1',
     verbose: false,
     traceGrep: null,
-    scans: false,
+    multiKey: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -39,11 +39,11 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--seed') args.seed = Number(value());
     else if (a === '--faults') args.faults = value();
     else if (a === '--trace') args.trace = true;
-    else if (a === '--scans') args.scans = true;
+    else if (a === '--multi-key') args.multiKey = true;
     else if (a === '--grep') args.traceGrep = value();
     else if (a === '--verbose' || a === '-v') args.verbose = true;
     else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run sim -- [--seeds N] [--start N] [--seed N] [--faults kind,...|default|all|none] [--scans] [--trace [--grep text]] [--verbose]');
+      console.log('usage: npm run sim -- [--seeds N] [--start N] [--seed N] [--faults kind,...|default|all|none] [--multi-key] [--trace [--grep text]] [--verbose]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   const faults = parseFaults(args.faults);
 
   if (args.seed !== null) {
-    const result = await runSeed({ seed: args.seed, faults, trace: args.trace, scans: args.scans });
+    const result = await runSeed({ seed: args.seed, faults, trace: args.trace, multiKey: args.multiKey });
     if (args.trace) {
       const lines = args.traceGrep === null ? result.trace : result.trace.filter((l) => l.includes(args.traceGrep!));
       for (const line of lines) console.log(line);
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   let virtualMs = 0;
   let events = 0;
   for (let seed = args.start; seed < args.start + args.seeds; seed++) {
-    const result = await runSeed({ seed, faults, scans: args.scans });
+    const result = await runSeed({ seed, faults, multiKey: args.multiKey });
     virtualMs += result.virtualMs;
     events += result.events;
     if (!result.ok) {

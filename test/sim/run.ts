@@ -18,8 +18,8 @@ export interface SeedOptions {
   nodes?: number;
   /** Copies on a simulated disk; default: half the seeds, chosen by the seed. */
   durable?: boolean;
-  /** Clients scan too (one in eight operations); off by default, which keeps every earlier seed's run as it was. */
-  scans?: boolean;
+  /** Clients scan and run transactions too; off by default, which keeps every earlier seed's run as it was. */
+  multiKey?: boolean;
 }
 
 export interface SeedResult {
@@ -80,7 +80,8 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
       untilMs: healAt + POST_HEAL_LOAD_MS,
       thinkMsMin: 5,
       thinkMsMax: 150,
-      scanWeight: options.scans ? 15 : 0,
+      scanWeight: options.multiKey ? 15 : 0,
+      txnWeight: options.multiKey ? 15 : 0,
     }).then(() => (clientsDone = true));
     void runNemesis(cluster, params.fork('nemesis'), { faults, untilMs: healAt, gapMsMean });
     await cluster.scheduler.runUntil(healAt);
@@ -89,7 +90,7 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
     await cluster.waitFor(() => clientsDone, cluster.config.opTimeoutMs + 2000);
     await settleAndVerify(cluster, keys, outcome);
   });
-  const shape = `nodes=${nodes} clients=${clients} keys=${keys.length}${options.scans ? ' scans' : ''} faults=${faultMs}ms gap=${gapMsMean}ms drop=${profile.dropRate} dup=${profile.duplicateRate} reorder=${profile.reorder}${durable ? ` disk=${diskSyncMs!.toFixed(1)}ms` : ''}`;
+  const shape = `nodes=${nodes} clients=${clients} keys=${keys.length}${options.multiKey ? ' multi-key' : ''} faults=${faultMs}ms gap=${gapMsMean}ms drop=${profile.dropRate} dup=${profile.duplicateRate} reorder=${profile.reorder}${durable ? ` disk=${diskSyncMs!.toFixed(1)}ms` : ''}`;
   return assess(cluster, outcome, `seed=${seed}`, shape, seed);
 }
 

@@ -1,5 +1,5 @@
 // Simulated clients and the nemesis (random faults), both driven by the seed.
-import type { KvInput } from '../check/history.ts';
+import type { KvInput, TxnInput } from '../check/history.ts';
 import { clusterPaths } from '../../coordination/paths.ts';
 import { SIM_CLUSTER, type SimCluster } from './cluster.ts';
 import type { Rng } from './rng.ts';
@@ -16,6 +16,8 @@ export interface WorkloadOptions {
   thinkMsMax: number;
   /** Weight of scans (all keys, or one key's prefix) among the operations; 0 (none) unless asked for. */
   scanWeight?: number;
+  /** Weight of transactions (compares and writes over two or three keys); 0 unless asked for. */
+  txnWeight?: number;
 }
 
 /**
@@ -45,6 +47,7 @@ async function runClient(cluster: SimCluster, rng: Rng, name: string, options: W
       [6, 'cas-delete'],
       // Last, so that a weight of 0 leaves every other draw (and so every seed) as it was.
       [options.scanWeight ?? 0, 'scan'],
+      [options.txnWeight ?? 0, 'txn'],
     ] as const);
     const expected = rng.chance(0.85) ? (seen.get(key) ?? 0) : rng.int(0, 20);
     const value = `${name}.${++n}`;
@@ -68,10 +71,13 @@ async function runClient(cluster: SimCluster, rng: Rng, name: string, options: W
       case 'scan':
         input = { op: 'scan', key: rng.chance(0.7) ? '' : key };
         break;
+      case 'txn':
+        input = { op: 'txn', key: '', txn: randomTxn(rng, options.keys, seen, value) };
+        break;
     }
     const op = await cluster.op(name, node, input);
     const out = op.output;
-    if (input.op === 'scan') continue;
+    if (input.op === 'scan' || input.op === 'txn') continue;
     if (out.status === 'ok') {
       if (input.op === 'delete') seen.set(key, 0);
       else if (out.revision !== undefined) seen.set(key, out.revision);
@@ -79,6 +85,18 @@ async function runClient(cluster: SimCluster, rng: Rng, name: string, options: W
       seen.set(key, 0);
     }
   }
+}
+
+/** Two or three keys written (puts, sometimes a delete), under compares that hold often: what this client last saw. */
+function randomTxn(rng: Rng, keys: readonly string[], seen: ReadonlyMap<string, number>, value: string): TxnInput {
+  const written = rng.shuffle([...keys]).slice(0, rng.int(2, Math.min(3, keys.length)));
+  const compare: TxnInput['compare'] = [];
+  for (const key of rng.shuffle([...keys]).slice(0, rng.int(0, 2))) {
+    const last = seen.get(key);
+    if (last === undefined || rng.chance(0.1)) compare.push({ key, revision: rng.int(1, 20) });
+    else compare.push(last === 0 ? { key, absent: true } : { key, revision: last });
+  }
+  return { compare, ops: written.map((key) => (rng.chance(0.2) ? { op: 'delete', key } : { op: 'put', key, value })) };
 }
 
 // ---- nemesis ----------------------------------------------------------------------------------

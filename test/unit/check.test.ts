@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { applyUnknown, checkHistory, checkKeyHistory, formatFailure, formatOperations, initialState, step } from '../check/index.ts';
-import type { CheckFailure, CheckResult, KvInput, KvOutput, KvState, Operation } from '../check/index.ts';
+import { applyUnknown, checkHistory, checkKeyHistory, expandMultiKey, formatFailure, formatOperations, initialState, step } from '../check/index.ts';
+import type { CheckFailure, CheckResult, KvInput, KvOutput, KvState, Operation, TxnInput } from '../check/index.ts';
 
 // ---------------------------------------------------------------------------
 // History builder
@@ -23,6 +23,9 @@ class H {
   del(c: string, key: string, span: Span, output: KvOutput, ifRevision?: number): this {
     const input: KvInput = ifRevision === undefined ? { op: 'delete', key } : { op: 'delete', key, ifRevision };
     return this.add(c, input, span, output);
+  }
+  txn(c: string, txn: TxnInput, span: Span, output: KvOutput): this {
+    return this.add(c, { op: 'txn', key: '', txn }, span, output);
   }
   scan(c: string, prefix: string, span: Span, entries: [key: string, value: string, revision: number][]): this {
     return this.add(c, { op: 'scan', key: prefix }, span, { status: 'ok', entries: entries.map(([key, value, revision]) => ({ key, value, revision })) });
@@ -602,7 +605,7 @@ describe('budget and scale', () => {
           ];
           return { ...o, output: pick(outputs) };
         }
-        if (rnd() < 0.1 && o.input.op !== 'get' && o.input.op !== 'scan') return { ...o, input: { ...o.input, ifRevision: Math.floor(rnd() * 5) } };
+        if (rnd() < 0.1 && (o.input.op === 'put' || o.input.op === 'delete')) return { ...o, input: { ...o.input, ifRevision: Math.floor(rnd() * 5) } };
         return o;
       });
       const maxUnknownDelay = pick([0.5, 3, Infinity]);
@@ -672,3 +675,36 @@ describe('scans (multi-key reads)', () => {
     expect(checkHistory(h.ops)).toEqual({ ok: true });
   });
 });
+
+describe('transactions (multi-key writes)', () => {
+  const both: TxnInput = { compare: [], ops: [{ op: 'put', key: 'a', value: 'A' }, { op: 'put', key: 'b', value: 'B' }] };
+
+  it('check - a transaction\'s writes are seen together, at its revision, by later reads and scans', () => {
+    const h = new H()
+      .put('w', 'a', '0', [0, 1], ok(1))
+      .txn('t', { compare: [{ key: 'a', revision: 1 }, { key: 'b', absent: true }], ops: both.ops }, [2, 3], ok(2))
+      .get('r', 'b', [4, 5], val('B', 2))
+      .scan('r', '', [6, 7], [['a', 'A', 2], ['b', 'B', 2]])
+      .txn('t', { compare: [{ key: 'a', value: 'A' }], ops: [{ op: 'delete', key: 'a' }, { op: 'delete', key: 'zz' }] }, [8, 9], ok(3))
+      .get('r', 'a', [10, 11], NF);
+    expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+
+  it('check - a transaction whose compare could not hold fails; one answered 409 had no effect', () => {
+    const stale = new H().put('w', 'a', '0', [0, 1], ok(1)).put('w', 'a', '1', [2, 3], ok(2)).txn('t', { compare: [{ key: 'a', revision: 1 }], ops: both.ops }, [4, 5], ok(3));
+    expect(expectFailure(checkHistory(stale.ops)).key).toBe('a');
+    const refused = new H().txn('t', both, [0, 1], CONFLICT).get('r', 'a', [2, 3], val('A', 1));
+    expect(expectFailure(checkHistory(refused.ops)).key).toBe('a');
+  });
+
+  it('check - a scan that shows one key of a transaction and an older revision of another is torn', () => {
+    const h = new H().put('w', 'b', 'old', [0, 1], ok(1)).txn('t', both, [2, 5], ok(2)).scan('r', '', [3, 6], [['a', 'A', 2], ['b', 'old', 1]]);
+    const f = expectFailure(checkHistory(h.ops));
+    expect(f.kind).toBe('torn-transaction');
+    expect(f.key).toBe('b');
+    // Key by key it passes: each of the scan's reads can be placed on its own side of the transaction.
+    const parts = expandMultiKey(h.ops);
+    for (const key of ['a', 'b']) expect(checkKeyHistory(parts.filter((op) => op.input.key === key)).result).toBe('ok');
+  });
+});
+
