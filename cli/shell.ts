@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { readFileSync, appendFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { ZiClient, ZiStoreError, ZiTimeoutError } from '../client/index.ts';
+import { ZiClient, ZiStoreError, ZiTimeoutError, type TxnCondition, type TxnWrite } from '../client/index.ts';
 import type { NodeView } from '../cluster/local-cluster.ts';
 
 const decoder = new TextDecoder();
@@ -30,6 +30,8 @@ export const HELP = `commands:
   scan [PREFIX] [--values] [--limit N] [--after KEY] [--node NODE]
                             keys in key order (a snapshot), with values when asked
   count [PREFIX] [--node NODE]  how many keys
+  txn [if KEY rev N | if KEY absent | if KEY is VALUE]... put KEY VALUE | delete KEY ...
+                            writes at one revision, atomically, if every condition holds
   list                      members: role, state, epoch, leader, replica set, faults
   new-client                start one more node
   kill NODE                 kill -9 a node
@@ -73,6 +75,37 @@ export class Shell {
   private needControl(): ShellControl {
     if (!this.control) throw new Error('this command needs a cluster started by `zistore up`');
     return this.control;
+  }
+
+  /** `if KEY rev N`, `if KEY absent`, `if KEY is VALUE`, `put KEY VALUE`, `delete KEY`, in any number. */
+  private static txnWords(args: string[]): { ops: TxnWrite[]; compare: TxnCondition[] } {
+    const usage = new Error('usage: txn [if KEY rev N | if KEY absent | if KEY is VALUE]... put KEY VALUE | delete KEY ...');
+    const ops: TxnWrite[] = [];
+    const compare: TxnCondition[] = [];
+    for (let i = 0; i < args.length; ) {
+      const [word, key, a, b] = args.slice(i, i + 4);
+      if (key === undefined) throw usage;
+      if (word === 'put' && a !== undefined) {
+        ops.push({ op: 'put', key, value: a });
+        i += 3;
+      } else if (word === 'delete') {
+        ops.push({ op: 'delete', key });
+        i += 2;
+      } else if (word === 'if' && a === 'absent') {
+        compare.push({ key, absent: true });
+        i += 3;
+      } else if (word === 'if' && a === 'rev' && b !== undefined && /^\d+$/.test(b)) {
+        compare.push({ key, revision: Number(b) });
+        i += 4;
+      } else if (word === 'if' && a === 'is' && b !== undefined) {
+        compare.push({ key, value: b });
+        i += 4;
+      } else {
+        throw usage;
+      }
+    }
+    if (ops.length === 0) throw usage;
+    return { ops, compare };
   }
 
   /** Splits `--name` switches and `--name VALUE` options from the other words. */
@@ -128,6 +161,12 @@ export class Shell {
         Shell.arity(command, words, 0, 1, '[PREFIX] [--node NODE]');
         const r = await this.client.count({ prefix: words[0], node: flags.node });
         this.print(`${r.count} key(s) at revision ${r.revision}`);
+        return true;
+      }
+      case 'txn': {
+        const { ops, compare } = Shell.txnWords(args);
+        const r = await this.client.txn(ops, compare);
+        this.print(`ok (revision ${r.revision}, ${r.written} key(s) written)`);
         return true;
       }
       case 'list':

@@ -11,6 +11,8 @@ import { RequestMux } from '../bus/request-mux.ts';
 
 import { IF_REVISION_HEADER, KEY_HEADER, REVISION_HEADER } from '../actors/protocol.ts';
 import { SCAN_HEADERS, type ScanForm, type ScanResult } from '../actors/scan.ts';
+import type { TxnResult } from '../actors/txn.ts';
+export type { TxnResult } from '../actors/txn.ts';
 import { subjects } from '../bus/subjects.ts';
 import { credentialsConnectOptions, findCredentials } from './credentials.ts';
 export { CredentialsError, credentialsPath, readCredentials, type ZiCredentials } from './credentials.ts';
@@ -96,6 +98,12 @@ export interface ScanPage {
   next?: string;
 }
 
+/** A transaction's condition on one key: at this revision, absent, or holding exactly this value. */
+export type TxnCondition = { key: string; revision: number } | { key: string; absent: true } | { key: string; value: Uint8Array | string };
+
+/** A transaction's write. */
+export type TxnWrite = { op: 'put'; key: string; value: Uint8Array | string } | { op: 'delete'; key: string };
+
 /** Internal: the headers a call sends. */
 interface SendOptions extends WriteOptions {
   headers?: Record<string, string>;
@@ -144,7 +152,7 @@ export class ZiClient {
   private async call(op: ClientOp, key: string | null, body: Uint8Array, opts: SendOptions = {}): Promise<Msg> {
     const budgetMs = opts.timeoutMs ?? this.timeoutMs;
     const started = Date.now();
-    const isWrite = op === 'put' || op === 'delete';
+    const isWrite = op === 'put' || op === 'delete' || op === 'txn';
     for (let attempt = 0; ; attempt++) {
       const node = opts.node ?? (isWrite && this.writesToLeader ? this.knownLeader() : undefined);
       const leftMs = budgetMs - (Date.now() - started);
@@ -247,6 +255,20 @@ export class ZiClient {
     for (const field of ['prefix', 'from', 'to', 'after', 'limit'] as const) if (opts[field] !== undefined) headers[SCAN_HEADERS[field]] = String(opts[field]);
     const msg = await this.call('scan', null, new Uint8Array(0), { node: opts.node, timeoutMs: opts.timeoutMs, headers });
     return JSON.parse(decoder.decode(msg.data)) as ScanResult;
+  }
+
+  /**
+   * Writes every op at one revision if every compare holds, atomically (PROTOCOL.md
+   * "Transactions"). A compare that does not hold throws ZiStoreError 409 and writes nothing.
+   */
+  async txn(ops: TxnWrite[], compare: TxnCondition[] = [], opts: CallOptions = {}): Promise<TxnResult> {
+    const b64 = (v: Uint8Array | string) => Buffer.from(toBytes(v)).toString('base64');
+    const body = JSON.stringify({
+      compare: compare.map((c) => ('value' in c ? { key: c.key, value: b64(c.value) } : c)),
+      ops: ops.map((o) => (o.op === 'put' ? { op: 'put', key: o.key, value: b64(o.value) } : { op: 'delete', key: o.key })),
+    });
+    const msg = await this.call('txn', null, encoder.encode(body), opts);
+    return JSON.parse(decoder.decode(msg.data)) as TxnResult;
   }
 
   async members(opts?: CallOptions): Promise<MembersView> {

@@ -268,3 +268,96 @@ describe('contract - scan (an addition)', () => {
     expect(first).toMatchObject({ more: true, next: 'page/01', entries: [{ key: 'page/00' }, { key: 'page/01' }] });
   });
 });
+
+describe('contract - transactions (an addition)', () => {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  const txn = (body: unknown, node?: string) =>
+    raw(nc, node ? `zistore.contract.node.${node}.txn` : 'zistore.contract.txn', { data: typeof body === 'string' ? body : JSON.stringify(body) });
+
+  it('txn - writes every key at one revision, through any node, seen at every node', async () => {
+    const first = await txn({ ops: [{ op: 'put', key: 't/a', value: b64('A1') }, { op: 'put', key: 't/b', value: b64('B1') }] }, 'n2');
+    expect(first.code).toBe(200);
+    const result = JSON.parse(first.text) as { revision: number; written: number };
+    expect(result).toEqual({ revision: first.revision, written: 2 });
+    for (const node of NODES) {
+      for (const [key, value] of [['t/a', 'A1'], ['t/b', 'B1']]) {
+        const got = await store.get(key!, node);
+        expect([got.text, got.revision]).toEqual([value, result.revision]);
+      }
+    }
+  });
+
+  it('txn - compares: revision, absent and value; one that fails is 409 and writes nothing', async () => {
+    const a = await store.get('t/a');
+    const ok = await txn(
+      {
+        compare: [{ key: 't/a', revision: a.revision }, { key: 't/none', absent: true }, { key: 't/b', value: b64('B1') }],
+        ops: [{ op: 'put', key: 't/a', value: b64('A2') }, { op: 'delete', key: 't/b' }],
+      },
+      'n3',
+    );
+    expect(ok.code).toBe(200);
+    expect((await store.get('t/b', 'n1')).code).toBe(404);
+    const stale = await txn({ compare: [{ key: 't/a', revision: a.revision }], ops: [{ op: 'put', key: 't/c', value: b64('x') }] }, 'n1');
+    expect(`${stale.code} ${stale.description}`).toBe(`409 compare failed: "t/a" is at ${ok.revision}, not ${a.revision}`);
+    const present = await txn({ compare: [{ key: 't/a', absent: true }], ops: [{ op: 'put', key: 't/c', value: b64('x') }] });
+    expect(present.code).toBe(409);
+    const value = await txn({ compare: [{ key: 't/a', value: b64('A1') }], ops: [{ op: 'put', key: 't/c', value: b64('x') }] });
+    expect(`${value.code} ${value.description}`).toBe('409 compare failed: "t/a" does not hold the value compared');
+    expect((await store.get('t/c', 'n2')).code).toBe(404);
+  });
+
+  it('txn - bad bodies and the bounds get 400 or 413 with the reason', async () => {
+    const refused = async (body: unknown) => {
+      const r = await txn(body);
+      return `${r.code} ${r.description}`;
+    };
+    expect(await refused('not json')).toBe('400 the body must be a JSON object {"compare": [...], "ops": [...]}');
+    expect(await refused({ ops: [] })).toBe('400 a transaction needs at least one op');
+    expect(await refused({ ops: [{ op: 'put', key: 'x', value: b64('1') }, { op: 'delete', key: 'x' }] })).toBe('400 op 1: key "x" is written twice');
+    expect(await refused({ ops: [{ op: 'put', key: 'x', value: 'not base64!' }] })).toBe('400 op 0: value must be base64 (standard alphabet, padded)');
+    expect(await refused({ compare: [{ key: 'x', revision: 1, absent: true }], ops: [{ op: 'delete', key: 'x' }] })).toBe('400 compare 0: needs exactly one of revision, absent, value');
+    expect(await refused({ ops: Array.from({ length: 129 }, (_, i) => ({ op: 'delete', key: `k${i}` })) })).toBe('400 at most 128 ops and 128 compares');
+    const half = b64('x'.repeat(600 * 1024));
+    expect(await refused({ ops: [{ op: 'put', key: 'x', value: half }, { op: 'put', key: 'y', value: half }] })).toBe('413 values of a transaction are larger than 1048576 bytes together');
+  });
+
+  it('txn - atomic at every node: scans at followers never see one key of a transaction without the other', async () => {
+    const leader = (await store.members('n1')).leader!;
+    const followers = NODES.filter((n) => n !== leader);
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; writing; i++) {
+        const r = await txn({ ops: [{ op: 'put', key: 'pair/x', value: b64(String(i)) }, { op: 'put', key: 'pair/y', value: b64(String(i)) }] });
+        expect(r.code).toBe(200);
+      }
+    })();
+    let checked = 0;
+    const seen = new Set<string>();
+    for (let i = 0; i < 150; i++) {
+      const reply = await scan(followers[i % followers.length]!);
+      const entries = (JSON.parse(reply.text) as ScanResult).entries ?? [];
+      if (entries.length < 2) continue;
+      expect(entries.map((e) => [e.value, e.revision])).toEqual([[entries[0]!.value, entries[0]!.revision], [entries[0]!.value, entries[0]!.revision]]);
+      checked++;
+      seen.add(entries[0]!.value!);
+    }
+    writing = false;
+    await writer;
+    expect(checked).toBeGreaterThan(100);
+    // The scans ran while the pair kept changing.
+    expect(seen.size).toBeGreaterThan(10);
+
+    function scan(node: string) {
+      return raw(nc, `zistore.contract.node.${node}.scan`, { headers: [['Zi-Prefix', 'pair/'], ['Zi-Scan', 'values']] });
+    }
+  });
+
+  it('txn - the typed client: compares and writes, 409 as ZiStoreError', async () => {
+    const client = new ZiClient(nc, { cluster: 'contract' });
+    const r = await client.txn([{ op: 'put', key: 'typed/a', value: '1' }, { op: 'put', key: 'typed/b', value: new Uint8Array([0, 255]) }], [{ key: 'typed/a', absent: true }]);
+    expect(r.written).toBe(2);
+    expect([...(await client.get('typed/b', { node: 'n3' }))!.value]).toEqual([0, 255]);
+    await expect(client.txn([{ op: 'delete', key: 'typed/a' }], [{ key: 'typed/a', value: '2' }])).rejects.toMatchObject({ code: 409 });
+  });
+});

@@ -111,6 +111,7 @@ describe('security', () => {
       expect(JSON.parse(listing.text).entries).toEqual([{ key: 'ro', revision: expect.any(Number) }]);
       await expectPublishRefused(reader, errors, subjects.client(NAME, 'put'), 'x');
       await expectPublishRefused(reader, errors, subjects.nodeClient(NAME, 'n1', 'delete'), '');
+      await expectPublishRefused(reader, errors, subjects.client(NAME, 'txn'), '{"ops":[{"op":"delete","key":"ro"}]}');
     } finally {
       await reader.close();
     }

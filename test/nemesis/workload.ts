@@ -4,6 +4,8 @@
 import { Buffer } from 'node:buffer';
 import type { NatsConnection, NatsError } from 'nats';
 import type { ScanResult } from '../../actors/scan.ts';
+import type { TxnResult } from '../../actors/txn.ts';
+import { txnBody } from '../support/txn-body.ts';
 import type { KvInput, KvOutput } from '../check/index.ts';
 import { raw, type RawReply } from '../support/raw-client.ts';
 import type { Recorder, RecordedOp } from './history.ts';
@@ -32,6 +34,11 @@ export function classify(input: KvInput, reply: RawReply): { output: KvOutput; r
     case 200: {
       const revision = reply.revision ?? undefined;
       if (input.op === 'get') return { output: { status: 'ok', value: reply.text, revision }, replied: true, code };
+      if (input.op === 'txn') {
+        // One that wrote nothing has no revision of its own.
+        const result = JSON.parse(reply.text) as TxnResult;
+        return { output: { status: 'ok', revision: result.written > 0 ? result.revision : undefined }, replied: true, code };
+      }
       if (input.op === 'scan') {
         const result = JSON.parse(reply.text) as ScanResult;
         // A page that stops early would leave keys unchecked; the workload's few keys fit in one.
@@ -67,11 +74,11 @@ export async function perform(
   if (input.op === 'scan') {
     headers.push(['Zi-Scan', 'values']);
     if (input.key !== '') headers.push(['Zi-Prefix', input.key]);
-  } else {
+  } else if (input.op !== 'txn') {
     headers.push(['Zi-Key', input.key]);
   }
   if (input.op !== 'get' && input.ifRevision !== undefined) headers.push(['Zi-If-Revision', String(input.ifRevision)]);
-  const data = input.op === 'put' ? input.value : undefined;
+  const data = input.op === 'put' ? input.value : input.op === 'txn' ? txnBody(input.txn) : undefined;
   const op = ctx.recorder.begin(client, target, input);
   try {
     const reply = await raw(nc, subject, { headers, data, timeoutMs: ctx.clientTimeoutMs });
@@ -106,6 +113,13 @@ export class Client {
     const value = () => `${this.name}-${++this.seq}`;
     // Every key, or the keys starting with one key's name (k1 covers k1, k10, …).
     if (r < 0.08) return { op: 'scan', key: rng.chance(0.7) ? '' : key };
+    if (r < 0.12) {
+      // Two keys written at once; a compare on what was last seen of one of them, half the time.
+      const [a, b] = rng.shuffle([...ctx.keys]);
+      const seenA = ctx.seen.get(a!);
+      const compare = seenA !== undefined && rng.chance(0.5) ? [seenA === 0 ? { key: a!, absent: true as const } : { key: a!, revision: seenA }] : [];
+      return { op: 'txn', key: '', txn: { compare, ops: [{ op: 'put', key: a!, value: value() }, { op: 'put', key: b!, value: value() }] } };
+    }
     if (r < 0.4) return { op: 'get', key };
     if (r < 0.65) return { op: 'put', key, value: value() };
     if (r < 0.82) {
@@ -122,7 +136,7 @@ export class Client {
 
   private learn(op: RecordedOp): void {
     const { seen } = this.ctx;
-    if (op.input.op === 'scan') return;
+    if (op.input.op === 'scan' || op.input.op === 'txn') return;
     const out = op.output;
     if (out.status === 'ok') {
       if (op.input.op === 'delete') seen.set(op.input.key, 0);

@@ -8,7 +8,8 @@ import type { CoordEvent, MemberState, Role } from '../../actors/ports.ts';
 import type { ClientReply, ClientRequest, PeerMessage } from '../../actors/protocol.ts';
 import type { ScanResult } from '../../actors/scan.ts';
 import { MemoryNetwork, type ClientOutcome, type LinkProfile } from '../../bus/memory-bus.ts';
-import type { KvInput, KvOutput, Operation, TxnInput } from '../check/history.ts';
+import type { KvInput, KvOutput, Operation } from '../check/history.ts';
+import { txnBody } from '../support/txn-body.ts';
 import { formatInput } from '../check/format.ts';
 import type { TxnResult } from '../../actors/txn.ts';
 import { createMemoryCoordinator, MemoryZooKeeper, type MemoryCoordinator } from '../../coordination/memory-zookeeper.ts';
@@ -671,15 +672,6 @@ function termOf(node: ZiNode): TermView | null {
   if (term === null || typeof term !== 'object') return null;
   const t = term as Partial<TermView>;
   return t.targets instanceof Set && t.replicas instanceof Set && typeof t.epoch === 'number' ? (t as TermView) : null;
-}
-
-/** A transaction's request body (PROTOCOL.md "Transactions"): values in base64. */
-export function txnBody(txn: TxnInput): string {
-  const b64 = (s: string) => Buffer.from(s).toString('base64');
-  return JSON.stringify({
-    compare: txn.compare.map((c) => ('value' in c ? { key: c.key, value: b64(c.value) } : c)),
-    ops: txn.ops.map((o) => (o.op === 'put' ? { op: 'put', key: o.key, value: b64(o.value) } : o)),
-  });
 }
 
 export function describeInput(input: KvInput): string {

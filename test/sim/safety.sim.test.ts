@@ -246,7 +246,7 @@ function rogueMessage(rng: Rng, epoch: number, keys: string[]): PeerMessage {
   const rev = rng.pick([rng.int(0, 50), 2 ** 52, Number.MAX_SAFE_INTEGER]);
   const value = rng.chance(0.2) ? null : new TextEncoder().encode(`rogue-${rng.int(0, 999)}`);
   const session = rng.pick(['0', 'rogue', String(rng.int(1, 10))]);
-  switch (rng.int(0, 8)) {
+  switch (rng.int(0, 9)) {
     case 0:
       return { type: 'invalidate', from, epoch: e, entries: [{ key, rev, value }], validated: [{ key, rev }] };
     case 1:
@@ -261,6 +261,8 @@ function rogueMessage(rng: Rng, epoch: number, keys: string[]): PeerMessage {
       return { type: 'read', from, epoch: e, keys: [key] };
     case 7:
       return { type: 'scan', from, epoch: e, query: { prefix: rng.chance(0.5) ? '' : key, from: null, to: null, after: null, limit: rng.int(1, 100), form: rng.pick(['keys', 'values', 'count'] as const) } };
+    case 8:
+      return { type: 'txn', from, epoch: e, txn: { compare: rng.chance(0.5) ? [{ key, revision: rng.int(1, 20) }] : [], ops: [{ op: 'put', key, value: value ?? new Uint8Array(1) }] } };
     case 6:
       return { type: 'join', from, epoch: e, session, attempt: rng.int(0, 3), since: rng.int(0, 50), history: rng.pick([0, epoch, e]), pending: [key] };
     default:

@@ -16,6 +16,7 @@ export function forgedMessages(from: string, epoch: number, key: string): Record
     { type: 'forward', from, epoch, commands: [{ key, value: bytes('forged') }] },
     { type: 'read', from, epoch, keys: [key] },
     { type: 'scan', from, epoch, query: { prefix: '', from: null, to: null, after: null, limit: 10_000, form: 'values' } },
+    { type: 'txn', from, epoch, txn: { compare: [], ops: [{ op: 'put', key, value: bytes('forged') }] } },
     { type: 'join', from, epoch, session: 'forged', attempt: 1, since: 0, history: 0, pending: [] },
     { type: 'lease', from, epoch, session: 'forged' },
   ];

@@ -32,4 +32,25 @@ describe('key turns', () => {
     expect(log).toEqual(['a1 start', 'b1 start', 'b1 end', 'a1 end', 'a2 start', 'a2 end', 'a3 start', 'a3 end']);
     expect(turns.busy).toBe(0);
   });
+
+  it('key turns - runAll holds every key: a write of any of them waits, and two overlapping groups run one after the other', async () => {
+    const turns = new KeyTurns();
+    const log: string[] = [];
+    const gate = deferred<void>();
+    const group1 = turns.runAll(['a', 'b'], async () => {
+      log.push('ab start');
+      await gate.promise;
+      log.push('ab end');
+    });
+    const single = turns.run('b', async () => void log.push('b'));
+    const group2 = turns.runAll(['b', 'c'], async () => void log.push('bc'));
+    const other = turns.run('d', async () => void log.push('d'));
+    await other;
+    expect(log).toEqual(['ab start', 'd']);
+    gate.resolve();
+    await Promise.all([group1, single, group2]);
+    expect(log).toEqual(['ab start', 'd', 'ab end', 'b', 'bc']);
+    expect(turns.busy).toBe(0);
+  });
 });
+

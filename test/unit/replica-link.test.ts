@@ -79,4 +79,19 @@ describe('replica link', () => {
     await t.turn();
     expect(t.sent).toHaveLength(1);
   });
+
+  it('replica link - a transaction\'s writes travel in one request, even when the open batch is nearly full', async () => {
+    const t = setup();
+    for (let i = 0; i < 63; i++) void t.link.invalidate({ key: `k${i}`, rev: i + 1, value: null });
+    const group = [
+      { key: 'x', rev: 100, value: null },
+      { key: 'y', rev: 100, value: null },
+    ];
+    void t.link.invalidateTogether(group);
+    await t.turn();
+    const batches = t.sent.flatMap((m) => (m.type === 'invalidate' ? [m.entries.map((e) => e.key)] : []));
+    expect(batches.map((b) => b.length)).toEqual([63, 2]);
+    expect(batches[1]).toEqual(['x', 'y']);
+  });
 });
+
