@@ -3,7 +3,7 @@
 // keys than another.
 import { ZiStoreError, type ZiClient } from '../client/index.ts';
 import type { BenchCluster } from './bench-cluster.ts';
-import type { KvSession } from './peers/types.ts';
+import { GUARD_VALUE, type KvSession } from './peers/types.ts';
 
 /**
  * Where ZiStore requests go: one node through its node subject (`leader`, `follower`), the
@@ -33,6 +33,9 @@ export function zistoreSession(client: ZiClient, node: string | undefined): KvSe
     },
     async scan(startKey, count) {
       return (await client.scan({ ...opts, from: startKey, limit: count, values: true })).entries.length;
+    },
+    async txn(guard, keys, value) {
+      await client.txn(keys.map((key) => ({ op: 'put', key, value })), [{ key: guard, value: GUARD_VALUE }], opts);
     },
   };
 }

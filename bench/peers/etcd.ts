@@ -12,7 +12,7 @@ import { findExecutable, spawnManaged, tailFile, type ManagedProcess } from '../
 import { freePort } from '../../cluster/ports.ts';
 import { makeTempDir, removeTempDir } from '../../cluster/temp-dir.ts';
 import type { WatchedProcess } from '../cpu.ts';
-import type { KvPeer, KvSession } from './types.ts';
+import { GUARD_VALUE, type KvPeer, type KvSession } from './types.ts';
 
 const MEMBERS = 3;
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -104,6 +104,17 @@ class EtcdSession implements KvSession {
 
   async delete(key: string): Promise<void> {
     await post(this.agent, this.port, '/v3/kv/deleterange', `{"key":"${b64(key)}"}`);
+  }
+
+  async txn(guard: string, keys: string[], value: Uint8Array): Promise<void> {
+    const puts = keys.map((key) => `{"request_put":{"key":"${b64(key)}","value":"${b64Value(value)}"}}`).join(',');
+    const r = await post<{ succeeded?: boolean }>(
+      this.agent,
+      this.port,
+      '/v3/kv/txn',
+      `{"compare":[{"key":"${b64(guard)}","target":"VALUE","result":"EQUAL","value":"${b64Value(GUARD_VALUE)}"}],"success":[${puts}]}`,
+    );
+    if (r.succeeded !== true) throw new Error('etcd txn: the guard did not hold');
   }
 
   async scan(startKey: string, count: number): Promise<number> {

@@ -7,6 +7,9 @@ import type { WatchedProcess } from '../cpu.ts';
 export type PeerId = 'etcd' | 'zookeeper' | 'jetstream' | 'leveldb';
 export type SystemId = 'zistore' | 'nats-echo' | PeerId;
 
+/** What a transaction's guard key holds (loaded once, never changed): KvSession.txn. */
+export const GUARD_VALUE = new TextEncoder().encode('guard');
+
 export interface KvSession {
   put(key: string, value: Uint8Array): Promise<void>;
   /** The value, or null when the key does not exist. */
@@ -18,6 +21,12 @@ export interface KvSession {
    * with how many it read. Each system does it the way its API allows (the routing notes say how).
    */
   scan(startKey: string, count: number): Promise<number>;
+  /**
+   * If `guard` holds its value (never changed after the load: bench/scenarios/txn.ts), put
+   * `value` to every key of `keys`, atomically; rejects when the guard did not hold. Only systems
+   * with multi-key transactions have it.
+   */
+  txn?(guard: string, keys: string[], value: Uint8Array): Promise<void>;
 }
 
 export interface KvPeer {

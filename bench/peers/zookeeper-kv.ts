@@ -25,6 +25,12 @@ interface ZkClient {
   getData(path: string, callback: Callback<[Buffer | undefined]>): void;
   getChildren(path: string, callback: Callback<[string[]]>): void;
   setData(path: string, data: Buffer, version: number, callback: Callback<[unknown]>): void;
+  transaction(): ZkTransaction;
+}
+interface ZkTransaction {
+  check(path: string, version: number): ZkTransaction;
+  setData(path: string, data: Buffer, version: number): ZkTransaction;
+  commit(callback: Callback<[unknown]>): void;
 }
 interface ZkModule {
   createClient(connectString: string, options: { sessionTimeout: number; spinDelay: number; retries: number }): ZkClient;
@@ -75,6 +81,13 @@ class ZkSession implements KvSession {
     } catch (err) {
       if ((err as ZkError).code !== zk.Exception.NO_NODE) throw err;
     }
+  }
+
+  /** A multi: the guard's version checked (it is never set after it is created), then setData of each key (loaded before). */
+  async txn(guard: string, keys: string[], value: Uint8Array): Promise<void> {
+    let multi = this.client.transaction().check(`${ROOT}/${guard}`, 0);
+    for (const key of keys) multi = multi.setData(`${ROOT}/${key}`, asBuffer(value), -1);
+    await call<[unknown]>((cb) => multi.commit(cb));
   }
 
   /** ZooKeeper has no range read: every child's name, sorted here, then getData of each in range. */

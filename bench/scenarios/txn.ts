@@ -1,0 +1,82 @@
+// txn: transaction throughput and latency, ZiStore against the peers that have multi-key
+// transactions: etcd (Txn) and ZooKeeper (multi). Each transaction checks one guard key and puts
+// two random keys of a loaded working set: the shape of a lock-protected update. All systems run
+// interleaved in rounds at each concurrency.
+import { comparisonColumns, comparisonNotes, comparisonRow } from '../compare.ts';
+import { inParallel, key16, resolveZiNode, zistoreWriterSession } from '../kv-systems.ts';
+import { measureSetOptional, valueOf, type RunSpec } from '../measure.ts';
+import { GUARD_VALUE, SYSTEM_NAMES, type KvSession, type PeerId, type SystemId } from '../peers/types.ts';
+import type { Measurement } from '../report.ts';
+import type { Scenario } from '../scenario.ts';
+
+const PEERS: PeerId[] = ['etcd', 'zookeeper'];
+const VALUE_BYTES = 100;
+const KEYS = 1000;
+const GUARD = key16('guard', 0);
+
+const CONFIGS = [
+  { writers: 1, inflight: 1 },
+  { writers: 1, inflight: 16 },
+  { writers: 4, inflight: 64 },
+];
+
+export const txn: Scenario = {
+  name: 'txn',
+  title: 'Transactions: ZiStore txn vs etcd Txn vs ZooKeeper multi (a guard compare and two puts)',
+  description:
+    `Each transaction compares one guard key (ZiStore: its value; etcd: its value; ZooKeeper: its version, as multi allows) and puts ${VALUE_BYTES} B ` +
+    `to two distinct keys drawn at random from ${KEYS} loaded ones, atomically. ZiStore sends it to the leader (the typed client's routing), ` +
+    'etcd to its leader member, ZooKeeper to its one server. All systems interleaved in rounds at each writers × in-flight.',
+  estimate: { quick: '~40 s', full: '~4 min' },
+  usesPeers: true,
+  async run(ctx) {
+    ctx.section.section.settings = { keys: KEYS, valueBytes: VALUE_BYTES, putsPerTxn: 2, configs: CONFIGS.map((c) => `${c.writers}w×${c.inflight}`), ...ctx.timing, rounds: ctx.rounds };
+    const cluster = await ctx.cluster({ nodes: 3 });
+    const peerSet = await ctx.peers();
+    const value = valueOf(VALUE_BYTES);
+    const systems: SystemId[] = ['zistore', ...PEERS.filter((p) => peerSet.get(p))];
+    for (const system of systems) {
+      const session: KvSession = system === 'zistore' ? await zistoreWriterSession(cluster, 0, 'client', await resolveZiNode(cluster, 'client')) : await peerSet.get(system as PeerId)!.session(0);
+      await ctx.progress.step(`loading ${KEYS} keys and the guard into ${SYSTEM_NAMES[system]}`, async () => {
+        await session.put(GUARD, GUARD_VALUE);
+        await inParallel(KEYS, 64, (i) => session.put(key16('t', i), value));
+      });
+    }
+    const table = ctx.section.table('ops', 'Transactions per second (guard compare + 2 puts)', comparisonColumns([
+      { key: 'writers', label: 'writers', kind: 'int' },
+      { key: 'inflight', label: 'in flight', kind: 'int' },
+    ], 'rate', PEERS));
+    const latencyTable = ctx.section.table('p50', 'Transaction p50 latency (µs)', comparisonColumns([
+      { key: 'writers', label: 'writers', kind: 'int' },
+      { key: 'inflight', label: 'in flight', kind: 'int' },
+    ], 'us', PEERS));
+    for (const c of CONFIGS) {
+      const specs: RunSpec[] = systems.map((system) => ({
+        system,
+        op: 'txn',
+        valueBytes: VALUE_BYTES,
+        inflight: c.inflight,
+        writers: c.writers,
+        ...(system === 'zistore' ? { target: 'client' as const } : {}),
+        custom: {
+          name: 'txn',
+          build: (session) => async () => {
+            const a = Math.floor(Math.random() * KEYS);
+            const b = (a + 1 + Math.floor(Math.random() * (KEYS - 1))) % KEYS;
+            await session.txn!(GUARD, [key16('t', a), key16('t', b)], value);
+          },
+        },
+      }));
+      const ms = await measureSetOptional(ctx, cluster, specs);
+      const bySystem: Partial<Record<SystemId, Measurement | null>> = {};
+      systems.forEach((s, i) => (bySystem[s] = ms[i] ?? null));
+      const lead = { writers: c.writers, inflight: c.inflight };
+      table.add(comparisonRow(lead, bySystem.zistore, bySystem, (m) => m.opsPerSec, PEERS));
+      latencyTable.add(comparisonRow(lead, bySystem.zistore, bySystem, (m) => m.latencyUs.p50, PEERS));
+      const line = systems.map((s) => `${SYSTEM_NAMES[s]} ${bySystem[s]?.opsPerSec.toFixed(0) ?? '–'} txn/s`).join(', ');
+      ctx.section.observe(`${c.writers}w×${c.inflight}: ${line}`);
+    }
+    comparisonNotes(table, PEERS, 'throughput');
+    comparisonNotes(latencyTable, PEERS, 'latency');
+  },
+};
