@@ -380,14 +380,17 @@ export class LeaderTerm {
   /**
    * Run one transaction (PROTOCOL.md "Transactions"). Holding the turn of every key it names, it
    * checks the compares against the committed values (current here: no write of those keys is
-   * in flight), then commits every write at one revision. Resolves with the client reply; never
-   * rejects.
+   * in flight), then commits every write at one revision. A key it only compares is held shared:
+   * transactions guarded by one key (a lock, a version) run together, and its value cannot change
+   * before they commit. Resolves with the client reply; never rejects.
    */
   async transaction(txn: Txn): Promise<ClientReply> {
     if (!this.isServing) return fail(503, this.notServingReason());
     const refusal = this.writeRefusal();
     if (refusal !== null) return fail(503, refusal);
-    const keys = [...new Set([...txn.compare.map((c) => c.key), ...txn.ops.map((o) => o.key)])].sort();
+    const written = new Set(txn.ops.map((o) => o.key));
+    const comparedOnly = new Set(txn.compare.map((c) => c.key).filter((key) => !written.has(key)));
+    const keys = [...written, ...comparedOnly].sort();
     return this.turns.runAll(keys, async () => {
       if (!this.isServing || !this.sessionLive()) return fail(503, 'leader has no live ZooKeeper session');
       const { store } = this.ports;
@@ -399,7 +402,7 @@ export class LeaderTerm {
       const rev = this.nextRev++;
       const reply = await this.commit(writes.map((o) => ({ key: o.key, rev, value: o.op === 'put' ? o.value : null })));
       return reply.ok ? txnReply(rev, writes.length) : reply;
-    });
+    }, comparedOnly);
   }
 
   /** Replicate writes whose keys' turns the caller holds (one revision for all); the client reply. */

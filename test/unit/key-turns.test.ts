@@ -52,5 +52,29 @@ describe('key turns', () => {
     expect(log).toEqual(['ab start', 'd', 'ab end', 'b', 'bc']);
     expect(turns.busy).toBe(0);
   });
+
+  it('key turns - shared turns run together; a write waits for them, and shared turns behind it wait for the write', async () => {
+    const turns = new KeyTurns();
+    const log: string[] = [];
+    const gates = [deferred<void>(), deferred<void>()];
+    const reader = (name: string, gate: Promise<void>) => turns.run('g', async () => {
+      log.push(`${name} start`);
+      await gate;
+      log.push(`${name} end`);
+    }, true);
+    const r1 = reader('r1', gates[0]!.promise);
+    const r2 = reader('r2', gates[1]!.promise);
+    const w = turns.run('g', async () => void log.push('w'));
+    const r3 = reader('r3', Promise.resolve());
+    await Promise.resolve();
+    expect(log).toEqual(['r1 start', 'r2 start']);
+    gates[0]!.resolve();
+    await r1;
+    expect(log).toEqual(['r1 start', 'r2 start', 'r1 end']);
+    gates[1]!.resolve();
+    await Promise.all([r2, w, r3]);
+    expect(log).toEqual(['r1 start', 'r2 start', 'r1 end', 'r2 end', 'w', 'r3 start', 'r3 end']);
+    expect(turns.busy).toBe(0);
+  });
 });
 
