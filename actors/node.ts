@@ -471,11 +471,12 @@ export class ZiNode {
       case 'lease': {
         if (term === null) return { ok: false, code: 'NOT_LEADER', epoch: promised, reason: 'not the leader' };
         if (message.epoch > term.epoch) return { ok: false, code: 'NOT_LEADER', epoch: term.epoch, reason: `epoch ${message.epoch} is newer than this leader's` };
-        if ((message.type === 'join' || message.type === 'lease') && message.epoch !== term.epoch) {
+        if (message.type === 'join' || message.type === 'lease') {
+          if (message.epoch === term.epoch) return null;
           return { ok: false, code: 'STALE_EPOCH', epoch: term.epoch, reason: `${message.type} for another epoch` };
         }
-        // Only a node of the cluster forwards its clients' requests (an identity of its own is not enough).
-        if ((message.type === 'forward' || message.type === 'read' || message.type === 'scan' || message.type === 'txn') && !term.isLiveMember(message.from)) {
+        // The rest carry a client's request: only a node of the cluster forwards those (an identity of its own is not enough).
+        if (!term.isLiveMember(message.from)) {
           return { ok: false, code: 'NOT_READY', epoch: term.epoch, reason: `${message.from} is not a live member` };
         }
         return null;
