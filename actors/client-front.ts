@@ -13,6 +13,7 @@ import type { ClientReply, ClientRequest, MembersView, PeerMessage, WriteCommand
 import { fail, parseKey, parseWrite } from './request.ts';
 import { keysInFlight, parseScan, runScan, type ScanQuery } from './scan.ts';
 import { parseTxn } from './txn.ts';
+import { WatchServer } from './watch.ts';
 import { Cancellation, DeadlineError } from './time.ts';
 
 /** What the client front reads of its node (ZiNode); it writes none of it. */
@@ -52,12 +53,16 @@ const encoder = new TextEncoder();
 export class ClientFront {
   /** Rejected when the leader we forward to is gone (member znode deleted, or a newer epoch). */
   private readonly leaderLost = new Cancellation();
+  /** Watch requests, answered from this node's change log; they wait longer than the operation timeout allows. */
+  readonly watches: WatchServer;
 
   constructor(
     private readonly config: FrontConfig,
     private readonly parts: NodeParts,
     private readonly node: FrontView,
-  ) {}
+  ) {
+    this.watches = new WatchServer(parts.store.changes, parts.clock, () => node.canServe());
+  }
 
   /** Requests waiting on a leader that is gone cannot be answered by it: stop waiting. */
   abandonLeader(why: string): void {
@@ -101,6 +106,7 @@ export class ClientFront {
       if (request.op === 'members') return await this.members();
       if (this.node.stopping) return fail(503, 'node is shutting down');
       if (!this.node.connected) return fail(503, 'no live ZooKeeper session');
+      if (request.op === 'watch') return await this.watches.serve(request);
       const work = request.op === 'get' ? this.read(request) : request.op === 'scan' ? this.scan(request) : request.op === 'txn' ? this.txn(request) : this.write(request);
       return await this.parts.deadlines.run(this.config.opTimeoutMs, request.op, work);
     } catch (err) {

@@ -444,6 +444,8 @@ export class LeaderTerm {
     } finally {
       this.inflight.delete(work);
       this.inflightRevs.delete(rev);
+      // Our own changes become watchable once nothing below them is in flight.
+      this.ports.store.changes.held(this.heldThrough());
     }
   }
 
@@ -594,6 +596,7 @@ export class LeaderTerm {
     const through = this.heldThrough();
     // Our own copy holds as much: kept with it, so that if we restart as a follower we catch up from there.
     if (through > this.ports.store.heldThrough) this.ports.store.heldThrough = through;
+    this.ports.store.changes.held(through);
     return { ok: true, type: 'leased', heldThrough: through, replicaSet: this.ports.store.knownReplicaSet };
   }
 

@@ -22,6 +22,7 @@ import type { Bus, Clock, CoordEvent, Coordinator, Log, MemberState, NodeObserve
 import type { ClientReply, ClientRequest, PeerMessage, PeerReply } from './protocol.ts';
 import { ReplicaEndpoint } from './replica-endpoint.ts';
 import { ReplicaStore } from './replica-store.ts';
+import { defaultChangeRetention, type ChangeRetention } from './change-log.ts';
 import { deferred, Deadlines, leaseCertainlyOverMs, type Deferred } from './time.ts';
 
 export interface NodeConfig {
@@ -42,6 +43,8 @@ export interface NodeConfig {
   joinTimeoutMs: number;
   snapshotChunkEntries: number;
   snapshotChunkBytes: number;
+  /** How much history of changes each node keeps for watches (change-log.ts defaults for what is not given). */
+  watchHistory?: Partial<ChangeRetention>;
 }
 
 export const defaultNodeConfig = {
@@ -102,6 +105,8 @@ export class ZiNode {
   ) {
     this.log = ports.log.child({ node: config.nodeId });
     this.deadlines = new Deadlines(ports.clock);
+    this.store.changes.now = () => ports.clock.now();
+    this.store.changes.retention = { ...defaultChangeRetention, ...config.watchHistory };
     if (ports.disk !== undefined) {
       this.store.attachDisk(ports.disk);
       this.log.info({ keys: this.store.size, maxRev: this.store.maxRev, intact: this.store.intact }, 'copy restored from the data dir');
@@ -542,6 +547,7 @@ export class ZiNode {
       await this.deadlines.settledWithin(this.config.opTimeoutMs + 500, this.handover.promise);
     }
     this.stopping = true;
+    this.front.watches.close();
     if (this.standingTimer !== null) this.ports.clock.clearTimeout(this.standingTimer);
     this.deadlines.stop();
     this.followerActor?.stop();

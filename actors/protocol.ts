@@ -3,7 +3,7 @@ import type { KnownReplicaSet, MemberState, Role } from './ports.ts';
 import type { ScanQuery } from './scan.ts';
 import type { Txn } from './txn.ts';
 
-export type ClientOp = 'get' | 'put' | 'delete' | 'members' | 'scan' | 'txn';
+export type ClientOp = 'get' | 'put' | 'delete' | 'members' | 'scan' | 'txn' | 'watch';
 
 /** The headers of the client contract (PROTOCOL.md), for nodes and the typed client alike. */
 export const KEY_HEADER = 'Zi-Key';
@@ -18,7 +18,7 @@ export interface ClientRequest {
 }
 
 /** PROTOCOL.md error codes. */
-export type ErrorCode = 400 | 404 | 409 | 413 | 500 | 503 | 504;
+export type ErrorCode = 400 | 404 | 409 | 410 | 413 | 500 | 503 | 504;
 
 export type ClientReply =
   | { ok: true; revision?: number; data?: Uint8Array }

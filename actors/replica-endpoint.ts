@@ -242,6 +242,7 @@ export class ReplicaEndpoint {
           const until = sentAt + leaseMs;
           if (reply.type === 'leased') {
             store.heldThrough = Math.max(store.heldThrough, reply.heldThrough);
+            store.changes.held(reply.heldThrough);
             if (reply.replicaSet) store.learnReplicaSet(reply.replicaSet);
           }
           sendBack({ type: 'lease.granted', until, leftMs: Math.max(0, until - clock.now()) });

@@ -2,6 +2,7 @@
 // for keys whose write is in flight. Pure data structure, no I/O, no timers.
 import { Buffer } from 'node:buffer';
 import { createRequire } from 'node:module';
+import { ChangeLog } from './change-log.ts';
 import { compareKeys } from './key-order.ts';
 import { PackedTable } from './packed-table.ts';
 import { stepEntry, type EntryEvent, type EntryRecord } from './cache-entry.machine.ts';
@@ -75,6 +76,8 @@ export class ReplicaStore {
   /** Highest revision of a committed value or delete in this copy (writes in flight not counted). */
   committedMaxRev = 0;
   valueBytes = 0;
+  /** The recent committed changes, in revision order (what watches read). */
+  readonly changes = new ChangeLog();
   /** Called after every change of an entry (for the inspector view); must not throw. */
   onEntry: ((key: string, entry: EntryRecord) => void) | null = null;
   /** Number of entries that hold a committed value (keys that exist). */
@@ -178,6 +181,8 @@ export class ReplicaStore {
       this._replicaSet = meta.replicaSet ?? null;
       for (const id of meta.roster ?? []) this._roster.add(id);
     }
+    // What happened before this run is not known change by change.
+    this.changes.missed(this._maxRev);
     if (meta?.deletesForgottenThrough !== undefined) {
       this.snapshotRev = meta.snapshotRev;
       this.forgottenTombstoneRev = Math.max(this.forgottenTombstoneRev, meta.deletesForgottenThrough);
@@ -266,8 +271,10 @@ export class ReplicaStore {
     }
     const before = entry.value;
     const wasInvalid = entry.state === 'invalid';
+    const pendingBefore = entry.pendingRev;
     const changed = stepEntry(entry, event);
     if (!changed) return false;
+    this.logChange(key, event, entry, wasInvalid ? pendingBefore : 0);
     if (entry.rev > this.committedMaxRev) this.committedMaxRev = entry.rev;
     // A delete stays on disk as a tombstone (its revision), bounded like the ones in memory.
     this.disk?.write(key, entry.value === null && entry.pendingRev === 0 && entry.rev === 0 ? null : (entry as StoredEntry));
@@ -300,6 +307,21 @@ export class ReplicaStore {
     return true;
   }
 
+  /** Tell the change log what an applied event did; `replaced` is the revision of a write in flight it replaced (0: none). */
+  private logChange(key: string, event: EntryEvent, entry: EntryRecord, replaced: number): void {
+    if (replaced > 0 && (event.type === 'fill' || event.type === 'invalidate')) this.changes.unknown(replaced);
+    switch (event.type) {
+      case 'fill':
+        return this.changes.missed(event.rev);
+      case 'invalidate':
+        return this.changes.pending(event.rev);
+      case 'validate':
+        return this.changes.committed(event.rev, key, entry.value);
+      case 'abort':
+        return this.changes.aborted(event.rev);
+    }
+  }
+
   /** Resolves when the key is no longer invalid (or at once). The caller bounds the wait. */
   settled(key: string): Promise<void> | null {
     if (!this.isInvalid(key)) return null;
@@ -329,6 +351,7 @@ export class ReplicaStore {
     this.committedMaxRev = 0;
     this.rolledBack.clear();
     this.disk?.clear();
+    this.changes.flushed(this._maxRev);
     this._intact = false;
     this.heldThrough = 0;
     this.valueBytes = 0;
@@ -339,6 +362,7 @@ export class ReplicaStore {
   /** A snapshot taken at `maxRev` has filled the flushed copy: deletes above it are all recorded. */
   snapshotComplete(maxRev: number): void {
     this.snapshotRev = maxRev;
+    this.changes.missed(Math.max(maxRev, this._maxRev));
     this.metaChanged();
     this.purgeTombstones();
   }
@@ -365,6 +389,8 @@ export class ReplicaStore {
 
   /** A catch-up completed: every rolled-back key has been sent as it stands. */
   caughtUp(): void {
+    // Writes the catch-up brought were not seen committed one by one.
+    this.changes.missed(this._maxRev);
     this.rolledBack.clear();
     this.purgeTombstones();
     this.metaChanged();
@@ -390,7 +416,10 @@ export class ReplicaStore {
     for (const [key, e] of [...this.entries]) {
       if (e.state !== 'invalid') continue;
       this.rolledBack.add(key);
-      this.apply(key, { type: 'abort', rev: e.pendingRev });
+      const rev = e.pendingRev;
+      this.apply(key, { type: 'abort', rev });
+      // Rolled back here, which says nothing of whether it was committed elsewhere.
+      this.changes.unknown(rev);
     }
     this._intact = false;
     this.heldThrough = base;

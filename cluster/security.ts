@@ -107,7 +107,7 @@ export function natsAuthorization(cluster: string, secrets: ClusterSecrets, acce
   const users = [
     ...Object.entries(secrets.nodes).map(([node, id]) => userEntry(id, nodePermissions(cluster, node))),
     userEntry(secrets.client, { publish: clientSubjects(cluster, CLIENT_OPS), subscribe: [`${clientInboxPrefix(secrets.client.user)}.>`] }),
-    userEntry(secrets.reader, { publish: clientSubjects(cluster, ['get', 'scan', 'members']), subscribe: [`${clientInboxPrefix(secrets.reader.user)}.>`] }),
+    userEntry(secrets.reader, { publish: clientSubjects(cluster, ['get', 'scan', 'watch', 'members']), subscribe: [`${clientInboxPrefix(secrets.reader.user)}.>`] }),
     userEntry(secrets.admin, { publish: ['>'], subscribe: ['>'] }),
   ];
   if (access === 'open') {

@@ -1,0 +1,236 @@
+// The recent history of this copy's committed changes, in revision order: what watches read
+// (PROTOCOL.md "Watch"). Pure data structure, fed by ReplicaStore.apply; no I/O, no timers.
+//
+// Two revisions bound what it can tell:
+// - `stable`: every write committed at or below it is decided here, so no change at or below it
+//   is still to come. A revision becomes stable once this copy saw it committed (a validate) and
+//   every revision below it is stable too, or once the leader's heldThrough covers it with no
+//   write of this copy in flight at or below it (a revision nobody committed leaves a hole).
+// - `floor`: the log holds every committed change above it (up to `stable`). It rises when a
+//   change came in some other way than a validate seen here (a snapshot, a catch-up, a restart),
+//   when this copy cannot tell whether a write it held in flight was committed (its decision was
+//   lost in a failure), and when retention drops the oldest changes. A watch from below the
+//   floor is refused here: it must resume elsewhere, never skip a change or invent one.
+
+import { createRequire } from 'node:module';
+
+// A CommonJS module whose class is `exports.default` (as in replica-store.ts).
+const BTree = (createRequire(import.meta.url)('sorted-btree') as typeof import('sorted-btree')).default;
+
+export type ChangeKind = 'put' | 'delete' | 'expire';
+
+export interface Change {
+  rev: number;
+  key: string;
+  kind: ChangeKind;
+  /** The value put (a copy: the log must not pin a received message); null for a delete. */
+  value: Uint8Array | null;
+  /** When this copy saw it committed (for retention by age). */
+  at: number;
+}
+
+export interface ChangeRetention {
+  /** At most this many changes are kept. */
+  maxChanges: number;
+  /** Changes older than this are dropped. */
+  maxAgeMs: number;
+  /** Keys and values of the kept changes, in bytes, at most this. */
+  maxBytes: number;
+}
+
+export const defaultChangeRetention: ChangeRetention = { maxChanges: 100_000, maxAgeMs: 60 * 60 * 1000, maxBytes: 64 * 1024 * 1024 };
+
+const changeBytes = (c: Change): number => c.key.length + (c.value?.byteLength ?? 0) + 48;
+
+export class ChangeLog {
+  /** Stable changes in revision order; those before `head` are dropped (compacted now and then). */
+  private changes: Change[] = [];
+  private head = 0;
+  private bytes = 0;
+  private _floor = 0;
+  private _stable = 0;
+  private heldThrough = 0;
+  /** Revision → entries of this copy in flight at it (a transaction's writes share one revision). */
+  private readonly inFlight = new BTree<number, number>();
+  /** Committed above `stable`, waiting for the revisions below: revision → its changes. */
+  private readonly staged = new BTree<number, Change[]>();
+  private readonly listeners = new Set<() => void>();
+  retention: ChangeRetention = defaultChangeRetention;
+  now: () => number = () => Date.now();
+
+  get floor(): number {
+    return this._floor;
+  }
+
+  get stable(): number {
+    return this._stable;
+  }
+
+  /** `listener` runs whenever `stable` or `floor` moves; the returned function removes it. */
+  listen(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** A write entered this copy in flight at `rev`. */
+  pending(rev: number): void {
+    this.inFlight.set(rev, (this.inFlight.get(rev) ?? 0) + 1);
+  }
+
+  /** The write in flight at `rev` was committed here: `value` null is a delete. */
+  committed(rev: number, key: string, value: Uint8Array | null, kind: ChangeKind = value === null ? 'delete' : 'put'): void {
+    this.settle(rev);
+    if (rev <= this._floor) return;
+    // Below `stable` nothing may still come: a change that does was missed by the rules above.
+    if (rev <= this._stable) {
+      this.raiseFloor(rev);
+      return;
+    }
+    const change: Change = { rev, key, kind, value: value === null ? null : value.slice(), at: this.now() };
+    const group = this.staged.get(rev);
+    if (group === undefined) this.staged.set(rev, [change]);
+    else group.push(change);
+    // Held back for long (no lease, a decision that does not come): bounded like the log.
+    if (this.staged.size > this.retention.maxChanges) this.raiseFloor(this.staged.minKey()!);
+    this.advance();
+  }
+
+  /** The write in flight at `rev` was dropped by this copy's leader itself: nobody committed it. */
+  aborted(rev: number): void {
+    this.settle(rev);
+    this.advance();
+  }
+
+  /**
+   * The write in flight at `rev` left this copy undecided (a newer write of its key replaced it,
+   * or a catch-up rolled it back): it may have been committed elsewhere.
+   */
+  unknown(rev: number): void {
+    this.settle(rev);
+    this.raiseFloor(rev);
+  }
+
+  /** The copy took a change at `rev` it did not see committed (a state transfer, a restart). */
+  missed(rev: number): void {
+    this.raiseFloor(rev);
+  }
+
+  /** The copy was flushed: nothing in flight any more, and nothing at or below `rev` is known. */
+  flushed(rev: number): void {
+    this.inFlight.clear();
+    this.raiseFloor(rev);
+  }
+
+  /**
+   * Every write committed at or below `rev` is in this copy (the leader's lease says so). A write
+   * in flight here stays so until its validate (resent until it arrives), a newer write of its
+   * key, or a catch-up decides it: only then does `stable` pass it.
+   */
+  held(rev: number): void {
+    if (rev <= this.heldThrough) return;
+    this.heldThrough = rev;
+    this.advance();
+  }
+
+  /** Changes with a revision above `after` and at or below `stable`, in order, from the first index (binary search). */
+  *since(after: number): Generator<Change> {
+    this.expire();
+    let lo = this.head;
+    let hi = this.changes.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.changes[mid]!.rev <= after) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < this.changes.length; i++) yield this.changes[i]!;
+  }
+
+  /** How many changes are kept now (for metrics). */
+  get size(): number {
+    return this.changes.length - this.head;
+  }
+
+  private settle(rev: number): void {
+    const n = this.inFlight.get(rev);
+    if (n === undefined) return;
+    if (n <= 1) this.inFlight.delete(rev);
+    else this.inFlight.set(rev, n - 1);
+  }
+
+  private lowestInFlight(): number {
+    return this.inFlight.minKey() ?? Number.POSITIVE_INFINITY;
+  }
+
+  /** Move `stable` as far as the rules allow, and the staged changes it passes into the log. */
+  private advance(): void {
+    const bound = this.lowestInFlight() - 1;
+    let stable = Math.max(this._stable, Math.min(this.heldThrough, bound));
+    while (stable < bound && this.staged.has(stable + 1)) stable++;
+    if (stable === this._stable) return;
+    for (;;) {
+      const rev = this.staged.minKey();
+      if (rev === undefined || rev > stable) break;
+      for (const change of this.staged.get(rev)!) {
+        this.changes.push(change);
+        this.bytes += changeBytes(change);
+      }
+      this.staged.delete(rev);
+    }
+    this._stable = stable;
+    this.trim();
+    this.notify();
+  }
+
+  private raiseFloor(rev: number): void {
+    if (rev <= this._floor) return;
+    this._floor = rev;
+    this.staged.deleteRange(0, rev, true);
+    this.inFlight.deleteRange(0, rev, true);
+    while (this.head < this.changes.length && this.changes[this.head]!.rev <= rev) this.drop();
+    this.compact();
+    // Nothing at or below the floor is needed any more: stable may pass it.
+    if (this._stable < rev) this._stable = rev;
+    this.advance();
+    this.notify();
+  }
+
+  /** Retention by count and bytes (age is checked on every read). */
+  private trim(): void {
+    const { maxChanges, maxBytes } = this.retention;
+    while (this.size > maxChanges || (this.bytes > maxBytes && this.size > 0)) this.dropRevision();
+    this.compact();
+  }
+
+  private expire(): void {
+    const oldest = this.now() - this.retention.maxAgeMs;
+    let dropped = false;
+    while (this.size > 0 && this.changes[this.head]!.at < oldest) {
+      this.dropRevision();
+      dropped = true;
+    }
+    if (dropped) this.compact();
+  }
+
+  /** Drop the oldest revision whole (a transaction's changes go together): the floor rises to it. */
+  private dropRevision(): void {
+    const rev = this.changes[this.head]!.rev;
+    while (this.head < this.changes.length && this.changes[this.head]!.rev === rev) this.drop();
+    if (rev > this._floor) this._floor = rev;
+  }
+
+  private drop(): void {
+    this.bytes -= changeBytes(this.changes[this.head]!);
+    this.changes[this.head++] = undefined as unknown as Change;
+  }
+
+  private compact(): void {
+    if (this.head > 1024 && this.head * 2 > this.changes.length) {
+      this.changes = this.changes.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  private notify(): void {
+    for (const listener of this.listeners) listener();
+  }
+}

@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import { ChangeLog } from '../../actors/change-log.ts';
+import { ReplicaStore } from '../../actors/replica-store.ts';
+import { collectChanges, parseWatch, type WatchQuery } from '../../actors/watch.ts';
+
+const bytes = (s: string) => new TextEncoder().encode(s);
+const revs = (log: ChangeLog, after = 0) => [...log.since(after)].map((c) => `${c.rev}:${c.key}:${c.kind}`);
+
+/** A store's commit of one write, as a follower sees it. */
+function write(store: ReplicaStore, key: string, rev: number, value: string | null, validate = true): void {
+  store.apply(key, { type: 'invalidate', rev, value: value === null ? null : bytes(value) });
+  if (validate) store.apply(key, { type: 'validate', rev });
+}
+
+describe('ChangeLog', () => {
+  it('makes a change watchable once every revision below it is decided', () => {
+    const store = new ReplicaStore();
+    write(store, 'a', 1, 'x');
+    write(store, 'b', 2, 'y', false);
+    write(store, 'c', 3, 'z');
+    // Revision 2 is still in flight here: 3 waits for it.
+    expect(revs(store.changes)).toEqual(['1:a:put']);
+    expect(store.changes.stable).toBe(1);
+    store.apply('b', { type: 'validate', rev: 2 });
+    expect(revs(store.changes)).toEqual(['1:a:put', '2:b:put', '3:c:put']);
+    write(store, 'a', 4, null);
+    expect(revs(store.changes, 3)).toEqual(['4:a:delete']);
+  });
+
+  it("passes a hole (a revision nobody committed) only once the leader's heldThrough covers it", () => {
+    const store = new ReplicaStore();
+    write(store, 'a', 1, 'x');
+    write(store, 'a', 3, 'y');
+    expect(store.changes.stable).toBe(1);
+    store.changes.held(3);
+    expect(revs(store.changes)).toEqual(['1:a:put', '3:a:put']);
+    expect(store.changes.floor).toBe(0);
+  });
+
+  it('keeps the writes of one revision together (a transaction) until all are committed', () => {
+    const store = new ReplicaStore();
+    store.apply('a', { type: 'invalidate', rev: 1, value: bytes('1') });
+    store.apply('b', { type: 'invalidate', rev: 1, value: bytes('2') });
+    store.apply('a', { type: 'validate', rev: 1 });
+    expect(store.changes.stable).toBe(0);
+    store.apply('b', { type: 'validate', rev: 1 });
+    expect(revs(store.changes)).toEqual(['1:a:put', '1:b:put']);
+  });
+
+  it('raises the floor above a write in flight that a newer one replaced: whether it was committed is unknown', () => {
+    const store = new ReplicaStore();
+    write(store, 'a', 1, 'x');
+    write(store, 'a', 2, 'y', false);
+    write(store, 'a', 3, 'z');
+    expect(store.changes.floor).toBe(2);
+    expect(revs(store.changes)).toEqual(['3:a:put']);
+    expect(store.changes.stable).toBe(3);
+  });
+
+  it('does not raise the floor for a write its own leader aborted', () => {
+    const store = new ReplicaStore();
+    write(store, 'a', 1, 'x', false);
+    store.apply('a', { type: 'abort', rev: 1 });
+    write(store, 'a', 2, 'y');
+    store.changes.held(2);
+    expect(store.changes.floor).toBe(0);
+    expect(revs(store.changes)).toEqual(['2:a:put']);
+  });
+
+  it('raises the floor for changes that came without a validate (snapshot, catch-up roll-back, flush)', () => {
+    const store = new ReplicaStore();
+    write(store, 'a', 1, 'x');
+    store.apply('b', { type: 'fill', rev: 5, value: bytes('f') });
+    expect(store.changes.floor).toBe(5);
+    expect(revs(store.changes)).toEqual([]);
+    write(store, 'c', 6, 'y', false);
+    store.rollBackTo(5);
+    expect(store.changes.floor).toBe(6);
+    store.clear();
+    expect(store.changes.floor).toBe(6);
+    write(store, 'd', 7, 'z');
+    expect(revs(store.changes)).toEqual(['7:d:put']);
+  });
+
+  it('drops the oldest revisions beyond its retention, raising the floor to them', () => {
+    const store = new ReplicaStore();
+    let now = 0;
+    store.changes.now = () => now;
+    store.changes.retention = { maxChanges: 3, maxAgeMs: 1000, maxBytes: 1 << 20 };
+    for (let rev = 1; rev <= 5; rev++) write(store, `k${rev}`, rev, 'v');
+    expect(revs(store.changes)).toEqual(['3:k3:put', '4:k4:put', '5:k5:put']);
+    expect(store.changes.floor).toBe(2);
+    now = 1500;
+    write(store, 'k6', 6, 'v');
+    expect(revs(store.changes)).toEqual(['6:k6:put']);
+    expect(store.changes.floor).toBe(5);
+  });
+
+  it('keeps a copy of each value, not a view on the message it came in', () => {
+    const store = new ReplicaStore();
+    const message = bytes('hello');
+    store.apply('a', { type: 'invalidate', rev: 1, value: message });
+    store.apply('a', { type: 'validate', rev: 1 });
+    message[0] = 0;
+    expect(new TextDecoder().decode([...store.changes.since(0)][0]!.value!)).toBe('hello');
+  });
+});
+
+describe('watch replies', () => {
+  const query = (over: Partial<WatchQuery> = {}): WatchQuery => ({ key: null, prefix: '', after: 0, waitMs: 0, limit: 1000, ...over });
+  const body = (reply: ReturnType<typeof collectChanges>) => (reply !== null && reply.ok ? JSON.parse(new TextDecoder().decode(reply.data)) : reply);
+
+  it('filters by key or prefix and never splits a revision at the limit', () => {
+    const store = new ReplicaStore();
+    write(store, 'app/a', 1, 'x');
+    store.apply('app/b', { type: 'invalidate', rev: 2, value: bytes('1') });
+    store.apply('app/c', { type: 'invalidate', rev: 2, value: null });
+    store.apply('app/b', { type: 'validate', rev: 2 });
+    store.apply('app/c', { type: 'validate', rev: 2 });
+    write(store, 'other', 3, 'y');
+    write(store, 'app/a', 4, 'z');
+    const page = body(collectChanges(store.changes, query({ prefix: 'app/', limit: 2 }), 0));
+    // The limit falls inside revision 2: the reply ends after it, not in it.
+    expect(page.events.map((e: { revision: number; key: string; kind: string }) => `${e.revision}:${e.key}:${e.kind}`)).toEqual(['1:app/a:put', '2:app/b:put', '2:app/c:delete']);
+    expect(page).toMatchObject({ revision: 2, more: true });
+    const rest = body(collectChanges(store.changes, query({ prefix: 'app/' }), 2));
+    expect(rest).toMatchObject({ revision: 4, more: false, events: [{ key: 'app/a', revision: 4, kind: 'put', value: Buffer.from('z').toString('base64') }] });
+    expect(body(collectChanges(store.changes, query({ key: 'other' }), 0)).events).toHaveLength(1);
+    expect(collectChanges(store.changes, query({ key: 'none' }), 0)).toBeNull();
+  });
+
+  it('parses the headers and refuses bad ones with 400', () => {
+    const req = (h: Record<string, string>) => ({ op: 'watch' as const, headers: new Map(Object.entries(h).map(([k, v]) => [k, [v]])), data: new Uint8Array(0) });
+    expect(parseWatch(req({ 'Zi-Prefix': 'a/', 'Zi-After-Revision': '7', 'Zi-Wait': '100' }))).toEqual({ key: null, prefix: 'a/', after: 7, waitMs: 100, limit: 1000 });
+    expect(parseWatch(req({}))).toEqual({ key: null, prefix: '', after: null, waitMs: 0, limit: 1000 });
+    const bads: Record<string, string>[] = [{ 'Zi-Key': 'a', 'Zi-Prefix': 'b' }, { 'Zi-Wait': '60001' }, { 'Zi-After-Revision': '-1' }, { 'Zi-Limit': '0' }, { 'Zi-Key': ' a' }];
+    for (const bad of bads) {
+      expect(parseWatch(req(bad))).toMatchObject({ ok: false, code: 400 });
+    }
+  });
+});
