@@ -520,6 +520,12 @@ export class ZiNode {
       bytes: this.store.valueBytes,
       writesInFlight: this.term?.writesInFlight ?? 0,
       replicas: this.term?.replicaIds() ?? null,
+      watch: {
+        changes: this.store.changes.size,
+        floor: this.store.changes.floor,
+        stable: this.store.changes.stable,
+        waiting: this.front.watches.waitingCount,
+      },
     };
   }
 

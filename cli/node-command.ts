@@ -57,6 +57,10 @@ export async function runNodeCommand(values: NodeOptionValues): Promise<number> 
       leaseMs: values.lease as number | undefined,
       opTimeoutMs: values['op-timeout'] as number | undefined,
       minReplicas: values['min-replicas'] as number | undefined,
+      watchHistory: {
+        ...(values['watch-history'] !== undefined ? { maxChanges: values['watch-history'] as number } : {}),
+        ...(values['watch-history-age'] !== undefined ? { maxAgeMs: values['watch-history-age'] as number } : {}),
+      },
       storage: values['data-dir'] === undefined ? undefined : { dir: String(values['data-dir']), ...fsyncOf(values.fsync), reset: values['reset-data'] === true },
       natsOptions: natsConnectOptions(values),
       zkAuth: zkAuth === undefined ? undefined : { user: zkAuth.slice(0, separator), password: zkAuth.slice(separator + 1) },

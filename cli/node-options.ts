@@ -34,6 +34,8 @@ export const NODE_OPTIONS = {
   lease: { kind: 'int', min: 100, max: 600_000, help: 'follower read lease, ms (default half the session timeout, at most 1000; lease × 1.1 + 20 must be below the session timeout)' },
   'op-timeout': { kind: 'int', min: 100, max: 600_000, help: 'every request is answered within this, ms (default 4000)' },
   'min-replicas': { kind: 'int', min: 1, max: 100, help: 'a write is acknowledged only once this many nodes hold it (default 2; 1 for a one-node cluster); see docs/safety.md' },
+  'watch-history': { kind: 'int', min: 1, max: 100_000_000, help: 'changes each node keeps for watches to resume from (default 100000; also at most 64 MiB of keys and values)' },
+  'watch-history-age': { kind: 'int', min: 1000, max: 30 * 24 * 3600 * 1000, help: 'changes older than this, ms, are dropped from the watch history (default 3600000, one hour)' },
   'data-dir': { kind: 'string', help: "keep this node's copy and protocol state in DIR (LMDB); a restart keeps the copy and catches up. Without it the copy is in memory only" },
   fsync: {
     kind: 'string',

@@ -56,6 +56,7 @@ async function startOnPorts(options: RunNodeOptions, observe: (bus: NatsBus) => 
     const value = options[name];
     if (value !== undefined) config[name] = value;
   }
+  if (options.watchHistory !== undefined) config.watchHistory = options.watchHistory;
   // No lease given: it follows the session timeout (docs/safety.md).
   if (options.leaseMs === undefined) config.leaseMs = defaultLeaseMs(options.sessionTimeoutMs);
   const tooLong = leaseProblem(config.leaseMs, options.sessionTimeoutMs);

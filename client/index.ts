@@ -12,6 +12,7 @@ import { RequestMux } from '../bus/request-mux.ts';
 import { IF_REVISION_HEADER, KEY_HEADER, REVISION_HEADER } from '../actors/protocol.ts';
 import { SCAN_HEADERS, type ScanForm, type ScanResult } from '../actors/scan.ts';
 import type { TxnResult } from '../actors/txn.ts';
+import { WATCH_HEADERS, type WatchResult } from '../actors/watch.ts';
 export type { TxnResult } from '../actors/txn.ts';
 import { subjects } from '../bus/subjects.ts';
 import { credentialsConnectOptions, findCredentials } from './credentials.ts';
@@ -103,6 +104,32 @@ export type TxnCondition = { key: string; revision: number } | { key: string; ab
 
 /** A transaction's write. */
 export type TxnWrite = { op: 'put'; key: string; value: Uint8Array | string } | { op: 'delete'; key: string };
+
+/** A change a watch reports (PROTOCOL.md "Watch"). */
+export interface WatchEvent {
+  kind: 'put' | 'delete' | 'expire';
+  key: string;
+  revision: number;
+  /** The value put; null for a delete or an expiry. */
+  value: Uint8Array | null;
+}
+
+export interface WatchOptions {
+  /** Changes of this key only. */
+  key?: string;
+  /** Changes of every key starting with this (default: every key). */
+  prefix?: string;
+  /** Start after this revision (the last one seen); default: from now. */
+  afterRevision?: number;
+  /** How long each request waits for a change at the node, ms (default 10,000). */
+  waitMs?: number;
+  /** Start at this node; after a failure the watch goes on at any node. */
+  node?: string;
+  /** Ends the watch (the iterator returns). */
+  signal?: AbortSignal;
+  /** Called with each revision the watch has reached, events or not (progress on an idle watch). */
+  onProgress?: (revision: number) => void;
+}
 
 /** Internal: the headers a call sends. */
 interface SendOptions extends WriteOptions {
@@ -269,6 +296,58 @@ export class ZiClient {
     });
     const msg = await this.call('txn', null, encoder.encode(body), opts);
     return JSON.parse(decoder.decode(msg.data)) as TxnResult;
+  }
+
+  /**
+   * The changes of a key or a prefix, each exactly once, in revision order, as an async iterator
+   * (PROTOCOL.md "Watch"). It resumes by itself at another node when its node fails or falls
+   * behind, from the last revision it reached, so nothing is skipped or repeated. It throws
+   * ZiStoreError 410 only when no node keeps the history it needs (older than every node's
+   * retention), and ends when `signal` aborts.
+   */
+  async *watch(opts: WatchOptions = {}): AsyncGenerator<WatchEvent> {
+    const waitMs = opts.waitMs ?? 10_000;
+    const { signal } = opts;
+    const stopped = new Promise<null>((resolve) => {
+      if (signal?.aborted) resolve(null);
+      signal?.addEventListener('abort', () => resolve(null), { once: true });
+    });
+    let after = opts.afterRevision;
+    let node = opts.node;
+    /** Nodes still to ask after a 410 (null: none asked yet); every node refusing ends the watch. */
+    let untried: string[] | null = null;
+    let failures = 0;
+    while (!signal?.aborted) {
+      const headers: Record<string, string> = { [WATCH_HEADERS.wait]: String(waitMs) };
+      if (opts.key !== undefined) headers[WATCH_HEADERS.key] = opts.key;
+      if (opts.prefix !== undefined) headers[WATCH_HEADERS.prefix] = opts.prefix;
+      if (after !== undefined) headers[WATCH_HEADERS.after] = String(after);
+      let msg: Msg | null;
+      try {
+        msg = await Promise.race([this.callOnce('watch', null, new Uint8Array(0), { node, headers, timeoutMs: waitMs + this.timeoutMs }), stopped]);
+      } catch (err) {
+        if (err instanceof ZiStoreError && err.code === 410) {
+          // This node's history does not reach `after`: another node's may.
+          untried ??= (await this.members({ timeoutMs: this.timeoutMs }).catch(() => null))?.members.map((m) => m.id) ?? [];
+          node = untried.shift();
+          if (node === undefined) throw err;
+          continue;
+        }
+        const retryable = err instanceof ZiTimeoutError || (err instanceof ZiStoreError && err.code === 503);
+        if (!retryable) throw err;
+        // The node died, stopped or cannot serve: go on at whichever node takes the request.
+        node = undefined;
+        await Promise.race([new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** failures++))), stopped]);
+        continue;
+      }
+      if (msg === null) return;
+      failures = 0;
+      untried = null;
+      const result = JSON.parse(decoder.decode(msg.data)) as WatchResult;
+      for (const e of result.events) yield { kind: e.kind, key: e.key, revision: e.revision, value: e.value === undefined ? null : (Buffer.from(e.value, 'base64') as Uint8Array) };
+      after = result.revision;
+      opts.onProgress?.(after);
+    }
   }
 
   async members(opts?: CallOptions): Promise<MembersView> {

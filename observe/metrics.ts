@@ -176,6 +176,23 @@ export class NodeMetrics {
         if (s) this.set(s.bytes);
       },
     });
+    const watchGauges = {
+      changes: 'Changes this node keeps for watches to resume from.',
+      floor: 'Watches from this revision or older are refused here (410): the history kept starts above it.',
+      stable: 'Changes up to this revision are decided here and delivered to watches.',
+      waiting: 'Watch requests waiting for a change at this node.',
+    } as const;
+    for (const [field, help] of Object.entries(watchGauges) as [keyof typeof watchGauges, string][]) {
+      new Gauge({
+        name: `zistore_watch_${field === 'stable' ? 'stable_revision' : field === 'floor' ? 'history_floor' : field}`,
+        help,
+        registers,
+        collect() {
+          const s = sample();
+          if (s) this.set(s.watch[field]);
+        },
+      });
+    }
     new Gauge({
       name: 'zistore_inspector_events_dropped',
       help: 'Inspector records dropped because the buffer was full or NATS was down (0 without --inspect).',

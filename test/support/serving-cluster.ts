@@ -7,13 +7,13 @@ import { kv } from './raw-client.ts';
 let cluster: LocalCluster | null = null;
 let nc: NatsConnection | null = null;
 
-export async function startServingCluster(name: string, options: { nodes?: number; sessionTimeoutMs: number; access?: LocalClusterOptions['access'] }) {
-  cluster = await LocalCluster.start({ nodes: options.nodes ?? 3, cluster: name, sessionTimeoutMs: options.sessionTimeoutMs, access: options.access });
+export async function startServingCluster(name: string, options: { nodes?: number; sessionTimeoutMs: number; access?: LocalClusterOptions['access']; nodeArgs?: string[] }) {
+  cluster = await LocalCluster.start({ nodes: options.nodes ?? 3, cluster: name, sessionTimeoutMs: options.sessionTimeoutMs, access: options.access, nodeArgs: options.nodeArgs });
   await cluster.waitServing(60_000);
   nc = await cluster.connectClient();
   const store = kv(nc, name);
   const leader = (await store.members('n1')).leader!;
-  return { c: cluster, store, leader, followers: [...cluster.nodes.keys()].filter((n) => n !== leader) };
+  return { c: cluster, nc, store, leader, followers: [...cluster.nodes.keys()].filter((n) => n !== leader) };
 }
 
 export async function stopServingCluster(): Promise<void> {

@@ -54,7 +54,7 @@ function harness(options: { recordsMax?: number; failing?: () => boolean } = {})
 }
 
 const status = (over: Partial<NodeStatus> = {}): NodeStatus => ({
-  node: 'n1', session: 'connected', epoch: 1, leader: 'n1', role: 'leader', state: 'serving', keys: 0, bytes: 0, writesInFlight: 0, replicas: ['n1'], ...over,
+  node: 'n1', session: 'connected', epoch: 1, leader: 'n1', role: 'leader', state: 'serving', keys: 0, bytes: 0, writesInFlight: 0, replicas: ['n1'], watch: { changes: 0, floor: 0, stable: 0, waiting: 0 }, ...over,
 });
 
 describe('observe inspector', () => {

@@ -14,6 +14,7 @@ const status = (over: Partial<NodeStatus> = {}): NodeStatus => ({
   bytes: 1234,
   writesInFlight: 2,
   replicas: ['n1', 'n2', 'n3'],
+  watch: { changes: 40, floor: 5, stable: 45, waiting: 3 },
   ...over,
 });
 
@@ -92,6 +93,7 @@ describe('observe metrics', () => {
     let text = await m.text();
     expect(sample(text, 'zistore_keys')).toBe(7);
     expect(sample(text, 'zistore_value_bytes')).toBe(1234);
+    expect([sample(text, 'zistore_watch_changes'), sample(text, 'zistore_watch_history_floor'), sample(text, 'zistore_watch_stable_revision'), sample(text, 'zistore_watch_waiting')]).toEqual([40, 5, 45, 3]);
     expect(sample(text, 'zistore_epoch')).toBe(3);
     expect(sample(text, 'zistore_writes_in_flight')).toBe(2);
     expect(sample(text, 'zistore_replica_set_size')).toBe(3);

@@ -12,7 +12,7 @@ function batch(node: string, records: InspectRecord[], status?: Partial<NodeStat
   seqs.set(node, seq);
   const b: InspectBatch = { v: 1, node, seq, t: 0, dropped: 0, records };
   if (status) {
-    b.status = { node, session: 'connected', epoch: 1, leader: 'n1', role: 'follower', state: 'serving', keys: 0, bytes: 0, writesInFlight: 0, replicas: null, ...status };
+    b.status = { node, session: 'connected', epoch: 1, leader: 'n1', role: 'follower', state: 'serving', keys: 0, bytes: 0, writesInFlight: 0, replicas: null, watch: { changes: 0, floor: 0, stable: 0, waiting: 0 }, ...status };
   }
   return b;
 }
