@@ -30,6 +30,11 @@ export const HELP = `commands:
   scan [PREFIX] [--values] [--limit N] [--after KEY] [--node NODE]
                             keys in key order (a snapshot), with values when asked
   count [PREFIX] [--node NODE]  how many keys
+  watch [PREFIX | --key KEY] [--after REV] [--count N] [--node NODE]
+                            print each change after REV (default: from now) as it happens,
+                            in the background (with --count: the next N, then the prompt);
+                            it resumes at another node by itself
+  unwatch [ID]              stop one watch, or all
   txn [if KEY rev N | if KEY absent | if KEY is VALUE]... put KEY VALUE | delete KEY ...
                             writes at one revision, atomically, if every condition holds
   list                      members: role, state, epoch, leader, replica set, faults
@@ -52,6 +57,10 @@ export function splitWords(line: string): string[] {
 }
 
 export class Shell {
+  /** Watches running in the background, by the id printed when each started. */
+  private readonly watches = new Map<number, AbortController>();
+  private watchCount = 0;
+
   constructor(
     private readonly client: ZiClient,
     private readonly control: ShellControl | null,
@@ -163,6 +172,25 @@ export class Shell {
         this.print(`${r.count} key(s) at revision ${r.revision}`);
         return true;
       }
+      case 'watch': {
+        const usage = '[PREFIX | --key KEY] [--after REV] [--count N] [--node NODE]';
+        const { words, flags } = Shell.flags(command, args, [], ['key', 'after', 'count', 'node'], usage);
+        Shell.arity(command, words, 0, flags.key === undefined ? 1 : 0, usage);
+        const after = flags.after === undefined ? undefined : Number(flags.after);
+        if (after !== undefined && !(Number.isSafeInteger(after) && after >= 0)) throw new Error('--after must be a revision (0 or more)');
+        const count = flags.count === undefined ? undefined : Number(flags.count);
+        if (count !== undefined && !(Number.isSafeInteger(count) && count >= 1)) throw new Error('--count must be a positive integer');
+        const watching = this.watch({ key: flags.key, prefix: words[0], afterRevision: after, node: flags.node }, count);
+        if (count !== undefined) await watching;
+        return true;
+      }
+      case 'unwatch': {
+        Shell.arity(command, args, 0, 1, '[ID]');
+        const ids = args[0] === undefined ? [...this.watches.keys()] : [Number(args[0])];
+        if (ids.length === 0 || !ids.every((id) => this.watches.has(id))) throw new Error(args[0] === undefined ? 'no watch is running' : `no watch ${args[0]}`);
+        for (const id of ids) this.watches.get(id)!.abort();
+        return true;
+      }
       case 'txn': {
         const { ops, compare } = Shell.txnWords(args);
         const r = await this.client.txn(ops, compare);
@@ -209,6 +237,35 @@ export class Shell {
       default:
         throw new Error(`unknown command '${command}' (type 'help')`);
     }
+  }
+
+  /** Start a watch printing its changes as they come; it runs until `count` changes, unwatch or quit. */
+  private watch(options: { key?: string; prefix?: string; afterRevision?: number; node?: string }, count = Infinity): Promise<void> {
+    const id = ++this.watchCount;
+    const abort = new AbortController();
+    this.watches.set(id, abort);
+    const what = options.key !== undefined ? `key ${JSON.stringify(options.key)}` : options.prefix ? `prefix ${JSON.stringify(options.prefix)}` : 'every key';
+    this.print(`watch ${id}: ${what}${options.afterRevision !== undefined ? ` after revision ${options.afterRevision}` : ''} ('unwatch ${id}' stops it)`);
+    return (async () => {
+      try {
+        let printed = 0;
+        for await (const e of this.client.watch({ ...options, signal: abort.signal })) {
+          const value = e.value === null ? '' : ` = ${JSON.stringify(decoder.decode(e.value))}`;
+          this.print(`[watch ${id}] ${e.kind} ${e.key}${value} (revision ${e.revision})`);
+          if (++printed >= count) break;
+        }
+        this.print(`[watch ${id}] stopped`);
+      } catch (err) {
+        this.print(`[watch ${id}] ended: ${err instanceof Error ? err.message : String(err)}`);
+      } finally {
+        this.watches.delete(id);
+      }
+    })();
+  }
+
+  /** Stop every watch (the shell is leaving). */
+  stopWatches(): void {
+    for (const abort of this.watches.values()) abort.abort();
   }
 
   private async list(): Promise<void> {
@@ -268,5 +325,6 @@ export async function interactiveShell(shell: Shell, banner: string): Promise<vo
     if (!(await shell.run(line))) break;
     rl.prompt();
   }
+  shell.stopWatches();
   rl.close();
 }

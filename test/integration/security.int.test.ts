@@ -109,6 +109,8 @@ describe('security', () => {
       expect((await readOnly.members('n3')).leader).toBeTruthy();
       const listing = await raw(reader, subjects.nodeClient(NAME, 'n3', 'scan'), { headers: [['Zi-Prefix', 'ro']], timeoutMs: 3000 });
       expect(JSON.parse(listing.text).entries).toEqual([{ key: 'ro', revision: expect.any(Number) }]);
+      const changes = await raw(reader, subjects.client(NAME, 'watch'), { headers: [['Zi-Key', 'ro'], ['Zi-After-Revision', '0']], timeoutMs: 3000 });
+      expect(JSON.parse(changes.text).events).toEqual([{ kind: 'put', key: 'ro', revision: expect.any(Number), value: Buffer.from('v').toString('base64') }]);
       await expectPublishRefused(reader, errors, subjects.client(NAME, 'put'), 'x');
       await expectPublishRefused(reader, errors, subjects.nodeClient(NAME, 'n1', 'delete'), '');
       await expectPublishRefused(reader, errors, subjects.client(NAME, 'txn'), '{"ops":[{"op":"delete","key":"ro"}]}');
