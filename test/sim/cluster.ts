@@ -2,6 +2,7 @@
 // MemoryZooKeeper, a seeded Rng, fault hooks, and a client API that records every operation in
 // the checker's history format. Scenario tests script it directly; run.ts drives it with a random
 // workload and a random nemesis per seed.
+import type { NodeChanges } from '../check/watch-check.ts';
 import { Buffer } from 'node:buffer';
 import { defaultNodeConfig, ZiNode, type NodeConfig } from '../../actors/node.ts';
 import type { CoordEvent, MemberState, Role } from '../../actors/ports.ts';
@@ -589,6 +590,15 @@ export class SimCluster {
    * Committed key → "rev:value" of a node. An entry still invalid (a lost validate) shows its
    * committed value and its pending write, so the caller can accept either.
    */
+  /** What a watch at `id` would read now (null when the node is down). */
+  changesOf(id: string): NodeChanges | null {
+    const node = this.node(id);
+    if (node === null) return null;
+    const { changes } = node.store;
+    const list = [...changes.since(0)].map((c) => ({ rev: c.rev, key: c.key, kind: c.kind, value: c.value === null ? null : decoder.decode(c.value) }));
+    return { node: id, floor: changes.floor, stable: changes.stable, changes: list };
+  }
+
   storeOf(id: string): Map<string, { committed: string | null; pending: string | null }> {
     const node = this.node(id);
     const out = new Map<string, { committed: string | null; pending: string | null }>();

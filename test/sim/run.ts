@@ -4,6 +4,7 @@
 // copies for convergence, and the invariants recorded along the way.
 import { checkHistory, formatFailure } from '../check/index.ts';
 import type { Operation } from '../check/history.ts';
+import { checkChangeLogs, type NodeChanges } from '../check/watch-check.ts';
 import { SimCluster, type Violation } from './cluster.ts';
 import { Rng } from './rng.ts';
 import { chooseProfile, DEFAULT_FAULTS, runClients, runNemesis, type FaultKind } from './workload.ts';
@@ -25,7 +26,7 @@ export interface SeedOptions {
 export interface SeedResult {
   seed: number;
   ok: boolean;
-  /** Failure kinds: invariant, linearizability, convergence, liveness, crash, checker-budget. */
+  /** Failure kinds: invariant, linearizability, convergence, watch, liveness, crash, checker-budget. */
   failures: string[];
   /** One line. */
   summary: string;
@@ -136,6 +137,10 @@ export async function settleAndVerify(cluster: SimCluster, keys: readonly string
   let finalsDone = false;
   void Promise.all(finals).then(() => (finalsDone = true));
   await cluster.waitFor(() => finalsDone, cluster.config.opTimeoutMs + 2000);
+  // What watches would read at each node: checked whatever else happened.
+  const logs = cluster.ids.map((id) => cluster.changesOf(id)).filter((l): l is NodeChanges => l !== null);
+  const watchProblems = checkChangeLogs(cluster.history, logs);
+  if (watchProblems.length > 0) outcome.fail('watch', 'watch history broken:', ...watchProblems.map((p) => `  ${p}`));
   if (!outcome.failures.includes('liveness')) {
     const diverged = cluster.convergence();
     if (diverged.length > 0) outcome.fail('convergence', 'copies differ after settling:', ...diverged.slice(0, 10).map((d) => `  ${d}`));
