@@ -37,6 +37,20 @@ export function zistoreSession(client: ZiClient, node: string | undefined): KvSe
     async txn(guard, keys, value) {
       await client.txn(keys.map((key) => ({ op: 'put', key, value })), [{ key: guard, value: GUARD_VALUE }], opts);
     },
+    async watch(prefix, onChange) {
+      const abort = new AbortController();
+      let started: () => void = () => undefined;
+      const placed = new Promise<void>((resolve) => (started = resolve));
+      // The first reply (from now: no change yet) places the watch; the typed client then long-polls.
+      const running = (async () => {
+        for await (const e of client.watch({ ...opts, prefix, waitMs: 10_000, signal: abort.signal, onProgress: () => started() })) onChange(e.key);
+      })();
+      await placed;
+      return async () => {
+        abort.abort();
+        await running;
+      };
+    },
   };
 }
 

@@ -318,7 +318,8 @@ export class ZiClient {
     let untried: string[] | null = null;
     let failures = 0;
     while (!signal?.aborted) {
-      const headers: Record<string, string> = { [WATCH_HEADERS.wait]: String(waitMs) };
+      // From now: a first request that does not wait fixes where "now" is, at once.
+      const headers: Record<string, string> = { [WATCH_HEADERS.wait]: String(after === undefined ? 0 : waitMs) };
       if (opts.key !== undefined) headers[WATCH_HEADERS.key] = opts.key;
       if (opts.prefix !== undefined) headers[WATCH_HEADERS.prefix] = opts.prefix;
       if (after !== undefined) headers[WATCH_HEADERS.after] = String(after);

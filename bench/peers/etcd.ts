@@ -121,6 +121,40 @@ class EtcdSession implements KvSession {
     const r = await post<RangeReply>(this.agent, this.port, '/v3/kv/range', `{"key":"${b64(startKey)}","range_end":"${TO_THE_END}","limit":${count}}`);
     return r.kvs?.length ?? 0;
   }
+
+  /** The gateway's /v3/watch: one streamed response (a JSON object per line) on a connection of its own. */
+  watch(prefix: string, onChange: (key: string) => void): Promise<() => Promise<void>> {
+    const rangeEnd = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+    const body = JSON.stringify({ create_request: { key: b64(prefix), range_end: b64(rangeEnd) } });
+    return new Promise((resolve, reject) => {
+      let created = false;
+      const req = request(
+        { host: '127.0.0.1', port: this.port, path: '/v3/watch', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          let pending = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            pending += chunk;
+            for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
+              const line = pending.slice(0, nl).trim();
+              pending = pending.slice(nl + 1);
+              if (line === '') continue;
+              const message = JSON.parse(line) as { result?: { created?: boolean; events?: { kv: { key: string } }[] } };
+              for (const e of message.result?.events ?? []) onChange(Buffer.from(e.kv.key, 'base64').toString('utf8'));
+              if (message.result?.created && !created) {
+                created = true;
+                resolve(async () => void req.destroy());
+              }
+            }
+          });
+        },
+      );
+      req.on('error', (err) => {
+        if (!created) reject(err);
+      });
+      req.end(body);
+    });
+  }
 }
 
 export function etcdVersion(binary: string): string {

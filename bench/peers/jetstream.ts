@@ -4,7 +4,7 @@
 // stream (like ZiStore's client writing to its leader); gets are direct gets
 // ($JS.API.DIRECT.GET, answered by any replica without the stream leader) when the server
 // supports them (nats-server ≥ 2.9), which the bench checks and reports.
-import { connect, type KV, type NatsConnection } from 'nats';
+import { connect, KvWatchInclude, type KV, type NatsConnection } from 'nats';
 import { startNatsCluster, type NatsClusterHandle } from '../../cluster/nats-server.ts';
 import type { WatchedProcess } from '../cpu.ts';
 import type { KvPeer, KvSession } from './types.ts';
@@ -35,6 +35,18 @@ class JetStreamSession implements KvSession {
     const keys = all.sort().slice(0, count);
     const values = await Promise.all(keys.map((k) => this.get(k)));
     return values.filter((v) => v !== null).length;
+  }
+
+  /** kv.watch on the subject wildcard `<prefix>>`, updates only (no replay of the current values). */
+  async watch(prefix: string, onChange: (key: string) => void): Promise<() => Promise<void>> {
+    const changes = await this.kv.watch({ key: `${prefix}>`, include: KvWatchInclude.UpdatesOnly });
+    const running = (async () => {
+      for await (const e of changes) if (e.operation === 'PUT') onChange(e.key);
+    })();
+    return async () => {
+      changes.stop();
+      await running;
+    };
   }
 }
 

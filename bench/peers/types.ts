@@ -27,6 +27,12 @@ export interface KvSession {
    * with multi-key transactions have it.
    */
   txn?(guard: string, keys: string[], value: Uint8Array): Promise<void>;
+  /**
+   * Watch every key starting with `prefix` (ending in '.': JetStream KV watches a subject
+   * wildcard) from now on: `onChange` gets each put's key. Resolves once the watch is in place,
+   * with its stop. Only systems that can watch have it.
+   */
+  watch?(prefix: string, onChange: (key: string) => void): Promise<() => Promise<void>>;
 }
 
 export interface KvPeer {

@@ -12,9 +12,10 @@ import { throughput } from './throughput.ts';
 import { txn } from './txn.ts';
 import { upOverhead } from './up-overhead.ts';
 import { valueSize } from './value-size.ts';
+import { watch } from './watch.ts';
 import { ycsb } from './ycsb.ts';
 
-export const SCENARIOS: readonly Scenario[] = [latency, upOverhead, security, throughput, peers, ycsb, txn, durable, valueSize, reads, nodes, failover, recovery];
+export const SCENARIOS: readonly Scenario[] = [latency, upOverhead, security, throughput, peers, ycsb, txn, watch, durable, valueSize, reads, nodes, failover, recovery];
 
 export function findScenario(name: string): Scenario | undefined {
   return SCENARIOS.find((s) => s.name === name);
