@@ -19,10 +19,20 @@ const VALUE_BYTES = 100;
 /** A put every this many ms (the writer waits for each ack too): latency, not throughput. */
 const PACE_MS = 5;
 
-/** `writes` puts heard by every one of `watchers`: each (write, watcher) latency goes to `latencies`. */
-async function measureDelivery(sessionOf: (i: number) => Promise<KvSession>, watchers: number, writes: number, round: number, latencies: LatencyRecorder): Promise<void> {
+interface Recorders {
+  /** From sending the put to the watcher having the change. */
+  fromSend: LatencyRecorder;
+  /** From the put's ack to the watcher having the change (0 when the change came first). */
+  fromAck: LatencyRecorder;
+}
+
+/** `writes` puts heard by every one of `watchers`: each (write, watcher) latency goes to `recorders`. */
+async function measureDelivery(sessionOf: (i: number) => Promise<KvSession>, watchers: number, writes: number, round: number, recorders: Recorders): Promise<void> {
   const prefix = `watch.r${round}w${watchers}.`;
   const sentAt = new Map<string, number>();
+  const ackedAt = new Map<string, number>();
+  /** Changes heard before their put's ack: the time they came, recorded once the ack is in. */
+  const early = new Map<string, number[]>();
   const heard = new Map<string, number>();
   const stops: (() => Promise<void>)[] = [];
   try {
@@ -33,7 +43,10 @@ async function measureDelivery(sessionOf: (i: number) => Promise<KvSession>, wat
           const at = performance.now();
           heard.set(key, (heard.get(key) ?? 0) + 1);
           const sent = sentAt.get(key);
-          if (sent !== undefined) latencies.recordNs((at - sent) * 1e6);
+          if (sent !== undefined) recorders.fromSend.recordNs((at - sent) * 1e6);
+          const acked = ackedAt.get(key);
+          if (acked !== undefined) recorders.fromAck.recordNs(Math.max(0, at - acked) * 1e6);
+          else early.set(key, [...(early.get(key) ?? []), at]);
         }),
       );
     }
@@ -44,6 +57,10 @@ async function measureDelivery(sessionOf: (i: number) => Promise<KvSession>, wat
       const started = performance.now();
       sentAt.set(key, started);
       await writer.put(key, value);
+      const acked = performance.now();
+      ackedAt.set(key, acked);
+      for (const _ of early.get(key) ?? []) recorders.fromAck.recordNs(0);
+      early.delete(key);
       const left = PACE_MS - (performance.now() - started);
       if (left > 0) await new Promise((r) => setTimeout(r, left));
     }
@@ -89,24 +106,33 @@ export const watch: Scenario = {
       ...PEERS.filter((p) => systems.includes(p)).map((p) => ({ key: `x_${p}`, label: `p50 ÷${SYSTEM_NAMES[p]}`, kind: 'ratio' as const })),
     ];
     const table = ctx.section.table('delivery', 'Write → event latency (µs), every watcher hearing every write', columns);
+    const ackTable = ctx.section.table('after-ack', 'Ack → event latency (µs): the delivery alone (0 when the event came before the ack)', columns.filter((c) => !c.key.startsWith('x_')));
     for (const watchers of WATCHER_COUNTS) {
-      const all = new Map<SystemId, LatencyRecorder>(systems.map((s) => [s, new LatencyRecorder()]));
+      const all = new Map<SystemId, Recorders>(systems.map((s) => [s, { fromSend: new LatencyRecorder(), fromAck: new LatencyRecorder() }]));
       for (let round = 0; round < rounds; round++) {
         for (const system of systems) {
           await ctx.progress.step(`${SYSTEM_NAMES[system]}: ${watchers} watcher(s), round ${round + 1}`, () => measureDelivery(sessionsOf(system, cluster, peers), watchers, writes, round, all.get(system)!));
         }
       }
       const row: Record<string, number | null> = { watchers };
+      const ackRow: Record<string, number | null> = { watchers };
       for (const s of systems) {
-        const summary = all.get(s)!.summaryUs();
-        all.get(s)!.destroy();
+        const { fromSend, fromAck } = all.get(s)!;
+        const summary = fromSend.summaryUs();
+        const afterAck = fromAck.summaryUs();
+        fromSend.destroy();
+        fromAck.destroy();
         row[`${s}_p50`] = summary.p50;
         row[`${s}_p99`] = summary.p99;
+        ackRow[`${s}_p50`] = afterAck.p50;
+        ackRow[`${s}_p99`] = afterAck.p99;
       }
+      ackTable.add(ackRow);
       for (const p of PEERS) if (systems.includes(p)) row[`x_${p}`] = (row.zistore_p50 ?? 0) / (row[`${p}_p50`] ?? 1);
       table.add(row);
       ctx.section.observe(`${watchers} watcher(s): ${systems.map((s) => `${SYSTEM_NAMES[s]} p50 ${row[`${s}_p50`]} µs`).join(', ')}`);
     }
+    ackTable.note('The write → event figures above include the write itself; these leave it out.');
     table.note('p50 ÷peer = ZiStore p50 ÷ peer p50: below 1 = ZiStore delivers sooner.');
     durabilityNote(table, systems);
   },
