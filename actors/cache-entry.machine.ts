@@ -3,19 +3,28 @@
 // revision it belongs to and anything older than what the entry has already seen is ignored.
 import { assign, setup } from 'xstate';
 
+/**
+ * A write's time to live in ms (PROTOCOL.md "Expiring keys"): 0 for none. On a delete it says
+ * why: EXPIRY marks the cluster's own delete of an expired key, 0 a client's delete.
+ */
+export const EXPIRY = -1;
+
 export interface EntryContext {
   /** Revision of the committed value (or of the delete that made the key absent; 0 = never seen). */
   rev: number;
   value: Uint8Array | null;
-  /** The write in flight: its revision (0 = none) and value (null = delete). */
+  /** Time to live of the committed value, ms (0: it does not expire). */
+  ttl: number;
+  /** The write in flight: its revision (0 = none), value (null = delete) and time to live. */
   pendingRev: number;
   pendingValue: Uint8Array | null;
+  pendingTtl: number;
 }
 
 export type EntryEvent =
   /** A committed value from a state transfer; null (a delete) only in a catch-up. */
-  | { type: 'fill'; rev: number; value: Uint8Array | null }
-  | { type: 'invalidate'; rev: number; value: Uint8Array | null }
+  | { type: 'fill'; rev: number; value: Uint8Array | null; ttl?: number }
+  | { type: 'invalidate'; rev: number; value: Uint8Array | null; ttl?: number }
   | { type: 'validate'; rev: number }
   | { type: 'abort'; rev: number };
 
@@ -33,23 +42,25 @@ export const cacheEntryMachine = setup({
   actions: {
     fill: assign(({ event }) => {
       const e = event as Extract<EntryEvent, { type: 'fill' }>;
-      return { rev: e.rev, value: e.value, pendingRev: 0, pendingValue: null };
+      return { rev: e.rev, value: e.value, ttl: e.value === null ? 0 : (e.ttl ?? 0), pendingRev: 0, pendingValue: null, pendingTtl: 0 };
     }),
     markPending: assign(({ event }) => {
       const e = event as Extract<EntryEvent, { type: 'invalidate' }>;
-      return { pendingRev: e.rev, pendingValue: e.value };
+      return { pendingRev: e.rev, pendingValue: e.value, pendingTtl: e.ttl ?? 0 };
     }),
     applyPending: assign(({ context }) => ({
       rev: context.pendingRev,
       value: context.pendingValue,
+      ttl: context.pendingValue === null ? 0 : context.pendingTtl,
       pendingRev: 0,
       pendingValue: null,
+      pendingTtl: 0,
     })),
-    dropPending: assign({ pendingRev: 0, pendingValue: null }),
+    dropPending: assign({ pendingRev: 0, pendingValue: null, pendingTtl: 0 }),
   },
 }).createMachine({
   id: 'cacheEntry',
-  context: { rev: 0, value: null, pendingRev: 0, pendingValue: null },
+  context: { rev: 0, value: null, ttl: 0, pendingRev: 0, pendingValue: null, pendingTtl: 0 },
   initial: 'absent',
   states: {
     absent: {
@@ -101,14 +112,17 @@ export function stepEntry(entry: EntryRecord, event: EntryEvent): boolean {
       entry.state = event.value === null ? 'absent' : 'valid';
       entry.rev = event.rev;
       entry.value = event.value;
+      entry.ttl = event.value === null ? 0 : (event.ttl ?? 0);
       entry.pendingRev = 0;
       entry.pendingValue = null;
+      entry.pendingTtl = 0;
       return true;
     case 'invalidate':
       if (event.rev <= seenRev(entry)) return false;
       entry.state = 'invalid';
       entry.pendingRev = event.rev;
       entry.pendingValue = event.value;
+      entry.pendingTtl = event.ttl ?? 0;
       return true;
     case 'validate':
     case 'abort':
@@ -116,9 +130,11 @@ export function stepEntry(entry: EntryRecord, event: EntryEvent): boolean {
       if (event.type === 'validate') {
         entry.rev = entry.pendingRev;
         entry.value = entry.pendingValue;
+        entry.ttl = entry.value === null ? 0 : entry.pendingTtl;
       }
       entry.pendingRev = 0;
       entry.pendingValue = null;
+      entry.pendingTtl = 0;
       entry.state = entry.value === null ? 'absent' : 'valid';
       return true;
   }

@@ -56,7 +56,9 @@ export class ChangeLog {
   private readonly staged = new BTree<number, Change[]>();
   private readonly listeners = new Set<() => void>();
   retention: ChangeRetention = defaultChangeRetention;
-  now: () => number = () => Date.now();
+
+  /** `now`: the node's clock, for retention by age. */
+  constructor(private readonly now: () => number = () => performance.now()) {}
 
   get floor(): number {
     return this._floor;

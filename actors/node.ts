@@ -105,7 +105,7 @@ export class ZiNode {
   ) {
     this.log = ports.log.child({ node: config.nodeId });
     this.deadlines = new Deadlines(ports.clock);
-    this.store.changes.now = () => ports.clock.now();
+    this.store.now = () => ports.clock.now();
     this.store.changes.retention = { ...defaultChangeRetention, ...config.watchHistory };
     if (ports.disk !== undefined) {
       this.store.attachDisk(ports.disk);

@@ -1,4 +1,5 @@
 // Shape checks for peer messages from the wire: garbage gets a clear error, never a crash.
+import { EXPIRY } from './cache-entry.machine.ts';
 import { MAX_VALUE_BYTES, type PeerMessage } from './protocol.ts';
 import { keyProblem } from './request.ts';
 import { scanQueryProblem, type ScanQuery } from './scan.ts';
@@ -28,8 +29,9 @@ function checkEntries(x: unknown, allowDelete: boolean): void {
   need(Array.isArray(x), 'entries must be an array');
   for (const e of x as unknown[]) {
     need(isObject(e) && typeof e.key === 'string' && isCount(e.rev), 'entry needs key and rev');
-    const v = (e as Record<string, unknown>).value;
+    const { value: v, ttl } = e as Record<string, unknown>;
     need(isBytes(v) || (allowDelete && v === null), 'entry value must be bytes');
+    need(ttl === undefined || (v === null ? ttl === EXPIRY : isCount(ttl)), 'entry ttl must be a count (on a put) or the expiry mark (on a delete)');
   }
 }
 

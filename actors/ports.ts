@@ -142,6 +142,9 @@ export interface StoredEntry {
   value: Uint8Array | null;
   pendingRev: number;
   pendingValue: Uint8Array | null;
+  /** Times to live (cache-entry.machine.ts); absent in copies written before keys could expire. */
+  ttl?: number;
+  pendingTtl?: number;
 }
 
 /**

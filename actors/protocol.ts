@@ -47,6 +47,8 @@ export interface SnapshotEntry {
   key: string;
   rev: number;
   value: Uint8Array | null;
+  /** Time to live of the value, ms (cache-entry.machine.ts); absent: none. */
+  ttl?: number;
 }
 
 export interface KeyRevision {
@@ -58,6 +60,8 @@ export interface PendingEntry {
   key: string;
   rev: number;
   value: Uint8Array | null;
+  /** Time to live of a put, ms, or EXPIRY on the cluster's delete of an expired key (cache-entry.machine.ts); absent: 0. */
+  ttl?: number;
 }
 
 /** Every peer message names its sender and the epoch it belongs to (fencing). */

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { ChangeLog } from './change-log.ts';
 import { compareKeys } from './key-order.ts';
 import { PackedTable } from './packed-table.ts';
-import { stepEntry, type EntryEvent, type EntryRecord } from './cache-entry.machine.ts';
+import { EXPIRY, stepEntry, type EntryEvent, type EntryRecord } from './cache-entry.machine.ts';
 import { replicaSetOrder, type CopyMeta, type KnownReplicaSet, type ReplicaDisk, type StoredEntry } from './ports.ts';
 import type { PendingEntry, SnapshotEntry } from './protocol.ts';
 
@@ -23,7 +23,7 @@ const BTree = (createRequire(import.meta.url)('sorted-btree') as typeof import('
 const PACK_MAX_BYTES = 256;
 const TOMBSTONES_MAX = 65_536;
 
-const packable = (entry: EntryRecord): boolean => entry.state === 'valid' && entry.value !== null && entry.value.byteLength <= PACK_MAX_BYTES;
+const packable = (entry: EntryRecord): boolean => entry.state === 'valid' && entry.ttl === 0 && entry.value !== null && entry.value.byteLength <= PACK_MAX_BYTES;
 
 /**
  * Values arrive as views on a received message buffer (no copy on the way in). A large value kept
@@ -76,8 +76,20 @@ export class ReplicaStore {
   /** Highest revision of a committed value or delete in this copy (writes in flight not counted). */
   committedMaxRev = 0;
   valueBytes = 0;
+  /** This node's clock (ms): set by the node; the store itself never waits. */
+  now: () => number = () => performance.now();
   /** The recent committed changes, in revision order (what watches read). */
-  readonly changes = new ChangeLog();
+  readonly changes = new ChangeLog(() => this.now());
+  /**
+   * Keys whose value expires, and when this copy stops answering for them on its own: the time
+   * it took in the write (its invalidate) plus the time to live. The leader's clock starts later
+   * (at the commit, after every ack), so here a key stops being served before the leader could
+   * have expired it; a key from a state transfer (time of the write unknown) at once. Reads of a
+   * key past it go to the leader, whose own deadline (LeaderTerm) decides.
+   */
+  private readonly deadlines = new Map<string, number>();
+  /** When this copy took the write in flight of each key with a time to live. */
+  private readonly pendingSince = new Map<string, number>();
   /** Called after every change of an entry (for the inspector view); must not throw. */
   onEntry: ((key: string, entry: EntryRecord) => void) | null = null;
   /** Number of entries that hold a committed value (keys that exist). */
@@ -163,14 +175,14 @@ export class ReplicaStore {
         deleted.push([key, e]);
         continue;
       }
-      this.apply(key, { type: 'fill', rev: e.rev, value: e.value });
-      if (e.pendingRev > 0) this.apply(key, { type: 'invalidate', rev: e.pendingRev, value: e.pendingValue });
+      this.apply(key, { type: 'fill', rev: e.rev, value: e.value, ttl: e.ttl ?? 0 });
+      if (e.pendingRev > 0) this.apply(key, { type: 'invalidate', rev: e.pendingRev, value: e.pendingValue, ttl: e.pendingTtl ?? 0 });
     }
     // Tombstones in the order of their deletes, so that the bound forgets the oldest first.
     deleted.sort((a, b) => a[1].rev - b[1].rev);
     for (const [key, e] of deleted) {
       this.remember(key, e.rev);
-      if (e.pendingRev > 0) this.apply(key, { type: 'invalidate', rev: e.pendingRev, value: e.pendingValue });
+      if (e.pendingRev > 0) this.apply(key, { type: 'invalidate', rev: e.pendingRev, value: e.pendingValue, ttl: e.pendingTtl ?? 0 });
     }
     if (meta !== null) {
       this._maxRev = Math.max(this._maxRev, meta.maxRev);
@@ -236,7 +248,7 @@ export class ReplicaStore {
 
   private unpack(key: string): EntryRecord | undefined {
     const p = this.packed.get(key);
-    return p === undefined ? undefined : { state: 'valid', rev: p.rev, value: p.value, pendingRev: 0, pendingValue: null };
+    return p === undefined ? undefined : { state: 'valid', rev: p.rev, value: p.value, ttl: 0, pendingRev: 0, pendingValue: null, pendingTtl: 0 };
   }
 
   /** Revision of `key`'s committed value, or null when the key does not exist (no copy of the value). */
@@ -267,14 +279,16 @@ export class ReplicaStore {
       const deletedAt = this.tombstones.get(key);
       // A fill is the leader's committed state, not a late message: it needs no tombstone check.
       if (deletedAt === undefined && event.type !== 'fill' && event.rev <= this.forgottenTombstoneRev) return false;
-      entry = { state: 'absent', rev: deletedAt ?? 0, value: null, pendingRev: 0, pendingValue: null };
+      entry = { state: 'absent', rev: deletedAt ?? 0, value: null, ttl: 0, pendingRev: 0, pendingValue: null, pendingTtl: 0 };
     }
     const before = entry.value;
     const wasInvalid = entry.state === 'invalid';
     const pendingBefore = entry.pendingRev;
+    const pendingTtlBefore = entry.pendingTtl;
     const changed = stepEntry(entry, event);
     if (!changed) return false;
-    this.logChange(key, event, entry, wasInvalid ? pendingBefore : 0);
+    this.logChange(key, event, entry, wasInvalid ? pendingBefore : 0, pendingTtlBefore);
+    if (entry.ttl !== 0 || entry.pendingTtl !== 0 || this.deadlines.has(key) || this.pendingSince.has(key)) this.track(key, event, entry);
     if (entry.rev > this.committedMaxRev) this.committedMaxRev = entry.rev;
     // A delete stays on disk as a tombstone (its revision), bounded like the ones in memory.
     this.disk?.write(key, entry.value === null && entry.pendingRev === 0 && entry.rev === 0 ? null : (entry as StoredEntry));
@@ -307,8 +321,33 @@ export class ReplicaStore {
     return true;
   }
 
+  /** Keep the deadline of a key with a time to live (see `deadlines`) as an applied event leaves it. */
+  private track(key: string, event: EntryEvent, entry: EntryRecord): void {
+    if (event.type === 'invalidate') {
+      if (entry.pendingTtl > 0) this.pendingSince.set(key, this.now());
+      else this.pendingSince.delete(key);
+      return;
+    }
+    const since = event.type === 'validate' ? this.pendingSince.get(key) : undefined;
+    this.pendingSince.delete(key);
+    if (entry.ttl <= 0) this.deadlines.delete(key);
+    else if (event.type === 'fill') this.deadlines.set(key, this.now());
+    else if (event.type === 'validate') this.deadlines.set(key, (since ?? this.now()) + entry.ttl);
+  }
+
+  /** Whether this copy must not answer for `key` on its own any more: its value may have expired (see `deadlines`). */
+  expiredHere(key: string): boolean {
+    const deadline = this.deadlines.get(key);
+    return deadline !== undefined && deadline <= this.now();
+  }
+
+  /** Keys with a value that expires (the leader keeps their deadlines when it takes over). */
+  keysWithTtl(): IterableIterator<string> {
+    return this.deadlines.keys();
+  }
+
   /** Tell the change log what an applied event did; `replaced` is the revision of a write in flight it replaced (0: none). */
-  private logChange(key: string, event: EntryEvent, entry: EntryRecord, replaced: number): void {
+  private logChange(key: string, event: EntryEvent, entry: EntryRecord, replaced: number, pendingTtl: number): void {
     if (replaced > 0 && (event.type === 'fill' || event.type === 'invalidate')) this.changes.unknown(replaced);
     switch (event.type) {
       case 'fill':
@@ -316,7 +355,7 @@ export class ReplicaStore {
       case 'invalidate':
         return this.changes.pending(event.rev);
       case 'validate':
-        return this.changes.committed(event.rev, key, entry.value);
+        return this.changes.committed(event.rev, key, entry.value, entry.value !== null ? 'put' : pendingTtl === EXPIRY ? 'expire' : 'delete');
       case 'abort':
         return this.changes.aborted(event.rev);
     }
@@ -350,6 +389,8 @@ export class ReplicaStore {
     this.snapshotRev = Number.MAX_SAFE_INTEGER;
     this.committedMaxRev = 0;
     this.rolledBack.clear();
+    this.deadlines.clear();
+    this.pendingSince.clear();
     this.disk?.clear();
     this.changes.flushed(this._maxRev);
     this._intact = false;
@@ -404,7 +445,7 @@ export class ReplicaStore {
    */
   stateOf(key: string, noRecordRev: number): SnapshotEntry {
     const entry = this.get(key);
-    if (entry !== undefined && (entry.value !== null || entry.rev > 0)) return { key, rev: entry.rev, value: entry.value };
+    if (entry !== undefined && (entry.value !== null || entry.rev > 0)) return { key, rev: entry.rev, value: entry.value, ...(entry.ttl > 0 ? { ttl: entry.ttl } : {}) };
     // A write of the key in flight here (a recommit, say) must still land at the joiner after
     // this: the delete goes below its revision (F12).
     const below = entry?.state === 'invalid' ? Math.min(noRecordRev, entry.pendingRev - 1) : noRecordRev;
@@ -456,7 +497,7 @@ export class ReplicaStore {
   /** Writes in flight on this node: invalidated, not yet validated. */
   pending(): PendingEntry[] {
     const out: PendingEntry[] = [];
-    for (const [key, e] of this.entries) if (e.state === 'invalid') out.push({ key, rev: e.pendingRev, value: e.pendingValue });
+    for (const [key, e] of this.entries) if (e.state === 'invalid') out.push({ key, rev: e.pendingRev, value: e.pendingValue, ...(e.pendingTtl !== 0 ? { ttl: e.pendingTtl } : {}) });
     return out;
   }
 
@@ -491,7 +532,7 @@ export class ReplicaStore {
     this.walks++;
     try {
       for (const e of this.packed.entries()) if (e.rev > since && !this.entries.has(e.key)) yield e;
-      for (const [key, e] of this.entries) if (e.rev > since && (e.value !== null || since > 0)) yield { key, rev: e.rev, value: e.value };
+      for (const [key, e] of this.entries) if (e.rev > since && (e.value !== null || since > 0)) yield { key, rev: e.rev, value: e.value, ...(e.ttl > 0 ? { ttl: e.ttl } : {}) };
       if (since > 0) for (const [key, rev] of this.tombstones) if (rev > since) yield { key, rev, value: null };
     } finally {
       this.walks--;

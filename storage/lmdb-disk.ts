@@ -41,22 +41,31 @@ const OWNER_KEY = 'owner';
 const META_KEY = 'copy';
 
 // An entry on disk: [crc32 u32][flags u8][rev f64][pendingRev f64][value length u32][value][pending
-// value]. LMDB keeps no checksums: the CRC (over the key, then the rest) finds a damaged entry.
+// value][ttl f64][pendingTtl f64], the times to live only with HAS_TTL (copies written before keys
+// could expire have none). LMDB keeps no checksums: the CRC (over the key, then the rest) finds a
+// damaged entry.
 const HAS_VALUE = 1;
 const HAS_PENDING_VALUE = 2;
+const HAS_TTL = 4;
 const HEADER_BYTES = 4 + 1 + 8 + 8 + 4;
+const TTL_BYTES = 16;
 
 const entryCrc = (key: string, body: Buffer): number => crc32(body, crc32(key));
 
 export function encodeEntry(key: string, e: StoredEntry): Buffer {
   const valueBytes = e.value?.byteLength ?? 0;
-  const out = Buffer.allocUnsafe(HEADER_BYTES + valueBytes + (e.pendingValue?.byteLength ?? 0));
-  out.writeUInt8((e.value !== null ? HAS_VALUE : 0) | (e.pendingValue !== null ? HAS_PENDING_VALUE : 0), 4);
+  const ttl = (e.ttl ?? 0) !== 0 || (e.pendingTtl ?? 0) !== 0;
+  const out = Buffer.allocUnsafe(HEADER_BYTES + valueBytes + (e.pendingValue?.byteLength ?? 0) + (ttl ? TTL_BYTES : 0));
+  out.writeUInt8((e.value !== null ? HAS_VALUE : 0) | (e.pendingValue !== null ? HAS_PENDING_VALUE : 0) | (ttl ? HAS_TTL : 0), 4);
   out.writeDoubleBE(e.rev, 5);
   out.writeDoubleBE(e.pendingRev, 13);
   out.writeUInt32BE(valueBytes, 21);
   if (e.value !== null) out.set(e.value, HEADER_BYTES);
   if (e.pendingValue !== null) out.set(e.pendingValue, HEADER_BYTES + valueBytes);
+  if (ttl) {
+    out.writeDoubleBE(e.ttl ?? 0, out.byteLength - TTL_BYTES);
+    out.writeDoubleBE(e.pendingTtl ?? 0, out.byteLength - 8);
+  }
   out.writeUInt32BE(entryCrc(key, out.subarray(4)), 0);
   return out;
 }
@@ -67,11 +76,17 @@ export function decodeEntry(key: string, b: Uint8Array): StoredEntry {
   if (buf.readUInt32BE(0) !== entryCrc(key, buf.subarray(4))) throw new Error('checksum mismatch');
   const flags = buf.readUInt8(4);
   const valueBytes = buf.readUInt32BE(21);
-  if (HEADER_BYTES + valueBytes > buf.byteLength) throw new Error('entry value runs past its end');
+  const end = buf.byteLength - (flags & HAS_TTL ? TTL_BYTES : 0);
+  if (HEADER_BYTES + valueBytes > end) throw new Error('entry value runs past its end');
   // Copies: the engine's buffers are reused by its next read.
   const value = flags & HAS_VALUE ? Uint8Array.prototype.slice.call(buf, HEADER_BYTES, HEADER_BYTES + valueBytes) : null;
-  const pendingValue = flags & HAS_PENDING_VALUE ? Uint8Array.prototype.slice.call(buf, HEADER_BYTES + valueBytes) : null;
-  return { rev: buf.readDoubleBE(5), value, pendingRev: buf.readDoubleBE(13), pendingValue };
+  const pendingValue = flags & HAS_PENDING_VALUE ? Uint8Array.prototype.slice.call(buf, HEADER_BYTES + valueBytes, end) : null;
+  const entry: StoredEntry = { rev: buf.readDoubleBE(5), value, pendingRev: buf.readDoubleBE(13), pendingValue };
+  if (flags & HAS_TTL) {
+    entry.ttl = buf.readDoubleBE(end);
+    entry.pendingTtl = buf.readDoubleBE(end + 8);
+  }
+  return entry;
 }
 
 /** Remove the engine's files from a data dir, whatever state they are in. */

@@ -14,7 +14,7 @@ function runMachine(events: EntryEvent[]) {
 }
 
 function runStep(events: EntryEvent[]): EntryRecord {
-  const entry: EntryRecord = { state: 'absent', rev: 0, value: null, pendingRev: 0, pendingValue: null };
+  const entry: EntryRecord = { state: 'absent', rev: 0, value: null, ttl: 0, pendingRev: 0, pendingValue: null, pendingTtl: 0 };
   for (const e of events) stepEntry(entry, e);
   return entry;
 }
@@ -66,8 +66,8 @@ describe('cache entry', () => {
   it('cache entry - stepEntry matches the machine on random event sequences', () => {
     const values = [v('a'), v('b'), v('c')];
     const event = fc.oneof(
-      fc.record({ type: fc.constant('fill' as const), rev: fc.integer({ min: 1, max: 8 }), value: fc.constantFrom(null, ...values) }),
-      fc.record({ type: fc.constant('invalidate' as const), rev: fc.integer({ min: 1, max: 8 }), value: fc.constantFrom(null, ...values) }),
+      fc.record({ type: fc.constant('fill' as const), rev: fc.integer({ min: 1, max: 8 }), value: fc.constantFrom(null, ...values), ttl: fc.constantFrom(0, 5000) }),
+      fc.record({ type: fc.constant('invalidate' as const), rev: fc.integer({ min: 1, max: 8 }), value: fc.constantFrom(null, ...values), ttl: fc.constantFrom(0, 5000, -1) }),
       fc.record({ type: fc.constant('validate' as const), rev: fc.integer({ min: 1, max: 8 }) }),
       fc.record({ type: fc.constant('abort' as const), rev: fc.integer({ min: 1, max: 8 }) }),
     );
@@ -75,7 +75,7 @@ describe('cache entry', () => {
       fc.property(fc.array(event, { maxLength: 30 }), (events) => {
         const m = runMachine(events as EntryEvent[]);
         const s = runStep(events as EntryEvent[]);
-        expect({ state: s.state, rev: s.rev, value: s.value, pendingRev: s.pendingRev, pendingValue: s.pendingValue }).toEqual(m);
+        expect({ state: s.state, rev: s.rev, value: s.value, ttl: s.ttl, pendingRev: s.pendingRev, pendingValue: s.pendingValue, pendingTtl: s.pendingTtl }).toEqual(m);
       }),
       { numRuns: 2000 },
     );

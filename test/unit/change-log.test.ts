@@ -85,7 +85,7 @@ describe('ChangeLog', () => {
   it('drops the oldest revisions beyond its retention, raising the floor to them', () => {
     const store = new ReplicaStore();
     let now = 0;
-    store.changes.now = () => now;
+    store.now = () => now;
     store.changes.retention = { maxChanges: 3, maxAgeMs: 1000, maxBytes: 1 << 20 };
     for (let rev = 1; rev <= 5; rev++) write(store, `k${rev}`, rev, 'v');
     expect(revs(store.changes)).toEqual(['3:k3:put', '4:k4:put', '5:k5:put']);

@@ -49,6 +49,8 @@ describe('lmdb disk', () => {
     store.apply('b', { type: 'validate', rev: 3 }); // b deleted
     store.apply('a', { type: 'invalidate', rev: 4, value: v('uno') }); // in flight
     store.apply('c', { type: 'invalidate', rev: 5, value: v('three') }); // in flight, new key
+    store.apply('t', { type: 'fill', rev: 2, value: v('lease'), ttl: 5000 }); // expires
+    store.apply('t', { type: 'invalidate', rev: 6, value: v('lease2'), ttl: 7000 }); // in flight, expires
     store.heldThrough = 3;
     store.history = 7;
     store.intact = true;
@@ -63,7 +65,11 @@ describe('lmdb disk', () => {
     expect(text(back.get('a')?.pendingValue)).toBe('uno');
     expect(back.get('b')).toBeUndefined();
     expect(back.get('c')).toMatchObject({ state: 'invalid', pendingRev: 5 });
-    expect(back.maxRev).toBe(5);
+    // Times to live come back with their values; entries without one are stored as before.
+    expect(back.get('t')).toMatchObject({ state: 'invalid', rev: 2, ttl: 5000, pendingRev: 6, pendingTtl: 7000 });
+    expect(text(back.get('t')?.pendingValue)).toBe('lease2');
+    expect(back.get('a')).toMatchObject({ ttl: 0, pendingTtl: 0 });
+    expect(back.maxRev).toBe(6);
     expect(back.heldThrough).toBe(3);
     expect(back.history).toBe(7);
     expect(back.intact).toBe(true);

@@ -159,7 +159,7 @@ describe('replica store', () => {
     const rev = 2 ** 53 - 1;
     s.apply('small', { type: 'fill', rev, value: bytes });
     s.apply('big', { type: 'fill', rev: 5, value: big });
-    expect(s.get('small')).toEqual({ state: 'valid', rev, value: bytes, pendingRev: 0, pendingValue: null });
+    expect(s.get('small')).toEqual({ state: 'valid', rev, value: bytes, ttl: 0, pendingRev: 0, pendingValue: null, pendingTtl: 0 });
     expect(s.get('big')?.value).toEqual(big);
     // A copy: changing what a reader got leaves the store as it was.
     s.get('small')!.value![0] = 99;
