@@ -11,7 +11,7 @@ import type { NodeConfig, NodeParts } from './node.ts';
 import type { MemberInfo, MemberState, Role } from './ports.ts';
 import type { ClientReply, ClientRequest, MembersView, PeerMessage, WriteCommand } from './protocol.ts';
 import { fail, parseKey, parseWrite } from './request.ts';
-import { keysInFlight, parseScan, runScan, type ScanQuery } from './scan.ts';
+import { covers, keysInFlight, parseScan, runScan, type ScanQuery } from './scan.ts';
 import { parseTxn } from './txn.ts';
 import { WatchServer } from './watch.ts';
 import { Cancellation, DeadlineError } from './time.ts';
@@ -88,7 +88,8 @@ export class ClientFront {
     if (this.node.stopping || !this.node.connected) return null;
     const key = parseKey(request);
     if (typeof key !== 'string') return key;
-    if (this.parts.store.isInvalid(key)) return null;
+    const { store } = this.parts;
+    if (store.isInvalid(key) || store.expiredHere(key)) return null;
     return this.node.canServe() ? this.localValue(key) : null;
   }
 
@@ -124,7 +125,8 @@ export class ClientFront {
       const { store, deadlines } = this.parts;
       const settled = store.settled(key);
       if (settled) await deadlines.settledWithin(this.config.validateWaitMs, settled);
-      if (this.node.canServe() && !store.isInvalid(key)) return this.localValue(key);
+      // A value that may have expired: only the leader can tell.
+      if (this.node.canServe() && !store.isInvalid(key) && !store.expiredHere(key)) return this.localValue(key);
     }
     return this.leaderReads.submit(key);
   }
@@ -133,9 +135,15 @@ export class ClientFront {
   async leaderRead(key: string): Promise<ClientReply> {
     const term = this.node.term;
     if (term === null || !term.isServing) return fail(503, term?.notServingReason() ?? 'leader is not serving yet');
-    // A write in flight on this key is undecided: no read of it returns until it is.
-    const settled = this.parts.store.settled(key);
-    if (settled) await settled;
+    // A write in flight on this key is undecided, and a value past its deadline is expired first:
+    // no read returns until neither holds (checked again after each wait: time goes on).
+    for (;;) {
+      const expired = await term.expireNow(key);
+      if (expired !== null) return expired;
+      const settled = this.parts.store.settled(key);
+      if (settled === null && !term.isDue(key)) break;
+      if (settled) await settled;
+    }
     if (!this.node.canServe()) return fail(503, 'leader has no live ZooKeeper session');
     return this.localValue(key);
   }
@@ -150,7 +158,9 @@ export class ClientFront {
     if ('ok' in query) return query;
     if (this.node.term !== null) return this.leaderScan(query);
     const { store, deadlines } = this.parts;
-    for (let attempt = 0; attempt < SCAN_LOCAL_ATTEMPTS && this.node.canServe(); attempt++) {
+    // A key of the range that may have expired: only the leader can tell.
+    const expired = [...store.keysWithTtl()].some((key) => covers(query, key) && store.expiredHere(key));
+    for (let attempt = 0; attempt < SCAN_LOCAL_ATTEMPTS && !expired && this.node.canServe(); attempt++) {
       const busy = this.unsettled(query);
       if (busy.length === 0) return runScan(store, query);
       await deadlines.settledWithin(this.config.validateWaitMs, Promise.all(busy));
@@ -167,10 +177,19 @@ export class ClientFront {
   async leaderScan(query: ScanQuery): Promise<ClientReply> {
     const term = this.node.term;
     if (term === null || !term.isServing) return fail(503, term?.notServingReason() ?? 'leader is not serving yet');
-    while (term.recommitsPending) {
-      const busy = this.unsettled(query);
-      if (busy.length === 0) break;
-      await Promise.all(busy);
+    // As for a read: no key past its deadline, checked again after each wait.
+    for (;;) {
+      while (term.recommitsPending) {
+        const busy = this.unsettled(query);
+        if (busy.length === 0) break;
+        await Promise.all(busy);
+      }
+      const due = term.dueKeys().filter((key) => covers(query, key));
+      if (due.length === 0) break;
+      for (const key of due) {
+        const failed = await term.expireNow(key);
+        if (failed !== null) return failed;
+      }
     }
     if (!this.node.canServe()) return fail(503, 'leader has no live ZooKeeper session');
     return runScan(this.parts.store, query);

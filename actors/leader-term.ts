@@ -6,6 +6,8 @@
 import { BusClosedError, BusTimeoutError, NoRespondersError } from '../bus/errors.ts';
 import { DeposedError } from '../coordination/errors.ts';
 import { assert } from './assert.ts';
+import { EXPIRY } from './cache-entry.machine.ts';
+import { Expiries } from './expiries.ts';
 import { KeyTurns } from './key-turns.ts';
 import { newerReplicaSet, type Bus, type Clock, type Coordinator, type EpochClaim, type Log, type NodeObserver } from './ports.ts';
 import type { ClientReply, PeerMessage, PeerReply, PendingEntry, WriteCommand } from './protocol.ts';
@@ -117,6 +119,11 @@ export class LeaderTerm {
   private ended: string | null = null;
   private persistChain: Promise<void> = Promise.resolve();
   private watchTimer: unknown = null;
+  /** When each key with a time to live expires (restarted in full when a term begins: never early). */
+  private readonly expiries = new Expiries();
+  private expiryTimer: unknown = null;
+  /** Keys whose expiry the timer has started and not yet finished. */
+  private readonly expiring = new Set<string>();
   private readonly log: Log;
 
   constructor(
@@ -330,7 +337,7 @@ export class LeaderTerm {
     // replica takes all of them or none.
     const groups = new Map<number, PendingEntry[]>();
     for (const w of winners.values()) {
-      store.apply(w.key, { type: 'invalidate', rev: w.rev, value: w.value });
+      store.apply(w.key, { type: 'invalidate', rev: w.rev, value: w.value, ttl: w.ttl ?? 0 });
       groups.set(w.rev, [...(groups.get(w.rev) ?? []), w]);
     }
     this.recommitting = groups.size;
@@ -351,6 +358,10 @@ export class LeaderTerm {
     void recommits.catch((err: unknown) => this.log.warn({ err }, 'recommit abandoned'));
     this.serving = true;
     this.startLeaseWatch();
+    // The previous leader's deadlines (and its keep-alives) died with it: every key gets its
+    // whole time to live again from now, so none expires before its time.
+    for (const key of store.keysWithTtl()) this.expiries.set(key, clock.now() + store.get(key)!.ttl);
+    this.armExpiryTimer();
   }
 
   // ---- writes -----------------------------------------------------------------------------
@@ -365,6 +376,9 @@ export class LeaderTerm {
       if (!this.isServing || !this.sessionLive()) {
         return fail(503, 'leader has no live ZooKeeper session');
       }
+      const expired = await this.expireIfDue(command.key);
+      if (expired !== null) return expired;
+      if (command.keepAlive) return this.keepAlive(command.key);
       const { store } = this.ports;
       assert(!store.isInvalid(command.key), 'no write in flight on a key whose turn we hold');
       const current = store.committedRevision(command.key);
@@ -373,8 +387,100 @@ export class LeaderTerm {
         const matches = command.ifRevision === 0 ? current === null : current === command.ifRevision;
         if (!matches) return fail(409, `revision mismatch: key is at ${current ?? 'absent'}`);
       }
-      return this.commit([{ key: command.key, rev: this.nextRev++, value: command.value }]);
+      const ttl = command.value !== null && command.ttl !== undefined ? { ttl: command.ttl } : {};
+      return this.commit([{ key: command.key, rev: this.nextRev++, value: command.value, ...ttl }]);
     });
+  }
+
+  // ---- expiring keys (PROTOCOL.md "Expiring keys") -----------------------------------------------
+
+  /** Restart the time to live of `key`'s value; the caller holds the key's turn. */
+  private keepAlive(key: string): ClientReply {
+    const entry = this.ports.store.get(key);
+    if (entry === undefined || entry.value === null) return fail(404, 'no such key');
+    if (entry.ttl <= 0) return fail(400, 'the key has no time to live (put it with Zi-TTL)');
+    this.expiries.set(key, this.ports.clock.now() + entry.ttl);
+    this.armExpiryTimer();
+    return { ok: true, revision: entry.rev };
+  }
+
+  /** Whether `key`'s value is past its deadline (reads of it must wait for its expiry). */
+  isDue(key: string): boolean {
+    const at = this.expiries.deadline(key);
+    return at !== undefined && at <= this.ports.clock.now();
+  }
+
+  /** Keys past their deadline now. */
+  dueKeys(): string[] {
+    return this.expiries.due(this.ports.clock.now());
+  }
+
+  /** Expire `key` now if it is due (null once it is not, or when done), else the reply that says why not. */
+  async expireNow(key: string): Promise<ClientReply | null> {
+    if (!this.isDue(key)) return null;
+    if (!this.isServing) return fail(503, this.notServingReason());
+    const refusal = this.writeRefusal();
+    if (refusal !== null) return fail(503, `${refusal} (a key past its time to live cannot be expired)`);
+    return this.turns.run(key, () => this.expireIfDue(key));
+  }
+
+  /**
+   * The caller holds `key`'s turn: if its value is past its deadline, commit its expiry (a delete
+   * that watchers see as `expire`) before anything else reads or writes it. Null when the key may
+   * go on, else the failed expiry's reply.
+   */
+  private async expireIfDue(key: string): Promise<ClientReply | null> {
+    if (!this.isDue(key)) return null;
+    if (this.ports.store.committedRevision(key) === null) {
+      this.expiries.delete(key);
+      return null;
+    }
+    const reply = await this.commit([{ key, rev: this.nextRev++, value: null, ttl: EXPIRY }]);
+    return reply.ok ? null : reply;
+  }
+
+  /** Keep a written key's deadline: set for a put with a time to live, gone otherwise. */
+  private expiryChanged(entries: readonly PendingEntry[]): void {
+    const now = this.ports.clock.now();
+    for (const e of entries) {
+      if (e.value !== null && (e.ttl ?? 0) > 0) this.expiries.set(e.key, now + e.ttl!);
+      else this.expiries.delete(e.key);
+    }
+    this.armExpiryTimer();
+  }
+
+  /** One timer, for the earliest deadline; while expiries run, it looks again at most every 50 ms. */
+  private armExpiryTimer(): void {
+    const { clock } = this.ports;
+    if (this.expiryTimer !== null) clock.clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
+    const next = this.expiries.next();
+    if (next === undefined || this.ended !== null) return;
+    const waitMs = Math.min(Math.max(next - clock.now(), this.expiring.size > 0 ? 50 : 0), 2 ** 31 - 1);
+    this.expiryTimer = clock.setTimeout(() => {
+      this.expiryTimer = null;
+      this.expireDue();
+    }, waitMs);
+  }
+
+  private expireDue(): void {
+    if (!this.isServing) return this.armExpiryTimer();
+    for (const key of this.dueKeys()) {
+      if (this.expiring.has(key)) continue;
+      this.expiring.add(key);
+      void this.expireNow(key).then(
+        (reply) => {
+          this.expiring.delete(key);
+          if (reply !== null) this.log.warn({ key, reply }, 'could not expire a key yet; trying again');
+          this.armExpiryTimer();
+        },
+        (err: unknown) => {
+          this.expiring.delete(key);
+          this.log.error({ err, key }, 'expiry failed');
+        },
+      );
+    }
+    this.armExpiryTimer();
   }
 
   /**
@@ -393,6 +499,10 @@ export class LeaderTerm {
     const keys = [...written, ...comparedOnly].sort();
     return this.turns.runAll(keys, async () => {
       if (!this.isServing || !this.sessionLive()) return fail(503, 'leader has no live ZooKeeper session');
+      for (const key of keys) {
+        const expired = await this.expireIfDue(key);
+        if (expired !== null) return expired;
+      }
       const { store } = this.ports;
       const failed = failedCompare(store, txn.compare);
       if (failed !== null) return fail(409, failed);
@@ -431,11 +541,12 @@ export class LeaderTerm {
     const rev = entries[0]!.rev;
     this.inflightRevs.add(rev);
     const work = (async () => {
-      for (const e of entries) store.apply(e.key, { type: 'invalidate', rev: e.rev, value: e.value });
+      for (const e of entries) store.apply(e.key, { type: 'invalidate', rev: e.rev, value: e.value, ttl: e.ttl ?? 0 });
       const targets = [...this.targets];
       await Promise.all([this.stored(), ...targets.map((id) => this.ackFrom(id, entries))]);
       if (this.ended !== null) throw new TermEndedError(this.ended);
       for (const e of entries) store.apply(e.key, { type: 'validate', rev: e.rev });
+      this.expiryChanged(entries);
       for (const id of targets) if (this.targets.has(id)) for (const e of entries) this.link(id).validate(e.key, e.rev);
     })();
     this.inflight.add(work);
@@ -869,6 +980,7 @@ export class LeaderTerm {
     this.ended = reason;
     this.serving = false;
     if (this.watchTimer !== null) this.ports.clock.clearTimeout(this.watchTimer);
+    if (this.expiryTimer !== null) this.ports.clock.clearTimeout(this.expiryTimer);
     for (const link of this.links.values()) link.abort(new TermEndedError(reason));
     this.log.info({ reason }, 'term ended');
     this.onDeposed(reason);

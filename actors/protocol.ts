@@ -3,12 +3,15 @@ import type { KnownReplicaSet, MemberState, Role } from './ports.ts';
 import type { ScanQuery } from './scan.ts';
 import type { Txn } from './txn.ts';
 
-export type ClientOp = 'get' | 'put' | 'delete' | 'members' | 'scan' | 'txn' | 'watch';
+export type ClientOp = 'get' | 'put' | 'delete' | 'members' | 'scan' | 'txn' | 'watch' | 'keepalive';
 
 /** The headers of the client contract (PROTOCOL.md), for nodes and the typed client alike. */
 export const KEY_HEADER = 'Zi-Key';
 export const REVISION_HEADER = 'Zi-Revision';
 export const IF_REVISION_HEADER = 'Zi-If-Revision';
+/** A put's time to live, ms (PROTOCOL.md "Expiring keys"). */
+export const TTL_HEADER = 'Zi-TTL';
+export const MAX_TTL_MS = 365 * 24 * 3600 * 1000;
 
 /** A client request as the bus received it. Header names keep their exact case. */
 export interface ClientRequest {
@@ -40,6 +43,10 @@ export interface WriteCommand {
   value: Uint8Array | null;
   /** Zi-If-Revision; 0 = the key must not exist. */
   ifRevision?: number;
+  /** A put's time to live, ms (Zi-TTL); absent: it does not expire. */
+  ttl?: number;
+  /** Not a write: a keep-alive, which restarts the time to live of the key's value. */
+  keepAlive?: true;
 }
 
 /** A committed value in a state transfer; null (a delete) only in a catch-up. */

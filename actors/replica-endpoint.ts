@@ -118,7 +118,7 @@ export class ReplicaEndpoint {
     switch (message.type) {
       case 'invalidate':
         for (const v of message.validated) store.apply(v.key, { type: 'validate', rev: v.rev });
-        for (const e of message.entries) store.apply(e.key, { type: 'invalidate', rev: e.rev, value: e.value });
+        for (const e of message.entries) store.apply(e.key, { type: 'invalidate', rev: e.rev, value: e.value, ttl: e.ttl ?? 0 });
         // Acked only once stored as the disk's policy promises (at once without a disk).
         return store.onDisk ? this.stored() : ACK;
       case 'validate':
@@ -127,7 +127,7 @@ export class ReplicaEndpoint {
       case 'snapshot': {
         // Chunks of an earlier admission would mix two snapshots in one flushed copy.
         if (message.admission !== this.admission?.token) return { ok: false, code: 'NOT_READY', epoch: this.promised, reason: 'not our admission' };
-        for (const e of message.entries) store.apply(e.key, { type: 'fill', rev: e.rev, value: e.value });
+        for (const e of message.entries) store.apply(e.key, { type: 'fill', rev: e.rev, value: e.value, ttl: e.ttl ?? 0 });
         this.lastChunkAt = this.parts.clock.now();
         if (message.done) {
           store.maxRev = Math.max(store.maxRev, message.maxRev);

@@ -1,5 +1,5 @@
 // Validation of client requests against PROTOCOL.md. Pure functions.
-import { IF_REVISION_HEADER, KEY_HEADER, MAX_KEY_BYTES, MAX_VALUE_BYTES, type ClientReply, type ClientRequest, type ErrorCode, type WriteCommand } from './protocol.ts';
+import { IF_REVISION_HEADER, KEY_HEADER, MAX_KEY_BYTES, MAX_TTL_MS, MAX_VALUE_BYTES, TTL_HEADER, type ClientReply, type ClientRequest, type ErrorCode, type WriteCommand } from './protocol.ts';
 
 
 export const fail = (code: ErrorCode, description: string): ClientReply => ({ ok: false, code, description });
@@ -42,16 +42,31 @@ export function parseIfRevision(request: ClientRequest): number | undefined | Cl
   return n;
 }
 
-/** A put or delete as a write command, or an error reply. */
+/** Returns a put's time to live (ms), undefined when absent, or an error reply. */
+export function parseTtl(request: ClientRequest): number | undefined | ClientReply {
+  const values = request.headers.get(TTL_HEADER);
+  if (!values || values.length === 0) return undefined;
+  if (values.length > 1) return fail(400, `more than one ${TTL_HEADER} header`);
+  const text = values[0]!;
+  const n = /^\d{1,15}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= MAX_TTL_MS)) return fail(400, `${TTL_HEADER} must be a number of milliseconds, 1 to ${MAX_TTL_MS}`);
+  return n;
+}
+
+/** A put, delete or keep-alive as a write command, or an error reply. */
 export function parseWrite(request: ClientRequest): WriteCommand | ClientReply {
   const key = parseKey(request);
   if (typeof key !== 'string') return key;
+  if (request.op === 'keepalive') return { key, value: null, keepAlive: true };
   const ifRevision = parseIfRevision(request);
   if (typeof ifRevision === 'object') return ifRevision;
   if (request.op === 'put') {
     if (request.data.byteLength > MAX_VALUE_BYTES) return fail(413, `value larger than ${MAX_VALUE_BYTES} bytes`);
-    return { key, value: request.data, ifRevision };
+    const ttl = parseTtl(request);
+    if (typeof ttl === 'object') return ttl;
+    return { key, value: request.data, ifRevision, ...(ttl !== undefined ? { ttl } : {}) };
   }
+  if (request.headers.has(TTL_HEADER)) return fail(400, `${TTL_HEADER} goes with a put only`);
   return { key, value: null, ifRevision };
 }
 

@@ -1,7 +1,7 @@
 // Subject layout. Client subjects are the public contract (PROTOCOL.md); peer subjects are private.
 import type { ClientOp } from '../actors/protocol.ts';
 
-export const CLIENT_OPS: readonly ClientOp[] = ['get', 'put', 'delete', 'members', 'scan', 'txn', 'watch'];
+export const CLIENT_OPS: readonly ClientOp[] = ['get', 'put', 'delete', 'members', 'scan', 'txn', 'watch', 'keepalive'];
 export const SERVICE_NAME = 'zistore';
 export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]+$/;
 export const CLUSTER_NAME_PATTERN = /^[A-Za-z0-9_-]+$/;

@@ -25,7 +25,10 @@ export interface ShellControl {
 
 export const HELP = `commands:
   get KEY [NODE]            read a key (at NODE, or any node)
-  put KEY VALUE [NODE]      write a key (quote VALUE with "..." for spaces)
+  put KEY VALUE [NODE] [--ttl DURATION]
+                            write a key (quote VALUE with "..." for spaces); with --ttl
+                            (10s, 500ms, 2m) it is deleted that long after, unless kept alive
+  keepalive KEY             restart the time to live of a key put with --ttl
   delete KEY [NODE]         delete a key
   scan [PREFIX] [--values] [--limit N] [--after KEY] [--node NODE]
                             keys in key order (a snapshot), with values when asked
@@ -131,6 +134,15 @@ export class Shell {
     return { words, flags };
   }
 
+  /** "10s", "500ms", "2m", "1h", or plain milliseconds. */
+  private static duration(text: string): number {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text);
+    if (m === null) throw new Error(`not a duration: ${text} (e.g. 10s, 500ms, 2m)`);
+    const ms = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h'];
+    if (!Number.isSafeInteger(Math.round(ms)) || ms < 1) throw new Error(`duration out of range: ${text}`);
+    return Math.round(ms);
+  }
+
   private static arity(command: string, args: string[], min: number, max: number, usage: string): void {
     if (args.length < min || args.length > max) throw new Error(`usage: ${command} ${usage}`);
   }
@@ -144,9 +156,18 @@ export class Shell {
         return true;
       }
       case 'put': {
-        Shell.arity(command, args, 2, 3, 'KEY VALUE [NODE]');
-        const r = await this.client.put(args[0]!, args[1]!, { node: args[2] });
-        this.print(`ok (revision ${r.revision})`);
+        const usage = 'KEY VALUE [NODE] [--ttl DURATION]';
+        const { words, flags } = Shell.flags(command, args, [], ['ttl'], usage);
+        Shell.arity(command, words, 2, 3, usage);
+        const ttlMs = flags.ttl === undefined ? undefined : Shell.duration(flags.ttl);
+        const r = await this.client.put(words[0]!, words[1]!, { node: words[2], ttlMs });
+        this.print(`ok (revision ${r.revision}${ttlMs !== undefined ? `, expires in ${flags.ttl} unless kept alive` : ''})`);
+        return true;
+      }
+      case 'keepalive': {
+        Shell.arity(command, args, 1, 1, 'KEY');
+        const r = await this.client.keepAlive(args[0]!);
+        this.print(`kept alive (revision ${r.revision})`);
         return true;
       }
       case 'delete': {

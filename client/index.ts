@@ -9,7 +9,7 @@ import { BusTimeoutError, NoRespondersError } from '../bus/errors.ts';
 export { BusClosedError } from '../bus/errors.ts';
 import { RequestMux } from '../bus/request-mux.ts';
 
-import { IF_REVISION_HEADER, KEY_HEADER, REVISION_HEADER } from '../actors/protocol.ts';
+import { IF_REVISION_HEADER, KEY_HEADER, REVISION_HEADER, TTL_HEADER } from '../actors/protocol.ts';
 import { SCAN_HEADERS, type ScanForm, type ScanResult } from '../actors/scan.ts';
 import type { TxnResult } from '../actors/txn.ts';
 import { WATCH_HEADERS, type WatchResult } from '../actors/watch.ts';
@@ -19,7 +19,7 @@ import { credentialsConnectOptions, findCredentials } from './credentials.ts';
 export { CredentialsError, credentialsPath, readCredentials, type ZiCredentials } from './credentials.ts';
 
 // Wire names and shapes are the nodes' own: one definition.
-export { IF_REVISION_HEADER, KEY_HEADER, REVISION_HEADER } from '../actors/protocol.ts';
+export { IF_REVISION_HEADER, KEY_HEADER, REVISION_HEADER, TTL_HEADER } from '../actors/protocol.ts';
 export type { MembersView } from '../actors/protocol.ts';
 import type { ClientOp, MembersView } from '../actors/protocol.ts';
 
@@ -62,6 +62,11 @@ export interface CallOptions {
 export interface WriteOptions extends CallOptions {
   /** Succeed only if the key is at this revision; 0 = the key must not exist. */
   ifRevision?: number;
+}
+
+export interface PutOptions extends WriteOptions {
+  /** The cluster deletes the key this many ms after the put or its last keepAlive (PROTOCOL.md "Expiring keys"). */
+  ttlMs?: number;
 }
 
 /** Which keys a scan covers (PROTOCOL.md "Scan"); every bound is optional. */
@@ -179,7 +184,7 @@ export class ZiClient {
   private async call(op: ClientOp, key: string | null, body: Uint8Array, opts: SendOptions = {}): Promise<Msg> {
     const budgetMs = opts.timeoutMs ?? this.timeoutMs;
     const started = Date.now();
-    const isWrite = op === 'put' || op === 'delete' || op === 'txn';
+    const isWrite = op === 'put' || op === 'delete' || op === 'txn' || op === 'keepalive';
     for (let attempt = 0; ; attempt++) {
       const node = opts.node ?? (isWrite && this.writesToLeader ? this.knownLeader() : undefined);
       const leftMs = budgetMs - (Date.now() - started);
@@ -245,8 +250,15 @@ export class ZiClient {
     }
   }
 
-  async put(key: string, value: Uint8Array | string, opts?: WriteOptions): Promise<{ revision: number }> {
-    return { revision: ZiClient.revision(await this.call('put', key, toBytes(value), opts)) };
+  async put(key: string, value: Uint8Array | string, opts: PutOptions = {}): Promise<{ revision: number }> {
+    const { ttlMs, ...rest } = opts;
+    const headers = ttlMs !== undefined ? { [TTL_HEADER]: String(ttlMs) } : undefined;
+    return { revision: ZiClient.revision(await this.call('put', key, toBytes(value), { ...rest, headers })) };
+  }
+
+  /** Restart the time to live of a key put with `ttlMs`, without writing it; its revision. 404 (ZiStoreError) once it has expired. */
+  async keepAlive(key: string, opts?: CallOptions): Promise<{ revision: number }> {
+    return { revision: ZiClient.revision(await this.call('keepalive', key, new Uint8Array(0), opts)) };
   }
 
   async delete(key: string, opts?: WriteOptions): Promise<{ revision: number }> {

@@ -32,4 +32,13 @@ describe('request parsing', () => {
     expect(code(parseWrite(req([['Zi-Key', 'k']], 'put', new Uint8Array(1024 * 1024 + 1))))).toBe(413);
     expect(parseWrite(req([['Zi-Key', 'k']], 'delete'))).toMatchObject({ key: 'k', value: null });
   });
+
+  it('request - Zi-TTL: milliseconds on a put, 1 ms to a year; a keep-alive names just a key', () => {
+    expect(parseWrite(req([['Zi-Key', 'k'], ['Zi-TTL', '1500']]))).toMatchObject({ key: 'k', ttl: 1500 });
+    expect(parseWrite(req([['Zi-Key', 'k']]))).not.toHaveProperty('ttl');
+    for (const bad of ['0', '-5', '1.5', '10s', '', String(366 * 24 * 3600 * 1000)]) expect(code(parseWrite(req([['Zi-Key', 'k'], ['Zi-TTL', bad]]))), bad).toBe(400);
+    expect(code(parseWrite(req([['Zi-Key', 'k'], ['Zi-TTL', '5'], ['Zi-TTL', '6']])))).toBe(400);
+    expect(code(parseWrite(req([['Zi-Key', 'k'], ['Zi-TTL', '5']], 'delete')))).toBe(400);
+    expect(parseWrite(req([['Zi-Key', 'k']], 'keepalive'))).toEqual({ key: 'k', value: null, keepAlive: true });
+  });
 });
