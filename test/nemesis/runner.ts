@@ -15,6 +15,7 @@ import { changedSources, stampSources } from './sources.ts';
 import type { NemesisOptions } from './options.ts';
 import { Rng } from '../sim/rng.ts';
 import { formatSummary, summarize, type Summary } from './summary.ts';
+import { RunWatcher } from './watcher.ts';
 import { Client, keyNames, type WorkloadContext } from './workload.ts';
 
 export interface NemesisResult {
@@ -38,6 +39,8 @@ export interface NemesisResult {
   notServingAfterHeal: Record<string, string>;
   /** Source files that changed while the run was going (restarted nodes ran other code). */
   sourcesChanged: string[];
+  /** Watches that ended with 410 (no node kept the history they needed). */
+  watchEnded: string[];
   history: RecordedOp[];
   /** The whole text report, as printed by `npm run nemesis`. */
   report: string;
@@ -93,6 +96,9 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
   const failures: string[] = [];
   let inconclusive = false;
   let failingKeyText = '';
+  let watchProblems: string[] = [];
+  /** Watches that ended with 410 (no node kept the history): reported, not failures. */
+  let watchEnded: string[] = [];
   let progress: NodeJS.Timeout | null = null;
   let detach = () => undefined as void;
 
@@ -122,6 +128,9 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
       queueGroupShare: o.queueGroupShare,
       seen: new Map(),
     };
+    const watchConnection = await cluster.connectClient();
+    connections.push(watchConnection);
+    const watcher = new RunWatcher(watchConnection, o.cluster, o.clientTimeoutMs);
     const clients: Client[] = [];
     for (let i = 0; i < o.clients; i++) {
       const nc = await cluster.connectClient();
@@ -186,6 +195,10 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
       await sleep(500, o.signal);
       log(`[${(recorder.now() / 1000).toFixed(1).padStart(6)}s] final reads of ${o.keys} keys at ${ids.length} nodes`);
       convergence = await finalReads(control, ctx, ids, o.finalReadTimeoutMs, o.signal);
+      watchProblems = await watcher.finish(recorder.ops, 30_000);
+      log(`[${(recorder.now() / 1000).toFixed(1).padStart(6)}s] watcher: ${watcher.count} changes${watchProblems.length > 0 ? `, ${watchProblems.length} problem(s)` : ', every acknowledged write of its spans once, in order'}`);
+      watchEnded = watcher.ended;
+      for (const e of watchEnded) log(`watch ended (410) ${e}`);
     }
     await nemesis.dispose();
 
@@ -206,6 +219,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
           failures.push(`no convergence on key ${m.key}: ${m.reads.map((r) => `${r.node}=${r.code === '200' ? `${JSON.stringify(r.value)}@${r.revision}` : r.code}`).join(' ')}`);
         }
       }
+      failures.push(...watchProblems);
       for (const [n, s] of notServing) failures.push(`node ${n} not serving ${o.healTimeoutMs / 1000}s after the final heal (last state: ${s})`);
       for (const a of nemesis.anomalies) failures.push(a);
       const bugs = recorder.ops.filter((x) => x.code === '500');
@@ -239,6 +253,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
   lines.push('');
   if (notServing.size === 0 && !aborted) lines.push('recovery: every node serving after the final heal');
   if (convergence) lines.push(convergence.ok ? `convergence: all ${o.keys} keys identical at all ${o.nodes} nodes` : `convergence: FAILED on ${convergence.mismatches.length} keys`);
+  if (watchEnded.length > 0) lines.push(`watch: ended ${watchEnded.length} time(s) with 410 (history no node kept), resumed from the current revision: ${watchEnded.join('; ')}`);
   if (check) lines.push(check.ok === true ? `linearizability: ok (${recorder.ops.length} ops)` : check.ok === 'unknown' ? 'linearizability: inconclusive (budget)' : 'linearizability: FAILED');
   if (failures.length > 0) {
     lines.push('');
@@ -270,6 +285,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
     check,
     notServingAfterHeal: Object.fromEntries(notServing),
     sourcesChanged,
+    watchEnded,
     history: recorder.ops,
     report,
   };
