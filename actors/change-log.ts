@@ -13,6 +13,7 @@
 //   floor is refused here: it must resume elsewhere, never skip a change or invent one.
 
 import { createRequire } from 'node:module';
+import type { ChangeTransfer } from './protocol.ts';
 
 // A CommonJS module whose class is `exports.default` (as in replica-store.ts).
 const BTree = (createRequire(import.meta.url)('sorted-btree') as typeof import('sorted-btree')).default;
@@ -55,6 +56,14 @@ export class ChangeLog {
   /** Committed above `stable`, waiting for the revisions below: revision → its changes. */
   private readonly staged = new BTree<number, Change[]>();
   private readonly listeners = new Set<() => void>();
+  /**
+   * A state transfer is under way (a join or catch-up): what it brings was not seen change by
+   * change, and a write rolled back meanwhile is undecided here. The leader may send its own
+   * changes for those revisions at the end (endTransfer); until then `stable` stays where it is
+   * and the floor it would have to rise to is kept here.
+   */
+  private transferring = false;
+  private deferredFloor = 0;
   retention: ChangeRetention = defaultChangeRetention;
 
   /** `now`: the node's clock, for retention by age. */
@@ -109,18 +118,77 @@ export class ChangeLog {
    */
   unknown(rev: number): void {
     this.settle(rev);
-    this.raiseFloor(rev);
+    this.missed(rev);
   }
 
   /** The copy took a change at `rev` it did not see committed (a state transfer, a restart). */
   missed(rev: number): void {
-    this.raiseFloor(rev);
+    if (this.transferring) this.deferredFloor = Math.max(this.deferredFloor, rev);
+    else this.raiseFloor(rev);
   }
 
   /** The copy was flushed: nothing in flight any more, and nothing at or below `rev` is known. */
   flushed(rev: number): void {
     this.inFlight.clear();
-    this.raiseFloor(rev);
+    this.missed(rev);
+  }
+
+  /** A state transfer starts (see `transferring`). */
+  beginTransfer(): void {
+    this.transferring = true;
+    this.deferredFloor = 0;
+  }
+
+  /**
+   * The state transfer ended. With the leader's changes (`received`), this log goes on from them:
+   * they cover every revision up to `received.through`, and the leader sent nothing above it but
+   * writes this copy sees committed itself; a write above it left undecided here meanwhile (a
+   * newer one replaced it) still raises the floor. Without (an older leader, a failed transfer),
+   * the floor rises over everything the transfer may have brought: up to `fallback`.
+   */
+  endTransfer(received: ChangeTransfer | null, fallback: number): void {
+    if (!this.transferring) return;
+    this.transferring = false;
+    if (received === null || received.through < this._stable) {
+      this.raiseFloor(Math.max(this.deferredFloor, fallback));
+      return;
+    }
+    // The leader's changes start above our stable revision, or ours are gone: drop what does not connect.
+    if (received.after > this._stable) this.raiseFloor(received.after);
+    this.staged.deleteRange(0, received.through, true);
+    this.inFlight.deleteRange(0, received.through, true);
+    const now = this.now();
+    for (const c of received.changes) {
+      if (c.rev <= this._stable) continue;
+      const change: Change = { ...c, value: c.value === null ? null : c.value.slice(), at: now };
+      this.changes.push(change);
+      this.bytes += changeBytes(change);
+    }
+    this._stable = Math.max(this._stable, received.through);
+    this.trim();
+    if (this.deferredFloor > received.through) this.raiseFloor(this.deferredFloor);
+    this.advance();
+    this.notify();
+  }
+
+  /**
+   * What a joiner whose log is complete up to `after` needs from this one, up to `through`: the
+   * changes in between, or, when this log starts later or they do not fit `maxBytes`, the newest
+   * whole revisions that do (with `after` raised to match). Null when this log is not complete up
+   * to `through`.
+   */
+  transferable(after: number, through: number, maxBytes: number): ChangeTransfer | null {
+    if (this._stable < through || this.transferring) return null;
+    let from = Math.max(after, this._floor);
+    const picked = [...this.since(from)].filter((c) => c.rev <= through);
+    let bytes = picked.reduce((n, c) => n + changeBytes(c), 0);
+    let first = 0;
+    while (bytes > maxBytes && first < picked.length) {
+      const rev = picked[first]!.rev;
+      while (first < picked.length && picked[first]!.rev === rev) bytes -= changeBytes(picked[first++]!);
+      from = rev;
+    }
+    return { after: from, through, changes: picked.slice(first).map(({ rev, key, kind, value }) => ({ rev, key, kind, value })) };
   }
 
   /**
@@ -165,6 +233,7 @@ export class ChangeLog {
 
   /** Move `stable` as far as the rules allow, and the staged changes it passes into the log. */
   private advance(): void {
+    if (this.transferring) return;
     const bound = this.lowestInFlight() - 1;
     let stable = Math.max(this._stable, Math.min(this.heldThrough, bound));
     while (stable < bound && this.staged.has(stable + 1)) stable++;

@@ -10,7 +10,7 @@ import { EXPIRY } from './cache-entry.machine.ts';
 import { Expiries } from './expiries.ts';
 import { KeyTurns } from './key-turns.ts';
 import { newerReplicaSet, type Bus, type Clock, type Coordinator, type EpochClaim, type Log, type NodeObserver } from './ports.ts';
-import type { ClientReply, PeerMessage, PeerReply, PendingEntry, WriteCommand } from './protocol.ts';
+import type { ClientReply, PeerMessage, PeerReply, PendingEntry, SnapshotEntry, WriteCommand } from './protocol.ts';
 import { ReplicaLink } from './replica-link.ts';
 import type { ReplicaStore } from './replica-store.ts';
 import { fail } from './request.ts';
@@ -69,6 +69,9 @@ interface Joiner {
   /** Each admission has its own token: a duplicate join request starts a new transfer and the older one stops. */
   token: number;
 }
+
+/** At most this much of keys and values of its change log goes to a joiner (in the last snapshot chunk, within max_payload). */
+const CHANGES_TRANSFER_BYTES = 512 * 1024;
 
 export class LeaderTerm {
   readonly epoch: number;
@@ -862,7 +865,7 @@ export class LeaderTerm {
     const earlier = this.admissions.get(from);
     if (earlier !== undefined && earlier.session === session && earlier.attempt === attempt) return earlier.reply;
     const since = this.catchUpFrom(request);
-    const reply = this.startAdmission(from, session, attempt, since, since > 0 ? request.pending : []);
+    const reply = this.startAdmission(from, session, attempt, since, since > 0 ? request.pending : [], request.changesAfter);
     this.admissions.set(from, { session, attempt, reply });
     return reply;
   }
@@ -879,7 +882,7 @@ export class LeaderTerm {
     return possible ? since : 0;
   }
 
-  private async startAdmission(from: string, session: string, attempt: number, since: number, pending: string[]): Promise<PeerReply> {
+  private async startAdmission(from: string, session: string, attempt: number, since: number, pending: string[], changesAfter: number | undefined): Promise<PeerReply> {
     // It will flush its copy or roll it back: it must no longer count as complete anywhere, before it acks anything.
     this.removing.delete(from);
     this.replicas.delete(from);
@@ -890,7 +893,7 @@ export class LeaderTerm {
     this.targets.add(from);
     // Writes from now on reach the joiner as invalidations; every earlier revision is below this.
     const lastRevBefore = this.nextRev - 1;
-    void this.transfer(from, token, { since, pending, lastRevBefore }, [...this.inflight]);
+    void this.transfer(from, token, { since, pending, lastRevBefore, changesAfter }, [...this.inflight]);
     return { ok: true, type: 'admitted', admission: token, since, history: this.ports.store.history };
   }
 
@@ -898,7 +901,7 @@ export class LeaderTerm {
    * `since` above 0: a catch-up (what changed since, and the `pending` keys the joiner rolls back,
    * as they stand); `lastRevBefore`: the last revision given before the admission.
    */
-  private async transfer(id: string, token: number, what: { since: number; pending: string[]; lastRevBefore: number }, earlier: Promise<unknown>[]): Promise<void> {
+  private async transfer(id: string, token: number, what: { since: number; pending: string[]; lastRevBefore: number; changesAfter: number | undefined }, earlier: Promise<unknown>[]): Promise<void> {
     const { since, pending } = what;
     const { store } = this.ports;
     const started = this.ports.clock.now();
@@ -909,22 +912,29 @@ export class LeaderTerm {
       await Promise.allSettled(earlier);
       let seq = 0;
       let entries = 0;
-      for (const chunk of store.chunks(this.config.snapshotChunkEntries, this.config.snapshotChunkBytes, since)) {
+      // A value written after the admission reaches the joiner as a write (it is a target): not
+      // here too, where it could arrive first and hide that write from the joiner's change log.
+      const beforeAdmission = (e: SnapshotEntry) => e.rev <= what.lastRevBefore;
+      for (const all of store.chunks(this.config.snapshotChunkEntries, this.config.snapshotChunkBytes, since)) {
         if (!stillJoining()) return;
+        const chunk = all.filter(beforeAdmission);
         await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq: seq++, entries: chunk, done: false, maxRev: 0 });
         entries += chunk.length;
         this.ports.observer?.resync?.(id, entries, false);
       }
       if (!stillJoining()) return;
       if (pending.length > 0) {
-        const rolledBack = pending.map((key) => store.stateOf(key, what.lastRevBefore));
+        const rolledBack = pending.map((key) => store.stateOf(key, what.lastRevBefore)).filter(beforeAdmission);
         await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq: seq++, entries: rolledBack, done: false, maxRev: 0 });
         entries += rolledBack.length;
       }
       // Deletes forgotten meanwhile (a bounded record, a flood of deletes) may be missing from the
       // changes sent: the joiner must not take them as complete. It tries again, for a full copy.
       if (since > 0 && store.deletesKnownAbove > since) throw new Error(`deletes above ${since} forgotten during the catch-up`);
-      await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq, entries: [], done: true, maxRev: Math.max(store.maxRev, this.nextRev - 1) });
+      // Our committed changes up to the admission: the joiner's change log goes on from them.
+      const changes = what.changesAfter === undefined ? null : store.changes.transferable(what.changesAfter, what.lastRevBefore, CHANGES_TRANSFER_BYTES);
+      const done: PeerMessage = { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq, entries: [], done: true, maxRev: Math.max(store.maxRev, this.nextRev - 1) };
+      await this.sendChunk(id, changes === null ? done : { ...done, changes });
       // Dropped while the last chunk was in flight (suspected, or gone from ZooKeeper): not a
       // replica. Forget the admission too, or its lease requests would hear "still joining" for
       // ever; now they hear NOT_REPLICA, which sends it to join again.

@@ -35,6 +35,19 @@ function checkEntries(x: unknown, allowDelete: boolean): void {
   }
 }
 
+function checkChanges(x: unknown): void {
+  need(isObject(x) && isCount(x.after) && isCount(x.through) && Array.isArray(x.changes), 'changes need after, through and a list');
+  const t = x as { after: number; through: number; changes: unknown[] };
+  let last = t.after;
+  for (const c of t.changes) {
+    need(isObject(c) && typeof c.key === 'string' && isCount(c.rev), 'a change needs key and rev');
+    const { rev, kind, value } = c as Record<string, unknown>;
+    need((rev as number) > t.after && (rev as number) <= t.through && (rev as number) >= last, 'changes must be in order, within after..through');
+    need((kind === 'put' && isBytes(value)) || ((kind === 'delete' || kind === 'expire') && value === null), 'a change is a put with a value, or a delete or expire without');
+    last = rev as number;
+  }
+}
+
 function checkValidated(x: unknown): void {
   need(Array.isArray(x), 'validated must be an array');
   for (const v of x as unknown[]) need(isObject(v) && typeof v.key === 'string' && isCount(v.rev), 'validation needs key and rev');
@@ -106,6 +119,7 @@ export function checkPeerMessage(x: unknown): PeerMessage {
       need(typeof m.session === 'string' && isCount(m.attempt), 'join needs a session and an attempt');
       need(isCount(m.since) && isCount(m.history), 'join needs since and history');
       need(Array.isArray(m.pending) && (m.pending as unknown[]).every((k) => typeof k === 'string'), 'join needs pending keys');
+      need(m.changesAfter === undefined || isCount(m.changesAfter), 'changesAfter must be a count');
       break;
     case 'lease':
       need(typeof m.session === 'string', 'lease needs a session');
@@ -122,6 +136,7 @@ export function checkPeerMessage(x: unknown): PeerMessage {
     case 'snapshot':
       need(isCount(m.seq) && isCount(m.admission) && isCount(m.maxRev) && typeof m.done === 'boolean', 'snapshot needs admission, seq, maxRev, done');
       checkEntries(m.entries, true);
+      if (m.changes !== undefined) checkChanges(m.changes);
       break;
     default:
       throw new BadPeerMessageError(`unknown type ${String(m.type).slice(0, 40)}`);

@@ -58,6 +58,13 @@ export interface SnapshotEntry {
   ttl?: number;
 }
 
+/** Committed changes in (after, through], in revision order (change-log.ts). */
+export interface ChangeTransfer {
+  after: number;
+  through: number;
+  changes: { rev: number; key: string; kind: 'put' | 'delete' | 'expire'; value: Uint8Array | null }[];
+}
+
 export interface KeyRevision {
   key: string;
   rev: number;
@@ -86,7 +93,8 @@ export type PeerMessage =
    * (ReplicaStore.heldThrough), so it may catch up with what changed since, plus the keys it rolls
    * back (`pending`: its writes in flight) as they stand.
    */
-  | { type: 'join'; from: string; epoch: number; session: string; attempt: number; since: number; history: number; pending: string[] }
+  /** `changesAfter`: the joiner's change log is complete up to it (ChangeLog.stable); the leader sends what it has after. */
+  | { type: 'join'; from: string; epoch: number; session: string; attempt: number; since: number; history: number; pending: string[]; changesAfter?: number }
   | { type: 'lease'; from: string; epoch: number; session: string }
   // leader -> follower
   // Writes in flight (batched per replica), with validations of earlier writes riding along.
@@ -94,7 +102,11 @@ export type PeerMessage =
   | { type: 'validate'; from: string; epoch: number; validated: KeyRevision[] }
   | { type: 'sync'; from: string; epoch: number }
   /** `admission` names the admission the chunk belongs to: a joiner takes chunks of its own only. */
-  | { type: 'snapshot'; from: string; epoch: number; admission: number; seq: number; entries: SnapshotEntry[]; done: boolean; maxRev: number };
+  /**
+   * The last chunk (`done`) may carry the leader's committed changes in (`changes.after`,
+   * `changes.through`]: the joiner's change log goes on from them rather than losing its history.
+   */
+  | { type: 'snapshot'; from: string; epoch: number; admission: number; seq: number; entries: SnapshotEntry[]; done: boolean; maxRev: number; changes?: ChangeTransfer };
 
 export type PeerReply =
   | { ok: true; type: 'ack' }

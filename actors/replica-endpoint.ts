@@ -133,6 +133,7 @@ export class ReplicaEndpoint {
           store.maxRev = Math.max(store.maxRev, message.maxRev);
           if (this.admission.since > 0) store.caughtUp();
           else store.snapshotComplete(message.maxRev);
+          store.changes.endTransfer(message.changes ?? null, store.maxRev);
           this.joinDone?.resolve();
           // The leader records us as a replica on this ack: the copy must be stored by then.
           if (store.onDisk) return this.stored();
@@ -190,6 +191,7 @@ export class ReplicaEndpoint {
         since: store.heldThrough,
         history: store.history,
         pending: store.pendingKeys(),
+        changesAfter: store.changes.stable,
       },
       this.config.opTimeoutMs,
     );
@@ -197,24 +199,31 @@ export class ReplicaEndpoint {
     if (reply.type !== 'admitted') throw new Error(`unexpected join reply ${reply.type}`);
     if (abandoned()) throw new Error('join abandoned');
     this.admission = { token: reply.admission, since: reply.since };
-    if (reply.since > 0) store.rollBackTo(reply.since);
-    else store.clear();
-    store.history = reply.history;
-    this.host.toFollower({ type: 'store.flushed' });
-    store.keepTombstones = true;
-    this.syncedEpoch = epoch;
-    this.syncedLeader = leader;
-    this.promised = Math.max(this.promised, epoch);
-    this.lastChunkAt = clock.now();
-    // The transfer may take long for big data sets; give up only when chunks stop coming.
-    let finished = false;
-    void done.promise.then(() => (finished = true), () => undefined);
-    while (!finished) {
-      await deadlines.settledWithin(this.config.joinTimeoutMs / 4, done.promise);
-      if (abandoned()) throw new Error('join abandoned');
-      if (!finished && clock.now() - this.lastChunkAt > this.config.joinTimeoutMs) {
-        throw new Error(`state transfer stalled: no chunk for ${this.config.joinTimeoutMs} ms`);
+    // What the transfer brings goes into the change log only with the leader's changes at its end
+    // (the last chunk); a transfer that does not get there raises the log's floor over it all.
+    store.changes.beginTransfer();
+    try {
+      if (reply.since > 0) store.rollBackTo(reply.since);
+      else store.clear();
+      store.history = reply.history;
+      this.host.toFollower({ type: 'store.flushed' });
+      store.keepTombstones = true;
+      this.syncedEpoch = epoch;
+      this.syncedLeader = leader;
+      this.promised = Math.max(this.promised, epoch);
+      this.lastChunkAt = clock.now();
+      // The transfer may take long for big data sets; give up only when chunks stop coming.
+      let finished = false;
+      void done.promise.then(() => (finished = true), () => undefined);
+      while (!finished) {
+        await deadlines.settledWithin(this.config.joinTimeoutMs / 4, done.promise);
+        if (abandoned()) throw new Error('join abandoned');
+        if (!finished && clock.now() - this.lastChunkAt > this.config.joinTimeoutMs) {
+          throw new Error(`state transfer stalled: no chunk for ${this.config.joinTimeoutMs} ms`);
+        }
       }
+    } finally {
+      store.changes.endTransfer(null, store.maxRev);
     }
     if (abandoned()) throw new Error('join abandoned');
     this.refused = false;

@@ -403,7 +403,6 @@ export class ReplicaStore {
   /** A snapshot taken at `maxRev` has filled the flushed copy: deletes above it are all recorded. */
   snapshotComplete(maxRev: number): void {
     this.snapshotRev = maxRev;
-    this.changes.missed(Math.max(maxRev, this._maxRev));
     this.metaChanged();
     this.purgeTombstones();
   }
@@ -430,8 +429,6 @@ export class ReplicaStore {
 
   /** A catch-up completed: every rolled-back key has been sent as it stands. */
   caughtUp(): void {
-    // Writes the catch-up brought were not seen committed one by one.
-    this.changes.missed(this._maxRev);
     this.rolledBack.clear();
     this.purgeTombstones();
     this.metaChanged();

@@ -96,6 +96,41 @@ describe('ChangeLog', () => {
     expect(store.changes.floor).toBe(5);
   });
 
+  it("a catch-up goes on from the leader's changes instead of losing the history; without them, or past them, the floor rises", () => {
+    const leader = new ReplicaStore();
+    for (let rev = 1; rev <= 6; rev++) write(leader, `k${rev % 2}`, rev, `v${rev}`);
+    leader.changes.held(6);
+    const joiner = new ReplicaStore();
+    write(joiner, 'k1', 1, 'v1');
+    write(joiner, 'k0', 2, 'v2');
+    write(joiner, 'k1', 3, 'v3', false); // in flight when it lost touch
+    joiner.changes.beginTransfer();
+    joiner.rollBackTo(2);
+    joiner.apply('k1', { type: 'fill', rev: 5, value: bytes('v5') });
+    write(joiner, 'k0', 7, 'v7'); // after the admission: a write it sees itself
+    const sent = leader.changes.transferable(joiner.changes.stable, 6, 1 << 20)!;
+    expect(sent).toMatchObject({ after: 2, through: 6 });
+    joiner.changes.endTransfer(sent, joiner.maxRev);
+    expect(joiner.changes.floor).toBe(0);
+    expect(revs(joiner.changes)).toEqual(['1:k1:put', '2:k0:put', '3:k1:put', '4:k0:put', '5:k1:put', '6:k0:put', '7:k0:put']);
+
+    // A write above the changes sent that a newer one replaced meanwhile: undecided, the floor rises over it.
+    const other = new ReplicaStore();
+    other.changes.beginTransfer();
+    write(other, 'k9', 8, 'x', false);
+    write(other, 'k9', 9, 'y');
+    other.changes.endTransfer(leader.changes.transferable(0, 6, 1 << 20), other.maxRev);
+    expect(other.changes.floor).toBe(8);
+    // No changes sent (an older leader): everything the transfer may have brought is below the floor.
+    const plain = new ReplicaStore();
+    plain.changes.beginTransfer();
+    plain.apply('k1', { type: 'fill', rev: 5, value: bytes('v5') });
+    plain.changes.endTransfer(null, 6);
+    expect(plain.changes.floor).toBe(6);
+    // Changes that do not fit go as the newest whole revisions that do.
+    expect(leader.changes.transferable(0, 6, 130)).toMatchObject({ after: 4, through: 6 });
+  });
+
   it('keeps a copy of each value, not a view on the message it came in', () => {
     const store = new ReplicaStore();
     const message = bytes('hello');
