@@ -1,4 +1,5 @@
 // Validation of client requests against PROTOCOL.md. Pure functions.
+import { Buffer } from 'node:buffer';
 import { IF_REVISION_HEADER, KEY_HEADER, MAX_KEY_BYTES, MAX_TTL_MS, MAX_VALUE_BYTES, TTL_HEADER, type ClientReply, type ClientRequest, type ErrorCode, type WriteCommand } from './protocol.ts';
 
 
@@ -7,6 +8,17 @@ export const fail = (code: ErrorCode, description: string): ClientReply => ({ ok
 const encoder = new TextEncoder();
 // Control characters and U+FFFD (what invalid UTF-8 decodes to) are refused.
 const FORBIDDEN_KEY_CHARS = /[\u0000-\u001f\u007f\ufffd]/;
+
+/** The value of header `name`, null when absent, or an error reply when it appears more than once. */
+export function oneHeader(request: ClientRequest, name: string): string | null | ClientReply {
+  const values = request.headers.get(name);
+  if (!values || values.length === 0) return null;
+  if (values.length > 1) return fail(400, `more than one ${name} header`);
+  return values[0]!;
+}
+
+/** Bytes as base64 (standard alphabet, padded), as JSON replies carry values. */
+export const base64 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 
 /** Returns the key, or an error reply. Header names are matched case-sensitively. */
 export function parseKey(request: ClientRequest): string | ClientReply {

@@ -6,7 +6,7 @@ import { Buffer } from 'node:buffer';
 import { compareKeys } from './key-order.ts';
 import type { ClientReply, ClientRequest } from './protocol.ts';
 import type { ReplicaStore } from './replica-store.ts';
-import { fail, keyProblem } from './request.ts';
+import { base64, fail, keyProblem, oneHeader } from './request.ts';
 
 export const SCAN_HEADERS = {
   prefix: 'Zi-Prefix',
@@ -49,14 +49,6 @@ export interface ScanResult {
 }
 
 const encoder = new TextEncoder();
-const base64 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
-
-function oneHeader(request: ClientRequest, name: string): string | null | ClientReply {
-  const values = request.headers.get(name);
-  if (!values || values.length === 0) return null;
-  if (values.length > 1) return fail(400, `more than one ${name} header`);
-  return values[0]!;
-}
 
 /** The scan a client asked for, or an error reply. */
 export function parseScan(request: ClientRequest): ScanQuery | ClientReply {

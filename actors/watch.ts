@@ -7,7 +7,7 @@ import { Buffer } from 'node:buffer';
 import type { Change, ChangeLog } from './change-log.ts';
 import type { Clock } from './ports.ts';
 import { KEY_HEADER, type ClientReply, type ClientRequest } from './protocol.ts';
-import { fail, keyProblem } from './request.ts';
+import { base64, fail, keyProblem, oneHeader } from './request.ts';
 
 export const WATCH_HEADERS = {
   key: KEY_HEADER,
@@ -42,14 +42,6 @@ export interface WatchResult {
 }
 
 const encoder = new TextEncoder();
-const base64 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
-
-function header(request: ClientRequest, name: string): string | null | ClientReply {
-  const values = request.headers.get(name);
-  if (!values || values.length === 0) return null;
-  if (values.length > 1) return fail(400, `more than one ${name} header`);
-  return values[0]!;
-}
 
 function integer(text: string, name: string, min: number, max: number): number | ClientReply {
   if (!/^\d+$/.test(text)) return fail(400, `${name} must be a decimal integer`);
@@ -62,7 +54,7 @@ function integer(text: string, name: string, min: number, max: number): number |
 export function parseWatch(request: ClientRequest): WatchQuery | ClientReply {
   const text: Partial<Record<keyof typeof WATCH_HEADERS, string | null>> = {};
   for (const [field, name] of Object.entries(WATCH_HEADERS) as [keyof typeof WATCH_HEADERS, string][]) {
-    const value = header(request, name);
+    const value = oneHeader(request, name);
     if (value !== null && typeof value === 'object') return value;
     text[field] = value;
   }

@@ -88,7 +88,7 @@ export const watch: Scenario = {
     'of the prefix, each on its own connection, note when each change reaches them. Latency: from sending the put to the watcher having the ' +
     'change (the commit included). ZiStore: 3 nodes with --data-dir --fsync always, the typed client (long polls at any node); etcd: watch ' +
     'streams of the HTTP gateway at its leader member; JetStream KV: nats.js kv.watch (updates only). Systems take turns in each round.',
-  estimate: { quick: '~1 min', full: '~4 min' },
+  estimate: { quick: '~1 min', full: '~10 min' },
   usesPeers: true,
   async run(ctx: ScenarioContext) {
     const writes = ctx.quick ? 200 : 1000;
