@@ -17,6 +17,17 @@ export function oneHeader(request: ClientRequest, name: string): string | null |
   return values[0]!;
 }
 
+/** The values of the headers `names` names (null when absent), by field, or an error reply. */
+export function headersOf<F extends string>(request: ClientRequest, names: Record<F, string>): Partial<Record<F, string | null>> | ClientReply {
+  const text: Partial<Record<F, string | null>> = {};
+  for (const [field, name] of Object.entries(names) as [F, string][]) {
+    const value = oneHeader(request, name);
+    if (value !== null && typeof value === 'object') return value;
+    text[field] = value;
+  }
+  return text;
+}
+
 /** Bytes as base64 (standard alphabet, padded), as JSON replies carry values. */
 export const base64 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 

@@ -6,7 +6,7 @@ import { Buffer } from 'node:buffer';
 import { compareKeys } from './key-order.ts';
 import type { ClientReply, ClientRequest } from './protocol.ts';
 import type { ReplicaStore } from './replica-store.ts';
-import { base64, fail, keyProblem, oneHeader } from './request.ts';
+import { base64, fail, headersOf, keyProblem } from './request.ts';
 
 export const SCAN_HEADERS = {
   prefix: 'Zi-Prefix',
@@ -52,12 +52,8 @@ const encoder = new TextEncoder();
 
 /** The scan a client asked for, or an error reply. */
 export function parseScan(request: ClientRequest): ScanQuery | ClientReply {
-  const text: Partial<Record<keyof typeof SCAN_HEADERS, string | null>> = {};
-  for (const [field, name] of Object.entries(SCAN_HEADERS) as [keyof typeof SCAN_HEADERS, string][]) {
-    const value = oneHeader(request, name);
-    if (value !== null && typeof value === 'object') return value;
-    text[field] = value;
-  }
+  const text = headersOf(request, SCAN_HEADERS);
+  if ('ok' in text) return text as ClientReply;
   let limit = DEFAULT_SCAN_LIMIT;
   if (text.limit != null) {
     if (!/^\d+$/.test(text.limit)) return fail(400, `${SCAN_HEADERS.limit} must be a decimal integer`);

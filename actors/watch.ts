@@ -7,7 +7,7 @@ import { Buffer } from 'node:buffer';
 import type { Change, ChangeLog } from './change-log.ts';
 import type { Clock } from './ports.ts';
 import { KEY_HEADER, type ClientReply, type ClientRequest } from './protocol.ts';
-import { base64, fail, keyProblem, oneHeader } from './request.ts';
+import { base64, fail, headersOf, keyProblem } from './request.ts';
 
 export const WATCH_HEADERS = {
   key: KEY_HEADER,
@@ -52,12 +52,8 @@ function integer(text: string, name: string, min: number, max: number): number |
 
 /** The watch a client asked for, or an error reply. */
 export function parseWatch(request: ClientRequest): WatchQuery | ClientReply {
-  const text: Partial<Record<keyof typeof WATCH_HEADERS, string | null>> = {};
-  for (const [field, name] of Object.entries(WATCH_HEADERS) as [keyof typeof WATCH_HEADERS, string][]) {
-    const value = oneHeader(request, name);
-    if (value !== null && typeof value === 'object') return value;
-    text[field] = value;
-  }
+  const text = headersOf(request, WATCH_HEADERS);
+  if ('ok' in text) return text as ClientReply;
   if (text.key != null && text.prefix != null) return fail(400, `give ${WATCH_HEADERS.key} or ${WATCH_HEADERS.prefix}, not both`);
   for (const field of ['key', 'prefix'] as const) {
     const bound = text[field];
