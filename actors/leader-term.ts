@@ -480,6 +480,7 @@ export class LeaderTerm {
         (err: unknown) => {
           this.expiring.delete(key);
           this.log.error({ err, key }, 'expiry failed');
+          this.armExpiryTimer();
         },
       );
     }
