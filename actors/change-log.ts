@@ -65,6 +65,8 @@ export class ChangeLog {
   private transferring = false;
   private deferredFloor = 0;
   retention: ChangeRetention = defaultChangeRetention;
+  /** Told each time the floor rises for another reason than retention (the node logs it); must not throw. */
+  onFloorRaised: ((floor: number, why: string) => void) | null = null;
 
   /** `now`: the node's clock, for retention by age. */
   constructor(private readonly now: () => number = () => performance.now()) {}
@@ -94,7 +96,7 @@ export class ChangeLog {
     if (rev <= this._floor) return;
     // Below `stable` nothing may still come: a change that does was missed by the rules above.
     if (rev <= this._stable) {
-      this.raiseFloor(rev);
+      this.raiseFloor(rev, 'a change came below the stable revision');
       return;
     }
     const change: Change = { rev, key, kind, value: value === null ? null : value.slice(), at: this.now() };
@@ -102,7 +104,7 @@ export class ChangeLog {
     if (group === undefined) this.staged.set(rev, [change]);
     else group.push(change);
     // Held back for long (no lease, a decision that does not come): bounded like the log.
-    if (this.staged.size > this.retention.maxChanges) this.raiseFloor(this.staged.minKey()!);
+    if (this.staged.size > this.retention.maxChanges) this.raiseFloor(this.staged.minKey()!, 'changes held back too long');
     this.advance();
   }
 
@@ -124,7 +126,7 @@ export class ChangeLog {
   /** The copy took a change at `rev` it did not see committed (a state transfer, a restart). */
   missed(rev: number): void {
     if (this.transferring) this.deferredFloor = Math.max(this.deferredFloor, rev);
-    else this.raiseFloor(rev);
+    else this.raiseFloor(rev, 'a change not seen committed here');
   }
 
   /** The copy was flushed: nothing in flight any more, and nothing at or below `rev` is known. */
@@ -150,11 +152,11 @@ export class ChangeLog {
     if (!this.transferring) return;
     this.transferring = false;
     if (received === null || received.through < this._stable) {
-      this.raiseFloor(Math.max(this.deferredFloor, fallback));
+      this.raiseFloor(Math.max(this.deferredFloor, fallback), 'a state transfer without the leader\'s changes');
       return;
     }
     // The leader's changes start above our stable revision, or ours are gone: drop what does not connect.
-    if (received.after > this._stable) this.raiseFloor(received.after);
+    if (received.after > this._stable) this.raiseFloor(received.after, 'the leader\'s changes start above ours');
     this.staged.deleteRange(0, received.through, true);
     this.inFlight.deleteRange(0, received.through, true);
     const now = this.now();
@@ -166,7 +168,7 @@ export class ChangeLog {
     }
     this._stable = Math.max(this._stable, received.through);
     this.trim();
-    if (this.deferredFloor > received.through) this.raiseFloor(this.deferredFloor);
+    if (this.deferredFloor > received.through) this.raiseFloor(this.deferredFloor, 'a write left undecided during a state transfer');
     this.advance();
     this.notify();
   }
@@ -252,8 +254,9 @@ export class ChangeLog {
     this.notify();
   }
 
-  private raiseFloor(rev: number): void {
+  private raiseFloor(rev: number, why: string): void {
     if (rev <= this._floor) return;
+    this.onFloorRaised?.(rev, why);
     this._floor = rev;
     this.staged.deleteRange(0, rev, true);
     this.inFlight.deleteRange(0, rev, true);

@@ -933,6 +933,10 @@ export class LeaderTerm {
       // changes sent: the joiner must not take them as complete. It tries again, for a full copy.
       if (since > 0 && store.deletesKnownAbove > since) throw new Error(`deletes above ${since} forgotten during the catch-up`);
       // Our committed changes up to the admission: the joiner's change log goes on from them.
+      // Nothing at or below it is in flight any more (new writes are above it, earlier ones have
+      // finished, recommits too): a revision up to it that our copy never saw committed was given
+      // to a write that failed, so our log may vouch for all of them.
+      if (this.recommitting === 0 && ![...this.inflightRevs].some((rev) => rev <= what.lastRevBefore)) store.changes.held(what.lastRevBefore);
       const changes = what.changesAfter === undefined ? null : store.changes.transferable(what.changesAfter, what.lastRevBefore, CHANGES_TRANSFER_BYTES);
       const done: PeerMessage = { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq, entries: [], done: true, maxRev: Math.max(store.maxRev, this.nextRev - 1) };
       await this.sendChunk(id, changes === null ? done : { ...done, changes });

@@ -107,6 +107,7 @@ export class ZiNode {
     this.deadlines = new Deadlines(ports.clock);
     this.store.now = () => ports.clock.now();
     this.store.changes.retention = { ...defaultChangeRetention, ...config.watchHistory };
+    this.store.changes.onFloorRaised = (floor, why) => this.log.info({ floor, why }, 'watch history now starts above this revision');
     if (ports.disk !== undefined) {
       this.store.attachDisk(ports.disk);
       this.log.info({ keys: this.store.size, maxRev: this.store.maxRev, intact: this.store.intact }, 'copy restored from the data dir');
