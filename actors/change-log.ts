@@ -169,8 +169,7 @@ export class ChangeLog {
     this._stable = Math.max(this._stable, received.through);
     this.trim();
     if (this.deferredFloor > received.through) this.raiseFloor(this.deferredFloor, 'a write left undecided during a state transfer');
-    this.advance();
-    this.notify();
+    if (!this.advance()) this.notify();
   }
 
   /**
@@ -233,13 +232,13 @@ export class ChangeLog {
     return this.inFlight.minKey() ?? Number.POSITIVE_INFINITY;
   }
 
-  /** Move `stable` as far as the rules allow, and the staged changes it passes into the log. */
-  private advance(): void {
-    if (this.transferring) return;
+  /** Move `stable` as far as the rules allow, and the staged changes it passes into the log; whether listeners were told. */
+  private advance(): boolean {
+    if (this.transferring) return false;
     const bound = this.lowestInFlight() - 1;
     let stable = Math.max(this._stable, Math.min(this.heldThrough, bound));
     while (stable < bound && this.staged.has(stable + 1)) stable++;
-    if (stable === this._stable) return;
+    if (stable === this._stable) return false;
     for (;;) {
       const rev = this.staged.minKey();
       if (rev === undefined || rev > stable) break;
@@ -252,6 +251,7 @@ export class ChangeLog {
     this._stable = stable;
     this.trim();
     this.notify();
+    return true;
   }
 
   private raiseFloor(rev: number, why: string): void {
@@ -264,8 +264,7 @@ export class ChangeLog {
     this.compact();
     // Nothing at or below the floor is needed any more: stable may pass it.
     if (this._stable < rev) this._stable = rev;
-    this.advance();
-    this.notify();
+    if (!this.advance()) this.notify();
   }
 
   /** Retention by count and bytes (age is checked on every read). */

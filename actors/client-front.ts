@@ -159,7 +159,8 @@ export class ClientFront {
     if (this.node.term !== null) return this.leaderScan(query);
     const { store, deadlines } = this.parts;
     // A key of the range that may have expired: only the leader can tell.
-    const expired = [...store.keysWithTtl()].some((key) => covers(query, key) && store.expiredHere(key));
+    let expired = false;
+    for (const key of store.keysWithTtl()) if (covers(query, key) && store.expiredHere(key)) expired = true;
     for (let attempt = 0; attempt < SCAN_LOCAL_ATTEMPTS && !expired && this.node.canServe(); attempt++) {
       const busy = this.unsettled(query);
       if (busy.length === 0) return runScan(store, query);

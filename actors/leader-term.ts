@@ -442,14 +442,16 @@ export class LeaderTerm {
     return reply.ok ? null : reply;
   }
 
-  /** Keep a written key's deadline: set for a put with a time to live, gone otherwise. */
+  /** Keep a written key's deadline: set for a put with a time to live, gone otherwise. Most writes touch none: no timer work then. */
   private expiryChanged(entries: readonly PendingEntry[]): void {
-    const now = this.ports.clock.now();
+    let changed = false;
     for (const e of entries) {
-      if (e.value !== null && (e.ttl ?? 0) > 0) this.expiries.set(e.key, now + e.ttl!);
-      else this.expiries.delete(e.key);
+      if (e.value !== null && (e.ttl ?? 0) > 0) this.expiries.set(e.key, this.ports.clock.now() + e.ttl!);
+      else if (this.expiries.deadline(e.key) !== undefined) this.expiries.delete(e.key);
+      else continue;
+      changed = true;
     }
-    this.armExpiryTimer();
+    if (changed) this.armExpiryTimer();
   }
 
   /** One timer, for the earliest deadline; while expiries run, it looks again at most every 50 ms. */
