@@ -79,6 +79,13 @@ export class PackedTable {
     this.liveRecords++;
   }
 
+  /** Make the index hold `records` more records without growing: a bulk load then rebuilds it once, not at every doubling. */
+  reserve(records: number): void {
+    let slots = this.index.length;
+    while ((this.liveRecords + this.removedSlots + records + 1) * 2 > slots) slots *= 2;
+    if (slots > this.index.length) this.rebuildIndex(slots);
+  }
+
   delete(key: string): boolean {
     const at = this.find(this.encodeKey(key));
     if (at < 0) return false;

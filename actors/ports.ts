@@ -197,8 +197,12 @@ export interface CopyMeta {
  * are applied in the order given; `flushed` says when they are stored as the policy promises.
  */
 export interface ReplicaDisk {
-  /** The copy as stored, read once at start (meta null: an empty data dir). */
-  load(): { meta: CopyMeta | null; entries: Iterable<[string, StoredEntry]> };
+  /**
+   * The copy as stored, read once at start (meta null: an empty data dir), with how many entries
+   * it holds. An entry's values may be views on the engine's buffers, valid until the next entry:
+   * copy what you keep.
+   */
+  load(): { meta: CopyMeta | null; count: number; entries: Iterable<[string, StoredEntry]> };
   /** The key's state after a change (value null and rev above 0: a tombstone); null once it holds nothing. */
   write(key: string, entry: StoredEntry | null): void;
   writeMeta(meta: CopyMeta): void;

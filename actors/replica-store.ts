@@ -12,7 +12,9 @@ import type { PendingEntry, SnapshotEntry } from './protocol.ts';
 type Waiter = () => void;
 
 // A CommonJS module whose class is `exports.default`: required as such, the same under Node and vitest.
-const BTree = (createRequire(import.meta.url)('sorted-btree') as typeof import('sorted-btree')).default;
+const requireCjs = createRequire(import.meta.url);
+const BTree = (requireCjs('sorted-btree') as typeof import('sorted-btree')).default;
+const { bulkLoad } = requireCjs('sorted-btree/extended/bulkLoad.js') as typeof import('sorted-btree/extended/bulkLoad.js');
 
 /**
  * Most keys sit valid with a small value: those live in a PackedTable (key, revision and value
@@ -40,6 +42,12 @@ function compact(value: Uint8Array): Uint8Array {
   return new Uint8Array(copy.buffer, 0, copy.byteLength);
 }
 
+/** `e` with values of its own (a disk's load may hand out views on its buffers). */
+function owned(e: StoredEntry): StoredEntry {
+  const copy = (v: Uint8Array | null) => (v === null ? null : Uint8Array.prototype.slice.call(v));
+  return { ...e, value: copy(e.value), pendingValue: copy(e.pendingValue) };
+}
+
 export class ReplicaStore {
   private readonly entries = new Map<string, EntryRecord>();
   private readonly packed = new PackedTable();
@@ -47,7 +55,7 @@ export class ReplicaStore {
   private walks = 0;
   private readonly waiters = new Map<string, Waiter[]>();
   /** Every key that exists here (a committed value), in key order: what scans walk. */
-  private readonly ordered = new BTree<string, undefined>(undefined, compareKeys);
+  private ordered = new BTree<string, undefined>(undefined, compareKeys);
   /** Every key with a write in flight here (the entries map holds them, among many valid ones). */
   private readonly inFlight = new Set<string>();
   /** Where the copy is kept between runs (null: memory only). Every change goes there, in order. */
@@ -168,13 +176,27 @@ export class ReplicaStore {
    * knows no delete at or below its highest revision.
    */
   attachDisk(disk: ReplicaDisk): void {
-    const { meta, entries } = disk.load();
+    const { meta, count, entries } = disk.load();
     const deleted: [string, StoredEntry][] = [];
+    const others: [string, StoredEntry][] = [];
+    // Most of a copy is small settled values: straight into the packed table, their keys (in the
+    // engine's order) into the key order in one go. A restart of a large copy is mostly this loop.
+    const packedKeys: string[] = [];
+    this.packed.reserve(count);
     for (const [key, e] of entries) {
-      if (e.value === null) {
-        deleted.push([key, e]);
-        continue;
+      if (e.value === null) deleted.push([key, owned(e)]);
+      else if (e.pendingRev > 0 || (e.ttl ?? 0) !== 0 || e.value.byteLength > PACK_MAX_BYTES) others.push([key, owned(e)]);
+      else {
+        this.packed.set(key, e.rev, e.value);
+        packedKeys.push(key);
+        this.liveKeys++;
+        this.valueBytes += e.value.byteLength;
+        if (e.rev > this.committedMaxRev) this.committedMaxRev = e.rev;
       }
+    }
+    this._maxRev = Math.max(this._maxRev, this.committedMaxRev);
+    this.loadKeyOrder(packedKeys);
+    for (const [key, e] of others) {
       this.apply(key, { type: 'fill', rev: e.rev, value: e.value, ttl: e.ttl ?? 0 });
       if (e.pendingRev > 0) this.apply(key, { type: 'invalidate', rev: e.pendingRev, value: e.pendingValue, ttl: e.pendingTtl ?? 0 });
     }
@@ -203,6 +225,16 @@ export class ReplicaStore {
       this.snapshotRev = Math.max(meta?.snapshotRev ?? 0, this._maxRev);
     }
     this.disk = disk;
+  }
+
+  /** Fill the (empty) key order with `keys`: built in one pass when they come sorted, as the engine keeps them. */
+  private loadKeyOrder(keys: string[]): void {
+    for (let i = 1; i < keys.length; i++) {
+      if (compareKeys(keys[i - 1]!, keys[i]!) < 0) continue;
+      for (const key of keys) this.ordered.set(key, undefined);
+      return;
+    }
+    this.ordered = bulkLoad<string, undefined>(keys, new Array<undefined>(keys.length), this.ordered.maxNodeSize, compareKeys);
   }
 
   /** Is the copy kept on a disk (changes then count as held only once durable() resolves)? */

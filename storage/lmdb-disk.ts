@@ -50,7 +50,7 @@ const HAS_TTL = 4;
 const HEADER_BYTES = 4 + 1 + 8 + 8 + 4;
 const TTL_BYTES = 16;
 
-const entryCrc = (key: string, body: Buffer): number => crc32(body, crc32(key));
+const entryCrc = (key: string, body: Uint8Array): number => crc32(body, crc32(key));
 
 export function encodeEntry(key: string, e: StoredEntry): Buffer {
   const valueBytes = e.value?.byteLength ?? 0;
@@ -70,17 +70,27 @@ export function encodeEntry(key: string, e: StoredEntry): Buffer {
   return out;
 }
 
-export function decodeEntry(key: string, b: Uint8Array): StoredEntry {
-  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  if (buf.byteLength < HEADER_BYTES) throw new Error(`entry of ${buf.byteLength} bytes is shorter than its header`);
-  if (buf.readUInt32BE(0) !== entryCrc(key, buf.subarray(4))) throw new Error('checksum mismatch');
+/** Where decodeEntry copies an entry first (grown as needed). */
+let decodeScratch = Buffer.allocUnsafeSlow(4096);
+
+/**
+ * The entry stored under `key`; its values are views on a buffer that the next call overwrites.
+ * The entry is copied there first: the engine hands out small on-heap arrays, and any view on one
+ * (a subarray, its `.buffer`) costs V8 a move of it off the heap, more than the whole decode.
+ */
+export function decodeEntry(key: string, stored: Uint8Array): StoredEntry {
+  const length = stored.byteLength;
+  if (length < HEADER_BYTES) throw new Error(`entry of ${length} bytes is shorter than its header`);
+  if (length > decodeScratch.byteLength) decodeScratch = Buffer.allocUnsafeSlow(Math.max(length, decodeScratch.byteLength * 2));
+  const buf = decodeScratch;
+  buf.set(stored);
+  if (buf.readUInt32BE(0) !== entryCrc(key, buf.subarray(4, length))) throw new Error('checksum mismatch');
   const flags = buf.readUInt8(4);
   const valueBytes = buf.readUInt32BE(21);
-  const end = buf.byteLength - (flags & HAS_TTL ? TTL_BYTES : 0);
+  const end = length - (flags & HAS_TTL ? TTL_BYTES : 0);
   if (HEADER_BYTES + valueBytes > end) throw new Error('entry value runs past its end');
-  // Copies: the engine's buffers are reused by its next read.
-  const value = flags & HAS_VALUE ? Uint8Array.prototype.slice.call(buf, HEADER_BYTES, HEADER_BYTES + valueBytes) : null;
-  const pendingValue = flags & HAS_PENDING_VALUE ? Uint8Array.prototype.slice.call(buf, HEADER_BYTES + valueBytes, end) : null;
+  const value = flags & HAS_VALUE ? buf.subarray(HEADER_BYTES, HEADER_BYTES + valueBytes) : null;
+  const pendingValue = flags & HAS_PENDING_VALUE ? buf.subarray(HEADER_BYTES + valueBytes, end) : null;
   const entry: StoredEntry = { rev: buf.readDoubleBE(5), value, pendingRev: buf.readDoubleBE(13), pendingValue };
   if (flags & HAS_TTL) {
     entry.ttl = buf.readDoubleBE(end);
@@ -163,11 +173,12 @@ export class LmdbDisk implements ReplicaDisk {
     return disk;
   }
 
-  load(): { meta: CopyMeta | null; entries: Iterable<[string, StoredEntry]> } {
+  load(): { meta: CopyMeta | null; count: number; entries: Iterable<[string, StoredEntry]> } {
     const entries = this.entries;
     const dir = this.options.dir;
     return {
       meta: (this.meta.get(META_KEY) as CopyMeta | undefined) ?? null,
+      count: (entries.getStats() as { entryCount: number }).entryCount,
       entries: (function* () {
         for (const { key, value } of entries.getRange()) {
           try {

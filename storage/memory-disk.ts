@@ -7,9 +7,8 @@ import type { Clock, CopyMeta, ReplicaDisk, StoredEntry } from '../actors/ports.
 type Write = { kind: 'entry'; key: string; entry: StoredEntry | null } | { kind: 'meta'; meta: CopyMeta } | { kind: 'clear' };
 
 const copyEntry = (e: StoredEntry): StoredEntry => ({
-  rev: e.rev,
+  ...e,
   value: e.value === null ? null : e.value.slice(),
-  pendingRev: e.pendingRev,
   pendingValue: e.pendingValue === null ? null : e.pendingValue.slice(),
 });
 
@@ -29,8 +28,8 @@ export class MemoryDisk implements ReplicaDisk {
     private readonly syncMs: number,
   ) {}
 
-  load(): { meta: CopyMeta | null; entries: Iterable<[string, StoredEntry]> } {
-    return { meta: this.syncedMeta === null ? null : { ...this.syncedMeta }, entries: [...this.synced].map(([k, e]) => [k, copyEntry(e)] as [string, StoredEntry]) };
+  load(): { meta: CopyMeta | null; count: number; entries: Iterable<[string, StoredEntry]> } {
+    return { meta: this.syncedMeta === null ? null : { ...this.syncedMeta }, count: this.synced.size, entries: [...this.synced].map(([k, e]) => [k, copyEntry(e)] as [string, StoredEntry]) };
   }
 
   write(key: string, entry: StoredEntry | null): void {

@@ -3,7 +3,7 @@
 // against etcd (3 members, WAL fdatasync) and a 3-server ZooKeeper ensemble (forceSync=yes);
 // `--fsync interval` (in the OS page cache before the ack) against JetStream KV R3 (file store,
 // no fsync per write); the gets of every mode, memory-only included, against the NATS echo.
-// Then the `always` cluster is filled to 1,000,000 keys of 16 B (quick: 100,000): memory per
+// restart: an `always` cluster filled to 1,000,000 keys of 16 B (quick: 100,000): memory per
 // node, and the whole cluster killed with kill -9 and restarted: the time until it serves again.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BenchCluster } from '../bench-cluster.ts';
@@ -82,30 +82,42 @@ function groupColumns(g: Group, kind: 'us' | 'rate'): Column[] {
 
 export const durable: Scenario = {
   name: 'durable',
-  title: 'Durable nodes (--data-dir) vs etcd, a ZooKeeper ensemble and JetStream KV; whole-cluster restart and memory',
+  title: 'Durable nodes (--data-dir) vs etcd, a ZooKeeper ensemble and JetStream KV',
   description:
     'Three ZiStore clusters of 3 nodes, differing only in where a node keeps its copy: memory only, `--data-dir --fsync always` ' +
     '(every replica has fsynced a write before the ack) and `--data-dir --fsync interval` (in the OS page cache before the ack). ' +
     'Peers that promise the same: etcd (3 members, WAL fdatasync per write) and ZooKeeper as a 3-server ensemble (forceSync=yes; ' +
     'every session on the ensemble\'s leader server) for fsync always, JetStream KV R3 (file store, no fsync per write) for fsync ' +
     'interval; the NATS echo is the floor. All data dirs are on the same disk. Gets at 1 in flight at the leader and a follower of ' +
-    'each cluster; puts of 16 B at the leader at 1 and 64 in flight; each group interleaves every system in rounds. Then the fsync ' +
-    'always cluster is filled to 1,000,000 keys of 16 B (quick: 100,000) through the typed client (512 puts in flight over 8 ' +
-    'connections): resident memory per node (VmRSS, split into anonymous memory and mapped files, the LMDB map among them), and the ' +
-    'three node processes killed with kill -9 and started again on their data dirs (ZooKeeper and nats-server keep running): the time ' +
-    'from the restart until a client is served a read and a write, and until every node serves.',
-  estimate: { quick: '~1.5 min', full: '~7 min' },
+    'each cluster; puts of 16 B at the leader at 1 and 64 in flight; each group interleaves every system in rounds.',
+  estimate: { quick: '~1 min', full: '~4 min' },
   usesPeers: true,
   ownCluster: true,
+  run: runDurable,
+};
+
+export const restart: Scenario = {
+  name: 'restart',
+  title: 'Durable nodes: whole-cluster restart and memory at 1,000,000 keys',
+  description:
+    'A ZiStore cluster of 3 nodes with `--data-dir --fsync always` is filled to 1,000,000 keys of 16 B (quick: 100,000) through ' +
+    'the typed client (512 puts in flight over 8 connections): resident memory per node (VmRSS, split into anonymous memory and ' +
+    'mapped files, the LMDB map among them), and the three node processes killed with kill -9 and started again on their data dirs ' +
+    '(ZooKeeper and nats-server keep running): the time from the restart until a client is served a read and a write, and until ' +
+    'every node serves.',
+  estimate: { quick: '~1 min', full: '~3 min' },
+  usesPeers: false,
+  ownCluster: true,
   async run(ctx) {
+    const keys = ctx.quick ? 100_000 : 1_000_000;
+    const trials = ctx.quick ? 1 : 3;
+    ctx.section.section.settings = { nodes: 3, valueBytes: VALUE_BYTES, fsync: 'always', restartKeys: keys, restartTrials: trials, loadInflight: LOAD_INFLIGHT, loadWriters: LOAD_WRITERS };
     // Nodes started from here on preload gc-hook.mjs (memory after a full collection).
-    await withGcHook((gcDir) => runDurable(ctx, gcDir));
+    await withGcHook(async (gcDir) => restartAndMemory(ctx, await ctx.cluster({ nodes: 3, fresh: true, durable: 'always', echoPeers: 0 }), keys, trials, gcDir));
   },
 };
 
-async function runDurable(ctx: ScenarioContext, gcDir: string): Promise<void> {
-  const keys = ctx.quick ? 100_000 : 1_000_000;
-  const trials = ctx.quick ? 1 : 3;
+async function runDurable(ctx: ScenarioContext): Promise<void> {
   const timeScale = ctx.quick ? 0.8 : 0.5;
   ctx.section.section.settings = {
     nodes: 3,
@@ -115,10 +127,6 @@ async function runDurable(ctx: ScenarioContext, gcDir: string): Promise<void> {
     warmupMs: ctx.timing.warmupMs * timeScale,
     durationMs: ctx.timing.durationMs * timeScale,
     rounds: ctx.rounds,
-    restartKeys: keys,
-    restartTrials: trials,
-    loadInflight: LOAD_INFLIGHT,
-    loadWriters: LOAD_WRITERS,
   };
   const peerSet = await ctx.peers();
   for (const s of peerSet.skipped.filter((s) => s.id === 'etcd' || s.id === 'jetstream')) ctx.section.observe(`${SYSTEM_NAMES[s.id]} skipped: ${s.reason}`);
@@ -140,7 +148,6 @@ async function runDurable(ctx: ScenarioContext, gcDir: string): Promise<void> {
     // The load and the restarts below need no peer of their own: free the host.
     if (ensemble) await ctx.progress.step('stopping the ZooKeeper ensemble', () => ensemble.stop());
   }
-  await restartAndMemory(ctx, clusters.always, keys, trials, gcDir);
 }
 
 async function compare(

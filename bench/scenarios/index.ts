@@ -1,6 +1,6 @@
 // The scenario registry: `npm run bench -- <name>`. `all` runs every scenario in this order.
 import type { Scenario } from '../scenario.ts';
-import { durable } from './durable.ts';
+import { durable, restart } from './durable.ts';
 import { failover } from './failover.ts';
 import { latency } from './latency.ts';
 import { nodes } from './nodes.ts';
@@ -15,7 +15,7 @@ import { valueSize } from './value-size.ts';
 import { watch } from './watch.ts';
 import { ycsb } from './ycsb.ts';
 
-export const SCENARIOS: readonly Scenario[] = [latency, upOverhead, security, throughput, peers, ycsb, txn, watch, durable, valueSize, reads, nodes, failover, recovery];
+export const SCENARIOS: readonly Scenario[] = [latency, upOverhead, security, throughput, peers, ycsb, txn, watch, durable, restart, valueSize, reads, nodes, failover, recovery];
 
 export function findScenario(name: string): Scenario | undefined {
   return SCENARIOS.find((s) => s.name === name);

@@ -8,7 +8,10 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
+import { compareKeys } from '../../actors/key-order.ts';
+import type { Clock } from '../../actors/ports.ts';
 import { ReplicaStore } from '../../actors/replica-store.ts';
+import { MemoryDisk } from '../../storage/memory-disk.ts';
 import { parseFsync } from '../../storage/fsync-policy.ts';
 import { DataDirError, LmdbDisk } from '../../storage/lmdb-disk.ts';
 
@@ -87,6 +90,50 @@ describe('lmdb disk', () => {
     expect([...empty.keys()]).toEqual([]);
     expect(empty.intact).toBe(false);
     await flushed.close();
+  });
+
+  it('lmdb disk - a large copy comes back whole and in key order, whatever order the disk hands it out in', async () => {
+    // Keys whose order by code point differs from UTF-16 order, control characters, and most
+    // keys small and settled (the bulk path) mixed with the others (in flight, large, expiring).
+    const odd = ['\u0001x', '\u001bz', 'a', 'a\u0000', '\uE000', '\u{1F600}', '\u{10FFFF}', 'é', 'Z'];
+    const keys = [...odd, ...Array.from({ length: 3000 }, (_, i) => `k${(i * 7919) % 3000}`)];
+    const valueOf = (key: string) => v(key.startsWith('k1') ? `${key}:${'x'.repeat(300)}` : `${key}=`);
+    const fill = (store: ReplicaStore) => {
+      keys.forEach((key, i) => store.apply(key, { type: 'fill', rev: i + 1, value: valueOf(key), ...(key === 'k7' ? { ttl: 60_000 } : {}) }));
+      store.apply('k5', { type: 'invalidate', rev: keys.length + 1, value: v('next') });
+    };
+    const expectWhole = (back: ReplicaStore) => {
+      expect(back.size).toBe(keys.length);
+      expect([...back.keysFrom(undefined)]).toEqual([...keys].sort(compareKeys));
+      for (const key of keys) expect(text(back.get(key)?.value)).toBe(text(valueOf(key)));
+      expect(back.get('k5')).toMatchObject({ state: 'invalid', pendingRev: keys.length + 1 });
+      expect(back.get('k7')).toMatchObject({ ttl: 60_000 });
+      expect(back.maxRev).toBe(keys.length + 1);
+    };
+
+    const dir = tempDir();
+    const disk = LmdbDisk.open(options(dir));
+    const store = new ReplicaStore();
+    store.attachDisk(disk);
+    fill(store);
+    await store.durable();
+    await disk.close();
+    const again = LmdbDisk.open(options(dir));
+    const back = new ReplicaStore();
+    back.attachDisk(again);
+    expectWhole(back);
+    await again.close();
+
+    // A disk that hands entries out in no order (the simulation's, in insertion order).
+    const clock: Clock = { now: () => 0, setTimeout: (fn) => setTimeout(fn, 0), clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout) };
+    const memoryDisk = new MemoryDisk(clock, 0);
+    const first = new ReplicaStore();
+    first.attachDisk(memoryDisk);
+    fill(first);
+    await first.durable();
+    const fromMemory = new ReplicaStore();
+    fromMemory.attachDisk(memoryDisk);
+    expectWhole(fromMemory);
   });
 
   it("lmdb disk - another node's or cluster's data dir is refused with the way out; --reset-data starts empty", async () => {
