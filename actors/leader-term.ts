@@ -17,6 +17,9 @@ import { fail } from './request.ts';
 import { failedCompare, txnReply, type Txn } from './txn.ts';
 import { leaseCertainlyOverMs, sleep, type Deadlines } from './time.ts';
 
+/** How soon a late member that could not take our sync yet is asked again. */
+const LATE_MEMBER_RETRY_MS = 100;
+
 export interface TermConfig {
   nodeId: string;
   leaseMs: number;
@@ -88,6 +91,8 @@ export class LeaderTerm {
   private readonly lastGrant = new Map<string, number>();
   /** When each member last reached us over the bus (any message, or an ack). */
   private readonly lastHeard = new Map<string, number>();
+  /** When each member outside the write targets was last told who leads (syncLateMember). */
+  private readonly lastSynced = new Map<string, number>();
   /** The replica set as last written to ZooKeeper: what a next leader would trust. */
   private persistedIds = new Set<string>();
   /** How many times ZooKeeper's replica set record was rebuilt from the nodes' (KnownReplicaSet). */
@@ -649,14 +654,29 @@ export class LeaderTerm {
     for (const id of [...this.targets]) if (!this.liveIds.has(id)) this.remove(id, 'member gone');
     // A node that registers after our recovery would wait (syncWaitMs) for a recovering leader's
     // sync before it joins: sync it at once, so that it asks for a lease, or joins, now.
-    if (this.isServing) for (const id of appeared) if (id !== this.config.nodeId && !this.targets.has(id) && !this.joining.has(id)) this.syncLateMember(id);
+    if (this.isServing) for (const id of appeared) if (this.isLateMember(id)) this.syncLateMember(id);
+  }
+
+  /** A live member that is neither a write target nor joining: it may be waiting to hear who leads. */
+  private isLateMember(id: string): boolean {
+    return id !== this.config.nodeId && this.liveIds.has(id) && !this.targets.has(id) && !this.joining.has(id);
   }
 
   private syncLateMember(id: string): void {
+    this.log.debug({ peer: id }, 'syncing a late member');
+    this.lastSynced.set(id, this.ports.clock.now());
     this.ports.observer?.message?.('out', 'sync', id, []);
     this.ports.bus.request(id, { type: 'sync', from: this.config.nodeId, epoch: this.epoch }, this.config.ackTimeoutMs * 2).then(
       (reply) => {
+        this.log.debug({ peer: id, reply }, 'late member answered');
         if (!reply.ok && reply.code === 'STALE_EPOCH' && reply.epoch > this.epoch) this.end(`member ${id} is at epoch ${reply.epoch}`);
+        // A restarted node is listed (its old session's znode) before its new session is up, and
+        // cannot confirm our epoch until it is: ask again soon rather than at the next lease tick.
+        if (!reply.ok && reply.code === 'NOT_READY') {
+          this.ports.clock.setTimeout(() => {
+            if (this.isServing && this.ended === null && this.isLateMember(id)) this.syncLateMember(id);
+          }, LATE_MEMBER_RETRY_MS);
+        }
       },
       (err: unknown) => this.log.debug({ err, peer: id }, 'no reply to the sync of a late member'),
     );
@@ -813,11 +833,12 @@ export class LeaderTerm {
         this.end('cut off from every member');
         return;
       }
-      // A member outside the write targets that says nothing missed our sync (lost, or it came
-      // before the member's follower was up): tell it again who leads, so it asks to join.
+      // A member outside the write targets missed our sync (lost, refused because its new
+      // session was not up yet, or sent before its follower was): tell it again who leads, so it
+      // asks to join. Not "when it is silent": a waiting member still forwards its clients' requests.
       if (this.isServing) {
         for (const id of others) {
-          if (!this.targets.has(id) && !this.joining.has(id) && now - (this.lastHeard.get(id) ?? 0) > this.config.leaseMs / 2) this.syncLateMember(id);
+          if (this.isLateMember(id) && now - (this.lastSynced.get(id) ?? 0) > this.config.leaseMs / 2) this.syncLateMember(id);
         }
       }
       this.watchTimer = this.ports.clock.setTimeout(tick, this.config.leaseMs / 2);
