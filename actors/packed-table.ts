@@ -79,8 +79,14 @@ export class PackedTable {
     this.liveRecords++;
   }
 
-  /** Make the index hold `records` more records without growing: a bulk load then rebuilds it once, not at every doubling. */
-  reserve(records: number): void {
+  /**
+   * Room for `records` more records holding about `bytes` of keys and values, so that a bulk
+   * load does not grow the arena and the index step by step. Room not used costs address space
+   * only: a fresh arena's pages are the OS's zero pages until written.
+   */
+  reserve(records: number, bytes: number): void {
+    const need = this.used + bytes + records * HEADER_BYTES;
+    if (need > this.arena.byteLength) this.makeRoom(need - this.used);
     let slots = this.index.length;
     while ((this.liveRecords + this.removedSlots + records + 1) * 2 > slots) slots *= 2;
     if (slots > this.index.length) this.rebuildIndex(slots);
@@ -187,7 +193,10 @@ export class PackedTable {
     this.view.setUint16(offset + 4, keyBytes);
     this.view.setUint16(offset + 6, value.byteLength);
     this.view.setFloat64(offset + 8, rev);
-    this.arena.set(this.scratch.subarray(0, keyBytes), offset + HEADER_BYTES);
+    // A short key byte by byte: a subarray per record costs more than the copy.
+    const keyAt = offset + HEADER_BYTES;
+    if (keyBytes <= 64) for (let i = 0; i < keyBytes; i++) this.arena[keyAt + i] = this.scratch[i]!;
+    else this.arena.set(this.scratch.subarray(0, keyBytes), keyAt);
     this.arena.set(value, offset + HEADER_BYTES + keyBytes);
     this.used += size;
     return offset;

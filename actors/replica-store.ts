@@ -182,7 +182,8 @@ export class ReplicaStore {
     // Most of a copy is small settled values: straight into the packed table, their keys (in the
     // engine's order) into the key order in one go. A restart of a large copy is mostly this loop.
     const packedKeys: string[] = [];
-    this.packed.reserve(count);
+    // Sized for small keys and values (the arena grows past it as usual).
+    this.packed.reserve(count, count * 32);
     for (const [key, e] of entries) {
       if (e.value === null) deleted.push([key, owned(e)]);
       else if (e.pendingRev > 0 || (e.ttl ?? 0) !== 0 || e.value.byteLength > PACK_MAX_BYTES) others.push([key, owned(e)]);
