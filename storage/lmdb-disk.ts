@@ -1,6 +1,8 @@
 // A replica's copy on disk, in LMDB (the `lmdb` package: a memory-mapped B+tree with
-// transactions; writes made in the same turn of the event loop commit together). One environment
-// per data dir: the entries in the database `entries`, the copy's meta and the dir's owner in `meta`.
+// transactions; writes made in the same turn of the event loop commit together: with `always` in
+// the engine's own thread, fsync included, with `interval` on this one, at the first ack that
+// waits for them). One environment per data dir: the entries in the database `entries`, the
+// copy's meta and the dir's owner in `meta`.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -114,8 +116,19 @@ function verifyReadable(dir: string): void {
   throw new DataDirError(`the data dir ${dir} (file ${join(dir, 'data.mdb')}) is damaged: ${how}; start with --reset-data to drop the copy and resynchronise from the cluster`);
 }
 
+/** A change `interval` holds until its next commit. */
+type QueuedWrite = { key: string; entry: Buffer | null } | { meta: CopyMeta } | 'clear';
+
 export class LmdbDisk implements ReplicaDisk {
   private lastWrite: Promise<unknown> = Promise.resolve();
+  /**
+   * `interval` only: changes made since the last commit. They commit together, on this thread,
+   * when a flush is asked for (an ack waits for it) or at the end of the turn, whichever is first:
+   * without an fsync a commit is a few writes to the page cache, far quicker than the engine's
+   * asynchronous commit, whose reply crosses threads.
+   */
+  private queued: QueuedWrite[] = [];
+  private commitScheduled = false;
   /** `interval` only: the periodic sync. */
   private syncTimer: NodeJS.Timeout | undefined;
   /** The first write error: from then on nothing counts as stored (the node stops acking). */
@@ -194,21 +207,32 @@ export class LmdbDisk implements ReplicaDisk {
   // After a failure nothing more is written: nothing would count as stored, and the engine's
   // promises for writes after a failed commit reject where nobody can handle them.
   write(key: string, entry: StoredEntry | null): void {
-    if (this.failure === null) this.track(entry === null ? this.entries.remove(key) : this.entries.put(key, encodeEntry(key, entry)));
+    if (this.failure !== null) return;
+    const encoded = entry === null ? null : encodeEntry(key, entry);
+    if (this.options.fsync === 'interval') this.enqueue({ key, entry: encoded });
+    else this.track(encoded === null ? this.entries.remove(key) : this.entries.put(key, encoded));
   }
 
   writeMeta(meta: CopyMeta): void {
-    if (this.failure === null) this.track(this.meta.put(META_KEY, meta));
+    if (this.failure !== null) return;
+    if (this.options.fsync === 'interval') this.enqueue({ meta });
+    else this.track(this.meta.put(META_KEY, meta));
   }
 
   clear(): void {
-    if (this.failure === null) this.track(this.entries.clearAsync());
+    if (this.failure !== null) return;
+    if (this.options.fsync === 'interval') this.enqueue('clear');
+    else this.track(this.entries.clearAsync());
   }
 
   async flushed(): Promise<void> {
+    if (this.options.fsync === 'interval') {
+      this.commitQueued();
+      if (this.failure !== null) throw this.failure;
+      return;
+    }
     await this.lastWrite;
     if (this.failure !== null) throw this.failure;
-    if (this.options.fsync !== 'always') return;
     await new Promise<void>((resolve, reject) => {
       this.flushWaits.add(reject);
       this.root.flushed.then(
@@ -226,6 +250,7 @@ export class LmdbDisk implements ReplicaDisk {
 
   async close(): Promise<void> {
     clearInterval(this.syncTimer);
+    this.commitQueued();
     await this.lastWrite.catch(() => undefined);
     // A clean stop leaves everything on disk, whatever the policy.
     if (this.options.fsync === 'interval' && this.failure === null) await new Promise<void>((resolve) => this.sync(resolve));
@@ -246,6 +271,33 @@ export class LmdbDisk implements ReplicaDisk {
     this.failure = new Error(`${what} the data dir ${this.options.dir} failed: ${(cause as Error).message} (is the disk full or failing?)`, { cause });
     for (const reject of this.flushWaits) reject(this.failure);
     this.flushWaits.clear();
+  }
+
+  private enqueue(write: QueuedWrite): void {
+    this.queued.push(write);
+    if (this.commitScheduled) return;
+    this.commitScheduled = true;
+    setImmediate(() => this.commitQueued());
+  }
+
+  /** `interval`: every queued change in one synchronous transaction, in the order they were made. */
+  private commitQueued(): void {
+    this.commitScheduled = false;
+    if (this.queued.length === 0 || this.failure !== null) return;
+    const writes = this.queued;
+    this.queued = [];
+    try {
+      this.root.transactionSync(() => {
+        for (const w of writes) {
+          if (w === 'clear') this.entries.clearSync();
+          else if ('meta' in w) this.meta.putSync(META_KEY, w.meta);
+          else if (w.entry === null) this.entries.removeSync(w.key);
+          else this.entries.putSync(w.key, w.entry);
+        }
+      });
+    } catch (err) {
+      this.failWith('write to', err);
+    }
   }
 
   /** Writes commit in the order they were made: the last one settles after every earlier one. */

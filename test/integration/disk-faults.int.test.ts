@@ -1,7 +1,7 @@
 // Goal: disk faults are loud, never silent: a follower whose disk fills up stops acking, says why
 // in its log and in `members`, stays up, and writes go on without it; a read-only data dir stops
 // the start with a message naming it.
-// Method: real `zistore node` processes (LocalCluster, fsync always); the follower's data dir is
+// Method: real `zistore node` processes (LocalCluster, fsync always and interval); the follower's data dir is
 // moved onto a small tmpfs the test mounts (a real ENOSPC from the kernel), and a tmpfs mounted
 // read-only. Mounting needs root (or CAP_SYS_ADMIN): without it these tests are skipped, saying so.
 import { afterEach, describe, expect, it } from 'vitest';
@@ -43,10 +43,12 @@ afterEach(async () => {
 });
 
 describe.skipIf(!canMount)('disk faults', () => {
-  it('a follower whose disk fills up stops acking, says why in its log and members, stays up; writes go on', async () => {
+  // Both policies: `always` learns of the failure from the engine's asynchronous commit,
+  // `interval` from its own synchronous one.
+  it.each(['always', 'interval'] as const)('a follower whose disk fills up stops acking, says why in its log and members, stays up; writes go on (--fsync %s)', async (fsync) => {
     const dataDir = mkdtempSync(join(tmpdir(), 'zistore-disk-full-'));
     dirs.push(dataDir);
-    cluster = await LocalCluster.start({ nodes: 3, cluster: 'disk-full', dataDir, sessionTimeoutMs: 2000, durable: 'always', faults: 'none' });
+    cluster = await LocalCluster.start({ nodes: 3, cluster: 'disk-full', dataDir, sessionTimeoutMs: 2000, durable: fsync, faults: 'none' });
     await cluster.waitServing(60_000);
     nc = await cluster.connectClient();
     const store = kv(nc, 'disk-full');

@@ -229,7 +229,7 @@ describe('lmdb disk', () => {
     await again.close();
   });
 
-  it('lmdb disk - fsync interval: a write acked (flushed) survives a kill -9 of the process; the policy may change across restarts', async () => {
+  it('lmdb disk - fsync interval: a write acked (flushed) survives a kill -9 of the process, as does one committed at the end of its turn; the policy may change across restarts', async () => {
     const dir = tempDir();
     // A child process stores k=v1 under `interval=60000` (no sync in its lifetime), says so once
     // flushed() resolves, then kills itself: what it acked must be there.
@@ -240,7 +240,9 @@ describe('lmdb disk', () => {
       disk.write('k', { rev: 1, value: new TextEncoder().encode('v1'), pendingRev: 0, pendingValue: null });
       await disk.flushed();
       process.stdout.write('acked\\n');
-      process.kill(process.pid, 'SIGKILL');`;
+      // A change nobody flushes is committed at the end of its turn all the same.
+      disk.write('later', { rev: 2, value: new TextEncoder().encode('v2'), pendingRev: 0, pendingValue: null });
+      setImmediate(() => setImmediate(() => process.kill(process.pid, 'SIGKILL')));`;
     const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
     expect(child.stderr).toBe('');
     expect(child.stdout).toBe('acked\n');
@@ -249,6 +251,7 @@ describe('lmdb disk', () => {
     const store = new ReplicaStore();
     store.attachDisk(always);
     expect(text(store.get('k')?.value)).toBe('v1');
+    expect(text(store.get('later')?.value)).toBe('v2');
     store.apply('k', { type: 'fill', rev: 2, value: v('v2') });
     await store.durable();
     await always.close();
