@@ -27,8 +27,8 @@ export interface Fact {
  *   durable.get1.<memory|always|interval|echo>.p50      µs, ZiStore: the worse node (durable)
  *   durable.put1.<mode|etcd|zookeeper|jetstream|echo>.p50  µs at the leader (durable)
  *   durable.put64.<mode|etcd|zookeeper|jetstream|echo>.ops ops/s (durable; zookeeper = the 3-server ensemble)
- *   durable.restart.ms                        ms, kill -9 of every node → a get and a put served (durable)
- *   durable.memory.mb                         MB VmRSS of a durable node holding 1,000,000 × 16 B (durable)
+ *   durable.restart.ms                        ms, kill -9 of every node → a get and a put served (restart)
+ *   durable.memory.mb                         MB VmRSS of a durable node holding 1,000,000 × 16 B (restart)
  */
 export class Facts {
   private readonly facts = new Map<string, Fact>();

@@ -25,8 +25,10 @@ export interface NemesisOptions {
   clientTimeoutMs: number;
   /** Force how `restart` stops the node (default: SIGTERM or kill -9 at random). */
   restartMode?: 'term' | 'kill';
-  /** Every node keeps its copy on a data dir (--fsync always): a kill costs no copy. */
+  /** Every node keeps its copy on a data dir: a kill costs no copy. */
   durable: boolean;
+  /** The data dirs' --fsync policy (with durable). */
+  fsync: 'always' | 'interval';
   /** Pause between two fault injections, uniform in [min, max] ms. */
   faultIntervalMs: [number, number];
   /** Share of requests sent to the queue-group subjects instead of a chosen node. */
@@ -53,6 +55,7 @@ export const DEFAULTS: Omit<NemesisOptions, 'seed'> = {
   faults: ['kill', 'pause', 'zk', 'rmi', 'leader', 'restart', 'cascade'],
   keepLogs: false,
   durable: false,
+  fsync: 'always',
   cluster: 'nemesis',
   sessionTimeoutMs: 2000,
   opTimeoutMs: 4000,
@@ -85,6 +88,7 @@ export const USAGE = `usage: npm run nemesis -- [options]
   --restart-mode M    make every \`restart\` fault use M: term (SIGTERM) or kill (kill -9)
   --durable           every node on a data dir (--fsync always): killed nodes keep their copy;
                       adds the crash fault to the default set
+  --fsync P           the data dirs' policy: always (default) or interval (implies --durable)
   --keep-logs         keep the cluster data dir with the node logs (failed runs always keep it)
   --results DIR       where to write history.json and summary.json (default: a new temp dir)
   --check-budget MS   time budget of the linearizability search (default ${DEFAULTS.checkBudgetMs})
@@ -133,12 +137,16 @@ export function parseCommandLine(argv: string[]): NemesisOptions | null {
       'check-budget': { type: 'string' },
       'restart-mode': { type: 'string' },
       durable: { type: 'boolean' },
+      fsync: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return null;
   const restartMode = values['restart-mode'];
   if (restartMode !== undefined && restartMode !== 'term' && restartMode !== 'kill') throw new UsageError('--restart-mode must be term or kill');
+  const fsync = values.fsync ?? 'always';
+  if (fsync !== 'always' && fsync !== 'interval') throw new UsageError('--fsync must be always or interval');
+  const durable = values.durable === true || values.fsync !== undefined;
   const seed = positiveInt('seed', values.seed, 0, Number.MAX_SAFE_INTEGER) ?? Math.floor(Math.random() * 1_000_000_000);
   return {
     ...DEFAULTS,
@@ -147,9 +155,10 @@ export function parseCommandLine(argv: string[]): NemesisOptions | null {
     nodes: positiveInt('nodes', values.nodes, 2, 15) ?? DEFAULTS.nodes,
     clients: positiveInt('clients', values.clients, 1, 256) ?? DEFAULTS.clients,
     keys: positiveInt('keys', values.keys, 1, 100_000) ?? DEFAULTS.keys,
-    faults: faultsFor(values.faults, values.durable ?? false),
+    faults: faultsFor(values.faults, durable),
     keepLogs: values['keep-logs'] ?? false,
-    durable: values.durable ?? false,
+    durable,
+    fsync,
     resultsDir: values.results,
     restartMode,
     checkBudgetMs: positiveInt('check-budget', values['check-budget'], 100, 3_600_000) ?? DEFAULTS.checkBudgetMs,

@@ -79,7 +79,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
   await mkdir(resultsDir, { recursive: true });
   const dataDir = join(resultsDir, 'cluster');
   const ids = Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`);
-  log(`nemesis seed=${o.seed} duration=${o.durationS}s nodes=${o.nodes} clients=${o.clients} keys=${o.keys} faults=${o.faults.join(',') || 'none'}`);
+  log(`nemesis seed=${o.seed} duration=${o.durationS}s nodes=${o.nodes} clients=${o.clients} keys=${o.keys} faults=${o.faults.join(',') || 'none'} copies=${o.durable ? `data dir, --fsync ${o.fsync}` : 'memory'}`);
   log(`results: ${resultsDir}`);
 
   const sourcesBefore = await stampSources();
@@ -109,7 +109,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
       sessionTimeoutMs: o.sessionTimeoutMs,
       opTimeoutMs: o.opTimeoutMs,
       dataDir,
-      durable: o.durable ? 'always' : undefined,
+      durable: o.durable ? o.fsync : undefined,
     });
     await cluster.waitServing(60_000);
     log(`cluster up: nodes ${[...cluster.nodes.keys()].join(', ')}, NATS ${cluster.natsUrl}, ZooKeeper ${cluster.zkConnectString}, logs ${dataDir}`);
@@ -247,7 +247,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
   const summary = summarize(recorder.ops, faultPhaseMs);
   const faults = nemesis?.faults ?? [];
   const lines: string[] = [];
-  lines.push(`seed ${o.seed}: ${o.durationS}s, ${o.nodes} nodes, ${o.clients} clients, ${o.keys} keys, faults ${o.faults.join(',') || 'none'}`);
+  lines.push(`seed ${o.seed}: ${o.durationS}s, ${o.nodes} nodes, ${o.clients} clients, ${o.keys} keys, faults ${o.faults.join(',') || 'none'}, copies ${o.durable ? `on data dirs (--fsync ${o.fsync})` : 'in memory'}`);
   lines.push('');
   lines.push(formatSummary(summary, faults));
   lines.push('');

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ChangeLog } from '../../actors/change-log.ts';
 import { ReplicaStore } from '../../actors/replica-store.ts';
-import { collectChanges, parseWatch, type WatchQuery } from '../../actors/watch.ts';
+import { collectChanges, parseWatch, WatchServer, type WatchQuery } from '../../actors/watch.ts';
+import type { ClientReply } from '../../actors/protocol.ts';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const revs = (log: ChangeLog, after = 0) => [...log.since(after)].map((c) => `${c.rev}:${c.key}:${c.kind}`);
@@ -162,6 +163,32 @@ describe('watch replies', () => {
     expect(rest).toMatchObject({ revision: 4, more: false, events: [{ key: 'app/a', revision: 4, kind: 'put', value: Buffer.from('z').toString('base64') }] });
     expect(body(collectChanges(store.changes, query({ key: 'other' }), 0)).events).toHaveLength(1);
     expect(collectChanges(store.changes, query({ key: 'none' }), 0)).toBeNull();
+  });
+
+  it('answers every waiting watcher of a change, each for its own query and revision, and none from an older reply', async () => {
+    const store = new ReplicaStore();
+    let canServe = true;
+    const clock = { now: () => performance.now(), setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms), clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout) };
+    const server = new WatchServer(store.changes, clock, () => canServe);
+    const req = (h: Record<string, string>) => ({ op: 'watch' as const, headers: new Map(Object.entries({ 'Zi-Wait': '5000', ...h }).map(([k, v]) => [k, [v]])), data: new Uint8Array(0) });
+    const events = async (reply: Promise<ClientReply>) => body((await reply) as ReturnType<typeof collectChanges>).events.map((e: { revision: number; key: string }) => `${e.revision}:${e.key}`);
+    write(store, 'app/a', 1, 'x');
+    // Many watchers of one prefix after one revision, another prefix, and a watcher further behind.
+    const same = Array.from({ length: 5 }, () => server.serve(req({ 'Zi-Prefix': 'app/', 'Zi-After-Revision': '1' })));
+    const other = server.serve(req({ 'Zi-Prefix': 'db/', 'Zi-After-Revision': '1' }));
+    const behind = server.serve(req({ 'Zi-Prefix': 'app/', 'Zi-After-Revision': '0' }));
+    expect(await events(behind)).toEqual(['1:app/a']);
+    expect(server.waitingCount).toBe(6);
+    write(store, 'app/b', 2, 'y');
+    for (const reply of same) expect(await events(reply)).toEqual(['2:app/b']);
+    expect(server.waitingCount).toBe(1);
+    write(store, 'db/c', 3, 'z');
+    expect(await events(other)).toEqual(['3:db/c']);
+    // After a new change, the same query and revision get the newer reply.
+    write(store, 'app/d', 4, 'w');
+    expect(await events(server.serve(req({ 'Zi-Prefix': 'app/', 'Zi-After-Revision': '1', 'Zi-Wait': '0' })))).toEqual(['2:app/b', '4:app/d']);
+    canServe = false;
+    expect(await server.serve(req({ 'Zi-Prefix': 'app/', 'Zi-After-Revision': '1' }))).toMatchObject({ ok: false, code: 503 });
   });
 
   it('parses the headers and refuses bad ones with 400', () => {
