@@ -554,7 +554,7 @@ export class LeaderTerm {
     const work = (async () => {
       for (const e of entries) store.apply(e.key, { type: 'invalidate', rev: e.rev, value: e.value, ttl: e.ttl ?? 0 });
       const targets = [...this.targets];
-      // The invalidates go out first: with `--fsync interval` storing here is a synchronous commit.
+      // The invalidates go out first: with `--fsync interval` storing here is a commit on this thread.
       await Promise.all([...targets.map((id) => this.ackFrom(id, entries)), this.stored()]);
       if (this.ended !== null) throw new TermEndedError(this.ended);
       for (const e of entries) store.apply(e.key, { type: 'validate', rev: e.rev });

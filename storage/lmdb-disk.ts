@@ -123,12 +123,14 @@ export class LmdbDisk implements ReplicaDisk {
   private lastWrite: Promise<unknown> = Promise.resolve();
   /**
    * `interval` only: changes made since the last commit. They commit together, on this thread,
-   * when a flush is asked for (an ack waits for it) or at the end of the turn, whichever is first:
+   * once a flush is asked for (an ack waits for it) or at the end of the turn, whichever is first:
    * without an fsync a commit is a few writes to the page cache, far quicker than the engine's
    * asynchronous commit, whose reply crosses threads.
    */
   private queued: QueuedWrite[] = [];
   private commitScheduled = false;
+  /** `interval`: the commit a flush asked for, due in a microtask; later flushes until then share it. */
+  private commitAsked: Promise<void> | null = null;
   /** `interval` only: the periodic sync. */
   private syncTimer: NodeJS.Timeout | undefined;
   /** The first write error: from then on nothing counts as stored (the node stops acking). */
@@ -227,7 +229,18 @@ export class LmdbDisk implements ReplicaDisk {
 
   async flushed(): Promise<void> {
     if (this.options.fsync === 'interval') {
-      this.commitQueued();
+      // Not at once: the writes the code running now still makes (the other puts of a batch at
+      // the leader, say) go into the same commit.
+      if (this.queued.length > 0) {
+        this.commitAsked ??= new Promise<void>((resolve) =>
+          queueMicrotask(() => {
+            this.commitAsked = null;
+            this.commitQueued();
+            resolve();
+          }),
+        );
+        await this.commitAsked;
+      }
       if (this.failure !== null) throw this.failure;
       return;
     }
