@@ -669,7 +669,7 @@ export class LeaderTerm {
     this.ports.observer?.message?.('out', 'sync', id, []);
     this.ports.bus.request(id, { type: 'sync', from: this.config.nodeId, epoch: this.epoch }, this.config.ackTimeoutMs * 2).then(
       (reply) => {
-        this.log.debug({ peer: id, reply }, 'late member answered');
+        this.log.debug({ peer: id, ok: reply.ok, ...(reply.ok ? {} : { code: reply.code, reason: reply.reason }) }, 'late member answered');
         if (!reply.ok && reply.code === 'STALE_EPOCH' && reply.epoch > this.epoch) this.end(`member ${id} is at epoch ${reply.epoch}`);
         // A restarted node is listed (its old session's znode) before its new session is up, and
         // cannot confirm our epoch until it is: ask again soon rather than at the next lease tick.

@@ -145,7 +145,7 @@ async function runDurable(ctx: ScenarioContext): Promise<void> {
     for (const p of [peerSet.get('etcd'), ensemble, peerSet.get('jetstream')]) if (p) ctx.section.observe(`${p.name}: ${p.description}; ${p.routing}.`);
     await compare(ctx, clusters, peerSet.get('etcd') ?? null, ensemble, peerSet.get('jetstream') ?? null, timeScale);
   } finally {
-    // The load and the restarts below need no peer of their own: free the host.
+    // The ensemble is this scenario's own: free the host for the next one.
     if (ensemble) await ctx.progress.step('stopping the ZooKeeper ensemble', () => ensemble.stop());
   }
 }
@@ -321,7 +321,7 @@ const mb = (bytes: number | null | undefined) => (bytes === null || bytes === un
 async function restartAndMemory(ctx: ScenarioContext, cluster: BenchCluster, count: number, trials: number, gcDir: string): Promise<void> {
   const set = `${count.toLocaleString('en-US')} × ${formatBytes(VALUE_BYTES)}${ctx.quick ? ' (quick; full: 1,000,000)' : ''}`;
   const value = valueOf(VALUE_BYTES);
-  // The runs above left keys of their own on this cluster: load new ones until it holds exactly `count`.
+  // Load new keys until the cluster holds exactly `count` (it may hold some already).
   const before = (await keysHeld(cluster)) ?? 0;
   const loadCount = Math.max(1, count - before);
   const loadMs = await ctx.progress.step(`loading ${loadCount.toLocaleString('en-US')} × ${formatBytes(VALUE_BYTES)} into the fsync always cluster (${LOAD_INFLIGHT} in flight)`, () =>
@@ -375,7 +375,7 @@ async function restartAndMemory(ctx: ScenarioContext, cluster: BenchCluster, cou
   );
   table.note(
     `Loaded ${loadCount.toLocaleString('en-US')} keys in ${(loadMs / 1000).toFixed(1)} s (${Math.round((loadCount * 1000) / Math.max(1, loadMs)).toLocaleString('en-US')} puts/s, ` +
-      `${LOAD_INFLIGHT} in flight over ${LOAD_WRITERS} connections, to the leader); the ${before.toLocaleString('en-US')} keys the runs above wrote make up the rest.`,
+      `${LOAD_INFLIGHT} in flight over ${LOAD_WRITERS} connections, to the leader)${before > 0 ? `; the ${before.toLocaleString('en-US')} keys the cluster held before make up the rest` : ''}.`,
   );
   memory.note(
     'VmRSS = RssAnon (heap, stacks: private) + RssFile (mapped files: the executable, libraries and the LMDB map, whose pages are the ' +
