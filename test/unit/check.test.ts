@@ -697,6 +697,25 @@ describe('transactions (multi-key writes)', () => {
     expect(expectFailure(checkHistory(refused.ops)).key).toBe('a');
   });
 
+  it('check - a transaction answered 409 with one compare: that compare failed, or the answer was wrong', () => {
+    // Revision compares: refused while the key stood at that revision all along is a violation;
+    // refused after another write moved it (or when the key never had that revision) is fine.
+    const cmp = (c: TxnInput['compare'][number]): TxnInput => ({ compare: [c], ops: both.ops });
+    const wronglyRefused = new H().put('w', 'a', '0', [0, 1], ok(1)).txn('t', cmp({ key: 'a', revision: 1 }), [2, 3], CONFLICT);
+    expect(expectFailure(checkHistory(wronglyRefused.ops)).key).toBe('a');
+    const moved = new H().put('w', 'a', '0', [0, 1], ok(1)).put('w', 'a', '1', [2, 3], ok(2)).txn('t', cmp({ key: 'a', revision: 1 }), [4, 5], CONFLICT);
+    expect(checkHistory(moved.ops)).toEqual({ ok: true });
+    // Racing the write that moved it: the refusal may fall after it.
+    const racing = new H().put('w', 'a', '0', [0, 1], ok(1)).put('w', 'a', '1', [2, 6], ok(2)).txn('t', cmp({ key: 'a', revision: 1 }), [3, 4], CONFLICT);
+    expect(checkHistory(racing.ops)).toEqual({ ok: true });
+    // `absent`: refused while the key was missing all along is a violation; refused once it exists is fine.
+    expect(expectFailure(checkHistory(new H().txn('t', cmp({ key: 'a', absent: true }), [0, 1], CONFLICT).ops)).key).toBe('a');
+    expect(checkHistory(new H().put('w', 'a', '0', [0, 1], ok(1)).txn('t', cmp({ key: 'a', absent: true }), [2, 3], CONFLICT).ops)).toEqual({ ok: true });
+    // Two compares: which one failed is not known, so nothing is concluded.
+    const two = new H().put('w', 'a', '0', [0, 1], ok(1)).txn('t', { compare: [{ key: 'a', revision: 1 }, { key: 'b', absent: true }], ops: both.ops }, [2, 3], CONFLICT);
+    expect(checkHistory(two.ops)).toEqual({ ok: true });
+  });
+
   it('check - a scan that shows one key of a transaction and an older revision of another is torn', () => {
     const h = new H().put('w', 'b', 'old', [0, 1], ok(1)).txn('t', both, [2, 5], ok(2)).scan('r', '', [3, 6], [['a', 'A', 2], ['b', 'old', 1]]);
     const f = expectFailure(checkHistory(h.ops));
