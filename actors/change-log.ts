@@ -12,11 +12,8 @@
 //   lost in a failure), and when retention drops the oldest changes. A watch from below the
 //   floor is refused here: it must resume elsewhere, never skip a change or invent one.
 
-import { createRequire } from 'node:module';
 import type { ChangeTransfer } from './protocol.ts';
-
-// A CommonJS module whose class is `exports.default` (as in replica-store.ts).
-const BTree = (createRequire(import.meta.url)('sorted-btree') as typeof import('sorted-btree')).default;
+import { BTree } from './sorted-btree.ts';
 
 export type ChangeKind = 'put' | 'delete' | 'expire';
 

@@ -160,7 +160,11 @@ export class ClientFront {
     const { store, deadlines } = this.parts;
     // A key of the range that may have expired: only the leader can tell.
     let expired = false;
-    for (const key of store.keysWithTtl()) if (covers(query, key) && store.expiredHere(key)) expired = true;
+    for (const key of store.keysWithTtl()) {
+      if (!covers(query, key) || !store.expiredHere(key)) continue;
+      expired = true;
+      break;
+    }
     for (let attempt = 0; attempt < SCAN_LOCAL_ATTEMPTS && !expired && this.node.canServe(); attempt++) {
       const busy = this.unsettled(query);
       if (busy.length === 0) return runScan(store, query);

@@ -1,10 +1,7 @@
 // When each key with a time to live expires, as the leader keeps it (PROTOCOL.md "Expiring
 // keys"): by key, and in deadline order for the timer. Pure data structure, no timers.
-import { createRequire } from 'node:module';
 import { compareKeys } from './key-order.ts';
-
-// A CommonJS module whose class is `exports.default` (as in replica-store.ts).
-const BTree = (createRequire(import.meta.url)('sorted-btree') as typeof import('sorted-btree')).default;
+import { BTree } from './sorted-btree.ts';
 
 type Due = [at: number, key: string];
 

@@ -1,20 +1,15 @@
 // Every node holds a full replica: cache entries (most of them packed, see below) plus waiters
 // for keys whose write is in flight. Pure data structure, no I/O, no timers.
 import { Buffer } from 'node:buffer';
-import { createRequire } from 'node:module';
 import { ChangeLog } from './change-log.ts';
 import { compareKeys } from './key-order.ts';
 import { PackedTable } from './packed-table.ts';
+import { BTree, bulkLoad } from './sorted-btree.ts';
 import { EXPIRY, stepEntry, type EntryEvent, type EntryRecord } from './cache-entry.machine.ts';
 import { replicaSetOrder, type CopyMeta, type KnownReplicaSet, type ReplicaDisk, type StoredEntry } from './ports.ts';
 import type { PendingEntry, SnapshotEntry } from './protocol.ts';
 
 type Waiter = () => void;
-
-// A CommonJS module whose class is `exports.default`: required as such, the same under Node and vitest.
-const requireCjs = createRequire(import.meta.url);
-const BTree = (requireCjs('sorted-btree') as typeof import('sorted-btree')).default;
-const { bulkLoad } = requireCjs('sorted-btree/extended/bulkLoad.js') as typeof import('sorted-btree/extended/bulkLoad.js');
 
 /**
  * Most keys sit valid with a small value: those live in a PackedTable (key, revision and value
@@ -321,7 +316,7 @@ export class ReplicaStore {
     const changed = stepEntry(entry, event);
     if (!changed) return false;
     this.logChange(key, event, entry, wasInvalid ? pendingBefore : 0, pendingTtlBefore);
-    if (entry.ttl !== 0 || entry.pendingTtl !== 0 || this.deadlines.has(key) || this.pendingSince.has(key)) this.track(key, event, entry);
+    if (entry.ttl !== 0 || entry.pendingTtl !== 0 || (this.deadlines.size > 0 && this.deadlines.has(key)) || (this.pendingSince.size > 0 && this.pendingSince.has(key))) this.track(key, event, entry);
     if (entry.rev > this.committedMaxRev) this.committedMaxRev = entry.rev;
     // A delete stays on disk as a tombstone (its revision), bounded like the ones in memory.
     this.disk?.write(key, entry.value === null && entry.pendingRev === 0 && entry.rev === 0 ? null : (entry as StoredEntry));

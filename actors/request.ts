@@ -67,10 +67,9 @@ export function parseIfRevision(request: ClientRequest): number | undefined | Cl
 
 /** Returns a put's time to live (ms), undefined when absent, or an error reply. */
 export function parseTtl(request: ClientRequest): number | undefined | ClientReply {
-  const values = request.headers.get(TTL_HEADER);
-  if (!values || values.length === 0) return undefined;
-  if (values.length > 1) return fail(400, `more than one ${TTL_HEADER} header`);
-  const text = values[0]!;
+  const text = oneHeader(request, TTL_HEADER);
+  if (text === null) return undefined;
+  if (typeof text === 'object') return text;
   const n = /^\d{1,15}$/.test(text) ? Number(text) : NaN;
   if (!(n >= 1 && n <= MAX_TTL_MS)) return fail(400, `${TTL_HEADER} must be a number of milliseconds, 1 to ${MAX_TTL_MS}`);
   return n;

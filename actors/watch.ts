@@ -111,12 +111,6 @@ function tooOld(log: ChangeLog, after: number): ClientReply | null {
 /** Serves the watch requests of one node, each from its change log; keeps only the requests waiting. */
 export class WatchServer {
   private readonly waiting = new Set<(reply: ClientReply) => void>();
-  /**
-   * Replies built since `stable` and `floor` last moved, by query and revision: when a change
-   * wakes many watchers of one prefix, they all wait after the same revision, and one reply,
-   * built once, answers them all.
-   */
-  private built = { stable: -1, floor: -1, replies: new Map<string, ClientReply | null>() };
 
   constructor(
     private readonly log: ChangeLog,
@@ -140,7 +134,7 @@ export class WatchServer {
     const answer = (): ClientReply | null => {
       const old = tooOld(log, scanned);
       if (old !== null) return old;
-      const changes = this.changesAfter(query, scanned);
+      const changes = collectChanges(log, query, scanned);
       if (changes !== null) return changes;
       scanned = Math.max(scanned, log.stable);
       return null;
@@ -163,19 +157,6 @@ export class WatchServer {
       });
       this.waiting.add(finish);
     });
-  }
-
-  /** collectChanges, built once per query and revision while the log's stable revision and floor stay where they are. */
-  private changesAfter(query: WatchQuery, after: number): ClientReply | null {
-    const { log } = this;
-    if (this.built.stable !== log.stable || this.built.floor !== log.floor) this.built = { stable: log.stable, floor: log.floor, replies: new Map() };
-    const id = `${after} ${query.limit} ${query.key !== null ? `k${query.key}` : `p${query.prefix}`}`;
-    let reply = this.built.replies.get(id);
-    if (reply === undefined) {
-      reply = collectChanges(log, query, after);
-      this.built.replies.set(id, reply);
-    }
-    return reply;
   }
 
   /** The node stops: every waiting watcher hears so now (and resumes elsewhere). */
