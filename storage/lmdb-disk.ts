@@ -1,7 +1,7 @@
 // A replica's copy on disk, in LMDB (the `lmdb` package: a memory-mapped B+tree with
-// transactions; writes made in the same turn of the event loop commit together: with `always` in
-// the engine's own thread, fsync included, with `interval` on this one, at the first ack that
-// waits for them). One environment per data dir: the entries in the database `entries`, the
+// transactions). Writes commit together when the first ack waits for them: with `always` in the
+// engine's own thread, fsync included, with `interval` on this one; writes nobody waits for (a
+// validate) ride along with the next such commit. One environment per data dir: the entries in the database `entries`, the
 // copy's meta and the dir's owner in `meta`.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -116,28 +116,39 @@ function verifyReadable(dir: string): void {
   throw new DataDirError(`the data dir ${dir} (file ${join(dir, 'data.mdb')}) is damaged: ${how}; start with --reset-data to drop the copy and resynchronise from the cluster`);
 }
 
-/** A change `interval` holds until its next commit. */
+/** A change held until the next commit. */
 type QueuedWrite = { key: string; entry: Buffer | null } | { meta: CopyMeta } | 'clear';
 
+/**
+ * `always`: how long a change nobody waits for (a validate, a meta update) may wait for a commit
+ * that someone does wait for, ms. An fsync costs a few hundred µs: one per acknowledged write, not
+ * one more for each validate. A crash before it loses nothing acknowledged: the copy then holds the
+ * write as in flight, which the protocol settles as after any crash.
+ */
+export const LAZY_COMMIT_MS = 20;
+
 export class LmdbDisk implements ReplicaDisk {
-  private lastWrite: Promise<unknown> = Promise.resolve();
   /**
-   * `interval` only: changes made since the last commit. They commit together, on this thread,
-   * once a flush is asked for (an ack waits for it) or at the end of the turn, whichever is first:
-   * without an fsync a commit is a few writes to the page cache, far quicker than the engine's
-   * asynchronous commit, whose reply crosses threads.
+   * Changes not yet handed to the engine. They go together once a flush is asked for (an ack waits
+   * for it), or else at the end of the turn (`interval`) or after LAZY_COMMIT_MS (`always`).
+   * `interval` commits them on this thread in one synchronous transaction: without an fsync that is
+   * a few writes to the page cache, far quicker than the engine's asynchronous commit, whose reply
+   * crosses threads. `always` hands them to the engine's asynchronous commit, whose fsync runs off
+   * this thread (a synchronous one measured no quicker, and would stall the node on a slow disk).
    */
   private queued: QueuedWrite[] = [];
-  private commitScheduled = false;
-  /** `interval`: the commit a flush asked for, due in a microtask; later flushes until then share it. */
+  private commitTimer: NodeJS.Timeout | NodeJS.Immediate | null = null;
+  /** The commit a flush asked for, due in a microtask; later flushes until then share it. */
   private commitAsked: Promise<void> | null = null;
   /** `interval` only: the periodic sync. */
   private syncTimer: NodeJS.Timeout | undefined;
   /** The first write error: from then on nothing counts as stored (the node stops acking). */
   private failure: Error | null = null;
+  /** `always`: the last asynchronous write handed to the engine (they commit in order). */
+  private lastWrite: Promise<unknown> = Promise.resolve();
   /**
-   * Waits for the engine's flush, each ended by the first write error too (after a failed commit
-   * the engine's flush promise never settles). A set rather than a race against a long-lived
+   * `always`: waits for the engine's flush, each ended by the first write error too (after a failed
+   * commit the engine's flush promise never settles). A set rather than a race against a long-lived
    * promise: each race would stay attached to it, a leak of one reaction per write.
    */
   private readonly flushWaits = new Set<(err: Error) => void>();
@@ -206,44 +217,35 @@ export class LmdbDisk implements ReplicaDisk {
     };
   }
 
-  // After a failure nothing more is written: nothing would count as stored, and the engine's
-  // promises for writes after a failed commit reject where nobody can handle them.
+  // After a failure nothing more is written (enqueue): nothing would count as stored, and the
+  // engine's promises for writes after a failed commit reject where nobody can handle them.
   write(key: string, entry: StoredEntry | null): void {
-    if (this.failure !== null) return;
-    const encoded = entry === null ? null : encodeEntry(key, entry);
-    if (this.options.fsync === 'interval') this.enqueue({ key, entry: encoded });
-    else this.track(encoded === null ? this.entries.remove(key) : this.entries.put(key, encoded));
+    this.enqueue({ key, entry: entry === null ? null : encodeEntry(key, entry) });
   }
 
   writeMeta(meta: CopyMeta): void {
-    if (this.failure !== null) return;
-    if (this.options.fsync === 'interval') this.enqueue({ meta });
-    else this.track(this.meta.put(META_KEY, meta));
+    this.enqueue({ meta });
   }
 
   clear(): void {
-    if (this.failure !== null) return;
-    if (this.options.fsync === 'interval') this.enqueue('clear');
-    else this.track(this.entries.clearAsync());
+    this.enqueue('clear');
   }
 
   async flushed(): Promise<void> {
-    if (this.options.fsync === 'interval') {
-      // Not at once: the writes the code running now still makes (the other puts of a batch at
-      // the leader, say) go into the same commit.
-      if (this.queued.length > 0) {
-        this.commitAsked ??= new Promise<void>((resolve) =>
-          queueMicrotask(() => {
-            this.commitAsked = null;
-            this.commitQueued();
-            resolve();
-          }),
-        );
-        await this.commitAsked;
-      }
-      if (this.failure !== null) throw this.failure;
-      return;
+    // Not at once: the writes the code running now still makes (the other puts of a batch at
+    // the leader, say) go into the same commit.
+    if (this.queued.length > 0) {
+      this.commitAsked ??= new Promise<void>((resolve) =>
+        queueMicrotask(() => {
+          this.commitAsked = null;
+          this.commitQueued();
+          resolve();
+        }),
+      );
+      await this.commitAsked;
     }
+    if (this.failure !== null) throw this.failure;
+    if (this.options.fsync === 'interval') return;
     await this.lastWrite;
     if (this.failure !== null) throw this.failure;
     await new Promise<void>((resolve, reject) => {
@@ -287,18 +289,26 @@ export class LmdbDisk implements ReplicaDisk {
   }
 
   private enqueue(write: QueuedWrite): void {
+    if (this.failure !== null) return;
     this.queued.push(write);
-    if (this.commitScheduled) return;
-    this.commitScheduled = true;
-    setImmediate(() => this.commitQueued());
+    if (this.commitTimer !== null) return;
+    this.commitTimer = this.options.fsync === 'interval' ? setImmediate(() => this.commitQueued()) : setTimeout(() => this.commitQueued(), LAZY_COMMIT_MS);
   }
 
-  /** `interval`: every queued change in one synchronous transaction, in the order they were made. */
+  /** Every queued change to the engine, in the order they were made (`interval`: in one synchronous transaction). */
   private commitQueued(): void {
-    this.commitScheduled = false;
+    if (this.commitTimer !== null) {
+      clearTimeout(this.commitTimer as NodeJS.Timeout);
+      clearImmediate(this.commitTimer as NodeJS.Immediate);
+      this.commitTimer = null;
+    }
     if (this.queued.length === 0 || this.failure !== null) return;
     const writes = this.queued;
     this.queued = [];
+    if (this.options.fsync === 'always') {
+      for (const w of writes) this.track(w === 'clear' ? this.entries.clearAsync() : 'meta' in w ? this.meta.put(META_KEY, w.meta) : w.entry === null ? this.entries.remove(w.key) : this.entries.put(w.key, w.entry));
+      return;
+    }
     try {
       this.root.transactionSync(() => {
         for (const w of writes) {
@@ -323,6 +333,7 @@ export class LmdbDisk implements ReplicaDisk {
     });
   }
 }
+
 
 /**
  * A rejection the engine raises for a write that was in the same failed commit, on a promise of

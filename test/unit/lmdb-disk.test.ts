@@ -262,6 +262,31 @@ describe('lmdb disk', () => {
     await interval.close();
   });
 
+  it('lmdb disk - fsync always: a change nobody waits for commits with the next flush, or on its own within LAZY_COMMIT_MS; a kill -9 loses nothing', async () => {
+    const dir = tempDir();
+    const lmdbDisk = new URL('../../storage/lmdb-disk.ts', import.meta.url).pathname;
+    const script = `
+      import { LmdbDisk, LAZY_COMMIT_MS } from ${JSON.stringify(lmdbDisk)};
+      const disk = LmdbDisk.open({ dir: ${JSON.stringify(dir)}, cluster: 'c1', nodeId: 'n1', fsync: 'always' });
+      const entry = (rev, text) => ({ rev, value: new TextEncoder().encode(text), pendingRev: 0, pendingValue: null });
+      disk.write('validated', entry(1, 'a'));
+      await new Promise((resolve) => setImmediate(resolve));
+      disk.write('k', entry(2, 'b'));
+      await disk.flushed();
+      process.stdout.write('acked\\n');
+      disk.write('lazy', entry(3, 'c'));
+      setTimeout(() => process.kill(process.pid, 'SIGKILL'), LAZY_COMMIT_MS * 5);`;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    expect(child.stderr).toBe('');
+    expect(child.stdout).toBe('acked\n');
+    expect(child.signal).toBe('SIGKILL');
+    const disk = LmdbDisk.open(options(dir));
+    const store = new ReplicaStore();
+    store.attachDisk(disk);
+    expect([text(store.get('validated')?.value), text(store.get('k')?.value), text(store.get('lazy')?.value)]).toEqual(['a', 'b', 'c']);
+    await disk.close();
+  });
+
   it('lmdb disk - --fsync takes always, interval or interval=MS', () => {
     expect(parseFsync('always')).toEqual({ fsync: 'always' });
     expect(parseFsync('interval')).toEqual({ fsync: 'interval' });
