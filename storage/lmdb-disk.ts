@@ -125,7 +125,7 @@ type QueuedWrite = { key: string; entry: Buffer | null } | { meta: CopyMeta } | 
  * one more for each validate. A crash before it loses nothing acknowledged: the copy then holds the
  * write as in flight, which the protocol settles as after any crash.
  */
-export const LAZY_COMMIT_MS = 20;
+export const LAZY_COMMIT_MS = 5;
 
 export class LmdbDisk implements ReplicaDisk {
   /**

@@ -275,7 +275,10 @@ describe('lmdb disk', () => {
       await disk.flushed();
       process.stdout.write('acked\\n');
       disk.write('lazy', entry(3, 'c'));
-      setTimeout(() => process.kill(process.pid, 'SIGKILL'), LAZY_COMMIT_MS * 5);`;
+      // Nobody flushes it: wait (2 s at most) until the engine has committed it by itself.
+      const committed = () => [...disk.load().entries].some(([key]) => key === 'lazy');
+      for (let waited = 0; waited < 2000 && !committed(); waited += LAZY_COMMIT_MS) await new Promise((resolve) => setTimeout(resolve, LAZY_COMMIT_MS));
+      process.kill(process.pid, 'SIGKILL');`;
     const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
     expect(child.stderr).toBe('');
     expect(child.stdout).toBe('acked\n');
