@@ -12,6 +12,7 @@
 //   lost in a failure), and when retention drops the oldest changes. A watch from below the
 //   floor is refused here: it must resume elsewhere, never skip a change or invent one.
 
+import type { StoredChange } from './ports.ts';
 import type { ChangeTransfer } from './protocol.ts';
 import { BTree } from './sorted-btree.ts';
 
@@ -64,6 +65,13 @@ export class ChangeLog {
   retention: ChangeRetention = defaultChangeRetention;
   /** Told each time the floor rises for another reason than retention (the node logs it); must not throw. */
   onFloorRaised: ((floor: number, why: string) => void) | null = null;
+  /**
+   * Where the history is kept between runs (the copy's data dir): told of every committed change
+   * taken in (with the others of its revision so far), and of each rise of the floor (nothing at or
+   * below it is needed any more).
+   */
+  onRecorded: ((rev: number, changes: readonly Change[]) => void) | null = null;
+  onForgotten: ((floor: number) => void) | null = null;
 
   /** `now`: the node's clock, for retention by age. */
   constructor(private readonly now: () => number = () => performance.now()) {}
@@ -97,9 +105,10 @@ export class ChangeLog {
       return;
     }
     const change: Change = { rev, key, kind, value: value === null ? null : value.slice(), at: this.now() };
-    const group = this.staged.get(rev);
-    if (group === undefined) this.staged.set(rev, [change]);
+    let group = this.staged.get(rev);
+    if (group === undefined) this.staged.set(rev, (group = [change]));
     else group.push(change);
+    this.onRecorded?.(rev, group);
     // Held back for long (no lease, a decision that does not come): bounded like the log.
     if (this.staged.size > this.retention.maxChanges) this.raiseFloor(this.staged.minKey()!, 'changes held back too long');
     this.advance();
@@ -132,6 +141,40 @@ export class ChangeLog {
     this.missed(rev);
   }
 
+  /**
+   * Take back the history kept with the copy at start: its floor and stable revision, the changes
+   * recorded (in revision order; those above `stable` were committed, the revisions between them
+   * undecided), the revisions of writes the copy holds in flight, and the highest revision the
+   * copy holds committed without a record of its change (it came some other way: the floor rises
+   * to it). Whatever this log held before is dropped.
+   */
+  restore(kept: { floor: number; stable: number }, recorded: Iterable<[number, StoredChange[]]>, inFlight: Iterable<number>, unrecorded: number): void {
+    this.changes = [];
+    this.head = 0;
+    this.bytes = 0;
+    this.staged.clear();
+    this.inFlight.clear();
+    this.transferring = false;
+    this._floor = kept.floor;
+    this._stable = Math.max(kept.stable, kept.floor);
+    const now = this.now();
+    for (const [rev, group] of recorded) {
+      if (rev <= this._floor) continue;
+      const changes = group.map((c): Change => ({ rev, key: c.key, kind: c.kind, value: c.value === null ? null : c.value.slice(), at: now }));
+      if (rev > this._stable) this.staged.set(rev, changes);
+      else
+        for (const change of changes) {
+          this.changes.push(change);
+          this.bytes += changeBytes(change);
+        }
+    }
+    for (const rev of inFlight) if (rev > this._stable) this.pending(rev);
+    this.onForgotten?.(this._floor);
+    if (unrecorded > this._floor) this.raiseFloor(unrecorded, 'a change the data dir holds without its record');
+    this.trim();
+    this.advance();
+  }
+
   /** A state transfer starts (see `transferring`). */
   beginTransfer(): void {
     this.transferring = true;
@@ -157,11 +200,15 @@ export class ChangeLog {
     this.staged.deleteRange(0, received.through, true);
     this.inFlight.deleteRange(0, received.through, true);
     const now = this.now();
+    let group: Change[] = [];
     for (const c of received.changes) {
       if (c.rev <= this._stable) continue;
       const change: Change = { ...c, value: c.value === null ? null : c.value.slice(), at: now };
       this.changes.push(change);
       this.bytes += changeBytes(change);
+      if (group.length > 0 && group[0]!.rev !== c.rev) group = [];
+      group.push(change);
+      this.onRecorded?.(c.rev, group);
     }
     this._stable = Math.max(this._stable, received.through);
     this.trim();
@@ -255,6 +302,7 @@ export class ChangeLog {
     if (rev <= this._floor) return;
     this.onFloorRaised?.(rev, why);
     this._floor = rev;
+    this.onForgotten?.(rev);
     this.staged.deleteRange(0, rev, true);
     this.inFlight.deleteRange(0, rev, true);
     while (this.head < this.changes.length && this.changes[this.head]!.rev <= rev) this.drop();
@@ -285,7 +333,10 @@ export class ChangeLog {
   private dropRevision(): void {
     const rev = this.changes[this.head]!.rev;
     while (this.head < this.changes.length && this.changes[this.head]!.rev === rev) this.drop();
-    if (rev > this._floor) this._floor = rev;
+    if (rev > this._floor) {
+      this._floor = rev;
+      this.onForgotten?.(rev);
+    }
   }
 
   private drop(): void {

@@ -110,7 +110,7 @@ export class ZiNode {
     this.store.changes.onFloorRaised = (floor, why) => this.log.info({ floor, why }, 'watch history now starts above this revision');
     if (ports.disk !== undefined) {
       this.store.attachDisk(ports.disk);
-      this.log.info({ keys: this.store.size, maxRev: this.store.maxRev, intact: this.store.intact }, 'copy restored from the data dir');
+      this.log.info({ keys: this.store.size, maxRev: this.store.maxRev, intact: this.store.intact, watchHistory: { floor: this.store.changes.floor, stable: this.store.changes.stable } }, 'copy restored from the data dir');
     }
     const observer = ports.observer;
     if (observer?.entry) this.store.onEntry = (key, entry) => observer.entry!(key, entry.state, entry.state === 'invalid' ? entry.pendingRev : entry.rev);

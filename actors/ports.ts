@@ -190,6 +190,19 @@ export interface CopyMeta {
   deletesForgottenThrough?: number;
   /** Every node this node has seen registered in the cluster (ReplicaStore.roster). */
   roster?: string[];
+  /**
+   * The watch history kept with the copy (ChangeLog): it holds every committed change above
+   * `floor` up to `stable`, their records written before this meta. Absent in copies written
+   * before the history was kept: then none is known.
+   */
+  watchHistory?: { floor: number; stable: number };
+}
+
+/** A committed change as the watch history keeps it on disk, under its revision (a transaction's changes share one). */
+export interface StoredChange {
+  key: string;
+  kind: 'put' | 'delete' | 'expire';
+  value: Uint8Array | null;
 }
 
 /**
@@ -202,9 +215,13 @@ export interface ReplicaDisk {
    * it holds. An entry's values may be views on the engine's buffers, valid until the next entry:
    * copy what you keep.
    */
-  load(): { meta: CopyMeta | null; count: number; entries: Iterable<[string, StoredEntry]> };
+  load(): { meta: CopyMeta | null; count: number; entries: Iterable<[string, StoredEntry]>; changes: Iterable<[number, StoredChange[]]> };
   /** The key's state after a change (value null and rev above 0: a tombstone); null once it holds nothing. */
   write(key: string, entry: StoredEntry | null): void;
+  /** The watch history's changes at `rev` (all of them so far: a later call for the same revision replaces it). */
+  writeChanges(rev: number, changes: readonly StoredChange[]): void;
+  /** The watch history needs no change at or below `rev` any more. */
+  forgetChanges(rev: number): void;
   writeMeta(meta: CopyMeta): void;
   /** Drop every entry (the copy is flushed before a full snapshot). */
   clear(): void;

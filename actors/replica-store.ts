@@ -6,7 +6,7 @@ import { compareKeys } from './key-order.ts';
 import { PackedTable } from './packed-table.ts';
 import { BTree, bulkLoad } from './sorted-btree.ts';
 import { EXPIRY, stepEntry, type EntryEvent, type EntryRecord } from './cache-entry.machine.ts';
-import { replicaSetOrder, type CopyMeta, type KnownReplicaSet, type ReplicaDisk, type StoredEntry } from './ports.ts';
+import { replicaSetOrder, type CopyMeta, type KnownReplicaSet, type ReplicaDisk, type StoredChange, type StoredEntry } from './ports.ts';
 import type { PendingEntry, SnapshotEntry } from './protocol.ts';
 
 type Waiter = () => void;
@@ -171,7 +171,7 @@ export class ReplicaStore {
    * knows no delete at or below its highest revision.
    */
   attachDisk(disk: ReplicaDisk): void {
-    const { meta, count, entries } = disk.load();
+    const { meta, count, entries, changes } = disk.load();
     const deleted: [string, StoredEntry][] = [];
     const others: [string, StoredEntry][] = [];
     // Most of a copy is small settled values: straight into the packed table, their keys (in the
@@ -179,12 +179,16 @@ export class ReplicaStore {
     const packedKeys: string[] = [];
     // Sized for small keys and values (the arena grows past it as usual).
     this.packed.reserve(count, count * 32);
+    // Packed keys committed above the watch history's stable revision (restoreHistory checks them).
+    const historyStable = meta?.watchHistory?.stable ?? Number.POSITIVE_INFINITY;
+    const packedAboveStable: [string, StoredEntry][] = [];
     for (const [key, e] of entries) {
       if (e.value === null) deleted.push([key, owned(e)]);
       else if (e.pendingRev > 0 || (e.ttl ?? 0) !== 0 || e.value.byteLength > PACK_MAX_BYTES) others.push([key, owned(e)]);
       else {
         this.packed.set(key, e.rev, e.value);
         packedKeys.push(key);
+        if (e.rev > historyStable) packedAboveStable.push([key, { rev: e.rev, value: null, pendingRev: 0, pendingValue: null }]);
         this.liveKeys++;
         this.valueBytes += e.value.byteLength;
         if (e.rev > this.committedMaxRev) this.committedMaxRev = e.rev;
@@ -192,6 +196,8 @@ export class ReplicaStore {
     }
     this._maxRev = Math.max(this._maxRev, this.committedMaxRev);
     this.loadKeyOrder(packedKeys);
+    // What the loop below tells the change log is replaced by restoreHistory.
+    this.changes.beginTransfer();
     for (const [key, e] of others) {
       this.apply(key, { type: 'fill', rev: e.rev, value: e.value, ttl: e.ttl ?? 0 });
       if (e.pendingRev > 0) this.apply(key, { type: 'invalidate', rev: e.pendingRev, value: e.pendingValue, ttl: e.pendingTtl ?? 0 });
@@ -211,8 +217,7 @@ export class ReplicaStore {
       this._replicaSet = meta.replicaSet ?? null;
       for (const id of meta.roster ?? []) this._roster.add(id);
     }
-    // What happened before this run is not known change by change.
-    this.changes.missed(this._maxRev);
+    this.restoreHistory(meta, changes, [...others, ...deleted, ...packedAboveStable]);
     if (meta?.deletesForgottenThrough !== undefined) {
       this.snapshotRev = meta.snapshotRev;
       this.forgottenTombstoneRev = Math.max(this.forgottenTombstoneRev, meta.deletesForgottenThrough);
@@ -221,6 +226,36 @@ export class ReplicaStore {
       this.snapshotRev = Math.max(meta?.snapshotRev ?? 0, this._maxRev);
     }
     this.disk = disk;
+    this.changes.onRecorded = (rev, group) => disk.writeChanges(rev, group);
+    this.changes.onForgotten = (floor) => {
+      // The meta with the new floor commits before the records it drops are removed.
+      this.metaChanged();
+      disk.forgetChanges(floor);
+    };
+    this.changes.listen(() => this.metaChanged());
+    disk.forgetChanges(this.changes.floor);
+  }
+
+  /**
+   * The watch history kept with the copy: its records up to the stable revision, the committed
+   * ones above it, the writes the copy holds in flight. A change the copy holds committed above
+   * the stable revision with no record (it came with a snapshot, or its record was lost with the
+   * last commit) lifts the floor over it; so does a delete whose tombstone was dropped. A copy
+   * written before the history was kept knows none of it: its history starts at its highest revision.
+   */
+  private restoreHistory(meta: CopyMeta | null, recorded: Iterable<[number, StoredChange[]]>, loaded: [string, StoredEntry][]): void {
+    const kept = meta?.watchHistory ?? { floor: this._maxRev, stable: this._maxRev };
+    const records = [...recorded];
+    const recordedKeys = new Set<string>();
+    for (const [rev, group] of records) if (rev > kept.stable) for (const c of group) recordedKeys.add(`${rev} ${c.key}`);
+    const tombstonesForgotten = meta?.deletesForgottenThrough ?? 0;
+    let unrecorded = tombstonesForgotten > kept.stable ? tombstonesForgotten : 0;
+    const inFlight: number[] = [];
+    for (const [key, e] of loaded) {
+      if (e.rev > kept.stable && e.rev > unrecorded && !recordedKeys.has(`${e.rev} ${key}`)) unrecorded = e.rev;
+      if (e.pendingRev > 0) inFlight.push(e.pendingRev);
+    }
+    this.changes.restore(kept, records, inFlight, unrecorded);
   }
 
   /** Fill the (empty) key order with `keys`: built in one pass when they come sorted, as the engine keeps them. */
@@ -262,6 +297,7 @@ export class ReplicaStore {
       snapshotRev: this.snapshotRev,
       deletesForgottenThrough: this.forgottenTombstoneRev,
       roster: [...this._roster],
+      watchHistory: { floor: this.changes.floor, stable: this.changes.stable },
       intact: this._intact,
       rolledBack: [...this.rolledBack],
       ...(this._replicaSet !== null ? { replicaSet: this._replicaSet } : {}),
@@ -315,11 +351,13 @@ export class ReplicaStore {
     const pendingTtlBefore = entry.pendingTtl;
     const changed = stepEntry(entry, event);
     if (!changed) return false;
+    // A delete stays on disk as a tombstone (its revision), bounded like the ones in memory. The
+    // entry is written before the change's record: a copy that lost the record with its last
+    // commit holds the change without one, which its next start sees (restoreHistory).
+    this.disk?.write(key, entry.value === null && entry.pendingRev === 0 && entry.rev === 0 ? null : (entry as StoredEntry));
     this.logChange(key, event, entry, wasInvalid ? pendingBefore : 0, pendingTtlBefore);
     if (entry.ttl !== 0 || entry.pendingTtl !== 0 || (this.deadlines.size > 0 && this.deadlines.has(key)) || (this.pendingSince.size > 0 && this.pendingSince.has(key))) this.track(key, event, entry);
     if (entry.rev > this.committedMaxRev) this.committedMaxRev = entry.rev;
-    // A delete stays on disk as a tombstone (its revision), bounded like the ones in memory.
-    this.disk?.write(key, entry.value === null && entry.pendingRev === 0 && entry.rev === 0 ? null : (entry as StoredEntry));
     if (before !== entry.value) {
       if (before !== null) { this.valueBytes -= before.byteLength; this.liveKeys--; }
       if (entry.value !== null) { this.valueBytes += entry.value.byteLength; this.liveKeys++; }

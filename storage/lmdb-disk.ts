@@ -8,7 +8,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:f
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import type { CopyMeta, ReplicaDisk, StoredEntry } from '../actors/ports.ts';
+import type { CopyMeta, ReplicaDisk, StoredChange, StoredEntry } from '../actors/ports.ts';
 import { DEFAULT_SYNC_INTERVAL_MS, type FsyncPolicy } from './fsync-policy.ts';
 
 export type { FsyncPolicy } from './fsync-policy.ts';
@@ -101,6 +101,53 @@ export function decodeEntry(key: string, stored: Uint8Array): StoredEntry {
   return entry;
 }
 
+// The watch history's changes at one revision, under that revision in the database `changes`:
+// [crc32 u32][count u32], then for each change [kind u8][key length u32][key][value length i32,
+// -1 for none][value]. The CRC (over the revision, then the rest) finds a damaged record.
+const CHANGE_KINDS = ['put', 'delete', 'expire'] as const;
+const recordCrc = (rev: number, body: Uint8Array): number => crc32(body, crc32(String(rev)));
+
+export function encodeChanges(rev: number, changes: readonly StoredChange[]): Buffer {
+  const keys = changes.map((c) => Buffer.from(c.key, 'utf8'));
+  const size = 8 + changes.reduce((n, c, i) => n + 9 + keys[i]!.byteLength + (c.value?.byteLength ?? 0), 0);
+  const out = Buffer.allocUnsafe(size);
+  out.writeUInt32BE(changes.length, 4);
+  let at = 8;
+  changes.forEach((c, i) => {
+    at = out.writeUInt8(CHANGE_KINDS.indexOf(c.kind), at);
+    at = out.writeUInt32BE(keys[i]!.byteLength, at);
+    at += keys[i]!.copy(out, at);
+    at = out.writeInt32BE(c.value === null ? -1 : c.value.byteLength, at);
+    if (c.value !== null) {
+      out.set(c.value, at);
+      at += c.value.byteLength;
+    }
+  });
+  out.writeUInt32BE(recordCrc(rev, out.subarray(4)), 0);
+  return out;
+}
+
+/** The changes recorded at `rev` (values copied out of `stored`). */
+export function decodeChanges(rev: number, stored: Uint8Array): StoredChange[] {
+  const buf = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
+  if (buf.byteLength < 8) throw new Error(`record of ${buf.byteLength} bytes is shorter than its header`);
+  if (buf.readUInt32BE(0) !== recordCrc(rev, buf.subarray(4))) throw new Error('checksum mismatch');
+  const changes: StoredChange[] = [];
+  let at = 8;
+  for (let n = buf.readUInt32BE(4); n > 0; n--) {
+    const kind = CHANGE_KINDS[buf.readUInt8(at)];
+    const keyBytes = buf.readUInt32BE(at + 1);
+    const key = buf.toString('utf8', at + 5, at + 5 + keyBytes);
+    at += 5 + keyBytes;
+    const valueBytes = buf.readInt32BE(at);
+    at += 4;
+    if (kind === undefined || at + Math.max(valueBytes, 0) > buf.byteLength) throw new Error('record runs past its end');
+    changes.push({ key, kind, value: valueBytes < 0 ? null : buf.subarray(at, at + valueBytes).slice() });
+    at += Math.max(valueBytes, 0);
+  }
+  return changes;
+}
+
 /** Remove the engine's files from a data dir, whatever state they are in. */
 export function removeCopy(dir: string): void {
   for (const name of ['data.mdb', 'lock.mdb']) rmSync(join(dir, name), { force: true });
@@ -117,7 +164,7 @@ function verifyReadable(dir: string): void {
 }
 
 /** A change held until the next commit. */
-type QueuedWrite = { key: string; entry: Buffer | null } | { meta: CopyMeta } | 'clear';
+type QueuedWrite = { key: string; entry: Buffer | null } | { meta: CopyMeta } | { rev: number; record: Buffer } | 'clear';
 
 /**
  * `always`: how long a change nobody waits for (a validate, a meta update) may wait for a commit
@@ -144,6 +191,8 @@ export class LmdbDisk implements ReplicaDisk {
   private syncTimer: NodeJS.Timeout | undefined;
   /** The first write error: from then on nothing counts as stored (the node stops acking). */
   private failure: Error | null = null;
+  /** The watch history's records at or below this are to be removed with the next commit. */
+  private forgetThrough = 0;
   /** `always`: the last asynchronous write handed to the engine (they commit in order). */
   private lastWrite: Promise<unknown> = Promise.resolve();
   /**
@@ -157,6 +206,7 @@ export class LmdbDisk implements ReplicaDisk {
     private readonly root: RootDatabase,
     private readonly entries: Database<Buffer, string>,
     private readonly meta: Database<unknown, string>,
+    private readonly changeRecords: Database<Buffer, number>,
     private readonly options: LmdbDiskOptions,
   ) {
     if (options.fsync === 'interval') {
@@ -182,7 +232,8 @@ export class LmdbDisk implements ReplicaDisk {
     }
     const entries = root.openDB<Buffer, string>('entries', { encoding: 'binary' });
     const meta = root.openDB<unknown, string>('meta', { encoding: 'json' });
-    const disk = new LmdbDisk(root, entries, meta, options);
+    const changeRecords = root.openDB<Buffer, number>('changes', { encoding: 'binary' });
+    const disk = new LmdbDisk(root, entries, meta, changeRecords, options);
     const owner = meta.get(OWNER_KEY) as Owner | undefined;
     if (owner !== undefined && (owner.cluster !== cluster || owner.nodeId !== nodeId)) {
       void root.close();
@@ -199,9 +250,10 @@ export class LmdbDisk implements ReplicaDisk {
     return disk;
   }
 
-  load(): { meta: CopyMeta | null; count: number; entries: Iterable<[string, StoredEntry]> } {
-    const entries = this.entries;
+  load(): { meta: CopyMeta | null; count: number; entries: Iterable<[string, StoredEntry]>; changes: Iterable<[number, StoredChange[]]> } {
+    const { entries, changeRecords } = this;
     const dir = this.options.dir;
+    const damaged = (what: string, err: unknown) => new DataDirError(`the data dir ${dir} (file ${dir}/data.mdb) is damaged: ${what}: ${(err as Error).message}; start with --reset-data to drop the copy and resynchronise from the cluster`);
     return {
       meta: (this.meta.get(META_KEY) as CopyMeta | undefined) ?? null,
       count: (entries.getStats() as { entryCount: number }).entryCount,
@@ -210,11 +262,30 @@ export class LmdbDisk implements ReplicaDisk {
           try {
             yield [key, decodeEntry(key, value)] as [string, StoredEntry];
           } catch (err) {
-            throw new DataDirError(`the data dir ${dir} (file ${dir}/data.mdb) is damaged: key ${JSON.stringify(key)}: ${(err as Error).message}; start with --reset-data to drop the copy and resynchronise from the cluster`);
+            throw damaged(`key ${JSON.stringify(key)}`, err);
+          }
+        }
+      })(),
+      changes: (function* () {
+        for (const { key, value } of changeRecords.getRange()) {
+          try {
+            yield [key, decodeChanges(key, value)] as [number, StoredChange[]];
+          } catch (err) {
+            throw damaged(`the watch history's record of revision ${key}`, err);
           }
         }
       })(),
     };
+  }
+
+  writeChanges(rev: number, changes: readonly StoredChange[]): void {
+    this.enqueue({ rev, record: encodeChanges(rev, changes) });
+  }
+
+  forgetChanges(rev: number): void {
+    if (rev <= this.forgetThrough || this.failure !== null) return;
+    this.forgetThrough = rev;
+    this.enqueue(null);
   }
 
   // After a failure nothing more is written (enqueue): nothing would count as stored, and the
@@ -288,9 +359,10 @@ export class LmdbDisk implements ReplicaDisk {
     this.flushWaits.clear();
   }
 
-  private enqueue(write: QueuedWrite): void {
+  /** `write` null: nothing to add, but a commit is due (records to forget). */
+  private enqueue(write: QueuedWrite | null): void {
     if (this.failure !== null) return;
-    this.queued.push(write);
+    if (write !== null) this.queued.push(write);
     if (this.commitTimer !== null) return;
     this.commitTimer = this.options.fsync === 'interval' ? setImmediate(() => this.commitQueued()) : setTimeout(() => this.commitQueued(), LAZY_COMMIT_MS);
   }
@@ -302,11 +374,19 @@ export class LmdbDisk implements ReplicaDisk {
       clearImmediate(this.commitTimer as NodeJS.Immediate);
       this.commitTimer = null;
     }
-    if (this.queued.length === 0 || this.failure !== null) return;
+    const forget = this.forgetThrough > 0 ? [...this.changeRecords.getKeys({ end: this.forgetThrough + 1 })] : [];
+    if ((this.queued.length === 0 && forget.length === 0) || this.failure !== null) return;
     const writes = this.queued;
     this.queued = [];
+    // Records are forgotten after the writes: the meta with the floor that drops them goes first.
     if (this.options.fsync === 'always') {
-      for (const w of writes) this.track(w === 'clear' ? this.entries.clearAsync() : 'meta' in w ? this.meta.put(META_KEY, w.meta) : w.entry === null ? this.entries.remove(w.key) : this.entries.put(w.key, w.entry));
+      for (const w of writes) {
+        if (w === 'clear') this.track(this.entries.clearAsync());
+        else if ('meta' in w) this.track(this.meta.put(META_KEY, w.meta));
+        else if ('record' in w) this.track(this.changeRecords.put(w.rev, w.record));
+        else this.track(w.entry === null ? this.entries.remove(w.key) : this.entries.put(w.key, w.entry));
+      }
+      for (const rev of forget) this.track(this.changeRecords.remove(rev));
       return;
     }
     try {
@@ -314,9 +394,11 @@ export class LmdbDisk implements ReplicaDisk {
         for (const w of writes) {
           if (w === 'clear') this.entries.clearSync();
           else if ('meta' in w) this.meta.putSync(META_KEY, w.meta);
+          else if ('record' in w) this.changeRecords.putSync(w.rev, w.record);
           else if (w.entry === null) this.entries.removeSync(w.key);
           else this.entries.putSync(w.key, w.entry);
         }
+        for (const rev of forget) this.changeRecords.removeSync(rev);
       });
     } catch (err) {
       this.failWith('write to', err);

@@ -2,9 +2,14 @@
 // under the policy. Writes become stored (synced) a little later, all in order; `crash()` drops
 // every write not yet synced, as a power loss does to an fsync-always disk whose flush had not
 // returned, or to an interval disk whose page cache was not yet written.
-import type { Clock, CopyMeta, ReplicaDisk, StoredEntry } from '../actors/ports.ts';
+import type { Clock, CopyMeta, ReplicaDisk, StoredChange, StoredEntry } from '../actors/ports.ts';
 
-type Write = { kind: 'entry'; key: string; entry: StoredEntry | null } | { kind: 'meta'; meta: CopyMeta } | { kind: 'clear' };
+type Write =
+  | { kind: 'entry'; key: string; entry: StoredEntry | null }
+  | { kind: 'meta'; meta: CopyMeta }
+  | { kind: 'clear' }
+  | { kind: 'changes'; rev: number; changes: StoredChange[] }
+  | { kind: 'forget'; rev: number };
 
 const copyEntry = (e: StoredEntry): StoredEntry => ({
   ...e,
@@ -12,9 +17,13 @@ const copyEntry = (e: StoredEntry): StoredEntry => ({
   pendingValue: e.pendingValue === null ? null : e.pendingValue.slice(),
 });
 
+const copyChange = (c: StoredChange): StoredChange => ({ key: c.key, kind: c.kind, value: c.value === null ? null : c.value.slice() });
+
 export class MemoryDisk implements ReplicaDisk {
   private readonly synced = new Map<string, StoredEntry>();
   private syncedMeta: CopyMeta | null = null;
+  /** The watch history's records, by revision. */
+  private readonly syncedChanges = new Map<number, StoredChange[]>();
   /** Made, not yet synced: lost by a crash. */
   private pending: Write[] = [];
   private waiters: (() => void)[] = [];
@@ -28,8 +37,21 @@ export class MemoryDisk implements ReplicaDisk {
     private readonly syncMs: number,
   ) {}
 
-  load(): { meta: CopyMeta | null; count: number; entries: Iterable<[string, StoredEntry]> } {
-    return { meta: this.syncedMeta === null ? null : { ...this.syncedMeta }, count: this.synced.size, entries: [...this.synced].map(([k, e]) => [k, copyEntry(e)] as [string, StoredEntry]) };
+  load(): { meta: CopyMeta | null; count: number; entries: Iterable<[string, StoredEntry]>; changes: Iterable<[number, StoredChange[]]> } {
+    return {
+      meta: this.syncedMeta === null ? null : { ...this.syncedMeta },
+      count: this.synced.size,
+      entries: [...this.synced].map(([k, e]) => [k, copyEntry(e)] as [string, StoredEntry]),
+      changes: [...this.syncedChanges].sort((a, b) => a[0] - b[0]).map(([rev, group]) => [rev, group.map(copyChange)] as [number, StoredChange[]]),
+    };
+  }
+
+  writeChanges(rev: number, changes: readonly StoredChange[]): void {
+    this.push({ kind: 'changes', rev, changes: changes.map(copyChange) });
+  }
+
+  forgetChanges(rev: number): void {
+    this.push({ kind: 'forget', rev });
   }
 
   write(key: string, entry: StoredEntry | null): void {
@@ -77,7 +99,10 @@ export class MemoryDisk implements ReplicaDisk {
     for (const w of this.pending) {
       if (w.kind === 'clear') this.synced.clear();
       else if (w.kind === 'meta') this.syncedMeta = w.meta;
-      else if (w.entry === null) this.synced.delete(w.key);
+      else if (w.kind === 'changes') this.syncedChanges.set(w.rev, w.changes);
+      else if (w.kind === 'forget') {
+        for (const rev of this.syncedChanges.keys()) if (rev <= w.rev) this.syncedChanges.delete(rev);
+      } else if (w.entry === null) this.synced.delete(w.key);
       else this.synced.set(w.key, w.entry);
     }
     this.pending = [];

@@ -68,6 +68,33 @@ function startWatcher(client: ZiClient, options: Parameters<ZiClient['watch']>[0
   };
 }
 
+/** The watch reached the last acknowledged write and reported every acknowledged write once, in order, and nothing unwritten. */
+async function expectEveryAckedChangeOnce(what: string, writers: ReturnType<typeof startWriters>, watcher: ReturnType<typeof startWatcher>): Promise<void> {
+  const last = Math.max(...writers.acked.keys());
+  await eventually(async () => watcher.failure() !== null || (watcher.events.at(-1)?.revision ?? 0) >= last, 30_000, `the watch reaching revision ${last}`);
+  await watcher.stop();
+  expect(watcher.failure()).toBeNull();
+
+  const { events } = watcher;
+  console.log(`${what}: ${writers.acked.size} acknowledged writes, ${writers.unknown.length} with unknown outcome, ${events.length} events`);
+  expect(writers.acked.size).toBeGreaterThan(50);
+  // In revision order, nothing twice.
+  for (let i = 1; i < events.length; i++) expect(events[i]!.revision, `event ${i}`).toBeGreaterThan(events[i - 1]!.revision);
+  const seen = new Map(events.map((e) => [e.revision, e]));
+  // Every acknowledged write, as written.
+  for (const [revision, w] of writers.acked) {
+    const e = seen.get(revision);
+    expect(e, `revision ${revision} (${w.key})`).toBeDefined();
+    expect({ key: e!.key, kind: e!.kind, value: e!.value === null ? '' : Buffer.from(e!.value).toString() }).toEqual(w);
+  }
+  // Nothing that was not written: the rest are writes whose outcome the writer did not learn.
+  const unknown = new Set(writers.unknown.map((w) => `${w.key}=${w.value}`));
+  for (const e of events) {
+    if (writers.acked.has(e.revision)) continue;
+    expect(unknown.has(`${e.key}=${e.value === null ? '' : Buffer.from(e.value).toString()}`), `event ${e.revision} ${e.key}`).toBe(true);
+  }
+}
+
 describe('watch', () => {
   it('kill -9 of the watching node, then of the leader - every acknowledged change exactly once, in revision order', async () => {
     const { c, nc, store, leader, followers } = await startServingCluster('watch-kill', { nodes: 3, sessionTimeoutMs: 2000 });
@@ -90,29 +117,26 @@ describe('watch', () => {
     await sleep(4000);
     await writers.stop();
 
-    const last = Math.max(...writers.acked.keys());
-    await eventually(async () => watcher.failure() !== null || (watcher.events.at(-1)?.revision ?? 0) >= last, 30_000, `the watch reaching revision ${last}`);
-    await watcher.stop();
-    expect(watcher.failure()).toBeNull();
+    await expectEveryAckedChangeOnce('watch across two kills', writers, watcher);
+  });
 
-    const { events } = watcher;
-    console.log(`watch across two kills: ${writers.acked.size} acknowledged writes, ${writers.unknown.length} with unknown outcome, ${events.length} events`);
-    expect(writers.acked.size).toBeGreaterThan(50);
-    // In revision order, nothing twice.
-    for (let i = 1; i < events.length; i++) expect(events[i]!.revision, `event ${i}`).toBeGreaterThan(events[i - 1]!.revision);
-    const seen = new Map(events.map((e) => [e.revision, e]));
-    // Every acknowledged write, as written.
-    for (const [revision, w] of writers.acked) {
-      const e = seen.get(revision);
-      expect(e, `revision ${revision} (${w.key})`).toBeDefined();
-      expect({ key: e!.key, kind: e!.kind, value: e!.value === null ? '' : Buffer.from(e!.value).toString() }).toEqual(w);
-    }
-    // Nothing that was not written: the rest are writes whose outcome the writer did not learn.
-    const unknown = new Set(writers.unknown.map((w) => `${w.key}=${w.value}`));
-    for (const e of events) {
-      if (writers.acked.has(e.revision)) continue;
-      expect(unknown.has(`${e.key}=${e.value === null ? '' : Buffer.from(e.value).toString()}`), `event ${e.revision} ${e.key}`).toBe(true);
-    }
+  it('kill -9 of every node during writes, then restarts (data dirs): the watch goes on from where it was, every acknowledged change exactly once', async () => {
+    const { c, nc, store } = await startServingCluster('watch-restart', { nodes: 3, sessionTimeoutMs: 2000, durable: 'always' });
+    const client = new ZiClient(nc, { cluster: 'watch-restart', timeoutMs: 2000 });
+    const watcher = startWatcher(client, { prefix: 'w/', afterRevision: 0, waitMs: 500 });
+    const ids = [...c.nodes.keys()];
+    const live = new Set(ids);
+    const writers = startWriters(store, () => [...live]);
+    await sleep(1500);
+    live.clear();
+    await Promise.all(ids.map((id) => c.kill(id)));
+    await sleep(500);
+    await Promise.all(ids.map((id) => c.restart(id)));
+    await c.waitServing(60_000);
+    for (const id of ids) live.add(id);
+    await sleep(1500);
+    await writers.stop();
+    await expectEveryAckedChangeOnce('watch across a whole-cluster restart', writers, watcher);
   });
 
   it('a revision older than every node keeps - 410, also from the typed client, which has tried every node', async () => {

@@ -7,8 +7,8 @@ import { kv } from './raw-client.ts';
 let cluster: LocalCluster | null = null;
 let nc: NatsConnection | null = null;
 
-export async function startServingCluster(name: string, options: { nodes?: number; sessionTimeoutMs: number; access?: LocalClusterOptions['access']; nodeArgs?: string[] }) {
-  cluster = await LocalCluster.start({ nodes: options.nodes ?? 3, cluster: name, sessionTimeoutMs: options.sessionTimeoutMs, access: options.access, nodeArgs: options.nodeArgs });
+export async function startServingCluster(name: string, options: { nodes?: number; sessionTimeoutMs: number; access?: LocalClusterOptions['access']; nodeArgs?: string[]; durable?: LocalClusterOptions['durable'] }) {
+  cluster = await LocalCluster.start({ nodes: options.nodes ?? 3, cluster: name, sessionTimeoutMs: options.sessionTimeoutMs, access: options.access, nodeArgs: options.nodeArgs, durable: options.durable });
   await cluster.waitServing(60_000);
   nc = await cluster.connectClient();
   const store = kv(nc, name);

@@ -13,7 +13,7 @@ import type { Clock } from '../../actors/ports.ts';
 import { ReplicaStore } from '../../actors/replica-store.ts';
 import { MemoryDisk } from '../../storage/memory-disk.ts';
 import { parseFsync } from '../../storage/fsync-policy.ts';
-import { DataDirError, LmdbDisk } from '../../storage/lmdb-disk.ts';
+import { DataDirError, LmdbDisk, decodeChanges, encodeChanges } from '../../storage/lmdb-disk.ts';
 
 const v = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array | null | undefined) => (b == null ? null : new TextDecoder().decode(b));
@@ -288,6 +288,84 @@ describe('lmdb disk', () => {
     store.attachDisk(disk);
     expect([text(store.get('validated')?.value), text(store.get('k')?.value), text(store.get('lazy')?.value)]).toEqual(['a', 'b', 'c']);
     await disk.close();
+  });
+
+  it('lmdb disk - the watch history comes back with the copy: every change between floor and stable, the committed ones above it, writes in flight still undecided', async () => {
+    const dir = tempDir();
+    const disk = LmdbDisk.open(options(dir));
+    const store = new ReplicaStore();
+    store.attachDisk(disk);
+    const write = (key: string, rev: number, value: Uint8Array | null, validate = true) => {
+      store.apply(key, { type: 'invalidate', rev, value });
+      if (validate) store.apply(key, { type: 'validate', rev });
+    };
+    write('a', 1, v('one'));
+    write('b', 2, v('two'));
+    // A transaction: two keys at one revision.
+    write('a', 3, v('uno'), false);
+    write('b', 3, null, false);
+    store.apply('a', { type: 'validate', rev: 3 });
+    store.apply('b', { type: 'validate', rev: 3 });
+    write('c', 5, v('five')); // 4 is still in flight below it: 5 stays above stable
+    write('d', 4, v('four'), false);
+    await store.durable();
+    const seen = (s: ReplicaStore) => [...s.changes.since(0)].map((c) => `${c.rev} ${c.kind} ${c.key}=${text(c.value)}`);
+    expect(seen(store)).toEqual(['1 put a=one', '2 put b=two', '3 put a=uno', '3 delete b=null']);
+    expect([store.changes.floor, store.changes.stable]).toEqual([0, 3]);
+    await disk.close();
+
+    const again = new ReplicaStore();
+    const reopened = LmdbDisk.open(options(dir));
+    again.attachDisk(reopened);
+    expect([again.changes.floor, again.changes.stable]).toEqual([0, 3]);
+    expect(seen(again)).toEqual(seen(store));
+    // The write in flight at 4 is decided now: committed, so 4 and the recorded 5 become stable.
+    again.apply('d', { type: 'validate', rev: 4 });
+    expect(seen(again).slice(4)).toEqual(['4 put d=four', '5 put c=five']);
+    expect(again.changes.stable).toBe(5);
+
+    // Retention lifts the floor: the records below it leave the disk too.
+    again.changes.retention = { ...again.changes.retention, maxChanges: 2 };
+    again.apply('e', { type: 'invalidate', rev: 6, value: v('six') });
+    again.apply('e', { type: 'validate', rev: 6 });
+    await again.durable();
+    expect(again.changes.floor).toBe(4);
+    await reopened.close();
+    const root = open({ path: dir, maxDbs: 4, noSubdir: false, readOnly: true });
+    expect([...root.openDB<Buffer, number>('changes', { encoding: 'binary' }).getKeys()]).toEqual([5, 6]);
+    await root.close();
+  });
+
+  it('lmdb disk - a change the copy holds above the stable revision without its record lifts the floor over it; a damaged record stops the start', async () => {
+    const dir = tempDir();
+    const disk = LmdbDisk.open(options(dir));
+    const store = new ReplicaStore();
+    store.attachDisk(disk);
+    store.apply('a', { type: 'invalidate', rev: 1, value: v('one') });
+    store.apply('a', { type: 'validate', rev: 1 });
+    await store.durable();
+    // As if the last commit had kept the entry of revision 2 but not its record.
+    disk.write('b', { rev: 2, value: v('two'), pendingRev: 0, pendingValue: null });
+    await disk.flushed();
+    await disk.close();
+    const again = new ReplicaStore();
+    const reopened = LmdbDisk.open(options(dir));
+    again.attachDisk(reopened);
+    expect([again.changes.floor, again.changes.stable]).toEqual([2, 2]);
+    expect([...again.changes.since(0)]).toEqual([]);
+    await reopened.close();
+
+    const record = encodeChanges(7, [{ key: 'k', kind: 'expire', value: null }, { key: 'ключ', kind: 'put', value: v('значение') }]);
+    expect(decodeChanges(7, record).map((c) => [c.key, c.kind, text(c.value)])).toEqual([['k', 'expire', null], ['ключ', 'put', 'значение']]);
+    expect(() => decodeChanges(8, record)).toThrow(/checksum/);
+    const root = open({ path: dir, maxDbs: 4, noSubdir: false });
+    const damaged = Buffer.from(record);
+    damaged[damaged.byteLength - 1]! ^= 1;
+    await root.openDB<Buffer, number>('changes', { encoding: 'binary' }).put(7, damaged);
+    await root.close();
+    const broken = LmdbDisk.open(options(dir));
+    expect(() => new ReplicaStore().attachDisk(broken)).toThrow(/record of revision 7: checksum mismatch.*--reset-data/);
+    await broken.close();
   });
 
   it('lmdb disk - --fsync takes always, interval or interval=MS', () => {
