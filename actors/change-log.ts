@@ -39,6 +39,9 @@ export interface ChangeRetention {
 
 export const defaultChangeRetention: ChangeRetention = { maxChanges: 100_000, maxAgeMs: 60 * 60 * 1000, maxBytes: 64 * 1024 * 1024 };
 
+/** A copy, also of a Buffer (whose own slice() is a view). */
+const copyOf = (value: Uint8Array): Uint8Array => Uint8Array.prototype.slice.call(value);
+
 const changeBytes = (c: Change): number => c.key.length + (c.value?.byteLength ?? 0) + 48;
 
 export class ChangeLog {
@@ -104,7 +107,7 @@ export class ChangeLog {
       this.raiseFloor(rev, 'a change came below the stable revision');
       return;
     }
-    const change: Change = { rev, key, kind, value: value === null ? null : value.slice(), at: this.now() };
+    const change: Change = { rev, key, kind, value: value === null ? null : copyOf(value), at: this.now() };
     let group = this.staged.get(rev);
     if (group === undefined) this.staged.set(rev, (group = [change]));
     else group.push(change);
@@ -143,8 +146,8 @@ export class ChangeLog {
 
   /**
    * Take back the history kept with the copy at start: its floor and stable revision, the changes
-   * recorded (in revision order; those above `stable` were committed, the revisions between them
-   * undecided), the revisions of writes the copy holds in flight, and the highest revision the
+   * recorded (in revision order, their values the log's own from now on; those above `stable` were
+   * committed, the revisions between them undecided), the revisions of writes the copy holds in flight, and the highest revision the
    * copy holds committed without a record of its change (it came some other way: the floor rises
    * to it). Whatever this log held before is dropped.
    */
@@ -160,7 +163,7 @@ export class ChangeLog {
     const now = this.now();
     for (const [rev, group] of recorded) {
       if (rev <= this._floor) continue;
-      const changes = group.map((c): Change => ({ rev, key: c.key, kind: c.kind, value: c.value === null ? null : c.value.slice(), at: now }));
+      const changes = group.map((c): Change => ({ rev, key: c.key, kind: c.kind, value: c.value, at: now }));
       if (rev > this._stable) this.staged.set(rev, changes);
       else
         for (const change of changes) {
@@ -203,7 +206,7 @@ export class ChangeLog {
     let group: Change[] = [];
     for (const c of received.changes) {
       if (c.rev <= this._stable) continue;
-      const change: Change = { ...c, value: c.value === null ? null : c.value.slice(), at: now };
+      const change: Change = { ...c, value: c.value === null ? null : copyOf(c.value), at: now };
       this.changes.push(change);
       this.bytes += changeBytes(change);
       if (group.length > 0 && group[0]!.rev !== c.rev) group = [];
