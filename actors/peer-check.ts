@@ -91,7 +91,7 @@ export function checkPeerMessage(x: unknown): PeerMessage {
       need(isObject(m.query), 'scan needs a query');
       const q = m.query as Record<string, unknown>;
       const bound = (x: unknown) => x === null || typeof x === 'string';
-      need(typeof q.prefix === 'string' && bound(q.from) && bound(q.to) && bound(q.after) && typeof q.limit === 'number' && typeof q.form === 'string', 'scan query needs prefix, from, to, after, limit and form');
+      need(typeof q.prefix === 'string' && bound(q.from) && bound(q.to) && bound(q.after) && typeof q.limit === 'number' && typeof q.form === 'string' && (q.format === undefined || typeof q.format === 'string'), 'scan query needs prefix, from, to, after, limit and form');
       const problem = scanQueryProblem(q as unknown as ScanQuery);
       need(problem === null, `scan query: ${problem}`);
       break;

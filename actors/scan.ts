@@ -15,10 +15,15 @@ export const SCAN_HEADERS = {
   after: 'Zi-After',
   limit: 'Zi-Limit',
   form: 'Zi-Scan',
+  format: 'Zi-Scan-Format',
 } as const;
 
 export const SCAN_FORMS = ['keys', 'values', 'count'] as const;
 export type ScanForm = (typeof SCAN_FORMS)[number];
+
+/** How a reply of keys or values is written: JSON with base64 values, or binary (binaryScanReply). */
+export const SCAN_FORMATS = ['json', 'binary'] as const;
+export type ScanFormat = (typeof SCAN_FORMATS)[number];
 
 export const DEFAULT_SCAN_LIMIT = 1000;
 export const MAX_SCAN_LIMIT = 10_000;
@@ -37,6 +42,8 @@ export interface ScanQuery {
   after: string | null;
   limit: number;
   form: ScanForm;
+  /** Absent in queries forwarded by nodes that predate it: JSON. */
+  format?: ScanFormat;
 }
 
 /** The JSON body of a scan reply. */
@@ -66,6 +73,7 @@ export function parseScan(request: ClientRequest): ScanQuery | ClientReply {
     after: text.after ?? null,
     limit,
     form: (text.form ?? 'keys') as ScanForm,
+    format: (text.format ?? 'json') as ScanFormat,
   };
   const problem = scanQueryProblem(query);
   return problem === null ? query : fail(400, problem);
@@ -74,6 +82,8 @@ export function parseScan(request: ClientRequest): ScanQuery | ClientReply {
 /** What is wrong with a query (from a client's headers or a peer's message), or null. */
 export function scanQueryProblem(query: ScanQuery): string | null {
   if (!SCAN_FORMS.includes(query.form)) return `${SCAN_HEADERS.form} must be one of ${SCAN_FORMS.join(', ')}`;
+  if (query.format !== undefined && !SCAN_FORMATS.includes(query.format)) return `${SCAN_HEADERS.format} must be one of ${SCAN_FORMATS.join(', ')}`;
+  if (query.format === 'binary' && query.form === 'count') return `${SCAN_HEADERS.format}: binary is for ${SCAN_HEADERS.form} keys or values; a count is JSON`;
   if (!Number.isSafeInteger(query.limit) || query.limit < 1 || query.limit > MAX_SCAN_LIMIT) return `${SCAN_HEADERS.limit} must be 1 to ${MAX_SCAN_LIMIT}`;
   for (const field of ['prefix', 'from', 'to', 'after'] as const) {
     const bound = query[field];
@@ -111,34 +121,94 @@ export function keysInFlight(store: ReplicaStore, query: ScanQuery): string[] {
 export function runScan(store: ReplicaStore, query: ScanQuery): ClientReply {
   const revision = store.committedMaxRev;
   const start = maxKey(maxKey(query.prefix, query.from), query.after);
-  let count = 0;
+  if (query.form === 'count') {
+    let count = 0;
+    for (const key of store.keysFrom(start)) {
+      if (pastEnd(query, key)) break;
+      if (key !== query.after) count++;
+    }
+    return { ok: true, revision, data: encoder.encode(JSON.stringify({ revision, count } satisfies ScanResult)) };
+  }
   let bytes = 0;
-  // The JSON of each entry (ScanResult's shape), written directly: no object per entry.
-  const entries: string[] = [];
-  let last = '';
-  let next: string | undefined;
+  const keys: string[] = [];
+  const revisions: number[] = [];
+  const values: Uint8Array[] = [];
+  let more = false;
   for (const key of store.keysFrom(start)) {
     if (pastEnd(query, key)) break;
     if (key === query.after) continue;
-    if (query.form === 'count') {
-      count++;
-      continue;
-    }
     // Keys only: the revision without a copy of the value.
     const entry = query.form === 'values' ? store.get(key)! : null;
     const size = Buffer.byteLength(key) + (entry !== null ? entry.value!.byteLength : 8);
-    if (entries.length === query.limit || (entries.length > 0 && bytes + size > SCAN_REPLY_BYTES)) {
-      next = last;
+    if (keys.length === query.limit || (keys.length > 0 && bytes + size > SCAN_REPLY_BYTES)) {
+      more = true;
       break;
     }
     bytes += size;
-    last = key;
-    const head = `{"key":${JSON.stringify(key)},"revision":`;
-    entries.push(entry !== null ? `${head}${entry.rev},"value":"${base64(entry.value!)}"}` : `${head}${store.committedRevision(key)!}}`);
+    keys.push(key);
+    revisions.push(entry !== null ? entry.rev : store.committedRevision(key)!);
+    if (entry !== null) values.push(entry.value!);
   }
-  const json =
-    query.form === 'count'
-      ? JSON.stringify({ revision, count } satisfies ScanResult)
-      : `{"revision":${revision},"count":${entries.length},"entries":[${entries.join(',')}],"more":${next !== undefined}${next !== undefined ? `,"next":${JSON.stringify(next)}` : ''}}`;
-  return { ok: true, revision, data: encoder.encode(json) };
+  const data = query.format === 'binary' ? binaryScanReply(revision, more, keys, revisions, query.form === 'values' ? values : null) : jsonScanReply(revision, more, keys, revisions, query.form === 'values' ? values : null);
+  return { ok: true, revision, data };
+}
+
+/** ScanResult's JSON, written directly: no object per entry. */
+function jsonScanReply(revision: number, more: boolean, keys: string[], revisions: number[], values: Uint8Array[] | null): Uint8Array {
+  const entries = keys.map((key, i) => `{"key":${JSON.stringify(key)},"revision":${revisions[i]!}${values !== null ? `,"value":"${base64(values[i]!)}"` : ''}}`);
+  const next = more ? `,"next":${JSON.stringify(keys.at(-1))}` : '';
+  return encoder.encode(`{"revision":${revision},"count":${keys.length},"entries":[${entries.join(',')}],"more":${more}${next}}`);
+}
+
+/**
+ * The binary reply (PROTOCOL.md "Scan", `Zi-Scan-Format: binary`), big-endian: revision (f64),
+ * count (u32), more (u8), then per entry: key length (u32), key (UTF-8), revision (f64), value
+ * length (i32, -1 for keys only), value. Values go as their exact bytes: no base64, no JSON.
+ */
+export function binaryScanReply(revision: number, more: boolean, keys: string[], revisions: number[], values: Uint8Array[] | null): Uint8Array {
+  const keyBytes = keys.map((key) => Buffer.from(key, 'utf8'));
+  let size = 13;
+  for (let i = 0; i < keys.length; i++) size += 16 + keyBytes[i]!.byteLength + (values?.[i]!.byteLength ?? 0);
+  const out = Buffer.allocUnsafe(size);
+  let at = out.writeDoubleBE(revision, 0);
+  at = out.writeUInt32BE(keys.length, at);
+  at = out.writeUInt8(more ? 1 : 0, at);
+  for (let i = 0; i < keys.length; i++) {
+    at = out.writeUInt32BE(keyBytes[i]!.byteLength, at);
+    at += keyBytes[i]!.copy(out, at);
+    at = out.writeDoubleBE(revisions[i]!, at);
+    const value = values?.[i];
+    at = out.writeInt32BE(value === undefined ? -1 : value.byteLength, at);
+    if (value !== undefined) {
+      out.set(value, at);
+      at += value.byteLength;
+    }
+  }
+  return out;
+}
+
+/** A binary scan reply read back (the typed client's side); throws on a reply that does not parse. */
+export function readBinaryScanReply(data: Uint8Array): { revision: number; more: boolean; entries: { key: string; revision: number; value?: Uint8Array }[] } {
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const revision = buf.readDoubleBE(0);
+  const count = buf.readUInt32BE(8);
+  const more = buf.readUInt8(12) === 1;
+  const entries: { key: string; revision: number; value?: Uint8Array }[] = [];
+  let at = 13;
+  for (let i = 0; i < count; i++) {
+    const keyLength = buf.readUInt32BE(at);
+    if (at + 4 + keyLength > buf.byteLength) throw new RangeError('scan reply runs past its end');
+    const key = buf.toString('utf8', at + 4, at + 4 + keyLength);
+    at += 4 + keyLength;
+    const rev = buf.readDoubleBE(at);
+    const valueLength = buf.readInt32BE(at + 8);
+    at += 12;
+    if (valueLength < 0) entries.push({ key, revision: rev });
+    else {
+      if (at + valueLength > buf.byteLength) throw new RangeError('scan reply runs past its end');
+      entries.push({ key, revision: rev, value: buf.subarray(at, at + valueLength) });
+      at += valueLength;
+    }
+  }
+  return { revision, more, entries };
 }

@@ -10,7 +10,7 @@ export { BusClosedError } from '../bus/errors.ts';
 import { RequestMux } from '../bus/request-mux.ts';
 
 import { IF_REVISION_HEADER, KEY_HEADER, REVISION_HEADER, TTL_HEADER } from '../actors/protocol.ts';
-import { SCAN_HEADERS, type ScanForm, type ScanResult } from '../actors/scan.ts';
+import { SCAN_HEADERS, readBinaryScanReply, type ScanForm, type ScanResult } from '../actors/scan.ts';
 import type { TxnResult } from '../actors/txn.ts';
 import { WATCH_HEADERS, type WatchResult } from '../actors/watch.ts';
 export type { TxnResult } from '../actors/txn.ts';
@@ -267,9 +267,10 @@ export class ZiClient {
 
   /** One page of keys (and values) in key order, a snapshot at one point in time; any node answers. */
   async scan(opts: ScanOptions = {}): Promise<ScanPage> {
-    const result = await this.scanCall(opts.values ? 'values' : 'keys', opts);
-    const entries = (result.entries ?? []).map((e) => (e.value === undefined ? { key: e.key, revision: e.revision } : { key: e.key, revision: e.revision, value: Buffer.from(e.value, 'base64') as Uint8Array }));
-    return { revision: result.revision, entries, more: result.more === true, ...(result.next !== undefined ? { next: result.next } : {}) };
+    // The binary form: values as their bytes, no base64 or JSON to write and read.
+    const msg = await this.scanMessage(opts.values ? 'values' : 'keys', opts, { [SCAN_HEADERS.format]: 'binary' });
+    const { revision, more, entries } = readBinaryScanReply(msg.data);
+    return { revision, entries, more, ...(more && entries.length > 0 ? { next: entries.at(-1)!.key } : {}) };
   }
 
   /** Every entry of the range, page after page (each page its own snapshot: see its revision). */
@@ -285,15 +286,14 @@ export class ZiClient {
 
   /** How many keys the range holds, and the revision of that snapshot. */
   async count(opts: ScanRange & CallOptions = {}): Promise<{ count: number; revision: number }> {
-    const { count, revision } = await this.scanCall('count', opts);
+    const { count, revision } = JSON.parse(decoder.decode((await this.scanMessage('count', opts)).data)) as ScanResult;
     return { count, revision };
   }
 
-  private async scanCall(form: ScanForm, opts: ScanOptions): Promise<ScanResult> {
-    const headers: Record<string, string> = { [SCAN_HEADERS.form]: form };
+  private async scanMessage(form: ScanForm, opts: ScanOptions, extra: Record<string, string> = {}) {
+    const headers: Record<string, string> = { [SCAN_HEADERS.form]: form, ...extra };
     for (const field of ['prefix', 'from', 'to', 'after', 'limit'] as const) if (opts[field] !== undefined) headers[SCAN_HEADERS[field]] = String(opts[field]);
-    const msg = await this.call('scan', null, new Uint8Array(0), { node: opts.node, timeoutMs: opts.timeoutMs, headers });
-    return JSON.parse(decoder.decode(msg.data)) as ScanResult;
+    return this.call('scan', null, new Uint8Array(0), { node: opts.node, timeoutMs: opts.timeoutMs, headers });
   }
 
   /**

@@ -255,6 +255,49 @@ describe('contract - scan (an addition)', () => {
     expect(await refused({ 'Zi-From': 'x'.repeat(1025) })).toBe('400 Zi-From: key longer than 1024 bytes');
   });
 
+  it('scan - Zi-Scan-Format: binary gives the same entries as JSON, values as their exact bytes, in the documented layout', async () => {
+    // Read as any client would from PROTOCOL.md: f64 revision, u32 count, u8 more, then per entry
+    // u32 key length, key, f64 revision, i32 value length (-1: keys only), value; big-endian.
+    const parse = (data: Uint8Array) => {
+      const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      const out = { revision: b.readDoubleBE(0), more: b.readUInt8(12) === 1, entries: [] as { key: string; revision: number; value?: number[] }[] };
+      let at = 13;
+      for (let i = b.readUInt32BE(8); i > 0; i--) {
+        const keyLength = b.readUInt32BE(at);
+        const key = b.toString('utf8', at + 4, at + 4 + keyLength);
+        at += 4 + keyLength;
+        const revision = b.readDoubleBE(at);
+        const valueLength = b.readInt32BE(at + 8);
+        at += 12;
+        out.entries.push(valueLength < 0 ? { key, revision } : { key, revision, value: [...b.subarray(at, at + valueLength)] });
+        at += Math.max(valueLength, 0);
+      }
+      expect(at).toBe(b.byteLength);
+      return out;
+    };
+    const binKeys = ['bin/\u{1f600}', 'bin/a', 'bin/\u00e9'];
+    for (const [i, key] of binKeys.entries()) expect((await store.put(key, new Uint8Array([0xff, i, 0, 0x80]))).code).toBe(200);
+    await store.delete('bin/none');
+    for (const node of NODES) {
+      for (const form of ['values', 'keys']) {
+        const json = body(await scan({ 'Zi-Prefix': 'bin/', 'Zi-Scan': form }, node));
+        const reply = await scan({ 'Zi-Prefix': 'bin/', 'Zi-Scan': form, 'Zi-Scan-Format': 'binary' }, node);
+        expect(reply.code).toBe(200);
+        const binary = parse(reply.data);
+        expect(binary.revision).toBe(reply.revision);
+        expect(binary.more).toBe(false);
+        expect(binary.entries).toEqual(json.entries!.map((e) => (e.value === undefined ? { key: e.key, revision: e.revision } : { key: e.key, revision: e.revision, value: [...Buffer.from(e.value, 'base64')] })));
+        expect(binary.entries.map((e) => e.key)).toEqual(['bin/a', 'bin/\u00e9', 'bin/\u{1f600}']);
+      }
+    }
+    const firstPage = parse((await scan({ 'Zi-Prefix': 'bin/', 'Zi-Scan': 'values', 'Zi-Scan-Format': 'binary', 'Zi-Limit': '2' })).data);
+    expect(firstPage.more).toBe(true);
+    expect(firstPage.entries.map((e) => [e.key, e.value])).toEqual([['bin/a', [0xff, 1, 0, 0x80]], ['bin/\u00e9', [0xff, 2, 0, 0x80]]]);
+    const refused = await scan({ 'Zi-Scan-Format': 'xml' });
+    expect(`${refused.code} ${refused.description}`).toBe('400 Zi-Scan-Format must be one of json, binary');
+    expect((await scan({ 'Zi-Scan': 'count', 'Zi-Scan-Format': 'binary' })).code).toBe(400);
+  });
+
   it('scan - the typed client pages by itself (scanAll) and counts', async () => {
     const client = new ZiClient(nc, { cluster: 'contract' });
     const keys: string[] = [];

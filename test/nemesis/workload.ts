@@ -3,7 +3,7 @@
 // to the queue-group subjects, and recording every operation with its outcome.
 import { Buffer } from 'node:buffer';
 import type { NatsConnection, NatsError } from 'nats';
-import type { ScanResult } from '../../actors/scan.ts';
+import { readBinaryScanReply, type ScanResult } from '../../actors/scan.ts';
 import type { TxnResult } from '../../actors/txn.ts';
 import { txnBody } from '../support/txn-body.ts';
 import type { KvInput, KvOutput } from '../check/index.ts';
@@ -27,7 +27,7 @@ export function keyNames(count: number): string[] {
 }
 
 /** The PROTOCOL.md outcome of a reply, for the checker. */
-export function classify(input: KvInput, reply: RawReply): { output: KvOutput; replied: boolean; code: string } {
+export function classify(input: KvInput, reply: RawReply, binaryScan = false): { output: KvOutput; replied: boolean; code: string } {
   if (reply.code === 0) return { output: { status: 'unknown' }, replied: false, code: 'timeout' };
   const code = String(reply.code);
   switch (reply.code) {
@@ -40,10 +40,11 @@ export function classify(input: KvInput, reply: RawReply): { output: KvOutput; r
         return { output: { status: 'ok', revision: result.written > 0 ? result.revision : undefined }, replied: true, code };
       }
       if (input.op === 'scan') {
-        const result = JSON.parse(reply.text) as ScanResult;
+        const result = binaryScan ? readBinaryScanReply(reply.data) : (JSON.parse(reply.text) as ScanResult);
         // A page that stops early would leave keys unchecked; the workload's few keys fit in one.
-        if (result.more) return { output: { status: 'unknown' }, replied: true, code: 'scan-stopped-early' };
-        const entries = (result.entries ?? []).map((e) => ({ key: e.key, revision: e.revision, value: Buffer.from(e.value ?? '', 'base64').toString() }));
+        if (result.more === true) return { output: { status: 'unknown' }, replied: true, code: 'scan-stopped-early' };
+        const text = (v: Uint8Array | string | undefined) => (typeof v === 'string' ? Buffer.from(v, 'base64').toString() : v === undefined ? '' : Buffer.from(v).toString());
+        const entries = (result.entries ?? []).map((e) => ({ key: e.key, revision: e.revision, value: text(e.value) }));
         return { output: { status: 'ok', revision, entries }, replied: true, code };
       }
       return { output: { status: 'ok', revision }, replied: true, code };
@@ -61,6 +62,8 @@ export function classify(input: KvInput, reply: RawReply): { output: KvOutput; r
   }
 }
 
+let scansSent = 0;
+
 /** One request with exact headers; never throws. */
 export async function perform(
   nc: NatsConnection,
@@ -71,9 +74,12 @@ export async function perform(
 ): Promise<RecordedOp> {
   const subject = target === 'any' ? `zistore.${ctx.cluster}.${input.op}` : `zistore.${ctx.cluster}.node.${target}.${input.op}`;
   const headers: [string, string][] = [];
+  // Every other scan in the binary format.
+  const binaryScan = input.op === 'scan' && scansSent++ % 2 === 1;
   if (input.op === 'scan') {
     headers.push(['Zi-Scan', 'values']);
     if (input.key !== '') headers.push(['Zi-Prefix', input.key]);
+    if (binaryScan) headers.push(['Zi-Scan-Format', 'binary']);
   } else if (input.op !== 'txn') {
     headers.push(['Zi-Key', input.key]);
   }
@@ -82,7 +88,7 @@ export async function perform(
   const op = ctx.recorder.begin(client, target, input);
   try {
     const reply = await raw(nc, subject, { headers, data, timeoutMs: ctx.clientTimeoutMs });
-    const c = classify(input, reply);
+    const c = classify(input, reply, binaryScan);
     ctx.recorder.finish(op, c.output, c.code, c.replied);
   } catch (err) {
     const code = (err as NatsError).code;

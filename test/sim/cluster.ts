@@ -7,7 +7,7 @@ import { Buffer } from 'node:buffer';
 import { defaultNodeConfig, ZiNode, type NodeConfig } from '../../actors/node.ts';
 import type { CoordEvent, MemberState, Role } from '../../actors/ports.ts';
 import type { ClientReply, ClientRequest, PeerMessage } from '../../actors/protocol.ts';
-import type { ScanResult } from '../../actors/scan.ts';
+import { readBinaryScanReply, type ScanResult } from '../../actors/scan.ts';
 import { MemoryNetwork, type ClientOutcome, type LinkProfile } from '../../bus/memory-bus.ts';
 import type { KvInput, KvOutput, Operation } from '../check/history.ts';
 import { txnBody } from '../support/txn-body.ts';
@@ -501,6 +501,8 @@ export class SimCluster {
     if (input.op === 'scan') {
       headers.set('Zi-Scan', ['values']);
       if (input.key !== '') headers.set('Zi-Prefix', [input.key]);
+      // Both reply formats, the forwarded path to the leader included.
+      if (op.id % 2 === 0) headers.set('Zi-Scan-Format', ['binary']);
     } else if (input.op === 'txn') {
       // Everything is in the body.
     } else {
@@ -535,10 +537,12 @@ export class SimCluster {
         return { status: 'ok', revision: result.written > 0 ? result.revision : undefined };
       }
       if (op.input.op === 'scan') {
-        const result = JSON.parse(decoder.decode(reply.data)) as ScanResult;
+        const result = op.id % 2 === 0 ? readBinaryScanReply(reply.data!) : (JSON.parse(decoder.decode(reply.data)) as ScanResult);
         // The workload's ranges are far below one page: a page that stops early is a bug.
-        if (result.more) this.violation('bad-status', `op${op.id} ${describeInput(op.input)} stopped at ${result.next} with more to come`);
-        return { status: 'ok', revision: reply.revision, entries: (result.entries ?? []).map((e) => ({ key: e.key, revision: e.revision, value: decoder.decode(Buffer.from(e.value ?? '', 'base64')) })) };
+        if (result.more === true) this.violation('bad-status', `op${op.id} ${describeInput(op.input)} stopped with more to come`);
+        if (op.id % 2 === 0 && result.revision !== reply.revision) this.violation('bad-status', `op${op.id} binary scan reply at revision ${result.revision}, header ${reply.revision}`);
+        const text = (v: Uint8Array | string | undefined) => (typeof v === 'string' ? decoder.decode(Buffer.from(v, 'base64')) : v === undefined ? '' : decoder.decode(v));
+        return { status: 'ok', revision: reply.revision, entries: (result.entries ?? []).map((e) => ({ key: e.key, revision: e.revision, value: text(e.value) })) };
       }
       return { status: 'ok', revision: reply.revision };
     }

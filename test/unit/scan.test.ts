@@ -2,12 +2,12 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { compareKeys } from '../../actors/key-order.ts';
 import { ReplicaStore } from '../../actors/replica-store.ts';
-import { keysInFlight, parseScan, runScan, SCAN_REPLY_BYTES, type ScanQuery, type ScanResult } from '../../actors/scan.ts';
+import { keysInFlight, parseScan, readBinaryScanReply, runScan, SCAN_REPLY_BYTES, type ScanQuery, type ScanResult } from '../../actors/scan.ts';
 import type { ClientReply } from '../../actors/protocol.ts';
 import { checkPeerMessage } from '../../actors/peer-check.ts';
 
 const v = (s: string) => new TextEncoder().encode(s);
-const query = (q: Partial<ScanQuery> = {}): ScanQuery => ({ prefix: '', from: null, to: null, after: null, limit: 1000, form: 'keys', ...q });
+const query = (q: Partial<ScanQuery> = {}): ScanQuery => ({ prefix: '', from: null, to: null, after: null, limit: 1000, form: 'keys', format: 'json', ...q });
 const request = (headers: Record<string, string | string[]>) => ({
   op: 'scan' as const,
   headers: new Map(Object.entries(headers).map(([k, x]) => [k, ([] as string[]).concat(x)])),
@@ -105,6 +105,24 @@ describe('scan', () => {
     expect(result(runScan(s, query())).entries).toEqual([]);
   });
 
+  it('scan - the binary reply holds the entries of the JSON reply, values as their exact bytes, and says when more follow', () => {
+    const big = 'x'.repeat(70_000);
+    const s = storeWith({ 'b/2': 'two', 'a/1': 'one', 'b/1': '\u0000\u00ff', 'b/\u{1f600}': big, 'b/3': '' });
+    for (const form of ['values', 'keys'] as const) {
+      const json = result(runScan(s, query({ prefix: 'b/', form })));
+      const reply = runScan(s, query({ prefix: 'b/', form, format: 'binary' }));
+      if (!reply.ok) throw new Error('refused');
+      const binary = readBinaryScanReply(reply.data!);
+      expect(binary.revision).toBe(json.revision);
+      expect(binary.more).toBe(false);
+      expect(binary.entries.map((e) => ({ ...e, ...(e.value !== undefined ? { value: Buffer.from(e.value).toString('base64') } : {}) }))).toEqual(json.entries);
+    }
+    const page = runScan(s, query({ prefix: 'b/', form: 'values', format: 'binary', limit: 2 }));
+    const first = readBinaryScanReply(page.ok ? page.data! : new Uint8Array(0));
+    expect([first.more, first.entries.map((e) => e.key)]).toEqual([true, ['b/1', 'b/2']]);
+    expect(() => readBinaryScanReply((page.ok ? page.data! : new Uint8Array(0)).subarray(0, 20))).toThrow();
+  });
+
   it('scan - the request headers: defaults, bounds, and clear errors', () => {
     expect(parseScan(request({}))).toEqual(query());
     expect(parseScan(request({ 'Zi-Prefix': 'p/', 'Zi-From': 'p/a', 'Zi-To': 'p/z', 'Zi-After': 'p/b', 'Zi-Limit': '7', 'Zi-Scan': 'values' }))).toEqual(
@@ -118,6 +136,9 @@ describe('scan', () => {
     expect(refused({ 'Zi-Limit': '10001' })).toBe('400 Zi-Limit must be 1 to 10000');
     expect(refused({ 'Zi-Limit': '-1' })).toBe('400 Zi-Limit must be a decimal integer');
     expect(refused({ 'Zi-Scan': 'all' })).toBe('400 Zi-Scan must be one of keys, values, count');
+    expect(refused({ 'Zi-Scan-Format': 'xml' })).toBe('400 Zi-Scan-Format must be one of json, binary');
+    expect(refused({ 'Zi-Scan': 'count', 'Zi-Scan-Format': 'binary' })).toMatch(/^400 Zi-Scan-Format: binary is for Zi-Scan keys or values/);
+    expect(refused({ 'Zi-Scan': 'values', 'Zi-Scan-Format': 'binary' })).toBe('accepted');
     expect(refused({ 'Zi-Prefix': ['a', 'b'] })).toBe('400 more than one Zi-Prefix header');
     expect(refused({ 'Zi-From': 'a\u0001' })).toBe('400 Zi-From: key contains a control character or invalid UTF-8');
     expect(refused({ 'Zi-To': 'x'.repeat(1025) })).toBe('400 Zi-To: key longer than 1024 bytes');
@@ -129,6 +150,10 @@ describe('scan', () => {
     expect(() => checkPeerMessage(message(query({ limit: 0 })))).toThrow('scan query: Zi-Limit must be 1 to 10000');
     expect(() => checkPeerMessage(message({ ...query(), form: 'all' }))).toThrow('Zi-Scan must be one of');
     expect(() => checkPeerMessage(message({ prefix: 'a' }))).toThrow('scan query needs prefix, from, to, after, limit and form');
+    expect(() => checkPeerMessage(message(query({ format: 'xml' as 'json' })))).toThrow('Zi-Scan-Format must be one of');
+    // From a node that predates the binary format: JSON.
+    const { format: _, ...older } = query();
+    expect(checkPeerMessage(message(older))).toEqual(message(older));
     expect(() => checkPeerMessage(message(null))).toThrow('scan needs a query');
   });
 });
