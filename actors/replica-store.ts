@@ -56,6 +56,8 @@ export class ReplicaStore {
   /** Where the copy is kept between runs (null: memory only). Every change goes there, in order. */
   private disk: ReplicaDisk | null = null;
   private metaDirty = false;
+  /** The watch history's records of this turn, by revision, written with the meta. */
+  private readonly unwrittenRecords = new Map<number, readonly StoredChange[]>();
   private _maxRev = 0;
   private _heldThrough = 0;
   private _history = 0;
@@ -226,8 +228,13 @@ export class ReplicaStore {
       this.snapshotRev = Math.max(meta?.snapshotRev ?? 0, this._maxRev);
     }
     this.disk = disk;
-    this.changes.onRecorded = (rev, group) => disk.writeChanges(rev, group);
+    this.changes.onRecorded = (rev, group) => {
+      // Written once per revision with the meta (writeMeta): a transaction's changes come one by one.
+      this.unwrittenRecords.set(rev, group);
+      this.metaChanged();
+    };
     this.changes.onForgotten = (floor) => {
+      for (const rev of this.unwrittenRecords.keys()) if (rev <= floor) this.unwrittenRecords.delete(rev);
       // The meta with the new floor commits before the records it drops are removed.
       this.metaChanged();
       disk.forgetChanges(floor);
@@ -290,6 +297,9 @@ export class ReplicaStore {
   private writeMeta(): void {
     if (!this.metaDirty || this.disk === null) return;
     this.metaDirty = false;
+    // The records first: the meta's stable revision covers them.
+    for (const [rev, group] of this.unwrittenRecords) this.disk.writeChanges(rev, group);
+    this.unwrittenRecords.clear();
     const meta: CopyMeta = {
       maxRev: this._maxRev,
       heldThrough: this._heldThrough,
