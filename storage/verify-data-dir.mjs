@@ -5,9 +5,12 @@
 import { open } from 'lmdb';
 
 const root = open({ path: process.argv[2], maxDbs: 4, noSubdir: false, readOnly: true });
-for (const name of ['entries', 'meta']) {
-  for (const { key, value } of root.openDB(name, { encoding: 'binary' }).getRange()) {
-    if (typeof key !== 'string' || !(value instanceof Uint8Array)) throw new Error(`${name}: an entry that is not a string key with bytes`);
+// The watch history's records are keyed by revision (a number); copies written before it have none.
+for (const [name, keyType] of [['entries', 'string'], ['meta', 'string'], ['changes', 'number']]) {
+  const db = root.openDB(name, { encoding: 'binary' });
+  if (db === undefined) continue; // read-only: a database never written is not there
+  for (const { key, value } of db.getRange()) {
+    if (typeof key !== keyType || !(value instanceof Uint8Array)) throw new Error(`${name}: an entry that is not a ${keyType} key with bytes`);
   }
 }
 await root.close();
