@@ -145,11 +145,11 @@ export class ChangeLog {
   }
 
   /**
-   * Take back the history kept with the copy at start: its floor and stable revision, the changes
-   * recorded (in revision order, their values the log's own from now on; those above `stable` were
-   * committed, the revisions between them undecided), the revisions of writes the copy holds in flight, and the highest revision the
-   * copy holds committed without a record of its change (it came some other way: the floor rises
-   * to it). Whatever this log held before is dropped.
+   * Take back the history kept with the copy at start: its floor and stable revision; the changes
+   * recorded, in revision order, their values the log's own from now on (those above `stable`
+   * were committed, the revisions between them are undecided); the revisions of the writes the
+   * copy holds in flight; and the highest revision the copy holds committed without a record of
+   * its change (it came some other way: the floor rises to it). What the log held is dropped.
    */
   restore(kept: { floor: number; stable: number }, recorded: Iterable<[number, StoredChange[]]>, inFlight: Iterable<number>, unrecorded: number): void {
     this.changes = [];

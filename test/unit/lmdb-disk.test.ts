@@ -40,6 +40,14 @@ async function dirHoldingOneKey(): Promise<string> {
   return dir;
 }
 
+/** The node's view of a data dir: its disk, and a store that took the copy in. */
+function openStore(dir: string): { disk: LmdbDisk; store: ReplicaStore } {
+  const disk = LmdbDisk.open(options(dir));
+  const store = new ReplicaStore();
+  store.attachDisk(disk);
+  return { disk, store };
+}
+
 describe('lmdb disk', () => {
   it('lmdb disk - a copy comes back as it was: values, writes in flight, deletes, meta', async () => {
     const dir = tempDir();
@@ -283,18 +291,14 @@ describe('lmdb disk', () => {
     expect(child.stderr).toBe('');
     expect(child.stdout).toBe('acked\n');
     expect(child.signal).toBe('SIGKILL');
-    const disk = LmdbDisk.open(options(dir));
-    const store = new ReplicaStore();
-    store.attachDisk(disk);
+    const { disk, store } = openStore(dir);
     expect([text(store.get('validated')?.value), text(store.get('k')?.value), text(store.get('lazy')?.value)]).toEqual(['a', 'b', 'c']);
     await disk.close();
   });
 
   it('lmdb disk - the watch history comes back with the copy: every change between floor and stable, the committed ones above it, writes in flight still undecided', async () => {
     const dir = tempDir();
-    const disk = LmdbDisk.open(options(dir));
-    const store = new ReplicaStore();
-    store.attachDisk(disk);
+    const { disk, store } = openStore(dir);
     const write = (key: string, rev: number, value: Uint8Array | null, validate = true) => {
       store.apply(key, { type: 'invalidate', rev, value });
       if (validate) store.apply(key, { type: 'validate', rev });
@@ -314,9 +318,7 @@ describe('lmdb disk', () => {
     expect([store.changes.floor, store.changes.stable]).toEqual([0, 3]);
     await disk.close();
 
-    const again = new ReplicaStore();
-    const reopened = LmdbDisk.open(options(dir));
-    again.attachDisk(reopened);
+    const { disk: reopened, store: again } = openStore(dir);
     expect([again.changes.floor, again.changes.stable]).toEqual([0, 3]);
     expect(seen(again)).toEqual(seen(store));
     // The write in flight at 4 is decided now: committed, so 4 and the recorded 5 become stable.
@@ -338,9 +340,7 @@ describe('lmdb disk', () => {
 
   it('lmdb disk - a change the copy holds above the stable revision without its record lifts the floor over it; a damaged record stops the start', async () => {
     const dir = tempDir();
-    const disk = LmdbDisk.open(options(dir));
-    const store = new ReplicaStore();
-    store.attachDisk(disk);
+    const { disk, store } = openStore(dir);
     store.apply('a', { type: 'invalidate', rev: 1, value: v('one') });
     store.apply('a', { type: 'validate', rev: 1 });
     await store.durable();
@@ -348,9 +348,7 @@ describe('lmdb disk', () => {
     disk.write('b', { rev: 2, value: v('two'), pendingRev: 0, pendingValue: null });
     await disk.flushed();
     await disk.close();
-    const again = new ReplicaStore();
-    const reopened = LmdbDisk.open(options(dir));
-    again.attachDisk(reopened);
+    const { disk: reopened, store: again } = openStore(dir);
     expect([again.changes.floor, again.changes.stable]).toEqual([2, 2]);
     expect([...again.changes.since(0)]).toEqual([]);
     await reopened.close();
