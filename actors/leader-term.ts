@@ -521,7 +521,7 @@ export class LeaderTerm {
       const writes = txn.ops.filter((o) => o.op === 'put' || store.committedRevision(o.key) !== null);
       if (writes.length === 0) return txnReply(store.committedMaxRev, 0);
       const rev = this.nextRev++;
-      const reply = await this.commit(writes.map((o) => ({ key: o.key, rev, value: o.op === 'put' ? o.value : null })));
+      const reply = await this.commit(writes.map((o) => (o.op === 'put' ? { key: o.key, rev, value: o.value, ...(o.ttl !== undefined ? { ttl: o.ttl } : {}) } : { key: o.key, rev, value: null })));
       return reply.ok ? txnReply(rev, writes.length) : reply;
     }, comparedOnly);
   }

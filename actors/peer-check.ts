@@ -109,7 +109,7 @@ export function checkPeerMessage(x: unknown): PeerMessage {
       for (const o of t.ops) {
         need(isObject(o) && typeof o.key === 'string', 'an op needs a key');
         const op = o as Record<string, unknown>;
-        need((op.op === 'put' && isBytes(op.value)) || (op.op === 'delete' && op.value === undefined), 'an op is a put with a value or a delete');
+        need((op.op === 'put' && isBytes(op.value) && (op.ttl === undefined || typeof op.ttl === 'number')) || (op.op === 'delete' && op.value === undefined && op.ttl === undefined), 'an op is a put with a value (and a ttl) or a delete');
       }
       const problem = txnProblem(m.txn as unknown as Txn);
       need(problem === null, `txn: ${problem?.reason}`);

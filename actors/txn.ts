@@ -3,7 +3,7 @@
 // follower forwards one, and the compares evaluated against a copy. Pure functions; the leader
 // runs a transaction (LeaderTerm.transaction).
 import { Buffer } from 'node:buffer';
-import { MAX_VALUE_BYTES, type ClientReply, type ClientRequest } from './protocol.ts';
+import { MAX_TTL_MS, MAX_VALUE_BYTES, type ClientReply, type ClientRequest } from './protocol.ts';
 import type { ReplicaStore } from './replica-store.ts';
 import { fail, keyProblem } from './request.ts';
 
@@ -17,7 +17,8 @@ export type TxnCompare =
   | { key: string; absent: true }
   | { key: string; value: Uint8Array };
 
-export type TxnOp = { op: 'put'; key: string; value: Uint8Array } | { op: 'delete'; key: string };
+/** A put may carry a time to live (ms), as a put with Zi-TTL does. */
+export type TxnOp = { op: 'put'; key: string; value: Uint8Array; ttl?: number } | { op: 'delete'; key: string };
 
 export interface Txn {
   compare: TxnCompare[];
@@ -72,13 +73,14 @@ export function parseTxn(request: ClientRequest): Txn | ClientReply {
   for (const [i, o] of (body.ops as unknown[]).entries()) {
     if (!isObject(o) || typeof o.key !== 'string' || (o.op !== 'put' && o.op !== 'delete')) return fail(400, `op ${i}: needs "op" ("put" or "delete") and a key`);
     if (o.op === 'delete') {
-      if (o.value !== undefined) return fail(400, `op ${i}: a delete has no value`);
+      if (o.value !== undefined || o.ttl !== undefined) return fail(400, `op ${i}: a delete has no value and no ttl`);
       ops.push({ op: 'delete', key: o.key });
       continue;
     }
     const value = bytesOf(o.value, `op ${i}: value`);
     if (typeof value === 'string') return fail(400, value);
-    ops.push({ op: 'put', key: o.key, value });
+    if (o.ttl !== undefined && typeof o.ttl !== 'number') return fail(400, `op ${i}: ttl must be a number of milliseconds, 1 to ${MAX_TTL_MS}`);
+    ops.push({ op: 'put', key: o.key, value, ...(o.ttl !== undefined ? { ttl: o.ttl } : {}) });
   }
   const txn = { compare, ops };
   const problem = txnProblem(txn);
@@ -98,6 +100,7 @@ export function txnProblem(txn: Txn): { code: 400 | 413; reason: string } | null
     if (written.has(o.key)) return bad(`op ${i}: key ${JSON.stringify(o.key)} is written twice`);
     written.add(o.key);
     if (o.op === 'put') bytes += o.value.byteLength;
+    if (o.op === 'put' && o.ttl !== undefined && !(Number.isInteger(o.ttl) && o.ttl >= 1 && o.ttl <= MAX_TTL_MS)) return bad(`op ${i}: ttl must be a number of milliseconds, 1 to ${MAX_TTL_MS}`);
   }
   for (const [i, c] of txn.compare.entries()) {
     const problem = keyProblem(c.key);

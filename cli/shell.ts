@@ -38,7 +38,7 @@ export const HELP = `commands:
                             in the background (with --count: the next N, then the prompt);
                             it resumes at another node by itself
   unwatch [ID]              stop one watch, or all
-  txn [if KEY rev N | if KEY absent | if KEY is VALUE]... put KEY VALUE | delete KEY ...
+  txn [if KEY rev N | if KEY absent | if KEY is VALUE]... put KEY VALUE [--ttl DURATION] | delete KEY ...
                             writes at one revision, atomically, if every condition holds
   list                      members: role, state, epoch, leader, replica set, faults
   new-client                start one more node
@@ -91,13 +91,16 @@ export class Shell {
 
   /** `if KEY rev N`, `if KEY absent`, `if KEY is VALUE`, `put KEY VALUE`, `delete KEY`, in any number. */
   private static txnWords(args: string[]): { ops: TxnWrite[]; compare: TxnCondition[] } {
-    const usage = new Error('usage: txn [if KEY rev N | if KEY absent | if KEY is VALUE]... put KEY VALUE | delete KEY ...');
+    const usage = new Error('usage: txn [if KEY rev N | if KEY absent | if KEY is VALUE]... put KEY VALUE [--ttl DURATION] | delete KEY ...');
     const ops: TxnWrite[] = [];
     const compare: TxnCondition[] = [];
     for (let i = 0; i < args.length; ) {
       const [word, key, a, b] = args.slice(i, i + 4);
       if (key === undefined) throw usage;
-      if (word === 'put' && a !== undefined) {
+      if (word === 'put' && a !== undefined && b === '--ttl' && args[i + 4] !== undefined) {
+        ops.push({ op: 'put', key, value: a, ttlMs: Shell.duration(args[i + 4]!) });
+        i += 5;
+      } else if (word === 'put' && a !== undefined) {
         ops.push({ op: 'put', key, value: a });
         i += 3;
       } else if (word === 'delete') {

@@ -108,7 +108,8 @@ export interface ScanPage {
 export type TxnCondition = { key: string; revision: number } | { key: string; absent: true } | { key: string; value: Uint8Array | string };
 
 /** A transaction's write. */
-export type TxnWrite = { op: 'put'; key: string; value: Uint8Array | string } | { op: 'delete'; key: string };
+/** A transaction's write; a put's `ttlMs` makes the key expire, as PutOptions.ttlMs does. */
+export type TxnWrite = { op: 'put'; key: string; value: Uint8Array | string; ttlMs?: number } | { op: 'delete'; key: string };
 
 /** A change a watch reports (PROTOCOL.md "Watch"). */
 export interface WatchEvent {
@@ -304,7 +305,7 @@ export class ZiClient {
     const b64 = (v: Uint8Array | string) => Buffer.from(toBytes(v)).toString('base64');
     const body = JSON.stringify({
       compare: compare.map((c) => ('value' in c ? { key: c.key, value: b64(c.value) } : c)),
-      ops: ops.map((o) => (o.op === 'put' ? { op: 'put', key: o.key, value: b64(o.value) } : { op: 'delete', key: o.key })),
+      ops: ops.map((o) => (o.op === 'put' ? { op: 'put', key: o.key, value: b64(o.value), ...(o.ttlMs !== undefined ? { ttl: o.ttlMs } : {}) } : { op: 'delete', key: o.key })),
     });
     const msg = await this.call('txn', null, encoder.encode(body), opts);
     return JSON.parse(decoder.decode(msg.data)) as TxnResult;

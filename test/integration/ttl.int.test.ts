@@ -4,7 +4,7 @@
 // deadline; a keep-alive restarts the time to live; across a kill -9 of the leader the key
 // neither expires early nor stays for ever. Method: the typed client and raw requests at each node.
 import { afterEach, describe, expect, it } from 'vitest';
-import { ZiClient, type WatchEvent } from '../../client/index.ts';
+import { ZiClient, ZiStoreError, type WatchEvent } from '../../client/index.ts';
 import { eventually } from '../support/raw-client.ts';
 import { startServingCluster, stopServingCluster } from '../support/serving-cluster.ts';
 
@@ -13,6 +13,29 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 afterEach(stopServingCluster);
 
 describe('expiring keys', () => {
+  it('a lock taken by a transaction with a ttl: refused while held, free again once it expires at every node; the other key of the transaction stays', async () => {
+    const { nc, store, leader, followers } = await startServingCluster('ttl-txn', { nodes: 3, sessionTimeoutMs: 2000 });
+    const client = new ZiClient(nc, { cluster: 'ttl-txn' });
+    const TTL = 1200;
+    const take = (holder: string) => client.txn([{ op: 'put', key: 'lock', value: holder, ttlMs: TTL }, { op: 'put', key: `owner/${holder}`, value: 'since now' }], [{ key: 'lock', absent: true }]);
+    const first = await take('a');
+    const ackedAt = performance.now();
+    const refused = await take('b').catch((e: unknown) => e);
+    expect((refused as ZiStoreError).code).toBe(409);
+    await sleep(Math.max(0, ackedAt + TTL - performance.now()));
+    for (const node of [leader, ...followers]) {
+      expect((await store.get('lock', node)).code, `lock at ${node}`).toBe(404);
+      expect((await store.get('owner/a', node)).text, `owner/a at ${node}`).toBe('since now');
+    }
+    const second = await take('b');
+    expect(second.revision).toBeGreaterThan(first.revision);
+    // Over raw NATS: the ttl's bounds, and a delete takes none.
+    const raw = (ops: unknown) => store.raw('txn', { data: JSON.stringify({ ops }) });
+    expect((await raw([{ op: 'put', key: 'x', value: 'dg==', ttl: 0 }])).description).toBe('op 0: ttl must be a number of milliseconds, 1 to 31536000000');
+    expect((await raw([{ op: 'put', key: 'x', value: 'dg==', ttl: '10s' }])).code).toBe(400);
+    expect((await raw([{ op: 'delete', key: 'x', ttl: 5 }])).description).toBe('op 0: a delete has no value and no ttl');
+  });
+
   it('gone at every node once its time to live has passed (a watcher sees expire); a keep-alive keeps another', async () => {
     const { nc, store, leader, followers } = await startServingCluster('ttl-basic', { nodes: 3, sessionTimeoutMs: 2000 });
     const nodes = [leader, ...followers];
