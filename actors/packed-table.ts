@@ -111,18 +111,19 @@ export class PackedTable {
   }
 
   /**
-   * Every live record, values copied out. Records written meanwhile may or may not be seen; a
-   * record that lives throughout is seen at least once (twice when a compaction restarts the
-   * walk, which a reader ordering by revision shrugs off).
+   * Every live record above revision `since`, values copied out. Records written meanwhile may or
+   * may not be seen; a record that lives throughout is seen at least once (twice when a compaction
+   * restarts the walk, which a reader ordering by revision shrugs off). Records at or below `since`
+   * are passed over before their key is read (a catch-up wants the few that changed).
    */
-  *entries(): Generator<{ key: string; rev: number; value: Uint8Array }> {
+  *entries(since = 0): Generator<{ key: string; rev: number; value: Uint8Array }> {
     let generation = this.generation;
     let offset = 0;
     while (offset < this.used) {
       const keyBytes = this.view.getUint16(offset + 4);
       const valueBytes = this.view.getUint16(offset + 6);
       const next = offset + HEADER_BYTES + keyBytes + (valueBytes === DEAD ? this.view.getUint32(offset) : valueBytes);
-      if (valueBytes !== DEAD) {
+      if (valueBytes !== DEAD && this.view.getFloat64(offset + 8) > since) {
         const key = decoder.decode(this.arena.subarray(offset + HEADER_BYTES, offset + HEADER_BYTES + keyBytes));
         yield { key, rev: this.view.getFloat64(offset + 8), value: this.valueAt(offset) };
         if (this.generation !== generation) {

@@ -604,7 +604,7 @@ export class ReplicaStore {
   private *committed(since: number): Generator<SnapshotEntry> {
     this.walks++;
     try {
-      for (const e of this.packed.entries()) if (e.rev > since && !this.entries.has(e.key)) yield e;
+      for (const e of this.packed.entries(since)) if (!this.entries.has(e.key)) yield e;
       for (const [key, e] of this.entries) if (e.rev > since && (e.value !== null || since > 0)) yield { key, rev: e.rev, value: e.value, ...(e.ttl > 0 ? { ttl: e.ttl } : {}) };
       if (since > 0) for (const [key, rev] of this.tombstones) if (rev > since) yield { key, rev, value: null };
     } finally {

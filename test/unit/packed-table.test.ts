@@ -49,6 +49,9 @@ describe('packed table', () => {
         for (const [key, want] of model) expect(table.get(key)).toEqual(want);
         expect(table.get('never-written')).toBeUndefined();
         expect(contents(table)).toEqual(model);
+        // A walk from a revision meets exactly the records above it.
+        const since = ops.length > 0 && ops[0]!.kind === 'set' ? ops[0]!.rev : 2 ** 39;
+        expect(new Map([...table.entries(since)].map((e) => [e.key, e]))).toEqual(new Map([...model].filter(([, e]) => e.rev > since).map(([key, e]) => [key, { key, ...e }])));
       }),
       { numRuns: 60 },
     );
