@@ -234,7 +234,12 @@ export class ReplicaStore {
       this.metaChanged();
     };
     this.changes.onForgotten = (floor) => {
-      for (const rev of this.unwrittenRecords.keys()) if (rev <= floor) this.unwrittenRecords.delete(rev);
+      // Revisions come in order: the first one above the floor ends the look (a straggler below it
+      // is written, then skipped at the next start and removed by the next forget).
+      for (const rev of this.unwrittenRecords.keys()) {
+        if (rev > floor) break;
+        this.unwrittenRecords.delete(rev);
+      }
       // The meta with the new floor commits before the records it drops are removed.
       this.metaChanged();
       disk.forgetChanges(floor);
