@@ -1,8 +1,9 @@
 // A replica's copy on disk, in LMDB (the `lmdb` package: a memory-mapped B+tree with
 // transactions). Writes commit together when the first ack waits for them: with `always` in the
 // engine's own thread, fsync included, with `interval` on this one; writes nobody waits for (a
-// validate) ride along with the next such commit. One environment per data dir: the entries in the database `entries`, the
-// copy's meta and the dir's owner in `meta`.
+// validate) ride along with the next such commit. One environment per data dir: the entries in
+// the database `entries`, the copy's meta and the dir's owner in `meta`, the watch history's
+// records in `changes`.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -129,7 +130,7 @@ export function encodeChanges(rev: number, changes: readonly StoredChange[]): Bu
 
 /**
  * Where decodeChanges copies values: views on shared slabs rather than a buffer each (a restart
- * takes back up to the whole history; one allocation per value doubled the time it took).
+ * takes back up to the whole history: 100,000 values by default).
  */
 let valueSlab = Buffer.allocUnsafeSlow(0);
 let valueSlabUsed = 0;

@@ -17,7 +17,7 @@ const copyEntry = (e: StoredEntry): StoredEntry => ({
   pendingValue: e.pendingValue === null ? null : e.pendingValue.slice(),
 });
 
-const copyChange = (c: StoredChange): StoredChange => ({ key: c.key, kind: c.kind, value: c.value === null ? null : c.value.slice() });
+const copyChange = (c: StoredChange): StoredChange => ({ key: c.key, kind: c.kind, value: c.value === null ? null : Uint8Array.prototype.slice.call(c.value) });
 
 export class MemoryDisk implements ReplicaDisk {
   private readonly synced = new Map<string, StoredEntry>();
