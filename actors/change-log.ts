@@ -172,7 +172,6 @@ export class ChangeLog {
         }
     }
     for (const rev of inFlight) if (rev > this._stable) this.pending(rev);
-    this.onForgotten?.(this._floor);
     if (unrecorded > this._floor) this.raiseFloor(unrecorded, 'a change the data dir holds without its record');
     this.trim();
     this.advance();

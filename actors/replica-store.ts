@@ -245,6 +245,7 @@ export class ReplicaStore {
       disk.forgetChanges(floor);
     };
     this.changes.listen(() => this.metaChanged());
+    // Records a crash left below the restored floor.
     disk.forgetChanges(this.changes.floor);
   }
 

@@ -218,6 +218,8 @@ export class LmdbDisk implements ReplicaDisk {
   private failure: Error | null = null;
   /** The watch history's records at or below this are to be removed with the next commit. */
   private forgetThrough = 0;
+  /** Records at or below this are removed already: a commit looks for more only when the floor moved. */
+  private removedThrough = 0;
   /** `always`: the last asynchronous write handed to the engine (they commit in order). */
   private lastWrite: Promise<unknown> = Promise.resolve();
   /**
@@ -399,7 +401,8 @@ export class LmdbDisk implements ReplicaDisk {
       clearImmediate(this.commitTimer as NodeJS.Immediate);
       this.commitTimer = null;
     }
-    const forget = this.forgetThrough > 0 ? [...this.changeRecords.getKeys({ end: this.forgetThrough + 1 })] : [];
+    const forget = this.forgetThrough > this.removedThrough ? [...this.changeRecords.getKeys({ end: this.forgetThrough + 1 })] : [];
+    this.removedThrough = this.forgetThrough;
     if ((this.queued.length === 0 && forget.length === 0) || this.failure !== null) return;
     const writes = this.queued;
     this.queued = [];
