@@ -5,7 +5,7 @@
 // the database `entries`, the copy's meta and the dir's owner in `meta`, the watch history's
 // records in `changes`.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -199,6 +199,26 @@ type QueuedWrite = { key: string; entry: Buffer | null } | { meta: CopyMeta } | 
  */
 export const LAZY_COMMIT_MS = 5;
 
+/**
+ * Free space a commit leaves on the data dir's file system, at least: this share of the file
+ * system (at most RESERVE_MAX_BYTES), plus twice what the commit writes. The engine must never meet
+ * a full disk: lmdb 3.5's native error path for a failed page write overruns a heap buffer, and the
+ * process then dies (seen: "Write error: No space left on device … corrupted size vs. prev_size").
+ * So a commit that would leave less fails here first, as a write failure (the node stops acking).
+ */
+export const RESERVE_SHARE = 0.05;
+export const RESERVE_MAX_BYTES = 64 * 1024 * 1024;
+
+/** Why a commit of `bytes` is refused, or null: the free space it would leave is below the reserve. */
+export function reserveShortfall(fs: { bavail: number; blocks: number; bsize: number }, bytes: number): string | null {
+  const free = fs.bavail * fs.bsize;
+  const reserve = Math.min(RESERVE_MAX_BYTES, Math.floor(fs.blocks * fs.bsize * RESERVE_SHARE)) + 2 * bytes;
+  if (free >= reserve) return null;
+  return `ENOSPC: ${free} bytes free on its file system, a commit of ${bytes} bytes needs ${reserve} (the reserve kept so that the engine never meets a full disk)`;
+}
+
+const queuedBytes = (w: QueuedWrite): number => (w === 'clear' || 'meta' in w ? 512 : 'record' in w ? w.record.byteLength + 64 : (w.entry?.byteLength ?? 0) + w.key.length + 64);
+
 export class LmdbDisk implements ReplicaDisk {
   /**
    * Changes not yet handed to the engine. They go together once a flush is asked for (an ack waits
@@ -272,6 +292,11 @@ export class LmdbDisk implements ReplicaDisk {
     if (owner !== undefined && owner.format !== 2) {
       void root.close();
       throw new DataDirError(`the data dir ${dir} (file ${dir}/data.mdb) was written in format ${String(owner.format)}, which this version does not read: start with --reset-data to drop the copy and resynchronise from the cluster`);
+    }
+    const refused = disk.spaceRefusal(0);
+    if (refused !== null) {
+      void root.close();
+      throw new DataDirError(`the data dir ${dir} cannot take writes: ${refused.message}; free some space, or give the node a --data-dir on another disk`);
     }
     if (owner === undefined) meta.putSync(OWNER_KEY, { format: 2, cluster, nodeId } satisfies Owner);
     return disk;
@@ -406,6 +431,8 @@ export class LmdbDisk implements ReplicaDisk {
     if ((this.queued.length === 0 && forget.length === 0) || this.failure !== null) return;
     const writes = this.queued;
     this.queued = [];
+    const refused = this.spaceRefusal(writes.reduce((sum, w) => sum + queuedBytes(w), 0));
+    if (refused !== null) return this.failWith('write to', refused);
     // Records are forgotten after the writes: the meta with the floor that drops them goes first.
     if (this.options.fsync === 'always') {
       for (const w of writes) {
@@ -430,6 +457,16 @@ export class LmdbDisk implements ReplicaDisk {
       });
     } catch (err) {
       this.failWith('write to', err);
+    }
+  }
+
+  /** Why a commit of `bytes` must not reach the engine (see RESERVE_SHARE), or null. */
+  private spaceRefusal(bytes: number): Error | null {
+    try {
+      const shortfall = reserveShortfall(statfsSync(this.options.dir), bytes);
+      return shortfall === null ? null : new Error(shortfall);
+    } catch (err) {
+      return err as Error;
     }
   }
 

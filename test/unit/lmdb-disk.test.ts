@@ -13,7 +13,7 @@ import type { Clock } from '../../actors/ports.ts';
 import { ReplicaStore } from '../../actors/replica-store.ts';
 import { MemoryDisk } from '../../storage/memory-disk.ts';
 import { parseFsync } from '../../storage/fsync-policy.ts';
-import { DataDirError, LmdbDisk, decodeChanges, encodeChanges } from '../../storage/lmdb-disk.ts';
+import { DataDirError, LmdbDisk, RESERVE_MAX_BYTES, decodeChanges, encodeChanges, reserveShortfall } from '../../storage/lmdb-disk.ts';
 
 const v = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array | null | undefined) => (b == null ? null : new TextDecoder().decode(b));
@@ -364,6 +364,18 @@ describe('lmdb disk', () => {
     const broken = LmdbDisk.open(options(dir));
     expect(() => new ReplicaStore().attachDisk(broken)).toThrow(/record of revision 7: checksum mismatch.*--reset-data/);
     await broken.close();
+  });
+
+  it('lmdb disk - a commit must leave the reserve free: 5 % of the file system (at most 64 MiB) plus twice its own size', () => {
+    const MiB = 1024 * 1024;
+    const small = { bsize: 4096, blocks: (100 * MiB) / 4096 };
+    // 100 MiB file system: the reserve is 5 MiB, plus twice the commit.
+    expect(reserveShortfall({ ...small, bavail: (6 * MiB) / 4096 }, MiB / 2)).toBeNull();
+    expect(reserveShortfall({ ...small, bavail: (6 * MiB) / 4096 }, MiB / 2 + 1)).toBe(`ENOSPC: ${6 * MiB} bytes free on its file system, a commit of ${MiB / 2 + 1} bytes needs ${6 * MiB + 2} (the reserve kept so that the engine never meets a full disk)`);
+    // 1 TiB file system: the share is capped.
+    const big = { bsize: 4096, blocks: (1024 * 1024 * MiB) / 4096 };
+    expect(reserveShortfall({ ...big, bavail: RESERVE_MAX_BYTES / 4096 }, 0)).toBeNull();
+    expect(reserveShortfall({ ...big, bavail: RESERVE_MAX_BYTES / 4096 - 1 }, 0)).toMatch(/^ENOSPC: /);
   });
 
   it('lmdb disk - --fsync takes always, interval or interval=MS', () => {
