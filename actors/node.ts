@@ -24,6 +24,7 @@ import { ReplicaEndpoint } from './replica-endpoint.ts';
 import { ReplicaStore } from './replica-store.ts';
 import { defaultChangeRetention, type ChangeRetention } from './change-log.ts';
 import { deferred, Deadlines, leaseCertainlyOverMs, type Deferred } from './time.ts';
+import { ChangeFeed } from './watch.ts';
 
 export interface NodeConfig {
   nodeId: string;
@@ -85,6 +86,8 @@ export class ZiNode {
   /** Set while a graceful stop waits for the leader's term to end. */
   private handover: Deferred<void> | null = null;
   private term: LeaderTerm | null = null;
+  /** The change feed watchers may subscribe to (a bus that can publish one). */
+  private feed: ChangeFeed | null = null;
   private leaderActor: Actor<typeof leaderMachine> | null = null;
   private followerActor: Actor<typeof followerMachine> | null = null;
   private stopping = false;
@@ -151,6 +154,8 @@ export class ZiNode {
     const node = new ZiNode(config, ports);
     await ports.bus.servePeers((m) => node.handlePeer(m));
     await ports.bus.serveClients((r) => node.front.serveClient(r));
+    const publish = ports.bus.publishChanges?.bind(ports.bus);
+    if (publish !== undefined) node.feed = new ChangeFeed(node.store.changes, ports.clock, () => node.canServe(), publish);
     // A copy kept on disk that was complete when the node stopped still is (docs/safety.md).
     node.startFollower(node.store.intact);
     ports.coordinator.start((e) => node.handleCoord(e));
@@ -555,6 +560,7 @@ export class ZiNode {
     }
     this.stopping = true;
     this.front.watches.close();
+    this.feed?.close();
     if (this.standingTimer !== null) this.ports.clock.clearTimeout(this.standingTimer);
     this.deadlines.stop();
     this.followerActor?.stop();

@@ -37,6 +37,8 @@ export interface Bus {
   request(to: string, message: PeerMessage, timeoutMs: number): Promise<PeerReply>;
   /** Fire and forget (validations, best effort). */
   send(to: string, message: PeerMessage): void;
+  /** Publish a message of this node's change feed (watch.ts ChangeFeed); absent: no feed. */
+  publishChanges?(after: number, revision: number, data: Uint8Array): void;
   close(): Promise<void>;
 }
 

@@ -75,7 +75,7 @@ const matches = (query: WatchQuery, key: string): boolean => (query.key !== null
  * yet. A reply ends at the limit (or the byte budget) only between two revisions: the changes of
  * one transaction always travel together, so resuming after a reply's revision skips nothing.
  */
-export function collectChanges(log: ChangeLog, query: WatchQuery, after: number): ClientReply | null {
+export function collectChanges(log: ChangeLog, query: WatchQuery, after: number): Answer | null {
   const events: string[] = [];
   let bytes = 0;
   let last = 0;
@@ -96,9 +96,12 @@ export function collectChanges(log: ChangeLog, query: WatchQuery, after: number)
 }
 
 /** A reply with no change: the revision the watcher resumes after. */
-const progress = (revision: number): ClientReply => reply(revision, [], false);
+const progress = (revision: number): Answer => reply(revision, [], false);
 
-function reply(revision: number, events: string[], more: boolean): ClientReply {
+/** A watch reply with its changes (or none). */
+type Answer = { ok: true; revision: number; data: Uint8Array };
+
+function reply(revision: number, events: string[], more: boolean): Answer {
   return { ok: true, revision, data: encoder.encode(`{"revision":${revision},"events":[${events.join(',')}],"more":${more}}`) };
 }
 
@@ -162,5 +165,83 @@ export class WatchServer {
   /** The node stops: every waiting watcher hears so now (and resumes elsewhere). */
   close(): void {
     for (const finish of [...this.waiting]) finish(fail(503, 'node is shutting down'));
+  }
+}
+
+/** How often an idle node's feed says it is alive and where it stands, ms. */
+export const FEED_HEARTBEAT_MS = 1000;
+
+/** Every key, as many changes as a message may hold: what a feed message carries. */
+const EVERY_CHANGE: WatchQuery = { key: null, prefix: '', after: null, waitMs: 0, limit: MAX_WATCH_LIMIT };
+
+/**
+ * A node's change feed (PROTOCOL.md "Watch", "Push"): every change of every key its log takes in,
+ * published once, in revision order, for any number of subscribers; NATS does the fan-out. Each
+ * message names the revision it follows, so a subscriber that missed one (a slow consumer, a
+ * reconnect) sees the gap and fills it with a watch request. Idle, a heartbeat every
+ * FEED_HEARTBEAT_MS. A node that cannot serve publishes nothing: its silence sends watchers elsewhere.
+ */
+export class ChangeFeed {
+  /** Changes at or below this are published. */
+  private published: number;
+  private due = false;
+  private lastSent = 0;
+  private heartbeat: unknown = null;
+  private readonly unlisten: () => void;
+
+  constructor(
+    private readonly log: ChangeLog,
+    private readonly clock: Clock,
+    private readonly canServe: () => boolean,
+    private readonly publish: (after: number, revision: number, data: Uint8Array) => void,
+  ) {
+    this.published = log.stable;
+    // One message per turn, however many revisions the turn decided.
+    this.unlisten = log.listen(() => {
+      if (this.due) return;
+      this.due = true;
+      queueMicrotask(() => this.flush());
+    });
+    this.beat();
+  }
+
+  close(): void {
+    this.unlisten();
+    if (this.heartbeat !== null) this.clock.clearTimeout(this.heartbeat);
+    this.heartbeat = null;
+  }
+
+  private flush(): void {
+    this.due = false;
+    if (!this.canServe()) return;
+    // History gone before it was published (the node could not serve for long): the next message
+    // starts above it and subscribers see the gap.
+    if (this.published < this.log.floor) this.published = this.log.floor;
+    // A log taken over from a transfer may stand lower; messages never claim more than it holds.
+    if (this.published > this.log.stable) this.published = this.log.stable;
+    for (;;) {
+      const page = collectChanges(this.log, EVERY_CHANGE, this.published);
+      if (page === null) break;
+      this.send(page.revision, page.data);
+      if (page.revision >= this.log.stable) break;
+    }
+  }
+
+  private beat(): void {
+    this.heartbeat = this.clock.setTimeout(() => {
+      if (this.clock.now() - this.lastSent >= FEED_HEARTBEAT_MS / 2) {
+        this.flush();
+        // After the flush no change lies between what was published and `stable`.
+        const stable = this.log.stable;
+        if (this.canServe() && this.clock.now() - this.lastSent >= FEED_HEARTBEAT_MS / 2 && stable >= this.published) this.send(stable, progress(stable).data);
+      }
+      this.beat();
+    }, FEED_HEARTBEAT_MS);
+  }
+
+  private send(revision: number, data: Uint8Array): void {
+    this.publish(this.published, revision, data);
+    this.published = revision;
+    this.lastSent = this.clock.now();
   }
 }

@@ -41,9 +41,9 @@ export function zistoreSession(client: ZiClient, node: string | undefined): KvSe
       const abort = new AbortController();
       let started: () => void = () => undefined;
       const placed = new Promise<void>((resolve) => (started = resolve));
-      // The first reply (from now: no change yet) places the watch; the typed client then long-polls.
+      // The first reply (from now: no change yet) places the watch; the node's change feed then pushes.
       const running = (async () => {
-        for await (const e of client.watch({ ...opts, prefix, waitMs: 10_000, signal: abort.signal, onProgress: () => started() })) onChange(e.key);
+        for await (const e of client.watch({ ...opts, prefix, push: true, signal: abort.signal, onProgress: () => started() })) onChange(e.key);
       })();
       await placed;
       return async () => {

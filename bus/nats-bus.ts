@@ -8,6 +8,9 @@ import { decode, encode } from './codec.ts';
 import { RequestMux } from './request-mux.ts';
 import { BusClosedError, MaxPayloadError } from './errors.ts';
 import { CLIENT_OPS, SERVICE_NAME, subjects } from './subjects.ts';
+import { WATCH_HEADERS } from '../actors/watch.ts';
+
+const AFTER_HEADER = WATCH_HEADERS.after;
 
 /** Peer messages carry a value plus metadata: the server must allow well over 1 MiB. */
 export const MIN_MAX_PAYLOAD_BYTES = 2 * 1024 * 1024;
@@ -268,6 +271,18 @@ export class NatsBus implements Bus {
       this.nc.publish(this.peerSubject(to, message), encode(message));
     } catch (err) {
       this.log.warn({ err, to }, 'send failed');
+    }
+  }
+
+  publishChanges(after: number, revision: number, data: Uint8Array): void {
+    if (this.closed || this.nc.isClosed()) return;
+    try {
+      const h = natsHeaders();
+      h.set(AFTER_HEADER, String(after));
+      h.set(REVISION_HEADER, String(revision));
+      this.nc.publish(subjects.changes(this.options.cluster, this.options.nodeId), data, { headers: h });
+    } catch (err) {
+      this.log.warn({ err }, 'publishing the change feed failed');
     }
   }
 

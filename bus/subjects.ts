@@ -9,6 +9,8 @@ export const CLUSTER_NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
 export const subjects = {
   client: (cluster: string, op: ClientOp) => `zistore.${cluster}.${op}`,
   nodeClient: (cluster: string, node: string, op: ClientOp) => `zistore.${cluster}.node.${node}.${op}`,
+  /** A node's change feed (PROTOCOL.md "Watch"): only that node publishes on it, clients subscribe. */
+  changes: (cluster: string, node: string) => `zistore.${cluster}.node.${node}.changes`,
   /**
    * A peer message names its receiver and its sender: NATS permissions let a node publish only
    * as itself (`zistore.<c>.peer.*.<self>.>`), and the receiver takes the sender from here.

@@ -3,7 +3,7 @@
 //   const kv = await connect({ servers: 'nats://127.0.0.1:4222' });
 //   const { revision } = await kv.put('greeting', 'hello');
 import { Buffer } from 'node:buffer';
-import { connect as natsConnect, headers as natsHeaders, type ConnectionOptions, type Msg, type NatsConnection } from 'nats';
+import { connect as natsConnect, headers as natsHeaders, type ConnectionOptions, type Msg, type NatsConnection, type Subscription } from 'nats';
 import { BusTimeoutError, NoRespondersError } from '../bus/errors.ts';
 // A call on a closed connection rejects with it.
 export { BusClosedError } from '../bus/errors.ts';
@@ -12,7 +12,7 @@ import { RequestMux } from '../bus/request-mux.ts';
 import { IF_REVISION_HEADER, KEY_HEADER, REVISION_HEADER, TTL_HEADER } from '../actors/protocol.ts';
 import { SCAN_HEADERS, readBinaryScanReply, type ScanForm, type ScanResult } from '../actors/scan.ts';
 import type { TxnResult } from '../actors/txn.ts';
-import { WATCH_HEADERS, type WatchResult } from '../actors/watch.ts';
+import { FEED_HEARTBEAT_MS, WATCH_HEADERS, type WatchResult } from '../actors/watch.ts';
 export type { TxnResult } from '../actors/txn.ts';
 import { subjects } from '../bus/subjects.ts';
 import { credentialsConnectOptions, findCredentials } from './credentials.ts';
@@ -135,6 +135,12 @@ export interface WatchOptions {
   signal?: AbortSignal;
   /** Called with each revision the watch has reached, events or not (progress on an idle watch). */
   onProgress?: (revision: number) => void;
+  /**
+   * Have changes pushed through a node's change feed (PROTOCOL.md "Watch", "Push") rather than
+   * asked for by long polls: one message per change for every watcher, fanned out by NATS. Same
+   * guarantees; a missed message is fetched, a silent node is left for another. Default false.
+   */
+  push?: boolean;
 }
 
 /** Internal: the headers a call sends. */
@@ -319,6 +325,10 @@ export class ZiClient {
    * retention), and ends when `signal` aborts.
    */
   async *watch(opts: WatchOptions = {}): AsyncGenerator<WatchEvent> {
+    if (opts.push === true) {
+      yield* this.pushedWatch(opts);
+      return;
+    }
     const waitMs = opts.waitMs ?? 10_000;
     const { signal } = opts;
     const stopped = new Promise<null>((resolve) => {
@@ -327,41 +337,89 @@ export class ZiClient {
     });
     let after = opts.afterRevision;
     let node = opts.node;
-    /** Nodes still to ask after a 410 (null: none asked yet); every node refusing ends the watch. */
-    let untried: string[] | null = null;
-    let failures = 0;
+    const retry = new WatchRetry();
     while (!signal?.aborted) {
       // From now: a first request that does not wait fixes where "now" is, at once.
-      const headers: Record<string, string> = { [WATCH_HEADERS.wait]: String(after === undefined ? 0 : waitMs) };
-      if (opts.key !== undefined) headers[WATCH_HEADERS.key] = opts.key;
-      if (opts.prefix !== undefined) headers[WATCH_HEADERS.prefix] = opts.prefix;
-      if (after !== undefined) headers[WATCH_HEADERS.after] = String(after);
+      const headers = watchHeaders(opts, after, after === undefined ? 0 : waitMs);
       let msg: Msg | null;
       try {
         msg = await Promise.race([this.callOnce('watch', null, new Uint8Array(0), { node, headers, timeoutMs: waitMs + this.timeoutMs }), stopped]);
       } catch (err) {
-        if (err instanceof ZiStoreError && err.code === 410) {
-          // This node's history does not reach `after`: another node's may.
-          untried ??= (await this.members({ timeoutMs: this.timeoutMs }).catch(() => null))?.members.map((m) => m.id) ?? [];
-          node = untried.shift();
-          if (node === undefined) throw err;
-          continue;
-        }
-        const retryable = err instanceof ZiTimeoutError || (err instanceof ZiStoreError && err.code === 503);
-        if (!retryable) throw err;
-        // The node died, stopped or cannot serve: go on at whichever node takes the request.
-        node = undefined;
-        await Promise.race([new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** failures++))), stopped]);
+        node = await retry.nextNode(this, err, stopped);
         continue;
       }
       if (msg === null) return;
-      failures = 0;
-      untried = null;
+      retry.succeeded();
       const result = JSON.parse(decoder.decode(msg.data)) as WatchResult;
-      for (const e of result.events) yield { kind: e.kind, key: e.key, revision: e.revision, value: e.value === undefined ? null : (Buffer.from(e.value, 'base64') as Uint8Array) };
+      for (const e of result.events) yield watchEvent(e);
       after = result.revision;
       opts.onProgress?.(after);
     }
+  }
+
+  /**
+   * watch() with `push`: subscribes to one serving node's change feed, then catches up from
+   * `afterRevision` with a watch request there (no wait). A feed message carries every key's
+   * changes in (its Zi-After-Revision, its Zi-Revision]: it is taken when it starts at or below
+   * where the watch stands, and a gap before it is filled by another watch request. A node whose
+   * feed is silent for FEED_SILENCE_MS (it sends a heartbeat every FEED_HEARTBEAT_MS while it
+   * serves), or that fails a request, is left for another, from the same revision.
+   */
+  private async *pushedWatch(opts: WatchOptions): AsyncGenerator<WatchEvent> {
+    const { signal } = opts;
+    const stopped = new Promise<null>((resolve) => {
+      if (signal?.aborted) resolve(null);
+      signal?.addEventListener('abort', () => resolve(null), { once: true });
+    });
+    const wanted = (key: string) => (opts.key !== undefined ? key === opts.key : key.startsWith(opts.prefix ?? ''));
+    let after = opts.afterRevision;
+    let node = opts.node;
+    const retry = new WatchRetry();
+    const decode = (data: Uint8Array) => JSON.parse(decoder.decode(data)) as WatchResult;
+    while (!signal?.aborted) {
+      const feed = new FeedQueue();
+      try {
+        node ??= await this.servingNode();
+        feed.start(this.nc, subjects.changes(this.cluster, node));
+        await this.nc.flush();
+        // Every change up to where `node` stands now; the feed has the rest.
+        for (let more = true; more; ) {
+          const msg = await Promise.race([this.callOnce('watch', null, new Uint8Array(0), { node, headers: watchHeaders(opts, after, 0), timeoutMs: this.timeoutMs }), stopped]);
+          if (msg === null) return;
+          const result = decode(msg.data);
+          for (const e of result.events) yield watchEvent(e);
+          after = result.revision;
+          more = result.more;
+          opts.onProgress?.(after);
+        }
+        retry.succeeded();
+        for (;;) {
+          const msg = await Promise.race([feed.next(FEED_SILENCE_MS), stopped]);
+          if (msg === null) return;
+          if (msg === 'silent') throw new ZiStoreError(503, `node ${node}'s change feed is silent`);
+          const from = Number(msg.headers?.get(WATCH_HEADERS.after));
+          const through = Number(msg.headers?.get(REVISION_HEADER));
+          if (!Number.isSafeInteger(from) || !Number.isSafeInteger(through)) throw new ZiStoreError(503, `node ${node}'s change feed sent a message without its revisions`);
+          if (through <= after!) continue;
+          // A message missed (a slow consumer, a reconnect): ask the node for what lies between.
+          if (from > after!) break;
+          for (const e of decode(msg.data).events) if (e.revision > after! && wanted(e.key)) yield watchEvent(e);
+          after = through;
+          opts.onProgress?.(after);
+        }
+      } catch (err) {
+        node = await retry.nextNode(this, err, stopped);
+      } finally {
+        feed.stop();
+      }
+    }
+  }
+
+  /** A member that says it serves, at random (spreads watchers over the nodes); 503 when none. */
+  private async servingNode(): Promise<string> {
+    const serving = (await this.members({ timeoutMs: this.timeoutMs })).members.filter((m) => m.state === 'serving');
+    if (serving.length === 0) throw new ZiStoreError(503, 'no node is serving');
+    return serving[Math.floor(Math.random() * serving.length)]!.id;
   }
 
   async members(opts?: CallOptions): Promise<MembersView> {
@@ -384,4 +442,82 @@ export async function connect(options: ConnectionOptions & ClientOptions & { cre
   const nc = await natsConnect({ maxReconnectAttempts: -1, reconnectTimeWait: 250, ...natsOptions, ...auth });
   const client = new ZiClient(nc, { cluster, timeoutMs, retries503, writesToLeader });
   return Object.assign(client, { close: () => nc.close() });
+}
+
+/** A node's feed is taken for gone after this long without a message (it beats every FEED_HEARTBEAT_MS). */
+const FEED_SILENCE_MS = 3 * FEED_HEARTBEAT_MS + 500;
+
+/** The messages of one change-feed subscription, waited for one at a time. */
+class FeedQueue {
+  private sub: Subscription | null = null;
+  private readonly queued: Msg[] = [];
+  private wake: (() => void) | null = null;
+
+  start(nc: NatsConnection, subject: string): void {
+    this.sub = nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        this.queued.push(msg);
+        this.wake?.();
+      },
+    });
+  }
+
+  /** The next message, or 'silent' when none came within `silenceMs`. */
+  async next(silenceMs: number): Promise<Msg | 'silent'> {
+    if (this.queued.length === 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        timer = setTimeout(resolve, silenceMs);
+      });
+      clearTimeout(timer);
+      this.wake = null;
+    }
+    return this.queued.shift() ?? 'silent';
+  }
+
+  stop(): void {
+    this.sub?.unsubscribe();
+    this.sub = null;
+  }
+}
+
+/** The headers of a watch request for `opts` from `after` (undefined: from now), waiting up to `waitMs`. */
+function watchHeaders(opts: WatchOptions, after: number | undefined, waitMs: number): Record<string, string> {
+  const headers: Record<string, string> = { [WATCH_HEADERS.wait]: String(waitMs) };
+  if (opts.key !== undefined) headers[WATCH_HEADERS.key] = opts.key;
+  if (opts.prefix !== undefined) headers[WATCH_HEADERS.prefix] = opts.prefix;
+  if (after !== undefined) headers[WATCH_HEADERS.after] = String(after);
+  return headers;
+}
+
+const watchEvent = (e: WatchResult['events'][number]): WatchEvent => ({ kind: e.kind, key: e.key, revision: e.revision, value: e.value === undefined ? null : (Buffer.from(e.value, 'base64') as Uint8Array) });
+
+/** Where a watch goes on after a failed request, for both ways of watching. */
+class WatchRetry {
+  /** Nodes still to ask after a 410 (null: none asked yet); every node refusing ends the watch. */
+  private untried: string[] | null = null;
+  private failures = 0;
+
+  succeeded(): void {
+    this.untried = null;
+    this.failures = 0;
+  }
+
+  /** The node to ask next (undefined: any), after a backoff when the failure was the node's; throws what ends the watch. */
+  async nextNode(client: ZiClient, err: unknown, stopped: Promise<null>): Promise<string | undefined> {
+    if (err instanceof ZiStoreError && err.code === 410) {
+      // This node's history does not reach the revision asked for: another node's may.
+      this.untried ??= (await client.members({ timeoutMs: client.timeoutMs }).catch(() => null))?.members.map((m) => m.id) ?? [];
+      const node = this.untried.shift();
+      if (node === undefined) throw err;
+      return node;
+    }
+    const retryable = err instanceof ZiTimeoutError || (err instanceof ZiStoreError && err.code === 503);
+    if (!retryable) throw err;
+    // The node died, stopped or cannot serve: go on at whichever node takes the request.
+    await Promise.race([new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** this.failures++))), stopped]);
+    return undefined;
+  }
 }

@@ -77,7 +77,7 @@ interface Permissions {
 
 function nodePermissions(cluster: string, node: string): Permissions {
   return {
-    publish: [subjects.peer(cluster, '*', node, '>'), inspectSubjects.node(cluster, node)],
+    publish: [subjects.peer(cluster, '*', node, '>'), inspectSubjects.node(cluster, node), subjects.changes(cluster, node)],
     subscribe: [
       subjects.peerAll(cluster, node),
       ...CLIENT_OPS.map((op) => subjects.client(cluster, op)),
@@ -106,15 +106,15 @@ export type Access = 'open' | 'secure';
 export function natsAuthorization(cluster: string, secrets: ClusterSecrets, access: Access): string {
   const users = [
     ...Object.entries(secrets.nodes).map(([node, id]) => userEntry(id, nodePermissions(cluster, node))),
-    userEntry(secrets.client, { publish: clientSubjects(cluster, CLIENT_OPS), subscribe: [`${clientInboxPrefix(secrets.client.user)}.>`] }),
-    userEntry(secrets.reader, { publish: clientSubjects(cluster, ['get', 'scan', 'watch', 'members']), subscribe: [`${clientInboxPrefix(secrets.reader.user)}.>`] }),
+    userEntry(secrets.client, { publish: clientSubjects(cluster, CLIENT_OPS), subscribe: [`${clientInboxPrefix(secrets.client.user)}.>`, subjects.changes(cluster, '*')] }),
+    userEntry(secrets.reader, { publish: clientSubjects(cluster, ['get', 'scan', 'watch', 'members']), subscribe: [`${clientInboxPrefix(secrets.reader.user)}.>`, subjects.changes(cluster, '*')] }),
     userEntry(secrets.admin, { publish: ['>'], subscribe: ['>'] }),
   ];
   if (access === 'open') {
     users.push(
       userEntry(ANONYMOUS, {
         publish: [...clientSubjects(cluster, CLIENT_OPS), subjects.admin(cluster)],
-        subscribe: ['_INBOX.>', inspectSubjects.all(cluster)],
+        subscribe: ['_INBOX.>', inspectSubjects.all(cluster), subjects.changes(cluster, '*')],
       }),
     );
   }

@@ -99,8 +99,8 @@ export const watch: Scenario = {
     `One writer puts ${VALUE_BYTES} B to new keys of one prefix, one every ${PACE_MS} ms at most (waiting for each ack); 1, 10 or 100 watchers ` +
     'of the prefix, each on its own connection, note when each change reaches them. Latency: from sending the put to the watcher having the ' +
     'change (the commit included), so like is compared with like: ZiStore with --data-dir --fsync always (3 nodes) against etcd, whose members ' +
-    'fsync every write, and ZiStore with --fsync interval against JetStream KV, which does not; ZiStore watchers use the typed client (long ' +
-    'polls at any node); etcd: watch streams of the HTTP gateway at its leader member; JetStream KV: nats.js kv.watch (updates only). Systems ' +
+    'fsync every write, and ZiStore with --fsync interval against JetStream KV, which does not; ZiStore watchers use the typed client ' +
+    '(watch with push: a serving node\'s change feed, each watcher subscribed to one of the nodes at random); etcd: watch streams of the HTTP gateway at its leader member; JetStream KV: nats.js kv.watch (updates only). Systems ' +
     'take turns in each round.',
   estimate: { quick: '~1.5 min', full: '~13 min' },
   usesPeers: true,

@@ -71,6 +71,8 @@ describe('forged peer messages', () => {
         }
       }
       // Listening as a node (to answer in its place) is refused too.
+      // Nor can it speak as a node's change feed (watchers would take its events).
+      await expectPublishRefused(nc, errors, subjects.changes(CLUSTER, leader), { revision: 1, events: [], more: false });
       await expectSubscribeRefused(nc, errors, subjects.peerAll(CLUSTER, leader));
       await expectSubscribeRefused(nc, errors, subjects.client(CLUSTER, 'get'));
       await expectSubscribeRefused(nc, errors, `${subjects.nodeInbox(CLUSTER, leader)}.>`);

@@ -64,6 +64,8 @@ describe('security', () => {
     // Another identity's replies (and the catch-all inbox) are not this client's to read.
     await expectSubscribeRefused(client, errors, '_INBOX.>');
     await expectSubscribeRefused(client, errors, `${cluster.clientAuth('reader').inboxPrefix}.>`);
+    // Nor may it speak as a node's change feed.
+    await expectPublishRefused(client, errors, subjects.changes(NAME, leader!), { revision: 1, events: [], more: false });
     // Nor are the process commands of `zistore up`.
     await expectPublishRefused(client, errors, subjects.admin(NAME), { command: 'view' });
     expect(await snapshot('guarded')).toEqual(before);
@@ -90,6 +92,7 @@ describe('security', () => {
       const reply = decode<PeerReply>((await nc.request(subjects.peer(NAME, victim, rogue, 'invalidate'), encode(invalidate), { timeout: 5000 })).data);
       expect(reply).toMatchObject({ ok: false, code: 'BAD_MESSAGE' });
       expect((reply as { reason: string }).reason).toContain(`sent by ${rogue} in the name of "${leader}"`);
+      await expectPublishRefused(nc, errors, subjects.changes(NAME, victim), { revision: 1, events: [], more: false });
       await expectSubscribeRefused(nc, errors, subjects.peerAll(NAME, victim));
       await expectSubscribeRefused(nc, errors, `${subjects.nodeInbox(NAME, leader!)}.>`);
     } finally {
@@ -111,6 +114,21 @@ describe('security', () => {
       expect(JSON.parse(listing.text).entries).toEqual([{ key: 'ro', revision: expect.any(Number) }]);
       const changes = await raw(reader, subjects.client(NAME, 'watch'), { headers: [['Zi-Key', 'ro'], ['Zi-After-Revision', '0']], timeoutMs: 3000 });
       expect(JSON.parse(changes.text).events).toEqual([{ kind: 'put', key: 'ro', revision: expect.any(Number), value: Buffer.from('v').toString('base64') }]);
+      // The change feed (PROTOCOL.md "Watch", "Push"): a write of the client's arrives with the
+      // revisions it lies between.
+      const feed = reader.subscribe(subjects.changes(NAME, 'n2'));
+      await reader.flush();
+      const put = await store.put('ro/pushed', 'p', 'n1');
+      expect(put.code).toBe(200);
+      let pushed: unknown = null;
+      for await (const m of feed) {
+        const body = JSON.parse(Buffer.from(m.data).toString()) as { revision: number; events: { key: string; revision: number; value?: string }[] };
+        expect(Number(m.headers?.get('Zi-Revision'))).toBe(body.revision);
+        expect(Number(m.headers?.get('Zi-After-Revision'))).toBeLessThan(body.revision);
+        pushed = body.events.find((e) => e.key === 'ro/pushed') ?? null;
+        if (pushed !== null) break;
+      }
+      expect(pushed).toEqual({ kind: 'put', key: 'ro/pushed', revision: put.revision, value: Buffer.from('p').toString('base64') });
       await expectPublishRefused(reader, errors, subjects.client(NAME, 'put'), 'x');
       await expectPublishRefused(reader, errors, subjects.nodeClient(NAME, 'n1', 'delete'), '');
       await expectPublishRefused(reader, errors, subjects.client(NAME, 'txn'), '{"ops":[{"op":"delete","key":"ro"}]}');

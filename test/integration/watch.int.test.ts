@@ -5,7 +5,9 @@
 // one with an unknown outcome; the typed client's watch must report every acknowledged one once,
 // nothing twice, and nothing that was not written.
 import { afterEach, describe, expect, it } from 'vitest';
+import { connect } from 'nats';
 import { ZiClient, ZiStoreError, type WatchEvent } from '../../client/index.ts';
+import { startTcpProxy } from '../../cluster/tcp-proxy.ts';
 import { eventually, type kv } from '../support/raw-client.ts';
 import { startServingCluster, stopServingCluster } from '../support/serving-cluster.ts';
 
@@ -96,11 +98,14 @@ async function expectEveryAckedChangeOnce(what: string, writers: ReturnType<type
 }
 
 describe('watch', () => {
-  it('kill -9 of the watching node, then of the leader - every acknowledged change exactly once, in revision order', async () => {
+  it.each([
+    ['long polls', false],
+    ['the change feed (push)', true],
+  ])('kill -9 of the watching node, then of the leader - every acknowledged change exactly once, in revision order (%s)', async (_, push) => {
     const { c, nc, store, leader, followers } = await startServingCluster('watch-kill', { nodes: 3, sessionTimeoutMs: 2000 });
     const [watched, other] = followers as [string, string];
     const client = new ZiClient(nc, { cluster: 'watch-kill', timeoutMs: 2000 });
-    const watcher = startWatcher(client, { prefix: 'w/', afterRevision: 0, waitMs: 500, node: watched });
+    const watcher = startWatcher(client, { prefix: 'w/', afterRevision: 0, waitMs: 500, node: watched, push });
     const live = new Set([leader, watched, other]);
     const writers = startWriters(store, () => [...live]);
 
@@ -117,13 +122,40 @@ describe('watch', () => {
     await sleep(4000);
     await writers.stop();
 
-    await expectEveryAckedChangeOnce('watch across two kills', writers, watcher);
+    await expectEveryAckedChangeOnce(`watch across two kills (${push ? 'push' : 'long polls'})`, writers, watcher);
   });
 
-  it('kill -9 of every node during writes, then restarts (data dirs): the watch goes on from where it was, every acknowledged change exactly once', async () => {
+  it("push: the watcher's own connection cut twice (the feed's messages meanwhile are lost to it): it fills the gaps, every acknowledged change exactly once", async () => {
+    const { c, store } = await startServingCluster('watch-gap', { nodes: 3, sessionTimeoutMs: 2000 });
+    const nats = new URL(c.natsUrl);
+    const proxy = await startTcpProxy({ target: { host: nats.hostname, port: Number(nats.port) } });
+    const own = await connect({ servers: `nats://127.0.0.1:${proxy.port}`, maxReconnectAttempts: -1, reconnectTimeWait: 50 });
+    try {
+      const client = new ZiClient(own, { cluster: 'watch-gap', timeoutMs: 2000 });
+      const watcher = startWatcher(client, { prefix: 'w/', afterRevision: 0, push: true });
+      const writers = startWriters(store, () => [...c.nodes.keys()]);
+      for (let cut = 0; cut < 2; cut++) {
+        await sleep(1000);
+        proxy.cut('close');
+        await sleep(400);
+        proxy.restore();
+      }
+      await sleep(1000);
+      await writers.stop();
+      await expectEveryAckedChangeOnce('push watch across two cuts of its connection', writers, watcher);
+    } finally {
+      await own.close();
+      await proxy.stop();
+    }
+  });
+
+  it.each([
+    ['long polls', false],
+    ['the change feed (push)', true],
+  ])('kill -9 of every node during writes, then restarts (data dirs): the watch goes on from where it was, every acknowledged change exactly once (%s)', async (_, push) => {
     const { c, nc, store } = await startServingCluster('watch-restart', { nodes: 3, sessionTimeoutMs: 2000, durable: 'always' });
     const client = new ZiClient(nc, { cluster: 'watch-restart', timeoutMs: 2000 });
-    const watcher = startWatcher(client, { prefix: 'w/', afterRevision: 0, waitMs: 500 });
+    const watcher = startWatcher(client, { prefix: 'w/', afterRevision: 0, waitMs: 500, push });
     const ids = [...c.nodes.keys()];
     const live = new Set(ids);
     const writers = startWriters(store, () => [...live]);
@@ -136,7 +168,7 @@ describe('watch', () => {
     for (const id of ids) live.add(id);
     await sleep(1500);
     await writers.stop();
-    await expectEveryAckedChangeOnce('watch across a whole-cluster restart', writers, watcher);
+    await expectEveryAckedChangeOnce(`watch across a whole-cluster restart (${push ? 'push' : 'long polls'})`, writers, watcher);
   });
 
   it('a revision older than every node keeps - 410, also from the typed client, which has tried every node', async () => {

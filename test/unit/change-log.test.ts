@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ChangeLog } from '../../actors/change-log.ts';
 import { ReplicaStore } from '../../actors/replica-store.ts';
-import { collectChanges, parseWatch, WatchServer, type WatchQuery } from '../../actors/watch.ts';
+import { ChangeFeed, collectChanges, FEED_HEARTBEAT_MS, parseWatch, WatchServer, type WatchQuery } from '../../actors/watch.ts';
 import type { ClientReply } from '../../actors/protocol.ts';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -199,5 +199,51 @@ describe('watch replies', () => {
     for (const bad of bads) {
       expect(parseWatch(req(bad))).toMatchObject({ ok: false, code: 400 });
     }
+  });
+
+  it('the change feed: one message per turn, each starting where the last ended; heartbeats while idle; silence while the node cannot serve', async () => {
+    const store = new ReplicaStore();
+    let now = 0;
+    const timers: { at: number; fn: () => void }[] = [];
+    const clock = {
+      now: () => now,
+      setTimeout: (fn: () => void, ms: number) => timers.push({ at: now + ms, fn }),
+      clearTimeout: () => undefined,
+    };
+    const tick = (ms: number) => {
+      now += ms;
+      for (const t of timers.splice(0).sort((a, b) => a.at - b.at)) {
+        if (t.at <= now) t.fn();
+        else timers.push(t);
+      }
+    };
+    let canServe = true;
+    const sent: { after: number; revision: number; events: string[] }[] = [];
+    const feed = new ChangeFeed(store.changes, clock, () => canServe, (after, revision, data) => {
+      const b = JSON.parse(new TextDecoder().decode(data)) as { revision: number; events: { revision: number; key: string; kind: string }[] };
+      expect(b.revision).toBe(revision);
+      sent.push({ after, revision, events: b.events.map((e) => `${e.revision}:${e.key}:${e.kind}`) });
+    });
+    write(store, 'a', 1, 'x');
+    write(store, 'b', 2, 'y');
+    await Promise.resolve();
+    // Both revisions of the turn in one message, every key.
+    expect(sent).toEqual([{ after: 0, revision: 2, events: ['1:a:put', '2:b:put'] }]);
+    write(store, 'a', 3, null);
+    await Promise.resolve();
+    expect(sent.at(-1)).toEqual({ after: 2, revision: 3, events: ['3:a:delete'] });
+    // Idle: a heartbeat names where the node stands.
+    tick(FEED_HEARTBEAT_MS);
+    expect(sent.at(-1)).toEqual({ after: 3, revision: 3, events: [] });
+    // A node that cannot serve says nothing; once it can, it goes on from where it was.
+    canServe = false;
+    write(store, 'c', 4, 'z');
+    await Promise.resolve();
+    tick(FEED_HEARTBEAT_MS);
+    expect(sent).toHaveLength(3);
+    canServe = true;
+    tick(FEED_HEARTBEAT_MS);
+    expect(sent.at(-1)).toEqual({ after: 3, revision: 4, events: ['4:c:put'] });
+    feed.close();
   });
 });
