@@ -447,6 +447,9 @@ export async function connect(options: ConnectionOptions & ClientOptions & { cre
 /** A node's feed is taken for gone after this long without a message (it beats every FEED_HEARTBEAT_MS). */
 const FEED_SILENCE_MS = 3 * FEED_HEARTBEAT_MS + 500;
 
+/** Feed messages a watch keeps for its consumer at most; beyond, it drops them and fills the gap by request (bounded pages). */
+const FEED_QUEUE_MAX = 1000;
+
 /** The messages of one change-feed subscription, waited for one at a time. */
 class FeedQueue {
   private sub: Subscription | null = null;
@@ -457,6 +460,8 @@ class FeedQueue {
     this.sub = nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err) return;
+        // A consumer this far behind: the next message kept shows the gap, which a request fills.
+        if (this.queued.length >= FEED_QUEUE_MAX) this.queued.length = 0;
         this.queued.push(msg);
         this.wake?.();
       },
