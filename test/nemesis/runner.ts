@@ -130,7 +130,10 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
     };
     const watchConnection = await cluster.connectClient();
     connections.push(watchConnection);
-    const watcher = new RunWatcher(watchConnection, o.cluster, o.clientTimeoutMs);
+    // Both ways of watching: long polls, and the change feed (push) on a connection of its own.
+    const pushConnection = await cluster.connectClient();
+    connections.push(pushConnection);
+    const watchers = [new RunWatcher(watchConnection, o.cluster, o.clientTimeoutMs, false), new RunWatcher(pushConnection, o.cluster, o.clientTimeoutMs, true)];
     const clients: Client[] = [];
     for (let i = 0; i < o.clients; i++) {
       const nc = await cluster.connectClient();
@@ -195,10 +198,15 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
       await sleep(500, o.signal);
       log(`[${(recorder.now() / 1000).toFixed(1).padStart(6)}s] final reads of ${o.keys} keys at ${ids.length} nodes`);
       convergence = await finalReads(control, ctx, ids, o.finalReadTimeoutMs, o.signal);
-      watchProblems = await watcher.finish(recorder.ops, 30_000);
-      log(`[${(recorder.now() / 1000).toFixed(1).padStart(6)}s] watcher: ${watcher.count} changes${watchProblems.length > 0 ? `, ${watchProblems.length} problem(s)` : ', every acknowledged write of its spans once, in order'}`);
-      watchEnded = watcher.ended;
-      for (const e of watchEnded) log(`watch ended (410) ${e}`);
+      watchProblems = [];
+      watchEnded = [];
+      for (const watcher of watchers) {
+        const problems = (await watcher.finish(recorder.ops, 30_000)).map((p) => `${watcher.name}: ${p}`);
+        log(`[${(recorder.now() / 1000).toFixed(1).padStart(6)}s] ${watcher.name}: ${watcher.count} changes${problems.length > 0 ? `, ${problems.length} problem(s)` : ', every acknowledged write of its spans once, in order'}`);
+        watchProblems.push(...problems);
+        for (const e of watcher.ended) log(`${watcher.name} ended (410) ${e}`);
+        watchEnded.push(...watcher.ended);
+      }
     }
     await nemesis.dispose();
 

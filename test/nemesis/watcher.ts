@@ -25,7 +25,8 @@ export class RunWatcher {
   private readonly abort = new AbortController();
   private readonly running: Promise<void>;
 
-  constructor(nc: NatsConnection, cluster: string, timeoutMs: number) {
+  /** `push`: through the nodes' change feeds (watch({push: true})) rather than long polls. */
+  constructor(nc: NatsConnection, cluster: string, timeoutMs: number, private readonly push: boolean) {
     const client = new ZiClient(nc, { cluster, timeoutMs });
     const decoder = new TextDecoder();
     this.running = (async () => {
@@ -38,7 +39,7 @@ export class RunWatcher {
           span.reached = r;
         };
         try {
-          for await (const e of client.watch({ afterRevision, waitMs: 1000, signal: this.abort.signal, onProgress })) {
+          for await (const e of client.watch({ afterRevision, waitMs: 1000, push, signal: this.abort.signal, onProgress })) {
             span.changes.push({ rev: e.revision, key: e.key, kind: e.kind, value: e.value === null ? null : decoder.decode(e.value) });
           }
         } catch (err) {
@@ -51,6 +52,10 @@ export class RunWatcher {
         }
       }
     })();
+  }
+
+  get name(): string {
+    return this.push ? 'push watcher' : 'watcher';
   }
 
   /** The newest revision the watch has reached. */
