@@ -35,7 +35,7 @@ describe('identities', () => {
 
     const conf = await readFile(join(out, 'nats-authorization.conf'), 'utf8');
     const line = conf.split('\n').find((l) => l.includes('"zistore-node-db3"'))!;
-    expect(line).toContain('publish: { allow: ["zistore.orders.peer.*.db3.>", "zistore.orders.inspect.db3"] }');
+    expect(line).toContain('publish: { allow: ["zistore.orders.peer.*.db3.>", "zistore.orders.inspect.db3", "zistore.orders.node.db3.changes"] }');
     expect(line).toContain('allow_responses: true');
     expect(conf).not.toContain('no_auth_user');
 
@@ -44,6 +44,8 @@ describe('identities', () => {
     const readerLine = conf.split('\n').find((l) => l.includes('"zistore-reader"'))!;
     expect(readerLine).toContain('"zistore.orders.get"');
     expect(readerLine).not.toContain('"zistore.orders.put"');
+    // It may listen on the nodes' change feeds, and publish on none.
+    expect(readerLine).toContain('subscribe: { allow: ["_INBOX.zistore-reader.>", "zistore.orders.node.*.changes"] }');
   });
 
   it('identities - bad arguments are refused with the reason', async () => {
