@@ -485,6 +485,8 @@ class FeedQueue {
   stop(): void {
     this.sub?.unsubscribe();
     this.sub = null;
+    // A wait the watch no longer needs (it was stopped): end it now, not at its timeout.
+    this.wake?.();
   }
 }
 
