@@ -1,6 +1,6 @@
 // Shape checks for peer messages from the wire: garbage gets a clear error, never a crash.
 import { EXPIRY } from './cache-entry.machine.ts';
-import { MAX_TTL_MS, MAX_VALUE_BYTES, type PeerMessage } from './protocol.ts';
+import { MAX_TTL_MS, MAX_VALUE_BYTES, isTtl, type PeerMessage } from './protocol.ts';
 import { keyProblem } from './request.ts';
 import { scanQueryProblem, type ScanQuery } from './scan.ts';
 import { txnProblem, type Txn } from './txn.ts';
@@ -78,7 +78,7 @@ export function checkPeerMessage(x: unknown): PeerMessage {
         need(cmd.value === null || isBytes(cmd.value), 'command value must be bytes or null');
         need(cmd.value === null || (cmd.value as Uint8Array).byteLength <= MAX_VALUE_BYTES, `command value larger than ${MAX_VALUE_BYTES} bytes`);
         need(cmd.ifRevision === undefined || isCount(cmd.ifRevision), 'ifRevision must be a count');
-        need(cmd.ttl === undefined || (cmd.value !== null && isCount(cmd.ttl) && cmd.ttl >= 1 && cmd.ttl <= MAX_TTL_MS), `ttl must be 1 to ${MAX_TTL_MS} ms, on a put`);
+        need(cmd.ttl === undefined || (cmd.value !== null && isTtl(cmd.ttl)), `ttl must be 1 to ${MAX_TTL_MS} ms, on a put`);
         need(cmd.keepAlive === undefined || (cmd.keepAlive === true && cmd.value === null), 'keepAlive must be true, without a value');
       }
       break;

@@ -12,6 +12,8 @@ export const IF_REVISION_HEADER = 'Zi-If-Revision';
 /** A put's time to live, ms (PROTOCOL.md "Expiring keys"). */
 export const TTL_HEADER = 'Zi-TTL';
 export const MAX_TTL_MS = 365 * 24 * 3600 * 1000;
+/** A time to live a write may carry: whole milliseconds, 1 to MAX_TTL_MS. */
+export const isTtl = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 1 && x <= MAX_TTL_MS;
 
 /** A client request as the bus received it. Header names keep their exact case. */
 export interface ClientRequest {

@@ -1,6 +1,6 @@
 // Validation of client requests against PROTOCOL.md. Pure functions.
 import { Buffer } from 'node:buffer';
-import { IF_REVISION_HEADER, KEY_HEADER, MAX_KEY_BYTES, MAX_TTL_MS, MAX_VALUE_BYTES, TTL_HEADER, type ClientReply, type ClientRequest, type ErrorCode, type WriteCommand } from './protocol.ts';
+import { IF_REVISION_HEADER, KEY_HEADER, MAX_KEY_BYTES, MAX_TTL_MS, MAX_VALUE_BYTES, TTL_HEADER, isTtl, type ClientReply, type ClientRequest, type ErrorCode, type WriteCommand } from './protocol.ts';
 
 
 export const fail = (code: ErrorCode, description: string): ClientReply => ({ ok: false, code, description });
@@ -71,7 +71,7 @@ export function parseTtl(request: ClientRequest): number | undefined | ClientRep
   if (text === null) return undefined;
   if (typeof text === 'object') return text;
   const n = /^\d{1,15}$/.test(text) ? Number(text) : NaN;
-  if (!(n >= 1 && n <= MAX_TTL_MS)) return fail(400, `${TTL_HEADER} must be a number of milliseconds, 1 to ${MAX_TTL_MS}`);
+  if (!isTtl(n)) return fail(400, `${TTL_HEADER} must be a number of milliseconds, 1 to ${MAX_TTL_MS}`);
   return n;
 }
 

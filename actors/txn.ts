@@ -3,7 +3,7 @@
 // follower forwards one, and the compares evaluated against a copy. Pure functions; the leader
 // runs a transaction (LeaderTerm.transaction).
 import { Buffer } from 'node:buffer';
-import { MAX_TTL_MS, MAX_VALUE_BYTES, type ClientReply, type ClientRequest } from './protocol.ts';
+import { MAX_TTL_MS, MAX_VALUE_BYTES, isTtl, type ClientReply, type ClientRequest } from './protocol.ts';
 import type { ReplicaStore } from './replica-store.ts';
 import { fail, keyProblem } from './request.ts';
 
@@ -79,8 +79,8 @@ export function parseTxn(request: ClientRequest): Txn | ClientReply {
     }
     const value = bytesOf(o.value, `op ${i}: value`);
     if (typeof value === 'string') return fail(400, value);
-    if (o.ttl !== undefined && typeof o.ttl !== 'number') return fail(400, `op ${i}: ttl must be a number of milliseconds, 1 to ${MAX_TTL_MS}`);
-    ops.push({ op: 'put', key: o.key, value, ...(o.ttl !== undefined ? { ttl: o.ttl } : {}) });
+    // txnProblem checks the ttl, here and in a forwarded transaction.
+    ops.push({ op: 'put', key: o.key, value, ...(o.ttl !== undefined ? { ttl: o.ttl as number } : {}) });
   }
   const txn = { compare, ops };
   const problem = txnProblem(txn);
@@ -100,7 +100,7 @@ export function txnProblem(txn: Txn): { code: 400 | 413; reason: string } | null
     if (written.has(o.key)) return bad(`op ${i}: key ${JSON.stringify(o.key)} is written twice`);
     written.add(o.key);
     if (o.op === 'put') bytes += o.value.byteLength;
-    if (o.op === 'put' && o.ttl !== undefined && !(Number.isInteger(o.ttl) && o.ttl >= 1 && o.ttl <= MAX_TTL_MS)) return bad(`op ${i}: ttl must be a number of milliseconds, 1 to ${MAX_TTL_MS}`);
+    if (o.op === 'put' && o.ttl !== undefined && !isTtl(o.ttl)) return bad(`op ${i}: ttl must be a number of milliseconds, 1 to ${MAX_TTL_MS}`);
   }
   for (const [i, c] of txn.compare.entries()) {
     const problem = keyProblem(c.key);
