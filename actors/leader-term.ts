@@ -898,13 +898,23 @@ export class LeaderTerm {
   /**
    * Where a joiner's transfer starts: above the revision its copy holds every committed write of
    * (it sends only what changed since), when that copy is of this history and every delete since
-   * is still recorded here; else 0, a full snapshot into a flushed copy.
+   * is still recorded here; else 0, a full snapshot into a flushed copy. Our writes in flight count
+   * as held: after a crash of every node, the first leader holds the last writes in flight until a
+   * second copy is back to re-commit them (the floor on copies), and the joiner may hold them
+   * committed. It does no harm: the joiner keeps them, or the re-commit replaces them.
    */
   private catchUpFrom(request: Extract<PeerMessage, { type: 'join' }>): number {
     const { store } = this.ports;
     const since = request.since;
-    const possible = since > 0 && request.history === store.history && since >= store.deletesKnownAbove && since <= store.committedMaxRev;
-    return possible ? since : 0;
+    const why =
+      since === 0 ? 'its copy holds no complete state (empty, or a full transfer did not finish)'
+      : request.history !== store.history ? `its copy is of history ${request.history}, ours is ${store.history}`
+      : since < store.deletesKnownAbove ? `only deletes above ${store.deletesKnownAbove} are recorded here, its copy holds through ${since}`
+      : since > store.heldMaxRev ? `its copy holds through ${since}, beyond anything we hold (${store.heldMaxRev})`
+      : null;
+    if (why === null) return since;
+    this.log.info({ peer: request.from, since }, `full snapshot: ${why}`);
+    return 0;
   }
 
   private async startAdmission(from: string, session: string, attempt: number, since: number, pending: string[], changesAfter: number | undefined): Promise<PeerReply> {

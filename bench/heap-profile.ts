@@ -1,7 +1,8 @@
 // What a ZiStore node's memory holds per key: start a 3-node cluster whose nodes preload
 // bench/gc-hook.mjs, take a heap snapshot of the leader and of a follower (after full GCs)
 // before and after loading N keys, and print the growth by object kind and constructor, per key.
-//   node --import tsx bench/heap-profile.ts [--keys N] [--size BYTES] [--distinct D]
+//   node --import tsx bench/heap-profile.ts [--keys N] [--size BYTES] [--distinct D] [--fsync always|interval]
+// --fsync: durable nodes (--data-dir, that policy); memory only without it.
 // --distinct D: the N puts overwrite D keys (growth that follows N, not D, is per write).
 // Snapshots are parsed here and deleted; keep N modest (the default 20,000 keeps them small).
 import { readFile, rm } from 'node:fs/promises';
@@ -118,13 +119,15 @@ async function snapshotGroups(gcDir: string, pid: number): Promise<{ mem: AfterG
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ args: process.argv.slice(2), options: { keys: { type: 'string', default: '20000' }, size: { type: 'string', default: '16' }, distinct: { type: 'string' } } });
+  const { values } = parseArgs({ args: process.argv.slice(2), options: { keys: { type: 'string', default: '20000' }, size: { type: 'string', default: '16' }, distinct: { type: 'string' }, fsync: { type: 'string' } } });
+  const durable = values.fsync;
+  if (durable !== undefined && durable !== 'always' && durable !== 'interval') throw new Error(`--fsync ${durable}: always or interval`);
   const keys = Number(values.keys);
   const distinct = values.distinct !== undefined ? Number(values.distinct) : keys;
   const size = Number(values.size);
   const progress = new Progress();
   await withGcHook(async (gcDir) => {
-    const cluster = await progress.step('starting a 3-node cluster (nodes preload gc-hook.mjs)', () => BenchCluster.start({ nodes: 3, echoPeers: 0 }));
+    const cluster = await progress.step(`starting a 3-node cluster (${durable === undefined ? 'memory only' : `--fsync ${durable}`}; nodes preload gc-hook.mjs)`, () => BenchCluster.start({ nodes: 3, echoPeers: 0, ...(durable !== undefined ? { durable } : {}) }));
     onInterrupt(() => cluster.stop(), () => progress.stop());
     try {
       const leader = await cluster.leader();
