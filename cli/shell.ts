@@ -33,10 +33,11 @@ export const HELP = `commands:
   scan [PREFIX] [--values] [--limit N] [--after KEY] [--node NODE]
                             keys in key order (a snapshot), with values when asked
   count [PREFIX] [--node NODE]  how many keys
-  watch [PREFIX | --key KEY] [--after REV] [--count N] [--node NODE]
+  watch [PREFIX | --key KEY] [--after REV] [--count N] [--node NODE] [--poll]
                             print each change after REV (default: from now) as it happens,
                             in the background (with --count: the next N, then the prompt);
-                            it resumes at another node by itself
+                            it resumes at another node by itself; changes come through a
+                            node's change feed, or with --poll by long polls
   unwatch [ID]              stop one watch, or all
   txn [if KEY rev N | if KEY absent | if KEY is VALUE]... put KEY VALUE [--ttl DURATION] | delete KEY ...
                             writes at one revision, atomically, if every condition holds
@@ -197,14 +198,14 @@ export class Shell {
         return true;
       }
       case 'watch': {
-        const usage = '[PREFIX | --key KEY] [--after REV] [--count N] [--node NODE]';
-        const { words, flags } = Shell.flags(command, args, [], ['key', 'after', 'count', 'node'], usage);
+        const usage = '[PREFIX | --key KEY] [--after REV] [--count N] [--node NODE] [--poll]';
+        const { words, flags } = Shell.flags(command, args, ['poll'], ['key', 'after', 'count', 'node'], usage);
         Shell.arity(command, words, 0, flags.key === undefined ? 1 : 0, usage);
         const after = flags.after === undefined ? undefined : Number(flags.after);
         if (after !== undefined && !(Number.isSafeInteger(after) && after >= 0)) throw new Error('--after must be a revision (0 or more)');
         const count = flags.count === undefined ? undefined : Number(flags.count);
         if (count !== undefined && !(Number.isSafeInteger(count) && count >= 1)) throw new Error('--count must be a positive integer');
-        const watching = this.watch({ key: flags.key, prefix: words[0], afterRevision: after, node: flags.node }, count);
+        const watching = this.watch({ key: flags.key, prefix: words[0], afterRevision: after, node: flags.node, push: flags.poll === undefined }, count);
         if (count !== undefined) await watching;
         return true;
       }
@@ -264,7 +265,7 @@ export class Shell {
   }
 
   /** Start a watch printing its changes as they come; it runs until `count` changes, unwatch or quit. */
-  private watch(options: { key?: string; prefix?: string; afterRevision?: number; node?: string }, count = Infinity): Promise<void> {
+  private watch(options: { key?: string; prefix?: string; afterRevision?: number; node?: string; push: boolean }, count = Infinity): Promise<void> {
     const id = ++this.watchCount;
     const abort = new AbortController();
     this.watches.set(id, abort);

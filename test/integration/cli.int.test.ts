@@ -64,7 +64,7 @@ describe('cli', () => {
           expect(readyLine).toContain(`secure: credentials in ${join(dataDir, 'credentials.json')} and ${join(home, 'clitest.json')}`);
           await expect(natsConnect({ servers: url, reconnect: false })).rejects.toMatchObject({ code: 'AUTHORIZATION_VIOLATION' });
           const shell = spawnSync(process.execPath, [BIN, 'shell', '--nats', url, '--cluster', 'clitest'], {
-            input: 'put hello world\nget hello n2\nput help me\nscan hel --values --node n2\ncount he\nwatch hel --after 0 --count 2\nscan --limit 1\ntxn if hello rev 1 if nope absent put t1 x delete help\ntxn if hello rev 7 put t2 y\ntxn if t1 is x put t1 z --ttl 1h\n',
+            input: 'put hello world\nget hello n2\nput help me\nscan hel --values --node n2\ncount he\nwatch hel --after 0 --count 2\nwatch --key help --after 1 --count 1 --poll\nscan --limit 1\ntxn if hello rev 1 if nope absent put t1 x delete help\ntxn if hello rev 7 put t2 y\ntxn if t1 is x put t1 z --ttl 1h\n',
             encoding: 'utf8',
             env: process.env,
             timeout: 30_000,
@@ -72,7 +72,9 @@ describe('cli', () => {
           expect(shell.stdout).toContain('"world" (revision 1)');
           expect(shell.stdout).toContain('hello = "world" (revision 1)\nhelp = "me" (revision 2)\n2 key(s) at revision 2');
           expect(shell.stdout).toContain('2 key(s) at revision 2\n');
+          // Pushed through a change feed (the default), then by long polls.
           expect(shell.stdout).toContain('[watch 1] put hello = "world" (revision 1)\n[watch 1] put help = "me" (revision 2)\n[watch 1] stopped\n');
+          expect(shell.stdout).toContain('[watch 2] put help = "me" (revision 2)\n[watch 2] stopped\n');
           expect(shell.stdout).toContain('hello (revision 1)\n1 key(s) at revision 2; more: scan "" --after "hello"');
           expect(shell.stdout).toContain('ok (revision 3, 2 key(s) written)\nerror 409: compare failed: "hello" is at 1, not 7\nok (revision 4, 1 key(s) written)');
           const kv = await connect({ servers: url, cluster: 'clitest' });
