@@ -15,6 +15,7 @@
 import type { StoredChange } from './ports.ts';
 import type { ChangeTransfer } from './protocol.ts';
 import { BTree } from './sorted-btree.ts';
+import { slabCopy } from './value-slab.ts';
 
 export type ChangeKind = 'put' | 'delete' | 'expire';
 
@@ -39,8 +40,6 @@ export interface ChangeRetention {
 
 export const defaultChangeRetention: ChangeRetention = { maxChanges: 100_000, maxAgeMs: 60 * 60 * 1000, maxBytes: 64 * 1024 * 1024 };
 
-/** A copy, also of a Buffer (whose own slice() is a view). */
-const copyOf = (value: Uint8Array): Uint8Array => Uint8Array.prototype.slice.call(value);
 
 const changeBytes = (c: Change): number => c.key.length + (c.value?.byteLength ?? 0) + 48;
 
@@ -107,7 +106,7 @@ export class ChangeLog {
       this.raiseFloor(rev, 'a change came below the stable revision');
       return;
     }
-    const change: Change = { rev, key, kind, value: value === null ? null : copyOf(value), at: this.now() };
+    const change: Change = { rev, key, kind, value: value === null ? null : slabCopy(value), at: this.now() };
     let group = this.staged.get(rev);
     if (group === undefined) this.staged.set(rev, (group = [change]));
     else group.push(change);
@@ -205,7 +204,7 @@ export class ChangeLog {
     let group: Change[] = [];
     for (const c of received.changes) {
       if (c.rev <= this._stable) continue;
-      const change: Change = { ...c, value: c.value === null ? null : copyOf(c.value), at: now };
+      const change: Change = { ...c, value: c.value === null ? null : slabCopy(c.value), at: now };
       this.changes.push(change);
       this.bytes += changeBytes(change);
       if (group.length > 0 && group[0]!.rev !== c.rev) group = [];

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { CopyMeta, ReplicaDisk, StoredChange, StoredEntry } from '../actors/ports.ts';
+import { slabCopy } from '../actors/value-slab.ts';
 import { DEFAULT_SYNC_INTERVAL_MS, type FsyncPolicy } from './fsync-policy.ts';
 
 export type { FsyncPolicy } from './fsync-policy.ts';
@@ -126,26 +127,6 @@ export function encodeChanges(rev: number, changes: readonly StoredChange[]): Bu
   });
   out.writeUInt32BE(recordCrc(rev, out.subarray(4)), 0);
   return out;
-}
-
-/**
- * Where decodeChanges copies values: views on shared slabs rather than a buffer each (a restart
- * takes back up to the whole history: 100,000 values by default).
- */
-let valueSlab = Buffer.allocUnsafeSlow(0);
-let valueSlabUsed = 0;
-const VALUE_SLAB_BYTES = 256 * 1024;
-
-function slabCopy(bytes: Uint8Array): Uint8Array {
-  if (bytes.byteLength > VALUE_SLAB_BYTES / 4) return Uint8Array.prototype.slice.call(bytes);
-  if (valueSlabUsed + bytes.byteLength > valueSlab.byteLength) {
-    valueSlab = Buffer.allocUnsafeSlow(VALUE_SLAB_BYTES);
-    valueSlabUsed = 0;
-  }
-  const copy = new Uint8Array(valueSlab.buffer, valueSlab.byteOffset + valueSlabUsed, bytes.byteLength);
-  copy.set(bytes);
-  valueSlabUsed += bytes.byteLength;
-  return copy;
 }
 
 /** The changes recorded at `rev`; their values are copies (not views on `stored`). */
