@@ -37,6 +37,39 @@ describe('durable - stories', () => {
     expect((after.output as { revision: number }).revision).toBeGreaterThan(highest + 1);
   });
 
+  it('every node crashes during writes, a follower back first leads alone: the others catch up by revision, none takes a full snapshot', async () => {
+    const c = await startStory({ diskSyncMs: 2, trace: true });
+    const leader = c.leader()!;
+    const keys = ['a', 'b', 'c', 'd'];
+    let writing = true;
+    const writers = keys.map(async (key, w) => {
+      for (let i = 0; writing; i++) await c.put(leader, key, `w${w}-${i}`, undefined, `writer${w}`);
+    });
+    // Long enough for leases to have told every copy how far it is complete (a copy that was
+    // never told takes a full snapshot, rightly).
+    await c.run(400);
+    for (const id of c.ids) c.crash(id);
+    writing = false;
+    await Promise.all(writers);
+    await c.run(500);
+    // A follower first, alone: it leads once the others' sessions are gone. It may hold the last
+    // writes in flight (their validates came after its last commit) until a second copy is back
+    // to re-commit them, while the others hold them committed: they catch up all the same.
+    const [first, ...rest] = [...c.ids.filter((id) => id !== leader), leader];
+    c.restart(first!);
+    expect(await c.waitFor(() => c.leader() === first, 10_000)).toBe(true);
+    const firstLeads = c.trace.lines.length;
+    for (const id of rest) {
+      c.restart(id);
+      await c.run(700);
+    }
+    const result = await verifyStory(c, keys, 'whole-cluster crash during writes');
+    expect(result.ok, report(result)).toBe(true);
+    const transfers = c.trace.lines.slice(firstLeads).filter((l) => / info (joined|caught up) /.test(l) && !l.includes(`${first} `.padEnd(9)));
+    expect(transfers.filter((l) => l.includes(' joined ')), transfers.join('\n')).toEqual([]);
+    expect(transfers.length).toBeGreaterThanOrEqual(rest.length);
+  });
+
   it('ZooKeeper loses its data in a power cut: the node left out of the last replica set, back first, never serves; every acknowledged write survives', async () => {
     const c = await startStory({ diskSyncMs: 2 });
     const leader = c.leader()!;
