@@ -246,6 +246,8 @@ interface NodeMemory {
   found: RssBreakdown | null;
   afterGc: RssBreakdown | null;
   heapUsed: number | null;
+  /** The V8 heap's committed size: what it holds on to from the OS, used or not. */
+  heapTotal: number | null;
 }
 
 /** Memory of every running node as found and after two full collections, leader first. */
@@ -256,7 +258,7 @@ async function nodeMemory(cluster: BenchCluster, gcDir: string): Promise<NodeMem
     const dir = cluster.local.nodeDataDir(n.id);
     const found = rssBreakdown(n.pid, dir);
     const gc = await memoryAfterGc(gcDir, n.pid!);
-    out.push({ id: n.id, leader: n.id === leader, found, afterGc: gc ? rssBreakdown(n.pid, dir) : null, heapUsed: gc?.heapUsed ?? null });
+    out.push({ id: n.id, leader: n.id === leader, found, afterGc: gc ? rssBreakdown(n.pid, dir) : null, heapUsed: gc?.heapUsed ?? null, heapTotal: gc?.heapTotal ?? null });
   }
   return out.sort((a, b) => Number(b.leader) - Number(a.leader));
 }
@@ -338,11 +340,12 @@ async function restartAndMemory(ctx: ScenarioContext, cluster: BenchCluster, cou
     { key: 'file', label: 'RssFile', kind: 'int' },
     { key: 'mapped', label: 'of which LMDB map', kind: 'int' },
     { key: 'heap', label: 'V8 heap used', kind: 'int' },
+    { key: 'heapTotal', label: 'V8 heap committed', kind: 'int' },
   ], { live: false });
   const memRows = (state: string, nodes: NodeMemory[], gc: boolean) => {
     for (const n of nodes) {
       const r = gc ? n.afterGc : n.found;
-      memory.add({ state, node: `${n.id}${n.leader ? ' (leader)' : ''}`, rss: mb(r?.rss), anon: mb(r?.anon), file: mb(r?.file), mapped: mb(r?.mapped), heap: gc ? mb(n.heapUsed) : null });
+      memory.add({ state, node: `${n.id}${n.leader ? ' (leader)' : ''}`, rss: mb(r?.rss), anon: mb(r?.anon), file: mb(r?.file), mapped: mb(r?.mapped), heap: gc ? mb(n.heapUsed) : null, heapTotal: gc ? mb(n.heapTotal) : null });
     }
   };
   const loaded = await ctx.progress.step('reading memory per node', () => nodeMemory(cluster, gcDir));
@@ -380,7 +383,8 @@ async function restartAndMemory(ctx: ScenarioContext, cluster: BenchCluster, cou
   memory.note(
     'VmRSS = RssAnon (heap, stacks: private) + RssFile (mapped files: the executable, libraries and the LMDB map, whose pages are the ' +
       'OS page cache of data.mdb, shared and reclaimable) from /proc/<pid>/status; "of which LMDB map": resident pages of the node\'s data ' +
-      'dir files (/proc/<pid>/smaps). "After GC": after two full collections (bench/gc-hook.mjs).',
+      'dir files (/proc/<pid>/smaps). "After GC": after two full collections (bench/gc-hook.mjs). V8 heap used and committed: ' +
+      'process.memoryUsage() heapUsed and heapTotal (committed pages count in RssAnon as far as they were touched).',
   );
 
   const served = runs.flatMap((r) => (r.getMs !== null && r.putMs !== null ? [Math.max(r.getMs, r.putMs)] : []));
