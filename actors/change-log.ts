@@ -40,7 +40,6 @@ export interface ChangeRetention {
 
 export const defaultChangeRetention: ChangeRetention = { maxChanges: 100_000, maxAgeMs: 60 * 60 * 1000, maxBytes: 64 * 1024 * 1024 };
 
-
 const changeBytes = (c: Change): number => c.key.length + (c.value?.byteLength ?? 0) + 48;
 
 export class ChangeLog {

@@ -573,7 +573,6 @@ export class ReplicaStore {
     }
   }
 
-  /** Writes in flight on this node: invalidated, not yet validated. */
   /** Highest revision this copy holds, committed or in flight (a new leader re-commits those). */
   get heldMaxRev(): number {
     let rev = this.committedMaxRev;
@@ -581,6 +580,7 @@ export class ReplicaStore {
     return rev;
   }
 
+  /** Writes in flight on this node: invalidated, not yet validated. */
   pending(): PendingEntry[] {
     const out: PendingEntry[] = [];
     for (const [key, e] of this.entries) if (e.state === 'invalid') out.push({ key, rev: e.pendingRev, value: e.pendingValue, ...(e.pendingTtl !== 0 ? { ttl: e.pendingTtl } : {}) });
