@@ -14,7 +14,8 @@
 export type KvInput =
   | { op: 'get'; key: string }
   /** `ifRevision: 0` means "the key must not exist". */
-  | { op: 'put'; key: string; value: string; ifRevision?: number }
+  /** `ttlMs`: the put's time to live (Zi-TTL); the checker takes it as a plain put, so runs use times that do not run out. */
+  | { op: 'put'; key: string; value: string; ifRevision?: number; ttlMs?: number }
   | { op: 'delete'; key: string; ifRevision?: number }
   | { op: 'scan'; key: string; ifRevision?: undefined }
   /** Compares, then writes at one revision if all hold; `key` is unused (''). Split by expandMultiKey. */

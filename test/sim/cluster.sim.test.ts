@@ -198,18 +198,23 @@ describe('simulation - seeds', () => {
     expect(failing.map(report).join('\n\n'), 'seeds that broke a promise').toBe('');
   }, 180_000);
 
-  it(`simulation - ${MULTI_KEY_SEEDS} random seeds with scans and transactions keep every promise (each one point in time)`, async () => {
+  it(`simulation - ${MULTI_KEY_SEEDS} random seeds with scans, transactions and expiring keys keep every promise (each one point in time)`, async () => {
     const failing: SeedResult[] = [];
-    const answered = { scan: 0, txn: 0 };
+    const answered = { scan: 0, txn: 0, ttl: 0 };
     for (let seed = SWEEP_START; seed < SWEEP_START + MULTI_KEY_SEEDS; seed++) {
       const result = await runSeed({ seed, multiKey: true });
-      for (const op of result.history) if ((op.input.op === 'scan' || op.input.op === 'txn') && op.output.status === 'ok') answered[op.input.op]++;
+      for (const op of result.history) {
+        if (op.output.status !== 'ok') continue;
+        if (op.input.op === 'scan' || op.input.op === 'txn') answered[op.input.op]++;
+        else if (op.input.op === 'put' && op.input.ttlMs !== undefined) answered.ttl++;
+      }
       if (!result.ok) failing.push(result);
     }
     expect(failing.map(report).join('\n\n'), 'seeds that broke a promise').toBe('');
     // Answered ones, not only attempts: the checker had something to check.
     expect(answered.scan).toBeGreaterThan(MULTI_KEY_SEEDS * 10);
     expect(answered.txn).toBeGreaterThan(MULTI_KEY_SEEDS * 5);
+    expect(answered.ttl).toBeGreaterThan(MULTI_KEY_SEEDS * 5);
   }, 150_000);
 });
 

@@ -509,6 +509,7 @@ export class SimCluster {
       headers.set('Zi-Key', [input.key]);
     }
     if (input.op !== 'get' && input.ifRevision !== undefined) headers.set('Zi-If-Revision', [String(input.ifRevision)]);
+    if (input.op === 'put' && input.ttlMs !== undefined) headers.set('Zi-TTL', [String(input.ttlMs)]);
     const request: ClientRequest = {
       op: input.op,
       headers,
@@ -692,7 +693,7 @@ export function describeInput(input: KvInput): string {
   if (input.op === 'scan') return `scan ${JSON.stringify(input.key)}*`;
   if (input.op === 'txn') return formatInput(input);
   const cond = input.op !== 'get' && input.ifRevision !== undefined ? ` if=${input.ifRevision}` : '';
-  if (input.op === 'put') return `put ${input.key}=${input.value}${cond}`;
+  if (input.op === 'put') return `put ${input.key}=${input.value}${cond}${input.ttlMs !== undefined ? ` ttl=${input.ttlMs}` : ''}`;
   return `${input.op} ${input.key}${cond}`;
 }
 

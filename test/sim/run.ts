@@ -83,6 +83,7 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
       thinkMsMax: 150,
       scanWeight: options.multiKey ? 15 : 0,
       txnWeight: options.multiKey ? 15 : 0,
+      ttlShare: options.multiKey ? 0.25 : 0,
     }).then(() => (clientsDone = true));
     void runNemesis(cluster, params.fork('nemesis'), { faults, untilMs: healAt, gapMsMean });
     await cluster.scheduler.runUntil(healAt);

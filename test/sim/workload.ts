@@ -18,7 +18,16 @@ export interface WorkloadOptions {
   scanWeight?: number;
   /** Weight of transactions (compares and writes over two or three keys); 0 unless asked for. */
   txnWeight?: number;
+  /**
+   * Share of puts (plain and conditional) that carry a time to live, LONG_TTL_MS: the replicated
+   * deadline goes through every fault, and no key expires within a run (the checker knows no
+   * expiry). 0 unless asked for, and then only it draws from the seed's stream.
+   */
+  ttlShare?: number;
 }
+
+/** A time to live no run reaches, however many leader changes restart it. */
+export const LONG_TTL_MS = 60 * 60 * 1000;
 
 /**
  * Concurrent clients: each picks a random node and a random key, and issues get, put, delete or a
@@ -57,13 +66,13 @@ async function runClient(cluster: SimCluster, rng: Rng, name: string, options: W
         input = { op: 'get', key };
         break;
       case 'put':
-        input = { op: 'put', key, value };
+        input = { op: 'put', key, value, ...withTtl(rng, options) };
         break;
       case 'delete':
         input = { op: 'delete', key };
         break;
       case 'cas':
-        input = { op: 'put', key, value, ifRevision: expected };
+        input = { op: 'put', key, value, ifRevision: expected, ...withTtl(rng, options) };
         break;
       case 'cas-delete':
         input = { op: 'delete', key, ifRevision: expected === 0 ? 1 : expected };
@@ -85,6 +94,10 @@ async function runClient(cluster: SimCluster, rng: Rng, name: string, options: W
       seen.set(key, 0);
     }
   }
+}
+
+function withTtl(rng: Rng, options: WorkloadOptions): { ttlMs?: number } {
+  return (options.ttlShare ?? 0) > 0 && rng.chance(options.ttlShare!) ? { ttlMs: LONG_TTL_MS } : {};
 }
 
 /** Two or three keys written (puts, sometimes a delete), under compares that hold often: what this client last saw. */
