@@ -10,6 +10,7 @@ import type { KvInput, KvOutput } from '../check/index.ts';
 import { raw, type RawReply } from '../support/raw-client.ts';
 import type { Recorder, RecordedOp } from './history.ts';
 import { Rng } from '../sim/rng.ts';
+import { LONG_TTL_MS } from '../sim/workload.ts';
 
 export interface WorkloadContext {
   cluster: string;
@@ -84,6 +85,7 @@ export async function perform(
     headers.push(['Zi-Key', input.key]);
   }
   if (input.op !== 'get' && input.ifRevision !== undefined) headers.push(['Zi-If-Revision', String(input.ifRevision)]);
+  if (input.op === 'put' && input.ttlMs !== undefined) headers.push(['Zi-TTL', String(input.ttlMs)]);
   const data = input.op === 'put' ? input.value : input.op === 'txn' ? txnBody(input.txn) : undefined;
   const op = ctx.recorder.begin(client, target, input);
   try {
@@ -127,7 +129,8 @@ export class Client {
       return { op: 'txn', key: '', txn: { compare, ops: [{ op: 'put', key: a!, value: value() }, { op: 'put', key: b!, value: value() }] } };
     }
     if (r < 0.4) return { op: 'get', key };
-    if (r < 0.65) return { op: 'put', key, value: value() };
+    // A quarter with a time to live that no run reaches: the deadline goes through every fault.
+    if (r < 0.65) return { op: 'put', key, value: value(), ...(rng.chance(0.25) ? { ttlMs: LONG_TTL_MS } : {}) };
     if (r < 0.82) {
       const ifRevision = known !== undefined && rng.chance(0.8) ? known : rng.chance(0.7) ? 0 : rng.int(1, 1000);
       return { op: 'put', key, value: value(), ifRevision };
