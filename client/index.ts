@@ -16,6 +16,7 @@ import { FEED_HEARTBEAT_MS, WATCH_HEADERS, type WatchResult } from '../actors/wa
 export type { TxnResult } from '../actors/txn.ts';
 import { subjects } from '../bus/subjects.ts';
 import { credentialsConnectOptions, findCredentials } from './credentials.ts';
+import { WatchRetry, type WatchFailure } from './watch-retry.ts';
 export { CredentialsError, credentialsPath, readCredentials, type ZiCredentials } from './credentials.ts';
 
 // Wire names and shapes are the nodes' own: one definition.
@@ -322,7 +323,8 @@ export class ZiClient {
    * (PROTOCOL.md "Watch"). It resumes by itself at another node when its node fails or falls
    * behind, from the last revision it reached, so nothing is skipped or repeated. It throws
    * ZiStoreError 410 only when no node keeps the history it needs (older than every node's
-   * retention), and ends when `signal` aborts.
+   * retention): every member answered 410, or those that did not stayed unreachable for 30 s
+   * (HISTORY_SEARCH_MS). It ends when `signal` aborts.
    */
   async *watch(opts: WatchOptions = {}): AsyncGenerator<WatchEvent> {
     if (opts.push === true) {
@@ -337,7 +339,7 @@ export class ZiClient {
     });
     let after = opts.afterRevision;
     let node = opts.node;
-    const retry = new WatchRetry();
+    const retry = this.watchRetry();
     while (!signal?.aborted) {
       // From now: a first request that does not wait fixes where "now" is, at once.
       const headers = watchHeaders(opts, after, after === undefined ? 0 : waitMs);
@@ -345,7 +347,7 @@ export class ZiClient {
       try {
         msg = await Promise.race([this.callOnce('watch', null, new Uint8Array(0), { node, headers, timeoutMs: waitMs + this.timeoutMs }), stopped]);
       } catch (err) {
-        node = await retry.nextNode(this, err, stopped);
+        node = await retry.nextNode(err, watchFailure(err), node, stopped);
         continue;
       }
       if (msg === null) return;
@@ -374,7 +376,7 @@ export class ZiClient {
     const wanted = (key: string) => (opts.key !== undefined ? key === opts.key : key.startsWith(opts.prefix ?? ''));
     let after = opts.afterRevision;
     let node = opts.node;
-    const retry = new WatchRetry();
+    const retry = this.watchRetry();
     const decode = (data: Uint8Array) => JSON.parse(decoder.decode(data)) as WatchResult;
     while (!signal?.aborted) {
       const feed = new FeedQueue();
@@ -408,11 +410,15 @@ export class ZiClient {
           opts.onProgress?.(after);
         }
       } catch (err) {
-        node = await retry.nextNode(this, err, stopped);
+        node = await retry.nextNode(err, watchFailure(err), node, stopped);
       } finally {
         feed.stop();
       }
     }
+  }
+
+  private watchRetry(): WatchRetry {
+    return new WatchRetry(async () => (await this.members({ timeoutMs: this.timeoutMs }).catch(() => null))?.members.map((m) => m.id) ?? null);
   }
 
   /** A member that says it serves, at random (spreads watchers over the nodes); 503 when none. */
@@ -501,30 +507,9 @@ function watchHeaders(opts: WatchOptions, after: number | undefined, waitMs: num
 
 const watchEvent = (e: WatchResult['events'][number]): WatchEvent => ({ kind: e.kind, key: e.key, revision: e.revision, value: e.value === undefined ? null : (Buffer.from(e.value, 'base64') as Uint8Array) });
 
-/** Where a watch goes on after a failed request, for both ways of watching. */
-class WatchRetry {
-  /** Nodes still to ask after a 410 (null: none asked yet); every node refusing ends the watch. */
-  private untried: string[] | null = null;
-  private failures = 0;
-
-  succeeded(): void {
-    this.untried = null;
-    this.failures = 0;
-  }
-
-  /** The node to ask next (undefined: any), after a backoff when the failure was the node's; throws what ends the watch. */
-  async nextNode(client: ZiClient, err: unknown, stopped: Promise<null>): Promise<string | undefined> {
-    if (err instanceof ZiStoreError && err.code === 410) {
-      // This node's history does not reach the revision asked for: another node's may.
-      this.untried ??= (await client.members({ timeoutMs: client.timeoutMs }).catch(() => null))?.members.map((m) => m.id) ?? [];
-      const node = this.untried.shift();
-      if (node === undefined) throw err;
-      return node;
-    }
-    const retryable = err instanceof ZiTimeoutError || (err instanceof ZiStoreError && err.code === 503);
-    if (!retryable) throw err;
-    // The node died, stopped or cannot serve: go on at whichever node takes the request.
-    await Promise.race([new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** this.failures++))), stopped]);
-    return undefined;
-  }
+/** What a failed watch request means for the watch (WatchRetry). */
+function watchFailure(err: unknown): WatchFailure {
+  if (err instanceof ZiStoreError && err.code === 410) return 'history';
+  if (err instanceof ZiTimeoutError || (err instanceof ZiStoreError && err.code === 503)) return 'unavailable';
+  return 'fatal';
 }
