@@ -172,6 +172,8 @@ export class ZiClient {
   private leader: string | null = null;
   private leaderLookup: Promise<void> | null = null;
   private readonly requests: RequestMux;
+  /** Every node id `members` has named (as a member or a replica). */
+  private readonly nodesSeen = new Set<string>();
 
   constructor(
     readonly nc: NatsConnection,
@@ -323,8 +325,8 @@ export class ZiClient {
    * (PROTOCOL.md "Watch"). It resumes by itself at another node when its node fails or falls
    * behind, from the last revision it reached, so nothing is skipped or repeated. It throws
    * ZiStoreError 410 only when no node keeps the history it needs (older than every node's
-   * retention): every member answered 410, or those that did not stayed unreachable for 30 s
-   * (HISTORY_SEARCH_MS). It ends when `signal` aborts.
+   * retention): every node it has heard of answered 410, or those that did not stayed
+   * unreachable for 30 s (HISTORY_SEARCH_MS). It ends when `signal` aborts.
    */
   async *watch(opts: WatchOptions = {}): AsyncGenerator<WatchEvent> {
     if (opts.push === true) {
@@ -417,8 +419,15 @@ export class ZiClient {
     }
   }
 
+  /**
+   * A watch looking for its history asks every node this client has heard of, not only the
+   * members of the moment: a node restarting is missing from them for a while, with its history.
+   */
   private watchRetry(): WatchRetry {
-    return new WatchRetry(async () => (await this.members({ timeoutMs: this.timeoutMs }).catch(() => null))?.members.map((m) => m.id) ?? null);
+    return new WatchRetry(async () => {
+      await this.members({ timeoutMs: this.timeoutMs }).catch(() => null);
+      return this.nodesSeen.size > 0 ? [...this.nodesSeen] : null;
+    });
   }
 
   /** A member that says it serves, at random (spreads watchers over the nodes); 503 when none. */
@@ -430,7 +439,10 @@ export class ZiClient {
 
   async members(opts?: CallOptions): Promise<MembersView> {
     const msg = await this.callOnce('members', null, new Uint8Array(0), { timeoutMs: this.timeoutMs, ...opts });
-    return JSON.parse(decoder.decode(msg.data)) as MembersView;
+    const view = JSON.parse(decoder.decode(msg.data)) as MembersView;
+    for (const m of view.members) this.nodesSeen.add(m.id);
+    for (const id of view.replicas) this.nodesSeen.add(id);
+    return view;
   }
 }
 

@@ -25,7 +25,7 @@ export class WatchRetry {
   private failures = 0;
 
   constructor(
-    /** The member ids, or null when they cannot be had now. */
+    /** The ids of the nodes to ask, or null when none are known now. */
     private readonly members: () => Promise<string[] | null>,
     private readonly now: () => number = () => performance.now(),
   ) {}
