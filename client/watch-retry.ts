@@ -10,15 +10,15 @@ export type WatchFailure =
   | 'fatal';
 
 /**
- * How long a watch whose node lacks its history goes on asking the members that could not answer
+ * How long a watch whose node lacks its history goes on asking the nodes that could not answer
  * (one that is down may keep the history and come back), ms; then it ends with the 410.
  */
 export const HISTORY_SEARCH_MS = 30_000;
 
 export class WatchRetry {
-  /** After a 410: the members to ask still, in turn (null: not looking for a history). */
+  /** After a 410: the nodes to ask still, in turn (null: not looking for a history). */
   private untried: string[] | null = null;
-  /** Members that answered 410 since the last success. */
+  /** Nodes that answered 410 since the last success. */
   private readonly refused = new Set<string>();
   private refusal: unknown = null;
   private searchStarted = 0;
@@ -26,7 +26,7 @@ export class WatchRetry {
 
   constructor(
     /** The ids of the nodes to ask, or null when none are known now. */
-    private readonly members: () => Promise<string[] | null>,
+    private readonly nodes: () => Promise<string[] | null>,
     private readonly now: () => number = () => performance.now(),
   ) {}
 
@@ -39,8 +39,8 @@ export class WatchRetry {
 
   /**
    * The node to ask next (undefined: any) after a request to `failed` (undefined: any) failed with
-   * `err`; throws what ends the watch. After a 410 every member is asked in turn; only one that
-   * answers 410 itself is left out, so a watch ends with the 410 once every member refused, or when
+   * `err`; throws what ends the watch. After a 410 every node is asked in turn; only one that
+   * answers 410 itself is left out, so a watch ends with the 410 once every node refused, or when
    * those that could not answer stayed so for HISTORY_SEARCH_MS.
    */
   async nextNode(err: unknown, failure: WatchFailure, failed: string | undefined, stopped: Promise<null>): Promise<string | undefined> {
@@ -59,10 +59,10 @@ export class WatchRetry {
     }
     if (this.now() - this.searchStarted > HISTORY_SEARCH_MS) throw this.refusal;
     if (this.untried.length === 0) {
-      const members = await this.members();
-      // Members unknown for now: any node (one that refuses says so again).
-      if (members === null) return undefined;
-      this.untried = members.filter((id) => !this.refused.has(id));
+      const nodes = await this.nodes();
+      // None known for now: any node (one that refuses says so again).
+      if (nodes === null) return undefined;
+      this.untried = nodes.filter((id) => !this.refused.has(id));
       if (this.untried.length === 0) throw this.refusal;
     }
     return this.untried.shift();
