@@ -190,12 +190,13 @@ export class ChangeLog {
    */
   endTransfer(received: ChangeTransfer | null, fallback: number): void {
     if (!this.transferring) return;
-    this.transferring = false;
     if (received === null || received.through < this._stable) {
+      this.transferring = false;
       this.raiseFloor(Math.max(this.deferredFloor, fallback), 'a state transfer without the leader\'s changes');
       return;
     }
-    // The leader's changes start above our stable revision, or ours are gone: drop what does not connect.
+    // The leader's changes start above our stable revision, or ours are gone: drop what does not
+    // connect. Still transferring: `stable` must not move past them before they are in.
     if (received.after > this._stable) this.raiseFloor(received.after, 'the leader\'s changes start above ours');
     this.staged.deleteRange(0, received.through, true);
     this.inFlight.deleteRange(0, received.through, true);
@@ -211,6 +212,7 @@ export class ChangeLog {
       this.onRecorded?.(c.rev, group);
     }
     this._stable = Math.max(this._stable, received.through);
+    this.transferring = false;
     this.trim();
     if (this.deferredFloor > received.through) this.raiseFloor(this.deferredFloor, 'a write left undecided during a state transfer');
     if (!this.advance()) this.notify();

@@ -10,7 +10,7 @@ import { EXPIRY } from './cache-entry.machine.ts';
 import { Expiries } from './expiries.ts';
 import { KeyTurns } from './key-turns.ts';
 import { newerReplicaSet, type Bus, type Clock, type Coordinator, type EpochClaim, type Log, type NodeObserver } from './ports.ts';
-import type { ClientReply, PeerMessage, PeerReply, PendingEntry, SnapshotEntry, WriteCommand } from './protocol.ts';
+import type { ChangeTransfer, ClientReply, PeerMessage, PeerReply, PendingEntry, SnapshotEntry, WriteCommand } from './protocol.ts';
 import { ReplicaLink } from './replica-link.ts';
 import type { ReplicaStore } from './replica-store.ts';
 import { fail } from './request.ts';
@@ -967,13 +967,12 @@ export class LeaderTerm {
       // changes sent: the joiner must not take them as complete. It tries again, for a full copy.
       if (since > 0 && store.deletesKnownAbove > since) throw new Error(`deletes above ${since} forgotten during the catch-up`);
       // Our committed changes up to the admission: the joiner's change log goes on from them.
-      // Nothing at or below it is in flight any more (new writes are above it, earlier ones have
-      // finished, recommits too): a revision up to it that our copy never saw committed was given
-      // to a write that failed, so our log may vouch for all of them.
-      if (this.recommitting === 0 && ![...this.inflightRevs].some((rev) => rev <= what.lastRevBefore)) store.changes.held(what.lastRevBefore);
-      const changes = what.changesAfter === undefined ? null : store.changes.transferable(what.changesAfter, what.lastRevBefore, CHANGES_TRANSFER_BYTES);
+      // While writes of the previous term wait to be re-committed (they wait for a second copy:
+      // maybe this joiner), they come later, in a 'history' message (sendHistoryLater).
+      const changes = what.changesAfter === undefined ? null : this.changesUpTo(what.changesAfter, what.lastRevBefore);
+      const historyFollows = what.changesAfter !== undefined && changes === null && !this.decidedUpTo(what.lastRevBefore);
       const done: PeerMessage = { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq, entries: [], done: true, maxRev: Math.max(store.maxRev, this.nextRev - 1) };
-      await this.sendChunk(id, changes === null ? done : { ...done, changes });
+      await this.sendChunk(id, changes !== null ? { ...done, changes } : historyFollows ? { ...done, historyFollows } : done);
       // Dropped while the last chunk was in flight (suspected, or gone from ZooKeeper): not a
       // replica. Forget the admission too, or its lease requests would hear "still joining" for
       // ever; now they hear NOT_REPLICA, which sends it to join again.
@@ -995,6 +994,7 @@ export class LeaderTerm {
       this.lastGrant.set(id, this.ports.clock.now());
       this.ports.observer?.resync?.(id, entries, true);
       this.log.info({ peer: id, entries, since, ms: Math.round(this.ports.clock.now() - started) }, since > 0 ? 'caught up' : 'joined');
+      if (historyFollows) void this.sendHistoryLater(id, token, what.changesAfter!, what.lastRevBefore);
     } catch (err) {
       this.ports.observer?.resync?.(id, 0, false, true);
       this.log.warn({ err, peer: id }, 'state transfer failed');
@@ -1005,9 +1005,45 @@ export class LeaderTerm {
     }
   }
 
+  /**
+   * Is every revision up to `rev` decided here? Nothing at or below it is in flight any more (new
+   * writes are above it, earlier ones have finished, recommits too): a revision up to it that our
+   * copy never saw committed was given to a write that failed, so our log may vouch for all of them.
+   */
+  private decidedUpTo(rev: number): boolean {
+    return this.recommitting === 0 && ![...this.inflightRevs].some((r) => r <= rev);
+  }
+
+  /** Our committed changes in (after, through] for a joiner's change log, null when we cannot vouch for them (yet). */
+  private changesUpTo(after: number, through: number): ChangeTransfer | null {
+    const { changes } = this.ports.store;
+    if (this.decidedUpTo(through)) changes.held(through);
+    return changes.transferable(after, through, CHANGES_TRANSFER_BYTES);
+  }
+
+  /**
+   * The changes a joiner's transfer ended without (`historyFollows`): sent once every revision up
+   * to the admission is decided here, while it is still our replica from that admission.
+   */
+  private async sendHistoryLater(id: string, admission: number, after: number, through: number): Promise<void> {
+    const stillOurs = () => this.ended === null && this.replicas.has(id) && !this.joining.has(id) && !this.removing.has(id);
+    while (!this.decidedUpTo(through)) {
+      if (!stillOurs()) return;
+      await sleep(this.ports.clock, this.config.leaseMs / 8);
+    }
+    if (!stillOurs()) return;
+    const changes = this.changesUpTo(after, through);
+    if (changes === null) this.log.warn({ peer: id, after, through }, 'no changes to send the joiner after all: its watch history starts later');
+    try {
+      await this.sendChunk(id, { type: 'history', from: this.config.nodeId, epoch: this.epoch, admission, ...(changes === null ? {} : { changes }) });
+    } catch (err) {
+      this.log.warn({ err, peer: id }, 'the changes promised to a joiner were not delivered: its watch history starts later');
+    }
+  }
+
   /** NOT_READY: the joiner has not yet handled our admission reply; try again shortly. */
   private async sendChunk(id: string, message: PeerMessage): Promise<void> {
-    this.ports.observer?.message?.('out', 'snapshot', id, []);
+    this.ports.observer?.message?.('out', message.type, id, []);
     for (let attempt = 0; ; attempt++) {
       const reply = await this.ports.bus.request(id, message, this.config.opTimeoutMs);
       if (reply.ok) return;

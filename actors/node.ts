@@ -405,6 +405,7 @@ export class ZiNode {
       case 'invalidate':
       case 'validate':
       case 'snapshot':
+      case 'history':
         return this.replica.receive(message);
       case 'sync': {
         const fullCopy = this.hasFullCopy();
@@ -468,6 +469,7 @@ export class ZiNode {
       case 'invalidate':
       case 'validate':
       case 'snapshot':
+      case 'history':
         return this.replica.refuseUnlessFromLeader(message);
       case 'sync':
         if (message.epoch < promised || (term !== null && term.epoch >= message.epoch)) {

@@ -135,7 +135,12 @@ export function checkPeerMessage(x: unknown): PeerMessage {
       break;
     case 'snapshot':
       need(isCount(m.seq) && isCount(m.admission) && isCount(m.maxRev) && typeof m.done === 'boolean', 'snapshot needs admission, seq, maxRev, done');
+      need(m.historyFollows === undefined || typeof m.historyFollows === 'boolean', 'historyFollows must be a boolean');
       checkEntries(m.entries, true);
+      if (m.changes !== undefined) checkChanges(m.changes);
+      break;
+    case 'history':
+      need(isCount(m.admission), 'history needs an admission');
       if (m.changes !== undefined) checkChanges(m.changes);
       break;
     default:

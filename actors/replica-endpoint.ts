@@ -22,7 +22,7 @@ export interface ReplicaHost {
 }
 
 type EndpointConfig = Pick<NodeConfig, 'nodeId' | 'opTimeoutMs' | 'leaseMs' | 'joinTimeoutMs'>;
-type LeaderMessage = Extract<PeerMessage, { type: 'invalidate' | 'validate' | 'snapshot' }>;
+type LeaderMessage = Extract<PeerMessage, { type: 'invalidate' | 'validate' | 'snapshot' | 'history' }>;
 
 export class ReplicaEndpoint {
   /** Highest epoch heard of (ZooKeeper, a sync, our own claim): older messages are refused. */
@@ -39,6 +39,12 @@ export class ReplicaEndpoint {
   private joinAttempts = 0;
   /** The admission our current join was given (snapshot chunks of any other are refused) and where its transfer starts (0: a full snapshot). */
   private admission: { token: number; since: number } | null = null;
+  /**
+   * Our transfer ended without the leader's changes, which it promised for later (`historyFollows`):
+   * the change log stays in its transfer until they come, or until the admission they belong to
+   * is over (a new join, a new epoch), when its floor rises to `fallback`.
+   */
+  private awaitingHistory: { token: number; fallback: number } | null = null;
   /** Why the data dir failed (this node then acks no write), null while it works. */
   dataDirProblem: string | null = null;
   private readonly log: Log;
@@ -76,12 +82,14 @@ export class ReplicaEndpoint {
   epochAnnounced(epoch: number, leader: string | null): boolean {
     if (epoch <= this.promised) return false;
     this.promised = epoch;
+    this.giveUpHistory();
     this.forwardTo(leader, `epoch ${epoch} has leader ${leader}`);
     return true;
   }
 
   /** We claimed `epoch` and lead it: we take our own writes. */
   claimed(epoch: number): void {
+    this.giveUpHistory();
     this.promised = Math.max(this.promised, epoch);
     this.syncedEpoch = epoch;
     this.syncedLeader = this.leader = this.config.nodeId;
@@ -105,6 +113,7 @@ export class ReplicaEndpoint {
 
   /** A sync of a newer epoch (checked): we take that leader's writes; `fullCopy` says whether our copy holds every acknowledged write. */
   sync(message: Extract<PeerMessage, { type: 'sync' }>, fullCopy: boolean): PeerReply {
+    this.giveUpHistory();
     this.promised = this.syncedEpoch = message.epoch;
     this.forwardTo(message.from, `synchronised by ${message.from}`);
     this.syncedLeader = message.from;
@@ -133,14 +142,29 @@ export class ReplicaEndpoint {
           store.maxRev = Math.max(store.maxRev, message.maxRev);
           if (this.admission.since > 0) store.caughtUp();
           else store.snapshotComplete(message.maxRev);
-          store.changes.endTransfer(message.changes ?? null, store.maxRev);
+          if (message.historyFollows === true) this.awaitingHistory = { token: message.admission, fallback: store.maxRev };
+          else store.changes.endTransfer(message.changes ?? null, store.maxRev);
           this.joinDone?.resolve();
           // The leader records us as a replica on this ack: the copy must be stored by then.
           if (store.onDisk) return this.stored();
         }
         return ACK;
       }
+      case 'history':
+        // Of an admission we no longer wait for: nothing to do.
+        if (message.admission !== this.awaitingHistory?.token) return ACK;
+        this.awaitingHistory = null;
+        store.changes.endTransfer(message.changes ?? null, store.maxRev);
+        return ACK;
     }
+  }
+
+  /** Stop waiting for the changes the leader promised: the log's floor rises over what the transfer brought. */
+  private giveUpHistory(): void {
+    if (this.awaitingHistory === null) return;
+    const { fallback } = this.awaitingHistory;
+    this.awaitingHistory = null;
+    this.parts.store.changes.endTransfer(null, fallback);
   }
 
   /**
@@ -179,6 +203,7 @@ export class ReplicaEndpoint {
     // Refuse the leader's messages until the admission is handled (even if we were synced to it).
     this.syncedLeader = null;
     this.admission = null;
+    this.giveUpHistory();
     observer?.message?.('out', 'join', leader, []);
     const reply = await bus.request(
       leader,
@@ -202,6 +227,7 @@ export class ReplicaEndpoint {
     // What the transfer brings goes into the change log only with the leader's changes at its end
     // (the last chunk); a transfer that does not get there raises the log's floor over it all.
     store.changes.beginTransfer();
+    let finished = false;
     try {
       if (reply.since > 0) store.rollBackTo(reply.since);
       else store.clear();
@@ -213,7 +239,6 @@ export class ReplicaEndpoint {
       this.promised = Math.max(this.promised, epoch);
       this.lastChunkAt = clock.now();
       // The transfer may take long for big data sets; give up only when chunks stop coming.
-      let finished = false;
       void done.promise.then(() => (finished = true), () => undefined);
       while (!finished) {
         await deadlines.settledWithin(this.config.joinTimeoutMs / 4, done.promise);
@@ -223,7 +248,9 @@ export class ReplicaEndpoint {
         }
       }
     } finally {
-      store.changes.endTransfer(null, store.maxRev);
+      // Done, with the leader's changes to follow: the log waits for them (the 'history' message).
+      if (!finished || abandoned()) this.giveUpHistory();
+      if (this.awaitingHistory === null) store.changes.endTransfer(null, store.maxRev);
     }
     if (abandoned()) throw new Error('join abandoned');
     this.refused = false;

@@ -73,7 +73,7 @@ const CONTEXT_FIELDS_MAX = 8;
 const clip = (key: string) => (key.length > KEY_CHARS_MAX ? `${key.slice(0, KEY_CHARS_MAX)}…` : key);
 
 /** Peer message types the view shows; lease renewals (several a second per follower) would drown it. */
-const SHOWN_MESSAGES = new Set(['invalidate', 'validate', 'forward', 'read', 'join', 'sync', 'snapshot']);
+const SHOWN_MESSAGES = new Set(['invalidate', 'validate', 'forward', 'read', 'join', 'sync', 'snapshot', 'history']);
 
 interface ActorLike {
   id?: string;

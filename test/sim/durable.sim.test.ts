@@ -69,6 +69,11 @@ describe('durable - stories', () => {
     const transfers = c.trace.lines.slice(firstLeads).filter((l) => / info (joined|caught up) /.test(l));
     expect(transfers.filter((l) => l.includes(' joined ')), transfers.join('\n')).toEqual([]);
     expect(transfers.filter((l) => l.includes(` since=${rev}`)).length, transfers.join('\n')).toBe(2);
+    // The watch history survives too: every node can still tell both changes.
+    for (const id of c.ids) {
+      const log = c.changesOf(id)!;
+      expect({ id, floor: log.floor, revs: log.changes.map((ch) => ch.rev) }, c.trace.lines.filter((l) => l.includes('floor')).join('\n')).toEqual({ id, floor: 0, revs: [rev - 1, rev] });
+    }
   });
 
   it('ZooKeeper loses its data in a power cut: the node left out of the last replica set, back first, never serves; every acknowledged write survives', async () => {

@@ -132,6 +132,20 @@ describe('ChangeLog', () => {
     expect(leader.changes.transferable(0, 6, 130)).toMatchObject({ after: 4, through: 6 });
   });
 
+  it("takes in the leader's changes that start above its own, even when a lease already covers them", () => {
+    const log = new ChangeLog(() => 0);
+    log.committed(1, 'a', bytes('1'));
+    log.pending(2); // still in flight when the lease below came: stable stays at 1
+    log.held(10);
+    expect(log.stable).toBe(1);
+    log.beginTransfer();
+    const change = (rev: number) => ({ rev, key: 'b', kind: 'put' as const, value: bytes(String(rev)) });
+    log.endTransfer({ after: 5, through: 8, changes: [change(6), change(7), change(8)] }, 8);
+    expect(log.floor).toBe(5);
+    expect(revs(log)).toEqual(['6:b:put', '7:b:put', '8:b:put']);
+    expect(log.stable).toBe(10);
+  });
+
   it('keeps a copy of each value, not a view on the message it came in', () => {
     const store = new ReplicaStore();
     const message = bytes('hello');
