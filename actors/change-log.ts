@@ -14,6 +14,7 @@
 
 import type { StoredChange } from './ports.ts';
 import type { ChangeTransfer } from './protocol.ts';
+import { compareKeys } from './key-order.ts';
 import { BTree } from './sorted-btree.ts';
 import { slabCopy } from './value-slab.ts';
 
@@ -41,6 +42,16 @@ export interface ChangeRetention {
 export const defaultChangeRetention: ChangeRetention = { maxChanges: 100_000, maxAgeMs: 60 * 60 * 1000, maxBytes: 64 * 1024 * 1024 };
 
 const changeBytes = (c: Change): number => c.key.length + (c.value?.byteLength ?? 0) + 48;
+
+// The changes of one revision (a transaction's writes) are kept in key order: every node then
+// tells them in the same order, whatever order their validates came in.
+const byKey = (a: Change, b: Change): number => compareKeys(a.key, b.key);
+
+function inKeyOrder(group: Change[], change: Change): void {
+  let at = group.length;
+  while (at > 0 && byKey(group[at - 1]!, change) > 0) at--;
+  group.splice(at, 0, change);
+}
 
 export class ChangeLog {
   /** Stable changes in revision order; those before `head` are dropped (compacted now and then). */
@@ -108,7 +119,7 @@ export class ChangeLog {
     const change: Change = { rev, key, kind, value: value === null ? null : slabCopy(value), at: this.now() };
     let group = this.staged.get(rev);
     if (group === undefined) this.staged.set(rev, (group = [change]));
-    else group.push(change);
+    else inKeyOrder(group, change);
     this.onRecorded?.(rev, group);
     // Held back for long (no lease, a decision that does not come): bounded like the log.
     if (this.staged.size > this.retention.maxChanges) this.raiseFloor(this.staged.minKey()!, 'changes held back too long');
@@ -161,7 +172,7 @@ export class ChangeLog {
     const now = this.now();
     for (const [rev, group] of recorded) {
       if (rev <= this._floor) continue;
-      const changes = group.map((c): Change => ({ rev, key: c.key, kind: c.kind, value: c.value, at: now }));
+      const changes = group.map((c): Change => ({ rev, key: c.key, kind: c.kind, value: c.value, at: now })).sort(byKey);
       if (rev > this._stable) this.staged.set(rev, changes);
       else
         for (const change of changes) {

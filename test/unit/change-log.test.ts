@@ -48,6 +48,16 @@ describe('ChangeLog', () => {
     expect(revs(store.changes)).toEqual(['1:a:put', '1:b:put']);
   });
 
+  it('tells the writes of one revision in key order, whatever order their validates came in', () => {
+    const logs = [['b', 'c', 'a'], ['c', 'a', 'b']].map((order) => {
+      const log = new ChangeLog(() => 0);
+      for (let i = 0; i < order.length; i++) log.pending(1);
+      for (const key of order) log.committed(1, key, bytes(key));
+      return revs(log);
+    });
+    expect(logs).toEqual([['1:a:put', '1:b:put', '1:c:put'], ['1:a:put', '1:b:put', '1:c:put']]);
+  });
+
   it('raises the floor above a write in flight that a newer one replaced: whether it was committed is unknown', () => {
     const store = new ReplicaStore();
     write(store, 'a', 1, 'x');
