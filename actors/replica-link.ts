@@ -30,6 +30,12 @@ export class ReplicaLink {
   private queue: Batch[] = [];
   private readonly unanswered = new Set<Batch>();
   private validations: KeyRevision[] = [];
+  /**
+   * Validations sent in a request with no reply yet, by key. A write of the same key carries its
+   * validation again: the replica must never take the newer write before the older one's
+   * validate, or it cannot tell whether the older one was committed (a lost or late message).
+   */
+  private readonly unconfirmed = new Map<string, number>();
   private flushScheduled = false;
   private retryTimer: unknown = null;
   private aborted: unknown = null;
@@ -83,6 +89,7 @@ export class ReplicaLink {
     this.queue = [];
     this.unanswered.clear();
     this.validations = [];
+    this.unconfirmed.clear();
   }
 
   private scheduleFlush(): void {
@@ -102,8 +109,9 @@ export class ReplicaLink {
       const message: PeerMessage = { type: 'validate', from: this.config.from, epoch: this.config.epoch, validated };
       this.observer?.message?.('out', 'validate', this.config.to, validated.map((v) => v.key));
       this.validations = [];
+      this.sent(validated);
       this.bus.request(this.config.to, message, this.config.ackTimeoutMs).then(
-        () => undefined,
+        (reply) => this.answered(validated, reply),
         () => this.resend(validated),
       );
     }
@@ -111,7 +119,11 @@ export class ReplicaLink {
 
   /** Validations whose request got no reply go again, after a pause, while the replica is wanted. */
   private resend(validated: KeyRevision[]): void {
-    if (this.aborted !== null || validated.length === 0 || !this.config.wanted()) return;
+    if (this.aborted !== null || validated.length === 0) return;
+    if (!this.config.wanted()) {
+      this.unconfirmed.clear();
+      return;
+    }
     this.validations = validated.concat(this.validations);
     if (this.retryTimer !== null) return;
     this.retryTimer = this.clock.setTimeout(() => {
@@ -122,8 +134,30 @@ export class ReplicaLink {
     }, this.config.ackTimeoutMs);
   }
 
+  private sent(validated: readonly KeyRevision[]): void {
+    for (const v of validated) this.unconfirmed.set(v.key, v.rev);
+  }
+
+  /** A reply that is not ok applied nothing: those validations stay unconfirmed. */
+  private answered(validated: readonly KeyRevision[], reply: PeerReply): void {
+    if (!reply.ok) return;
+    for (const v of validated) if (this.unconfirmed.get(v.key) === v.rev) this.unconfirmed.delete(v.key);
+  }
+
+  /** The validations a batch carries: those due, and those still unconfirmed of its keys. */
+  private validationsFor(entries: readonly PendingEntry[]): KeyRevision[] {
+    const due = this.validations;
+    if (this.unconfirmed.size === 0) return due;
+    let again: KeyRevision[] | null = null;
+    for (const e of entries) {
+      const rev = this.unconfirmed.get(e.key);
+      if (rev !== undefined && rev < e.rev) (again ??= []).push({ key: e.key, rev });
+    }
+    return again === null ? due : again.concat(due);
+  }
+
   private sendBatch(batch: Batch): void {
-    const validated = this.validations;
+    const validated = this.validationsFor(batch.entries);
     const message: PeerMessage = {
       type: 'invalidate',
       from: this.config.from,
@@ -132,6 +166,7 @@ export class ReplicaLink {
       validated,
     };
     this.validations = [];
+    this.sent(validated);
     const observer = this.observer;
     const sentAt = this.clock.now();
     observer?.message?.('out', 'invalidate', this.config.to, batch.entries.map((e) => e.key));
@@ -139,6 +174,7 @@ export class ReplicaLink {
     this.bus.request(this.config.to, message, this.config.ackTimeoutMs).then(
       (reply) => {
         this.unanswered.delete(batch);
+        this.answered(validated, reply);
         observer?.replication?.(this.config.to, batch.entries.length, this.clock.now() - sentAt, reply.ok);
         batch.reply.resolve(reply);
       },

@@ -14,14 +14,16 @@ const ACK_TIMEOUT_MS = 300;
 function setup(options: { wanted?: () => boolean } = {}) {
   const clock = new SimulatedClock();
   const sent: PeerMessage[] = [];
-  /** Replies to requests, in order; `lost` rejects like a request that got no reply. */
-  const script: Array<'ok' | 'lost'> = [];
+  /** Replies to requests, in order; `lost` rejects like a request that got no reply; `held` replies once `release` runs. */
+  const script: Array<'ok' | 'lost' | 'held'> = [];
+  const held: Array<() => void> = [];
   const bus: Bus = {
     serveClients: async () => undefined,
     servePeers: async () => undefined,
     request: (_to: string, message: PeerMessage): Promise<PeerReply> => {
       sent.push(message);
       const next = script.shift() ?? 'ok';
+      if (next === 'held') return new Promise((resolve) => held.push(() => resolve({ ok: true, type: 'ack' })));
       return next === 'ok' ? Promise.resolve({ ok: true, type: 'ack' }) : Promise.reject(new BusTimeoutError('lost'));
     },
     send: (_to: string, message: PeerMessage) => void sent.push(message),
@@ -34,7 +36,8 @@ function setup(options: { wanted?: () => boolean } = {}) {
   );
   const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
   const validatedKeys = () => sent.flatMap((m) => (m.type === 'validate' || m.type === 'invalidate' ? m.validated.map((v) => `${v.key}@${v.rev}`) : []));
-  return { clock, sent, script, link, turn, validatedKeys };
+  const release = () => held.splice(0).forEach((reply) => reply());
+  return { clock, sent, script, link, turn, validatedKeys, release };
 }
 
 describe('replica link', () => {
@@ -54,6 +57,25 @@ describe('replica link', () => {
     t.clock.increment(ACK_TIMEOUT_MS * 3);
     await t.turn();
     expect(t.sent).toHaveLength(2);
+  });
+
+  it('replica link - a write carries the validation of its key\'s last write again until the replica confirmed it', async () => {
+    const t = setup();
+    t.script.push('held');
+    t.link.validate('k', 7);
+    await t.turn();
+    const entry = (key: string, rev: number) => ({ key, rev, value: new Uint8Array([1]) });
+    void t.link.invalidate(entry('other', 8));
+    await t.turn();
+    void t.link.invalidate(entry('k', 9));
+    await t.turn();
+    // The validate is unanswered: only the write of `k` carries it again, so `k@7` is never behind `k@9`.
+    expect(t.sent.map((m) => (m.type === 'invalidate' ? `${m.entries[0]!.key}:${m.validated.map((v) => `${v.key}@${v.rev}`).join(',')}` : m.type))).toEqual(['validate', 'other:', 'k:k@7']);
+    t.release();
+    await t.turn();
+    void t.link.invalidate(entry('k', 10));
+    await t.turn();
+    expect(t.sent.at(-1)).toMatchObject({ type: 'invalidate', validated: [] });
   });
 
   it('replica link - validations carried by a lost invalidate ride on the next request', async () => {
