@@ -76,10 +76,12 @@ async function main(): Promise<void> {
   const byKind = new Map<string, number>();
   let virtualMs = 0;
   let events = 0;
+  const historyLost: number[] = [];
   for (let seed = args.start; seed < args.start + args.seeds; seed++) {
     const result = await runSeed({ seed, faults, multiKey: args.multiKey });
     virtualMs += result.virtualMs;
     events += result.events;
+    if (result.historyLostThrough > 0) historyLost.push(seed);
     if (!result.ok) {
       failed.push({ seed, failures: result.failures });
       for (const k of result.failures) byKind.set(k, (byKind.get(k) ?? 0) + 1);
@@ -100,6 +102,7 @@ async function main(): Promise<void> {
   if (failed.length > 0) {
     console.log(`failing seeds: ${failed.map((f) => f.seed).join(' ')}`);
   }
+  if (historyLost.length > 0) console.log(`seeds where no node kept the oldest changes for watchers: ${historyLost.length} (${historyLost.slice(0, 20).join(' ')})`);
   process.exitCode = failed.length > 0 ? 1 : 0;
 }
 

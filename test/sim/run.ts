@@ -35,6 +35,8 @@ export interface SeedResult {
   history: Operation[];
   virtualMs: number;
   events: number;
+  /** Changes at or below this revision are at no node's watch history at the end (0: none lost). */
+  historyLostThrough: number;
   /** Node log lines at error level (not failures by themselves; e.g. data-loss warnings). */
   errors: string[];
   violations: Violation[];
@@ -101,6 +103,8 @@ export class Outcome {
   readonly failures: string[] = [];
   readonly details: string[] = [];
   readonly rejections: unknown[] = [];
+  /** The lowest watch-history floor over the nodes at the end: changes at or below it are at no node any more. */
+  historyLostThrough = 0;
 
   fail(kind: string, ...details: string[]): void {
     this.failures.push(kind);
@@ -141,6 +145,7 @@ export async function settleAndVerify(cluster: SimCluster, keys: readonly string
   // What watches would read at each node: checked whatever else happened.
   const logs = cluster.ids.map((id) => cluster.changesOf(id)).filter((l): l is NodeChanges => l !== null);
   const watchProblems = checkChangeLogs(cluster.history, logs);
+  outcome.historyLostThrough = logs.length === 0 ? 0 : Math.min(...logs.map((l) => l.floor));
   if (watchProblems.length > 0) outcome.fail('watch', 'watch history broken:', ...watchProblems.map((p) => `  ${p}`));
   if (!outcome.failures.includes('liveness')) {
     const diverged = cluster.convergence();
@@ -183,7 +188,7 @@ export function assess(cluster: SimCluster, outcome: Outcome, name: string, shap
   const counts = countOutcomes(history);
   const summary =
     unique.length === 0
-      ? `${name} ok ${shape} ops=${history.length} (${counts}) t=${cluster.now().toFixed(0)}ms events=${cluster.scheduler.events}`
+      ? `${name} ok ${shape} ops=${history.length} (${counts}) t=${cluster.now().toFixed(0)}ms events=${cluster.scheduler.events}${outcome.historyLostThrough > 0 ? ` watch-history-lost-through=${outcome.historyLostThrough}` : ''}`
       : `${name} FAILED [${unique.join(', ')}] ${shape} ops=${history.length} (${counts}) t=${cluster.now().toFixed(0)}ms`;
   if (unique.length > 0) details.push(`final: ${cluster.describe()}`);
   return {
@@ -194,6 +199,7 @@ export function assess(cluster: SimCluster, outcome: Outcome, name: string, shap
     details: details.join('\n'),
     history,
     virtualMs: cluster.now(),
+    historyLostThrough: outcome.historyLostThrough,
     events: cluster.scheduler.events,
     errors,
     violations: cluster.violations,
