@@ -74,6 +74,8 @@ export class ChangeLog {
    */
   private transferring = false;
   private deferredFloor = 0;
+  /** The highest revision of this copy's writes that the transfer rolled back or flushed (rolledBack). */
+  private rolledBackThrough = 0;
   retention: ChangeRetention = defaultChangeRetention;
   /** Told each time the floor rises for another reason than retention (the node logs it); must not throw. */
   onFloorRaised: ((floor: number, why: string) => void) | null = null;
@@ -141,16 +143,31 @@ export class ChangeLog {
     this.missed(rev);
   }
 
+  /**
+   * A state transfer rolled back this copy's write in flight at `rev` (its entry is aborted). The
+   * leader's changes, if they come, decide it: up to their end they hold it if it was committed;
+   * above it, it was not, for the leader holds every committed write and its changes reach up to
+   * the last revision it had given. Without them, the floor rises over it.
+   */
+  rolledBack(rev: number): void {
+    if (this.transferring) this.rolledBackThrough = Math.max(this.rolledBackThrough, rev);
+    else this.raiseFloor(rev, 'a write rolled back outside a state transfer');
+  }
+
   /** The copy took a change at `rev` it did not see committed (a state transfer, a restart). */
   missed(rev: number): void {
     if (this.transferring) this.deferredFloor = Math.max(this.deferredFloor, rev);
     else this.raiseFloor(rev, 'a change not seen committed here');
   }
 
-  /** The copy was flushed: nothing in flight any more, and nothing at or below `rev` is known. */
+  /**
+   * The copy was flushed: nothing in flight any more, and nothing at or below `rev` is known. In
+   * a state transfer, the leader's changes decide it, as for a write rolled back.
+   */
   flushed(rev: number): void {
     this.inFlight.clear();
-    this.missed(rev);
+    if (this.transferring) this.rolledBack(rev);
+    else this.raiseFloor(rev, 'the copy was flushed');
   }
 
   /**
@@ -186,24 +203,30 @@ export class ChangeLog {
     this.advance();
   }
 
-  /** A state transfer starts (see `transferring`). */
+  /**
+   * A state transfer starts (see `transferring`). One that did not end (it failed) is still
+   * undecided here: the new one's changes must cover it too, so what it left stays.
+   */
   beginTransfer(): void {
+    if (this.transferring) return;
     this.transferring = true;
     this.deferredFloor = 0;
+    this.rolledBackThrough = 0;
   }
 
   /**
    * The state transfer ended. With the leader's changes (`received`), this log goes on from them:
    * they cover every revision up to `received.through`, and the leader sent nothing above it but
    * writes this copy sees committed itself; a write above it left undecided here meanwhile (a
-   * newer one replaced it) still raises the floor. Without (an older leader, a failed transfer),
+   * newer one replaced it) still raises the floor, a write rolled back does not (rolledBack).
+   * Without (an older leader, a failed transfer),
    * the floor rises over everything the transfer may have brought: up to `fallback`.
    */
   endTransfer(received: ChangeTransfer | null, fallback: number): void {
     if (!this.transferring) return;
     if (received === null || received.through < this._stable) {
       this.transferring = false;
-      this.raiseFloor(Math.max(this.deferredFloor, fallback), 'a state transfer without the leader\'s changes');
+      this.raiseFloor(Math.max(this.deferredFloor, this.rolledBackThrough, fallback), 'a state transfer without the leader\'s changes');
       return;
     }
     // The leader's changes start above our stable revision, or ours are gone: drop what does not

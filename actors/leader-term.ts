@@ -890,7 +890,9 @@ export class LeaderTerm {
     const earlier = this.admissions.get(from);
     if (earlier !== undefined && earlier.session === session && earlier.attempt === attempt) return earlier.reply;
     const since = this.catchUpFrom(request);
-    const reply = this.startAdmission(from, session, attempt, since, since > 0 ? request.pending : [], request.changesAfter);
+    // Changes of another history would not go on from the joiner's log.
+    const changesAfter = request.history === this.ports.store.history ? request.changesAfter : undefined;
+    const reply = this.startAdmission(from, session, attempt, since, since > 0 ? request.pending : [], changesAfter);
     this.admissions.set(from, { session, attempt, reply });
     return reply;
   }

@@ -40,11 +40,12 @@ export class ReplicaEndpoint {
   /** The admission our current join was given (snapshot chunks of any other are refused) and where its transfer starts (0: a full snapshot). */
   private admission: { token: number; since: number } | null = null;
   /**
-   * Our transfer ended without the leader's changes, which it promised for later (`historyFollows`):
-   * the change log stays in its transfer until they come, or until the admission they belong to
-   * is over (a new join, a new epoch), when its floor rises to `fallback`.
+   * The admission whose leader promised its changes for later (`historyFollows`): the change log
+   * stays in its transfer until they come. A transfer that did not end (this, or a join that
+   * failed) stays open for the next join, whose changes cover it too; a sync that takes our copy
+   * as it is, or our own claim, ends it with the floor raised (endOpenTransfer).
    */
-  private awaitingHistory: { token: number; fallback: number } | null = null;
+  private awaitingHistory: number | null = null;
   /** Why the data dir failed (this node then acks no write), null while it works. */
   dataDirProblem: string | null = null;
   private readonly log: Log;
@@ -82,14 +83,13 @@ export class ReplicaEndpoint {
   epochAnnounced(epoch: number, leader: string | null): boolean {
     if (epoch <= this.promised) return false;
     this.promised = epoch;
-    this.giveUpHistory();
     this.forwardTo(leader, `epoch ${epoch} has leader ${leader}`);
     return true;
   }
 
   /** We claimed `epoch` and lead it: we take our own writes. */
   claimed(epoch: number): void {
-    this.giveUpHistory();
+    this.endOpenTransfer();
     this.promised = Math.max(this.promised, epoch);
     this.syncedEpoch = epoch;
     this.syncedLeader = this.leader = this.config.nodeId;
@@ -113,7 +113,9 @@ export class ReplicaEndpoint {
 
   /** A sync of a newer epoch (checked): we take that leader's writes; `fullCopy` says whether our copy holds every acknowledged write. */
   sync(message: Extract<PeerMessage, { type: 'sync' }>, fullCopy: boolean): PeerReply {
-    this.giveUpHistory();
+    // A full copy serves that leader without a join; any other must join it first.
+    if (fullCopy) this.endOpenTransfer();
+    else this.awaitingHistory = null;
     this.promised = this.syncedEpoch = message.epoch;
     this.forwardTo(message.from, `synchronised by ${message.from}`);
     this.syncedLeader = message.from;
@@ -142,7 +144,7 @@ export class ReplicaEndpoint {
           store.maxRev = Math.max(store.maxRev, message.maxRev);
           if (this.admission.since > 0) store.caughtUp();
           else store.snapshotComplete(message.maxRev);
-          if (message.historyFollows === true) this.awaitingHistory = { token: message.admission, fallback: store.maxRev };
+          if (message.historyFollows === true) this.awaitingHistory = message.admission;
           else store.changes.endTransfer(message.changes ?? null, store.maxRev);
           this.joinDone?.resolve();
           // The leader records us as a replica on this ack: the copy must be stored by then.
@@ -152,19 +154,17 @@ export class ReplicaEndpoint {
       }
       case 'history':
         // Of an admission we no longer wait for: nothing to do.
-        if (message.admission !== this.awaitingHistory?.token) return ACK;
+        if (message.admission !== this.awaitingHistory) return ACK;
         this.awaitingHistory = null;
         store.changes.endTransfer(message.changes ?? null, store.maxRev);
         return ACK;
     }
   }
 
-  /** Stop waiting for the changes the leader promised: the log's floor rises over what the transfer brought. */
-  private giveUpHistory(): void {
-    if (this.awaitingHistory === null) return;
-    const { fallback } = this.awaitingHistory;
+  /** No join will end the change log's open transfer: its floor rises over what the transfer brought. */
+  private endOpenTransfer(): void {
     this.awaitingHistory = null;
-    this.parts.store.changes.endTransfer(null, fallback);
+    this.parts.store.changes.endTransfer(null, this.parts.store.maxRev);
   }
 
   /**
@@ -203,7 +203,8 @@ export class ReplicaEndpoint {
     // Refuse the leader's messages until the admission is handled (even if we were synced to it).
     this.syncedLeader = null;
     this.admission = null;
-    this.giveUpHistory();
+    // The changes an earlier admission promised are no use now: this join's cover them too.
+    this.awaitingHistory = null;
     observer?.message?.('out', 'join', leader, []);
     const reply = await bus.request(
       leader,
@@ -225,32 +226,27 @@ export class ReplicaEndpoint {
     if (abandoned()) throw new Error('join abandoned');
     this.admission = { token: reply.admission, since: reply.since };
     // What the transfer brings goes into the change log only with the leader's changes at its end
-    // (the last chunk); a transfer that does not get there raises the log's floor over it all.
+    // (the last chunk, or a 'history' message); a transfer that does not get there stays open
+    // for the next join (awaitingHistory).
     store.changes.beginTransfer();
+    if (reply.since > 0) store.rollBackTo(reply.since);
+    else store.clear();
+    store.history = reply.history;
+    this.host.toFollower({ type: 'store.flushed' });
+    store.keepTombstones = true;
+    this.syncedEpoch = epoch;
+    this.syncedLeader = leader;
+    this.promised = Math.max(this.promised, epoch);
+    this.lastChunkAt = clock.now();
+    // The transfer may take long for big data sets; give up only when chunks stop coming.
     let finished = false;
-    try {
-      if (reply.since > 0) store.rollBackTo(reply.since);
-      else store.clear();
-      store.history = reply.history;
-      this.host.toFollower({ type: 'store.flushed' });
-      store.keepTombstones = true;
-      this.syncedEpoch = epoch;
-      this.syncedLeader = leader;
-      this.promised = Math.max(this.promised, epoch);
-      this.lastChunkAt = clock.now();
-      // The transfer may take long for big data sets; give up only when chunks stop coming.
-      void done.promise.then(() => (finished = true), () => undefined);
-      while (!finished) {
-        await deadlines.settledWithin(this.config.joinTimeoutMs / 4, done.promise);
-        if (abandoned()) throw new Error('join abandoned');
-        if (!finished && clock.now() - this.lastChunkAt > this.config.joinTimeoutMs) {
-          throw new Error(`state transfer stalled: no chunk for ${this.config.joinTimeoutMs} ms`);
-        }
+    void done.promise.then(() => (finished = true), () => undefined);
+    while (!finished) {
+      await deadlines.settledWithin(this.config.joinTimeoutMs / 4, done.promise);
+      if (abandoned()) throw new Error('join abandoned');
+      if (!finished && clock.now() - this.lastChunkAt > this.config.joinTimeoutMs) {
+        throw new Error(`state transfer stalled: no chunk for ${this.config.joinTimeoutMs} ms`);
       }
-    } finally {
-      // Done, with the leader's changes to follow: the log waits for them (the 'history' message).
-      if (!finished || abandoned()) this.giveUpHistory();
-      if (this.awaitingHistory === null) store.changes.endTransfer(null, store.maxRev);
     }
     if (abandoned()) throw new Error('join abandoned');
     this.refused = false;

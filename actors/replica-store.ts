@@ -539,7 +539,7 @@ export class ReplicaStore {
       const rev = e.pendingRev;
       this.apply(key, { type: 'abort', rev });
       // Rolled back here, which says nothing of whether it was committed elsewhere.
-      this.changes.unknown(rev);
+      this.changes.rolledBack(rev);
     }
     this._intact = false;
     this.heldThrough = base;

@@ -132,6 +132,15 @@ describe('ChangeLog', () => {
     write(other, 'k9', 9, 'y');
     other.changes.endTransfer(leader.changes.transferable(0, 6, 1 << 20), other.maxRev);
     expect(other.changes.floor).toBe(8);
+    // A write of an earlier term rolled back above the changes sent: never committed (the leader would hold it), no floor.
+    const behind = new ReplicaStore();
+    write(behind, 'k1', 1, 'v1');
+    write(behind, 'k5', 9, 'x', false);
+    behind.changes.beginTransfer();
+    behind.rollBackTo(1);
+    behind.changes.endTransfer(leader.changes.transferable(behind.changes.stable, 6, 1 << 20), behind.maxRev);
+    expect(behind.changes.floor).toBe(0);
+    expect(revs(behind.changes)).toEqual(['1:k1:put', '2:k0:put', '3:k1:put', '4:k0:put', '5:k1:put', '6:k0:put']);
     // No changes sent (an older leader): everything the transfer may have brought is below the floor.
     const plain = new ReplicaStore();
     plain.changes.beginTransfer();
