@@ -97,7 +97,11 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
   let inconclusive = false;
   let failingKeyText = '';
   let watchProblems: string[] = [];
-  /** Watches that ended with 410 (no node kept the history): reported, not failures. */
+  /**
+   * Watches that ended with 410 (no node kept the history): failures. A run keeps far fewer
+   * changes than the nodes' retention, and no fault here loses what a disk holds, so every
+   * change is at some node.
+   */
   let watchEnded: string[] = [];
   let progress: NodeJS.Timeout | null = null;
   let detach = () => undefined as void;
@@ -228,6 +232,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
         }
       }
       failures.push(...watchProblems);
+      for (const e of watchEnded) failures.push(`a watch ended with 410 though the run is well within the history the nodes keep: ${e}`);
       for (const [n, s] of notServing) failures.push(`node ${n} not serving ${o.healTimeoutMs / 1000}s after the final heal (last state: ${s})`);
       for (const a of nemesis.anomalies) failures.push(a);
       const bugs = recorder.ops.filter((x) => x.code === '500');

@@ -2,9 +2,9 @@
 // resuming by itself across the faults. What it reported must be every acknowledged write of the
 // revisions it covered, once, in revision order, and nothing that was not written
 // (test/check/watch-check.ts): a watch that skips, repeats or invents fails the run. A watch may
-// also end with 410 when no node kept the history it needed (docs/PROTOCOL.md "Watch"); the run
-// reports that (`ended`) and starts a new watch from the current revision, as a user would after
-// a scan, and the check covers each watch's own span.
+// end with 410 when no node kept the history it needed (docs/PROTOCOL.md "Watch"), a failure of the
+// run here (runner.ts); the watcher records it (`ended`) and starts a new watch from the current
+// revision, as a user would after a scan, so the check still covers each watch's own span.
 import type { NatsConnection } from 'nats';
 import { ZiClient, ZiStoreError } from '../../client/index.ts';
 import type { Operation } from '../check/history.ts';
@@ -19,7 +19,7 @@ interface Span {
 
 export class RunWatcher {
   private readonly spans: Span[] = [];
-  /** Why watches ended early (410): reported, not failures. */
+  /** Why watches ended early (410). */
   readonly ended: string[] = [];
   private failure: unknown = null;
   private readonly abort = new AbortController();
