@@ -113,9 +113,10 @@ export class ChangeLog {
   committed(rev: number, key: string, value: Uint8Array | null, kind: ChangeKind = value === null ? 'delete' : 'put'): void {
     this.settle(rev);
     if (rev <= this._floor) return;
-    // Below `stable` nothing may still come: a change that does was missed by the rules above.
+    // Below `stable` nothing may still come: a change that does was missed by the rules above,
+    // unless it is one the leader's changes already brought (its validate came late).
     if (rev <= this._stable) {
-      this.raiseFloor(rev, 'a change came below the stable revision');
+      if (!this.holds(rev, key)) this.raiseFloor(rev, 'a change came below the stable revision');
       return;
     }
     const change: Change = { rev, key, kind, value: value === null ? null : slabCopy(value), at: this.now() };
@@ -157,7 +158,7 @@ export class ChangeLog {
   /** The copy took a change at `rev` it did not see committed (a state transfer, a restart). */
   missed(rev: number): void {
     if (this.transferring) this.deferredFloor = Math.max(this.deferredFloor, rev);
-    else this.raiseFloor(rev, 'a change not seen committed here');
+    else { console.error('DBG missed', (globalThis as any).NOW?.(), rev); this.raiseFloor(rev, 'a change not seen committed here'); }
   }
 
   /**
@@ -208,6 +209,7 @@ export class ChangeLog {
    * undecided here: the new one's changes must cover it too, so what it left stays.
    */
   beginTransfer(): void {
+    if ((globalThis as any).DBG) console.error('DBG begin', (globalThis as any).NOW?.(), this.transferring, new Error().stack?.split('\n').slice(2,3).join(' | '));
     if (this.transferring) return;
     this.transferring = true;
     this.deferredFloor = 0;
@@ -223,6 +225,7 @@ export class ChangeLog {
    * the floor rises over everything the transfer may have brought: up to `fallback`.
    */
   endTransfer(received: ChangeTransfer | null, fallback: number): void {
+    if (this.transferring && (globalThis as any).DBG) console.error('DBG endTransfer', (globalThis as any).NOW?.(), received === null, new Error().stack?.split('\n').slice(2,3).join(' | '));
     if (!this.transferring) return;
     if (received === null || received.through < this._stable) {
       this.transferring = false;
@@ -294,6 +297,15 @@ export class ChangeLog {
       else hi = mid;
     }
     for (let i = lo; i < this.changes.length; i++) yield this.changes[i]!;
+  }
+
+  /** Whether the log holds the change of `key` at `rev`. */
+  private holds(rev: number, key: string): boolean {
+    for (const c of this.since(rev - 1)) {
+      if (c.rev !== rev) return false;
+      if (c.key === key) return true;
+    }
+    return false;
   }
 
   /** How many changes are kept now (for metrics). */

@@ -165,6 +165,18 @@ describe('ChangeLog', () => {
     expect(log.stable).toBe(10);
   });
 
+  it("ignores a late validate of a change the leader's changes already brought", () => {
+    const log = new ChangeLog(() => 0);
+    log.beginTransfer();
+    log.pending(2); // a re-commit of the last term, sent to the joiner before the leader's changes
+    log.endTransfer({ after: 0, through: 2, changes: [{ rev: 1, key: 'a', kind: 'put', value: bytes('1') }, { rev: 2, key: 'b', kind: 'put', value: bytes('2') }] }, 2);
+    log.committed(2, 'b', bytes('2'));
+    expect({ floor: log.floor, revs: revs(log) }).toEqual({ floor: 0, revs: ['1:a:put', '2:b:put'] });
+    // A change below the stable revision the log does not hold was missed: the floor rises over it.
+    log.committed(2, 'c', bytes('3'));
+    expect(log.floor).toBe(2);
+  });
+
   it('keeps a copy of each value, not a view on the message it came in', () => {
     const store = new ReplicaStore();
     const message = bytes('hello');
