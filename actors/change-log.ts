@@ -158,7 +158,7 @@ export class ChangeLog {
   /** The copy took a change at `rev` it did not see committed (a state transfer, a restart). */
   missed(rev: number): void {
     if (this.transferring) this.deferredFloor = Math.max(this.deferredFloor, rev);
-    else { console.error('DBG missed', (globalThis as any).NOW?.(), rev); this.raiseFloor(rev, 'a change not seen committed here'); }
+    else this.raiseFloor(rev, 'a change not seen committed here');
   }
 
   /**
@@ -209,7 +209,6 @@ export class ChangeLog {
    * undecided here: the new one's changes must cover it too, so what it left stays.
    */
   beginTransfer(): void {
-    if ((globalThis as any).DBG) console.error('DBG begin', (globalThis as any).NOW?.(), this.transferring, new Error().stack?.split('\n').slice(2,3).join(' | '));
     if (this.transferring) return;
     this.transferring = true;
     this.deferredFloor = 0;
@@ -225,7 +224,6 @@ export class ChangeLog {
    * the floor rises over everything the transfer may have brought: up to `fallback`.
    */
   endTransfer(received: ChangeTransfer | null, fallback: number): void {
-    if (this.transferring && (globalThis as any).DBG) console.error('DBG endTransfer', (globalThis as any).NOW?.(), received === null, new Error().stack?.split('\n').slice(2,3).join(' | '));
     if (!this.transferring) return;
     if (received === null || received.through < this._stable) {
       this.transferring = false;

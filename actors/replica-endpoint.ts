@@ -35,6 +35,8 @@ export class ReplicaEndpoint {
   /** The leader refused our lease: we are out of the replica set until we have joined again. */
   private refused = false;
   private joinDone: Deferred<void> | null = null;
+  /** A join under way, to the leader of this epoch: a sync of it that comes meanwhile is late (sync). */
+  private joining: { epoch: number } | null = null;
   private lastChunkAt = 0;
   private joinAttempts = 0;
   /** The admission our current join was given (snapshot chunks of any other are refused) and where its transfer starts (0: a full snapshot). */
@@ -113,6 +115,9 @@ export class ReplicaEndpoint {
 
   /** A sync of a newer epoch (checked): we take that leader's writes; `fullCopy` says whether our copy holds every acknowledged write. */
   sync(message: Extract<PeerMessage, { type: 'sync' }>, fullCopy: boolean): PeerReply {
+    // Sent before we asked that leader to admit us, it arrives (its epoch confirmed with ZooKeeper)
+    // after: taken now, it would let the leader's writes in before the admission's flush.
+    if (this.joining?.epoch === message.epoch) return { ok: false, code: 'NOT_READY', epoch: this.promised, reason: 'joining this leader' };
     // A full copy serves that leader without a join; any other must join it first.
     if (fullCopy) this.endOpenTransfer();
     else this.awaitingHistory = null;
@@ -192,6 +197,16 @@ export class ReplicaEndpoint {
    * so nothing lands in the copy before the flush; a refused join keeps the old copy.
    */
   async join(epoch: number, leader: string, signal: AbortSignal): Promise<void> {
+    const marker = { epoch };
+    this.joining = marker;
+    try {
+      await this.admitAndTransfer(epoch, leader, signal);
+    } finally {
+      if (this.joining === marker) this.joining = null;
+    }
+  }
+
+  private async admitAndTransfer(epoch: number, leader: string, signal: AbortSignal): Promise<void> {
     const { bus, clock, store, deadlines, observer } = this.parts;
     // A leader may sync us between our registration and our session's connected event: the
     // leader keys admissions and leases by session, so wait for ours (the machine retries).
