@@ -222,9 +222,9 @@ describe('simulation - seeds', () => {
 // timing-sensitive: a core change reshuffles what a seed does, so a seed guards less than the
 // scripted stories in findings.sim.test.ts.
 describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
-  const seedCase = (finding: keyof typeof FINDINGS, seed: number, note: string) => {
-    it(`${finding} (${FINDINGS[finding]!.status}) seed ${seed} - ${note}`, async () => {
-      const result = await runSeed({ seed });
+  const seedCase = (finding: keyof typeof FINDINGS, seed: number, note: string, multiKey = false) => {
+    it(`${finding} (${FINDINGS[finding]!.status}) seed ${seed}${multiKey ? ' multi-key' : ''} - ${note}`, async () => {
+      const result = await runSeed({ seed, multiKey });
       expect(result.ok, report(result)).toBe(true);
     });
   };
@@ -267,6 +267,9 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   // F11: found by the 5,000-seed sweep of 2026-12-03 on the first catch-up by revision.
   seedCase('F11', 709, 'k2@18 acked as pending, replaced by k2@19 pending, validate lost; the catch-up from 18 left k2 at 17');
   seedCase('F11', 57, 'same key rolled back by a catch-up that failed: the next catch-up must still send it');
+  // F15: found by a 600-seed multi-key sweep on 2026-12-04 (beyond the seeds CI sweeps).
+  seedCase('F15', 5322, 'a transaction of k1 and k2 at revision 57 told k1 first at one node, k2 first at another', true);
+  seedCase('F15', 5427, 'same, with a delete', true);
 });
 
 // Keep the checker honest about what "fails" means here: a history from the sweep must check.

@@ -101,4 +101,10 @@ export const FINDINGS: Record<string, Finding> = {
     title: 'after ZooKeeper lost its data, a leader rebuilt the replica set from an old one whose members had all been left out of a later set: acked writes lost',
     where: 'actors/leader-term.ts rememberedReplicaSet(): fixed (every node any answering node has seen in the cluster answers first; rosters kept on disk)',
   },
+  F15: {
+    id: 'F15',
+    status: 'fixed',
+    title: "nodes told a transaction's writes in the order their validates came: a watcher moving between nodes saw one revision in two orders",
+    where: 'actors/change-log.ts committed(): fixed (the changes of one revision in key order)',
+  },
 };
