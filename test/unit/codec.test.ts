@@ -32,6 +32,17 @@ describe('codec', () => {
     }
   });
 
+  it("peer check - a leader's promised history: changes in order within its bounds, or none", () => {
+    const history = (changes: unknown) => ({ type: 'history', from: 'n1', epoch: 2, admission: 4, ...(changes === undefined ? {} : { changes }) });
+    const change = (rev: number) => ({ rev, key: 'k', kind: 'put', value: new Uint8Array([1]) });
+    expect(checkPeerMessage(decode(encode(history({ after: 3, through: 6, changes: [change(4), change(6)] })))).type).toBe('history');
+    expect(checkPeerMessage(history(undefined)).type).toBe('history');
+    expect(() => checkPeerMessage(history({ after: 3, through: 6, changes: [change(6), change(4)] }))).toThrowError(/in order/);
+    expect(() => checkPeerMessage(history({ after: 3, through: 6, changes: [change(7)] }))).toThrowError(/within after..through/);
+    expect(() => checkPeerMessage({ type: 'history', from: 'n1', epoch: 2, admission: -1 })).toThrowError(/admission/);
+    expect(() => checkPeerMessage({ type: 'snapshot', from: 'n1', epoch: 3, admission: 1, seq: 0, done: true, maxRev: 9, entries: [], historyFollows: 'yes' })).toThrowError(/historyFollows/);
+  });
+
   it('peer check - a forward or a read is held to the client rules: key rules and the 1 MiB value limit', () => {
     const forward = (key: string, value: Uint8Array | null) => ({ type: 'forward', from: 'n2', epoch: 1, commands: [{ key, value }] });
     expect(checkPeerMessage(forward('ok/key', new Uint8Array(1024 * 1024))).type).toBe('forward');
