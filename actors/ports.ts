@@ -220,6 +220,20 @@ export interface ReplicaDisk {
   load(): { meta: CopyMeta | null; count: number; entries: Iterable<[string, StoredEntry]>; changes: Iterable<[number, StoredChange[]]> };
   /** The key's state after a change (value null and rev above 0: a tombstone); null once it holds nothing. */
   write(key: string, entry: StoredEntry | null): void;
+  /**
+   * The key's state as last written (writes not yet stored included: what the node sees), or
+   * undefined when it holds nothing. Its values are the caller's.
+   */
+  read(key: string): StoredEntry | undefined;
+  /** Keys with a value as last written, in key order (key-order.ts), from `first` on (inclusive). Do not write while walking. */
+  keysFrom(first: string | undefined): Iterable<string>;
+  /**
+   * Entries as last written, in key order, after the key `after` (undefined: from the first), that
+   * changed above `since` (with `since` 0: those with a value): at most `limit` of them, or
+   * `maxBytes` of keys and values, looking at a bounded number of entries. `next` is the key to go
+   * on after, null at the end. Values are the caller's.
+   */
+  page(after: string | undefined, since: number, limit: number, maxBytes: number): { entries: [string, StoredEntry][]; next: string | null };
   /** The watch history's changes at `rev` (all of them so far: a later call for the same revision replaces it). */
   writeChanges(rev: number, changes: readonly StoredChange[]): void;
   /** The watch history needs no change at or below `rev` any more. */

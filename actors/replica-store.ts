@@ -4,7 +4,7 @@ import { Buffer } from 'node:buffer';
 import { ChangeLog } from './change-log.ts';
 import { compareKeys } from './key-order.ts';
 import { PackedTable } from './packed-table.ts';
-import { BTree, bulkLoad } from './sorted-btree.ts';
+import { BTree } from './sorted-btree.ts';
 import { EXPIRY, stepEntry, type EntryEvent, type EntryRecord } from './cache-entry.machine.ts';
 import { replicaSetOrder, type CopyMeta, type KnownReplicaSet, type ReplicaDisk, type StoredChange, type StoredEntry } from './ports.ts';
 import type { PendingEntry, SnapshotEntry } from './protocol.ts';
@@ -12,15 +12,18 @@ import type { PendingEntry, SnapshotEntry } from './protocol.ts';
 type Waiter = () => void;
 
 /**
- * Most keys sit valid with a small value: those live in a PackedTable (key, revision and value
- * in one byte arena, ~56 bytes for a 16-byte key and value, nothing for the garbage collector
- * to trace). Everything else (a write in flight, a tombstone, a large value) is an EntryRecord
- * in a Map, which wins over the table: a key in flight keeps its committed value in the table.
+ * Most keys sit valid with a small value: in memory only, those live in a PackedTable (key,
+ * revision and value in one byte arena, ~56 bytes for a 16-byte key and value, nothing for the
+ * garbage collector to trace); with a disk, on the disk alone (the engine maps its file: the
+ * values are read from there). Everything else (a write in flight, a tombstone, a value that
+ * expires, and in memory a large value) is an EntryRecord in a Map, which wins over the table
+ * or the disk: a key in flight keeps its committed value there too.
  */
 const PACK_MAX_BYTES = 256;
 const TOMBSTONES_MAX = 65_536;
 
-const packable = (entry: EntryRecord): boolean => entry.state === 'valid' && entry.ttl === 0 && entry.value !== null && entry.value.byteLength <= PACK_MAX_BYTES;
+const settledValue = (entry: EntryRecord): boolean => entry.state === 'valid' && entry.ttl === 0 && entry.value !== null;
+const packable = (entry: EntryRecord): boolean => settledValue(entry) && entry.value!.byteLength <= PACK_MAX_BYTES;
 
 /**
  * Values arrive as views on a received message buffer (no copy on the way in). A large value kept
@@ -43,18 +46,22 @@ function owned(e: StoredEntry): StoredEntry {
   return { ...e, value: copy(e.value), pendingValue: copy(e.pendingValue) };
 }
 
+const snapshotOf = (key: string, e: Pick<StoredEntry, 'rev' | 'value' | 'ttl'>): SnapshotEntry => ({ key, rev: e.rev, value: e.value, ...((e.ttl ?? 0) > 0 ? { ttl: e.ttl } : {}) });
+
 export class ReplicaStore {
   private readonly entries = new Map<string, EntryRecord>();
   private readonly packed = new PackedTable();
   /** State transfers walking the store right now: no entry moves into the packed table meanwhile. */
   private walks = 0;
   private readonly waiters = new Map<string, Waiter[]>();
-  /** Every key that exists here (a committed value), in key order: what scans walk. */
-  private ordered = new BTree<string, undefined>(undefined, compareKeys);
+  /** Every key that exists here (a committed value), in key order: what scans walk (in memory only). */
+  private readonly ordered = new BTree<string, undefined>(undefined, compareKeys);
   /** Every key with a write in flight here (the entries map holds them, among many valid ones). */
   private readonly inFlight = new Set<string>();
   /** Where the copy is kept between runs (null: memory only). Every change goes there, in order. */
   private disk: ReplicaDisk | null = null;
+  /** The disk settled values are read from, once attachDisk has loaded it (null: the packed table). */
+  private valuesOnDisk: ReplicaDisk | null = null;
   private metaDirty = false;
   /** The watch history's records of this turn, by revision, written with the meta. */
   private readonly unwrittenRecords = new Map<number, readonly StoredChange[]>();
@@ -173,31 +180,24 @@ export class ReplicaStore {
    * knows no delete at or below its highest revision.
    */
   attachDisk(disk: ReplicaDisk): void {
-    const { meta, count, entries, changes } = disk.load();
+    const { meta, entries, changes } = disk.load();
     const deleted: [string, StoredEntry][] = [];
     const others: [string, StoredEntry][] = [];
-    // Most of a copy is small settled values: straight into the packed table, their keys (in the
-    // engine's order) into the key order in one go. A restart of a large copy is mostly this loop.
-    const packedKeys: string[] = [];
-    // Sized for small keys and values (the arena grows past it as usual).
-    this.packed.reserve(count, count * 32);
-    // Packed keys committed above the watch history's stable revision (restoreHistory checks them).
+    // Settled values above the watch history's stable revision (restoreHistory checks them).
     const historyStable = meta?.watchHistory?.stable ?? Number.POSITIVE_INFINITY;
-    const packedAboveStable: [string, StoredEntry][] = [];
+    const settledAboveStable: [string, StoredEntry][] = [];
+    // Most of a copy is settled values, which stay on the disk: counted here, read from there.
     for (const [key, e] of entries) {
       if (e.value === null) deleted.push([key, owned(e)]);
-      else if (e.pendingRev > 0 || (e.ttl ?? 0) !== 0 || e.value.byteLength > PACK_MAX_BYTES) others.push([key, owned(e)]);
+      else if (e.pendingRev > 0 || (e.ttl ?? 0) !== 0) others.push([key, owned(e)]);
       else {
-        this.packed.set(key, e.rev, e.value);
-        packedKeys.push(key);
-        if (e.rev > historyStable) packedAboveStable.push([key, { rev: e.rev, value: null, pendingRev: 0, pendingValue: null }]);
+        if (e.rev > historyStable) settledAboveStable.push([key, { rev: e.rev, value: null, pendingRev: 0, pendingValue: null }]);
         this.liveKeys++;
         this.valueBytes += e.value.byteLength;
         if (e.rev > this.committedMaxRev) this.committedMaxRev = e.rev;
       }
     }
     this._maxRev = Math.max(this._maxRev, this.committedMaxRev);
-    this.loadKeyOrder(packedKeys);
     // What the loop below tells the change log is replaced by restoreHistory.
     this.changes.beginTransfer();
     for (const [key, e] of others) {
@@ -210,6 +210,11 @@ export class ReplicaStore {
       this.remember(key, e.rev);
       if (e.pendingRev > 0) this.apply(key, { type: 'invalidate', rev: e.pendingRev, value: e.pendingValue, ttl: e.pendingTtl ?? 0 });
     }
+    // The entries above went through the table as in memory (a write in flight is filled first):
+    // the map holds every one of them now. From here on settled values are read from the disk.
+    this.packed.clear();
+    this.ordered.clear();
+    this.valuesOnDisk = disk;
     if (meta !== null) {
       this._maxRev = Math.max(this._maxRev, meta.maxRev);
       this._heldThrough = meta.heldThrough;
@@ -219,7 +224,7 @@ export class ReplicaStore {
       this._replicaSet = meta.replicaSet ?? null;
       for (const id of meta.roster ?? []) this._roster.add(id);
     }
-    this.restoreHistory(meta, changes, [...others, ...deleted, ...packedAboveStable]);
+    this.restoreHistory(meta, changes, [...others, ...deleted, ...settledAboveStable]);
     if (meta?.deletesForgottenThrough !== undefined) {
       this.snapshotRev = meta.snapshotRev;
       this.forgottenTombstoneRev = Math.max(this.forgottenTombstoneRev, meta.deletesForgottenThrough);
@@ -271,16 +276,6 @@ export class ReplicaStore {
     this.changes.restore(kept, records, inFlight, unrecorded);
   }
 
-  /** Fill the (empty) key order with `keys`: built in one pass when they come sorted, as the engine keeps them. */
-  private loadKeyOrder(keys: string[]): void {
-    for (let i = 1; i < keys.length; i++) {
-      if (compareKeys(keys[i - 1]!, keys[i]!) < 0) continue;
-      for (const key of keys) this.ordered.set(key, undefined);
-      return;
-    }
-    this.ordered = bulkLoad<string, undefined>(keys, new Array<undefined>(keys.length), this.ordered.maxNodeSize, compareKeys);
-  }
-
   /** Is the copy kept on a disk (changes then count as held only once durable() resolves)? */
   get onDisk(): boolean {
     return this.disk !== null;
@@ -326,15 +321,21 @@ export class ReplicaStore {
     return this.entries.get(key) ?? this.unpack(key);
   }
 
+  /** A settled value from the table or the disk (a tombstone there is no entry: `tombstones` has it). */
   private unpack(key: string): EntryRecord | undefined {
+    if (this.valuesOnDisk !== null) {
+      const e = this.valuesOnDisk.read(key);
+      return e === undefined || e.value === null ? undefined : { state: 'valid', rev: e.rev, value: e.value, ttl: 0, pendingRev: 0, pendingValue: null, pendingTtl: 0 };
+    }
     const p = this.packed.get(key);
     return p === undefined ? undefined : { state: 'valid', rev: p.rev, value: p.value, ttl: 0, pendingRev: 0, pendingValue: null, pendingTtl: 0 };
   }
 
-  /** Revision of `key`'s committed value, or null when the key does not exist (no copy of the value). */
+  /** Revision of `key`'s committed value, or null when the key does not exist. */
   committedRevision(key: string): number | null {
     const entry = this.entries.get(key);
     if (entry !== undefined) return entry.value === null ? null : entry.rev;
+    if (this.valuesOnDisk !== null) return this.unpack(key)?.rev ?? null;
     return this.packed.revisionOf(key) ?? null;
   }
 
@@ -377,21 +378,23 @@ export class ReplicaStore {
     if (before !== entry.value) {
       if (before !== null) { this.valueBytes -= before.byteLength; this.liveKeys--; }
       if (entry.value !== null) { this.valueBytes += entry.value.byteLength; this.liveKeys++; }
-      if (before === null) this.ordered.set(key, undefined);
+      if (this.valuesOnDisk !== null) {
+        // The disk keeps the key order.
+      } else if (before === null) this.ordered.set(key, undefined);
       else if (entry.value === null) this.ordered.delete(key);
     }
     if (entry.state === 'invalid') this.inFlight.add(key);
     else if (wasInvalid) this.inFlight.delete(key);
     this.onEntry?.(key, entry);
-    if (packable(entry) && this.walks === 0) {
-      this.packed.set(key, entry.rev, entry.value!); // in place when the value keeps its size
+    if (this.valuesOnDisk !== null ? settledValue(entry) : packable(entry) && this.walks === 0) {
+      if (this.valuesOnDisk === null) this.packed.set(key, entry.rev, entry.value!); // in place when the value keeps its size
       this.entries.delete(key);
     } else if (entry.state === 'invalid') {
       // The committed value stays in the table too, shadowed by this entry, so that the
       // validate to come rewrites its record in place rather than appending a new one.
       this.entries.set(key, entry);
     } else {
-      this.packed.delete(key);
+      if (this.valuesOnDisk === null) this.packed.delete(key);
       if (entry.state === 'absent' && !this.keepTombstones) {
         this.entries.delete(key);
         this.remember(key, entry.rev);
@@ -524,7 +527,7 @@ export class ReplicaStore {
    */
   stateOf(key: string, noRecordRev: number): SnapshotEntry {
     const entry = this.get(key);
-    if (entry !== undefined && (entry.value !== null || entry.rev > 0)) return { key, rev: entry.rev, value: entry.value, ...(entry.ttl > 0 ? { ttl: entry.ttl } : {}) };
+    if (entry !== undefined && (entry.value !== null || entry.rev > 0)) return snapshotOf(key, entry);
     // A write of the key in flight here (a recommit, say) must still land at the joiner after
     // this: the delete goes below its revision (F12).
     const below = entry?.state === 'invalid' ? Math.min(noRecordRev, entry.pendingRev - 1) : noRecordRev;
@@ -594,6 +597,16 @@ export class ReplicaStore {
    * (the caller checks deletesKnownAbove first).
    */
   *chunks(maxEntries: number, maxBytes: number, since = 0): Generator<SnapshotEntry[]> {
+    if (this.valuesOnDisk !== null) {
+      // Page by page from the disk, each as the disk holds it then. A page may come out empty
+      // (a catch-up sends few of many entries): the walk still gives the node back now and then.
+      for (let after: string | undefined; ; ) {
+        const { entries, next } = this.valuesOnDisk.page(after, since, maxEntries, maxBytes);
+        if (entries.length > 0 || next !== null) yield entries.map(([key, e]) => snapshotOf(key, e));
+        if (next === null) return;
+        after = next;
+      }
+    }
     let chunk: SnapshotEntry[] = [];
     let bytes = 0;
     for (const e of this.committed(since)) {
@@ -618,7 +631,7 @@ export class ReplicaStore {
     this.walks++;
     try {
       for (const e of this.packed.entries(since)) if (!this.entries.has(e.key)) yield e;
-      for (const [key, e] of this.entries) if (e.rev > since && (e.value !== null || since > 0)) yield { key, rev: e.rev, value: e.value, ...(e.ttl > 0 ? { ttl: e.ttl } : {}) };
+      for (const [key, e] of this.entries) if (e.rev > since && (e.value !== null || since > 0)) yield snapshotOf(key, e);
       if (since > 0) for (const [key, rev] of this.tombstones) if (rev > since) yield { key, rev, value: null };
     } finally {
       this.walks--;
@@ -630,8 +643,8 @@ export class ReplicaStore {
   }
 
   /** Keys that exist, in key order (key-order.ts), from `first` on (inclusive). Do not write to the store while walking. */
-  keysFrom(first: string | undefined): IterableIterator<string> {
-    return this.ordered.keys(first);
+  keysFrom(first: string | undefined): Iterable<string> {
+    return this.valuesOnDisk?.keysFrom(first) ?? this.ordered.keys(first);
   }
 
   /** Keys with a write in flight here: a scan of them cannot be answered until it is decided. */
@@ -642,6 +655,10 @@ export class ReplicaStore {
   /** Every key held, tombstones included (for checks on a quiet store: no ordering promise under writes). */
   *keys(): Generator<string> {
     yield* this.entries.keys();
-    for (const e of this.packed.entries()) if (!this.entries.has(e.key)) yield e.key;
+    if (this.valuesOnDisk !== null) {
+      for (const key of this.valuesOnDisk.keysFrom(undefined)) if (!this.entries.has(key)) yield key;
+    } else {
+      for (const e of this.packed.entries()) if (!this.entries.has(e.key)) yield e.key;
+    }
   }
 }

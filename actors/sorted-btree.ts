@@ -5,4 +5,3 @@ import { createRequire } from 'node:module';
 const requireCjs = createRequire(import.meta.url);
 
 export const BTree = (requireCjs('sorted-btree') as typeof import('sorted-btree')).default;
-export const { bulkLoad } = requireCjs('sorted-btree/extended/bulkLoad.js') as typeof import('sorted-btree/extended/bulkLoad.js');

@@ -11,6 +11,7 @@ import { crc32 } from 'node:zlib';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { CopyMeta, ReplicaDisk, StoredChange, StoredEntry } from '../actors/ports.ts';
 import { slabCopy } from '../actors/value-slab.ts';
+import { overlaid, takePage, type RecordPeek } from './disk-view.ts';
 import { DEFAULT_SYNC_INTERVAL_MS, type FsyncPolicy } from './fsync-policy.ts';
 
 export type { FsyncPolicy } from './fsync-policy.ts';
@@ -102,6 +103,29 @@ export function decodeEntry(key: string, stored: Uint8Array): StoredEntry {
   }
   return entry;
 }
+
+/** A stored entry's own copy (decodeEntry's values are views on a buffer it reuses). */
+const ownCopy = (e: StoredEntry): StoredEntry => ({ ...e, value: e.value === null ? null : new Uint8Array(e.value), pendingValue: e.pendingValue === null ? null : new Uint8Array(e.pendingValue) });
+
+const damaged = (dir: string, what: string, err: unknown) =>
+  new DataDirError(`the data dir ${dir} (file ${dir}/data.mdb) is damaged: ${what}: ${(err as Error).message}; start with --reset-data to drop the copy and resynchronise from the cluster`);
+
+/** decodeEntry, with a damaged entry named as the data dir's damage. */
+function decodeStored(dir: string, key: string, stored: Uint8Array): StoredEntry {
+  try {
+    return decodeEntry(key, stored);
+  } catch (err) {
+    throw damaged(dir, `key ${JSON.stringify(key)}`, err);
+  }
+}
+
+/** A page's look at an entry as stored: its committed revision and whether it has a value, without decoding it. */
+const storedPeek = (dir: string): RecordPeek<Buffer> => ({
+  rev: (r) => r.readDoubleBE(5),
+  hasValue: (r) => (r[4]! & HAS_VALUE) !== 0,
+  bytes: (r) => r.byteLength,
+  decode: (key, r) => ownCopy(decodeStored(dir, key, r)),
+});
 
 // The watch history's changes at one revision, under that revision in the database `changes`:
 // [crc32 u32][count u32], then for each change [kind u8][key length u32][key][value length i32,
@@ -229,6 +253,14 @@ export class LmdbDisk implements ReplicaDisk {
    * promise: each race would stay attached to it, a leak of one reaction per write.
    */
   private readonly flushWaits = new Set<(err: Error) => void>();
+  /**
+   * Entries written and not yet committed to the engine, encoded (null: removed): reads see them
+   * over the engine's, until the commit that holds them is done (the node serves from here).
+   */
+  private readonly unsettled = new Map<string, Buffer | null>();
+  /** Clears not yet committed: until then the engine's entries are gone for reads. */
+  private clearsUnsettled = 0;
+  private readonly peek: RecordPeek<Buffer>;
 
   private constructor(
     private readonly root: RootDatabase,
@@ -237,6 +269,7 @@ export class LmdbDisk implements ReplicaDisk {
     private readonly changeRecords: Database<Buffer, number>,
     private readonly options: LmdbDiskOptions,
   ) {
+    this.peek = storedPeek(options.dir);
     if (options.fsync === 'interval') {
       this.syncTimer = setInterval(() => this.sync(), options.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS);
       this.syncTimer.unref();
@@ -286,25 +319,18 @@ export class LmdbDisk implements ReplicaDisk {
   load(): { meta: CopyMeta | null; count: number; entries: Iterable<[string, StoredEntry]>; changes: Iterable<[number, StoredChange[]]> } {
     const { entries, changeRecords } = this;
     const dir = this.options.dir;
-    const damaged = (what: string, err: unknown) => new DataDirError(`the data dir ${dir} (file ${dir}/data.mdb) is damaged: ${what}: ${(err as Error).message}; start with --reset-data to drop the copy and resynchronise from the cluster`);
     return {
       meta: (this.meta.get(META_KEY) as CopyMeta | undefined) ?? null,
       count: (entries.getStats() as { entryCount: number }).entryCount,
       entries: (function* () {
-        for (const { key, value } of entries.getRange()) {
-          try {
-            yield [key, decodeEntry(key, value)] as [string, StoredEntry];
-          } catch (err) {
-            throw damaged(`key ${JSON.stringify(key)}`, err);
-          }
-        }
+        for (const { key, value } of entries.getRange()) yield [key, decodeStored(dir, key, value)] as [string, StoredEntry];
       })(),
       changes: (function* () {
         for (const { key, value } of changeRecords.getRange()) {
           try {
             yield [key, decodeChanges(key, value)] as [number, StoredChange[]];
           } catch (err) {
-            throw damaged(`the watch history's record of revision ${key}`, err);
+            throw damaged(dir, `the watch history's record of revision ${key}`, err);
           }
         }
       })(),
@@ -324,7 +350,37 @@ export class LmdbDisk implements ReplicaDisk {
   // After a failure nothing more is written (enqueue): nothing would count as stored, and the
   // engine's promises for writes after a failed commit reject where nobody can handle them.
   write(key: string, entry: StoredEntry | null): void {
-    this.enqueue({ key, entry: entry === null ? null : encodeEntry(key, entry) });
+    const encoded = entry === null ? null : encodeEntry(key, entry);
+    this.unsettled.set(key, encoded);
+    this.enqueue({ key, entry: encoded });
+  }
+
+  read(key: string): StoredEntry | undefined {
+    const stored = this.unsettled.has(key) ? this.unsettled.get(key)! : this.clearsUnsettled > 0 ? undefined : this.entries.get(key);
+    return stored === null || stored === undefined ? undefined : ownCopy(decodeStored(this.options.dir, key, stored));
+  }
+
+  *keysFrom(first: string | undefined): Generator<string> {
+    for (const [key, stored] of this.current(first, false)) if (this.peek.hasValue(stored)) yield key;
+  }
+
+  page(after: string | undefined, since: number, limit: number, maxBytes: number): { entries: [string, StoredEntry][]; next: string | null } {
+    return takePage(this.current(after, true), this.peek, since, limit, maxBytes);
+  }
+
+  /** Entries as last written, in key order, from `from` (after it when `exclusive`). */
+  private current(from: string | undefined, exclusive: boolean): Iterable<[string, Buffer]> {
+    return overlaid(this.clearsUnsettled > 0 ? [] : this.stored(from), this.unsettled, from, exclusive);
+  }
+
+  private *stored(from: string | undefined): Generator<[string, Buffer]> {
+    for (const { key, value } of this.entries.getRange(from === undefined ? {} : { start: from })) yield [key, value];
+  }
+
+  /** A committed write: reads find it in the engine now, unless the key was written again since. */
+  private settled(w: QueuedWrite): void {
+    if (w === 'clear') this.clearsUnsettled--;
+    else if ('key' in w && this.unsettled.get(w.key) === w.entry) this.unsettled.delete(w.key);
   }
 
   writeMeta(meta: CopyMeta): void {
@@ -332,6 +388,8 @@ export class LmdbDisk implements ReplicaDisk {
   }
 
   clear(): void {
+    this.unsettled.clear();
+    this.clearsUnsettled++;
     this.enqueue('clear');
   }
 
@@ -417,10 +475,10 @@ export class LmdbDisk implements ReplicaDisk {
     // Records are forgotten after the writes: the meta with the floor that drops them goes first.
     if (this.options.fsync === 'always') {
       for (const w of writes) {
-        if (w === 'clear') this.track(this.entries.clearAsync());
+        if (w === 'clear') this.track(this.entries.clearAsync(), w);
         else if ('meta' in w) this.track(this.meta.put(META_KEY, w.meta));
         else if ('record' in w) this.track(this.changeRecords.put(w.rev, w.record));
-        else this.track(w.entry === null ? this.entries.remove(w.key) : this.entries.put(w.key, w.entry));
+        else this.track(w.entry === null ? this.entries.remove(w.key) : this.entries.put(w.key, w.entry), w);
       }
       for (const rev of forget) this.track(this.changeRecords.remove(rev));
       return;
@@ -437,8 +495,9 @@ export class LmdbDisk implements ReplicaDisk {
         for (const rev of forget) this.changeRecords.removeSync(rev);
       });
     } catch (err) {
-      this.failWith('write to', err);
+      return this.failWith('write to', err);
     }
+    for (const w of writes) this.settled(w);
   }
 
   /** Why a commit of `bytes` must not reach the engine (see RESERVE_SHARE), or null. */
@@ -452,7 +511,8 @@ export class LmdbDisk implements ReplicaDisk {
   }
 
   /** Writes commit in the order they were made: the last one settles after every earlier one. */
-  private track(write: Promise<unknown>): void {
+  private track(write: Promise<unknown>, entryWrite?: QueuedWrite): void {
+    if (entryWrite !== undefined) write.then(() => this.settled(entryWrite), () => undefined);
     this.lastWrite = write.catch(async (err: unknown) => {
       // The engine's own error (EIO on a full disk, say) rides on a promise of its own: take it,
       // for the message and because unhandled it would end the process.

@@ -2,7 +2,9 @@
 // under the policy. Writes become stored (synced) a little later, all in order; `crash()` drops
 // every write not yet synced, as a power loss does to an fsync-always disk whose flush had not
 // returned, or to an interval disk whose page cache was not yet written.
+import { compareKeys } from '../actors/key-order.ts';
 import type { Clock, CopyMeta, ReplicaDisk, StoredChange, StoredEntry } from '../actors/ports.ts';
+import { takePage, type RecordPeek } from './disk-view.ts';
 
 type Write =
   | { kind: 'entry'; key: string; entry: StoredEntry | null }
@@ -17,10 +19,14 @@ const copyEntry = (e: StoredEntry): StoredEntry => ({
   pendingValue: e.pendingValue === null ? null : e.pendingValue.slice(),
 });
 
+const peek: RecordPeek<StoredEntry> = { rev: (e) => e.rev, hasValue: (e) => e.value !== null, bytes: (e) => (e.value?.byteLength ?? 0) + 16, decode: (_key, e) => copyEntry(e) };
+
 const copyChange = (c: StoredChange): StoredChange => ({ key: c.key, kind: c.kind, value: c.value === null ? null : Uint8Array.prototype.slice.call(c.value) });
 
 export class MemoryDisk implements ReplicaDisk {
   private readonly synced = new Map<string, StoredEntry>();
+  /** The entries as last written (what the node reads), synced or not. */
+  private live = new Map<string, StoredEntry>();
   private syncedMeta: CopyMeta | null = null;
   /** The watch history's records, by revision. */
   private readonly syncedChanges = new Map<number, StoredChange[]>();
@@ -55,7 +61,28 @@ export class MemoryDisk implements ReplicaDisk {
   }
 
   write(key: string, entry: StoredEntry | null): void {
-    this.push({ kind: 'entry', key, entry: entry === null ? null : copyEntry(entry) });
+    const copy = entry === null ? null : copyEntry(entry);
+    if (copy === null) this.live.delete(key);
+    else this.live.set(key, copy);
+    this.push({ kind: 'entry', key, entry: copy });
+  }
+
+  read(key: string): StoredEntry | undefined {
+    const e = this.live.get(key);
+    return e === undefined ? undefined : copyEntry(e);
+  }
+
+  *keysFrom(first: string | undefined): Generator<string> {
+    for (const [key, e] of this.sortedFrom(first, false)) if (e.value !== null) yield key;
+  }
+
+  page(after: string | undefined, since: number, limit: number, maxBytes: number): { entries: [string, StoredEntry][]; next: string | null } {
+    return takePage(this.sortedFrom(after, true), peek, since, limit, maxBytes);
+  }
+
+  private sortedFrom(from: string | undefined, exclusive: boolean): [string, StoredEntry][] {
+    const inRange = (key: string) => from === undefined || compareKeys(key, from) > (exclusive ? 0 : -1);
+    return [...this.live].filter(([key]) => inRange(key)).sort((a, b) => compareKeys(a[0], b[0]));
   }
 
   writeMeta(meta: CopyMeta): void {
@@ -63,6 +90,7 @@ export class MemoryDisk implements ReplicaDisk {
   }
 
   clear(): void {
+    this.live.clear();
     this.push({ kind: 'clear' });
   }
 
@@ -79,6 +107,7 @@ export class MemoryDisk implements ReplicaDisk {
   /** The process or machine died: what was not synced is gone. */
   crash(): void {
     this.pending = [];
+    this.live = new Map([...this.synced].map(([key, e]) => [key, copyEntry(e)]));
     if (this.timer !== null) this.clock.clearTimeout(this.timer);
     this.timer = null;
     this.waiters = [];

@@ -144,6 +144,75 @@ describe('lmdb disk', () => {
     expectWhole(fromMemory);
   });
 
+  for (const fsync of ['always', 'interval'] as const) {
+    it(`lmdb disk - fsync ${fsync}: reads see every write at once, before its commit and after it; a clear hides the engine's entries until it commits`, async () => {
+      // The node serves settled values from the disk, so a read must never miss a write not yet
+      // committed, nor find an older value once the engine holds the write.
+      const entry = (rev: number, value: string | null) => ({ rev, value: value === null ? null : v(value), pendingRev: 0, pendingValue: null });
+      const disk = LmdbDisk.open({ ...options(tempDir()), fsync });
+      const keys = () => [...disk.keysFrom(undefined)];
+      disk.write('a', entry(1, 'one'));
+      disk.write('c', entry(2, 'three'));
+      disk.write('e', entry(3, 'five'));
+      expect(text(disk.read('a')?.value)).toBe('one');
+      expect(keys()).toEqual(['a', 'c', 'e']);
+      await disk.flushed();
+      expect(disk.read('c')).toMatchObject({ rev: 2 });
+      // Over committed entries: a new key, a tombstone (no value), a key removed, a key rewritten.
+      disk.write('b', entry(4, 'two'));
+      disk.write('c', entry(5, null));
+      disk.write('e', null);
+      disk.write('a', entry(6, 'uno'));
+      expect(keys()).toEqual(['a', 'b']);
+      expect([...disk.keysFrom('b')]).toEqual(['b']);
+      expect(text(disk.read('a')?.value)).toBe('uno');
+      expect(disk.read('c')).toMatchObject({ rev: 5, value: null });
+      expect(disk.read('e')).toBeUndefined();
+      // Written again before the first commit is done: the newer stays.
+      const committing = disk.flushed();
+      disk.write('a', entry(7, 'eins'));
+      await committing;
+      await disk.flushed();
+      expect(text(disk.read('a')?.value)).toBe('eins');
+      expect(keys()).toEqual(['a', 'b']);
+      // A flush of the copy, then a write: only that write is there, before and after the commit.
+      disk.clear();
+      expect(disk.read('a')).toBeUndefined();
+      disk.write('d', entry(8, 'four'));
+      expect(keys()).toEqual(['d']);
+      await disk.flushed();
+      expect(keys()).toEqual(['d']);
+      expect(disk.read('b')).toBeUndefined();
+      await disk.close();
+    });
+  }
+
+  it('lmdb disk - a transfer pages through the entries as last written: values for a full copy, changes above a revision (deletes too) for a catch-up', async () => {
+    const disk = LmdbDisk.open(options(tempDir()));
+    for (let i = 0; i < 10; i++) disk.write(`k${i}`, { rev: i + 1, value: i === 4 ? null : v(`v${i}`), pendingRev: 0, pendingValue: null });
+    await disk.flushed();
+    disk.write('k2', { rev: 11, value: v('new'), pendingRev: 0, pendingValue: null }); // not committed yet
+    disk.write('k9', { rev: 12, value: v('newer'), pendingRev: 0, pendingValue: null });
+    const walk = (since: number, limit: number) => {
+      const pages: string[][] = [];
+      for (let after: string | undefined; ; ) {
+        const { entries, next } = disk.page(after, since, limit, 1 << 20);
+        pages.push(entries.map(([key, e]) => `${key}@${e.rev}${e.value === null ? '-' : ''}`));
+        if (next === null) return pages;
+        after = next;
+      }
+    };
+    expect(walk(0, 4).flat()).toEqual(['k0@1', 'k1@2', 'k2@11', 'k3@4', 'k5@6', 'k6@7', 'k7@8', 'k8@9', 'k9@12']);
+    expect(walk(0, 4)[0]).toHaveLength(4);
+    expect(walk(4, 100).flat()).toEqual(['k2@11', 'k4@5-', 'k5@6', 'k6@7', 'k7@8', 'k8@9', 'k9@12']);
+    // Few of many entries changed: a page looks at 8 entries for each it may hold, so may be empty.
+    expect(walk(10, 1)).toEqual([['k2@11'], ['k9@12'], []]);
+    expect(walk(11, 1)).toEqual([[], ['k9@12'], []]);
+    // Bounded by bytes too.
+    expect(disk.page(undefined, 0, 100, 1).entries).toHaveLength(1);
+    await disk.close();
+  });
+
   it("lmdb disk - another node's or cluster's data dir is refused with the way out; --reset-data starts empty", async () => {
     const dir = tempDir();
     const disk = LmdbDisk.open(options(dir));
