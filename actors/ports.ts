@@ -208,16 +208,28 @@ export interface StoredChange {
 }
 
 /**
+ * What a copy's settled values (committed, nothing in flight, no time to live: most of a copy)
+ * add up to: how many, their bytes, the highest revision among them, and those above the watch
+ * history's stable revision (key and revision), which the history checks at start.
+ */
+export interface SettledSummary {
+  count: number;
+  valueBytes: number;
+  maxRev: number;
+  aboveStable: [string, number][];
+}
+
+/**
  * Where a replica keeps its copy between runs (an embedded engine; none: memory only). Writes
  * are applied in the order given; `flushed` says when they are stored as the policy promises.
  */
 export interface ReplicaDisk {
   /**
-   * The copy as stored, read once at start (meta null: an empty data dir), with how many entries
-   * it holds. An entry's values may be views on the engine's buffers, valid until the next entry:
-   * copy what you keep.
+   * The copy as stored, read once at start (meta null: an empty data dir): what its settled values
+   * add up to (they stay on the disk, read as needed), and every other entry. An entry's values
+   * may be views on the engine's buffers, valid until the next entry: copy what you keep.
    */
-  load(): { meta: CopyMeta | null; count: number; entries: Iterable<[string, StoredEntry]>; changes: Iterable<[number, StoredChange[]]> };
+  load(): { meta: CopyMeta | null; settled: SettledSummary; others: Iterable<[string, StoredEntry]>; changes: Iterable<[number, StoredChange[]]> };
   /** The key's state after a change (value null and rev above 0: a tombstone); null once it holds nothing. */
   write(key: string, entry: StoredEntry | null): void;
   /**

@@ -180,23 +180,15 @@ export class ReplicaStore {
    * knows no delete at or below its highest revision.
    */
   attachDisk(disk: ReplicaDisk): void {
-    const { meta, entries, changes } = disk.load();
+    const { meta, settled, others: unsettled, changes } = disk.load();
+    // Most of a copy is settled values, which stay on the disk: counted, read from there as needed.
+    this.liveKeys = settled.count;
+    this.valueBytes = settled.valueBytes;
+    this.committedMaxRev = settled.maxRev;
+    const settledAboveStable = settled.aboveStable.map(([key, rev]): [string, StoredEntry] => [key, { rev, value: null, pendingRev: 0, pendingValue: null }]);
     const deleted: [string, StoredEntry][] = [];
     const others: [string, StoredEntry][] = [];
-    // Settled values above the watch history's stable revision (restoreHistory checks them).
-    const historyStable = meta?.watchHistory?.stable ?? Number.POSITIVE_INFINITY;
-    const settledAboveStable: [string, StoredEntry][] = [];
-    // Most of a copy is settled values, which stay on the disk: counted here, read from there.
-    for (const [key, e] of entries) {
-      if (e.value === null) deleted.push([key, owned(e)]);
-      else if (e.pendingRev > 0 || (e.ttl ?? 0) !== 0) others.push([key, owned(e)]);
-      else {
-        if (e.rev > historyStable) settledAboveStable.push([key, { rev: e.rev, value: null, pendingRev: 0, pendingValue: null }]);
-        this.liveKeys++;
-        this.valueBytes += e.value.byteLength;
-        if (e.rev > this.committedMaxRev) this.committedMaxRev = e.rev;
-      }
-    }
+    for (const [key, e] of unsettled) (e.value === null ? deleted : others).push([key, owned(e)]);
     this._maxRev = Math.max(this._maxRev, this.committedMaxRev);
     // What the loop below tells the change log is replaced by restoreHistory.
     this.changes.beginTransfer();

@@ -14,5 +14,5 @@ rm -rf dist
 npx tsc -p tsconfig.build.json
 # Files tsc does not carry over: the inspector's page and the data-dir check run in a child process.
 cp observe/viewer-page.html dist/observe/
-cp storage/verify-data-dir.mjs dist/storage/
+cp storage/verify-data-dir.mjs storage/entry-layout.mjs storage/entry-layout.d.mts dist/storage/
 touch "$stamp"

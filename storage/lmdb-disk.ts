@@ -9,9 +9,10 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statfsSync } 
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import type { CopyMeta, ReplicaDisk, StoredChange, StoredEntry } from '../actors/ports.ts';
+import type { CopyMeta, ReplicaDisk, SettledSummary, StoredChange, StoredEntry } from '../actors/ports.ts';
 import { slabCopy } from '../actors/value-slab.ts';
 import { overlaid, takePage, type RecordPeek } from './disk-view.ts';
+import { HAS_PENDING_VALUE, HAS_TTL, HAS_VALUE, HEADER_BYTES, TTL_BYTES, copyOut, entryCrc, entryDamage } from './entry-layout.mjs';
 import { DEFAULT_SYNC_INTERVAL_MS, type FsyncPolicy } from './fsync-policy.ts';
 
 export type { FsyncPolicy } from './fsync-policy.ts';
@@ -45,17 +46,7 @@ interface Owner {
 const OWNER_KEY = 'owner';
 const META_KEY = 'copy';
 
-// An entry on disk: [crc32 u32][flags u8][rev f64][pendingRev f64][value length u32][value][pending
-// value][ttl f64][pendingTtl f64], the times to live only with HAS_TTL (copies written before keys
-// could expire have none). LMDB keeps no checksums: the CRC (over the key, then the rest) finds a
-// damaged entry.
-const HAS_VALUE = 1;
-const HAS_PENDING_VALUE = 2;
-const HAS_TTL = 4;
-const HEADER_BYTES = 4 + 1 + 8 + 8 + 4;
-const TTL_BYTES = 16;
-
-const entryCrc = (key: string, body: Uint8Array): number => crc32(body, crc32(key));
+// An entry on disk: see entry-layout.mjs.
 
 export function encodeEntry(key: string, e: StoredEntry): Buffer {
   const valueBytes = e.value?.byteLength ?? 0;
@@ -75,25 +66,15 @@ export function encodeEntry(key: string, e: StoredEntry): Buffer {
   return out;
 }
 
-/** Where decodeEntry copies an entry first (grown as needed). */
-let decodeScratch = Buffer.allocUnsafeSlow(4096);
-
-/**
- * The entry stored under `key`; its values are views on a buffer that the next call overwrites.
- * The entry is copied there first: the engine hands out small on-heap arrays, and any view on one
- * (a subarray, its `.buffer`) costs V8 a move of it off the heap, more than the whole decode.
- */
+/** The entry stored under `key`; its values are views on a buffer that the next call overwrites (copyOut). */
 export function decodeEntry(key: string, stored: Uint8Array): StoredEntry {
-  const length = stored.byteLength;
-  if (length < HEADER_BYTES) throw new Error(`entry of ${length} bytes is shorter than its header`);
-  if (length > decodeScratch.byteLength) decodeScratch = Buffer.allocUnsafeSlow(Math.max(length, decodeScratch.byteLength * 2));
-  const buf = decodeScratch;
-  buf.set(stored);
-  if (buf.readUInt32BE(0) !== entryCrc(key, buf.subarray(4, length))) throw new Error('checksum mismatch');
+  const buf = copyOut(stored);
+  const length = buf.byteLength;
+  const damage = entryDamage(key, buf);
+  if (damage !== null) throw new Error(damage);
   const flags = buf.readUInt8(4);
   const valueBytes = buf.readUInt32BE(21);
   const end = length - (flags & HAS_TTL ? TTL_BYTES : 0);
-  if (HEADER_BYTES + valueBytes > end) throw new Error('entry value runs past its end');
   const value = flags & HAS_VALUE ? buf.subarray(HEADER_BYTES, HEADER_BYTES + valueBytes) : null;
   const pendingValue = flags & HAS_PENDING_VALUE ? buf.subarray(HEADER_BYTES + valueBytes, end) : null;
   const entry: StoredEntry = { rev: buf.readDoubleBE(5), value, pendingRev: buf.readDoubleBE(13), pendingValue };
@@ -157,10 +138,7 @@ export function encodeChanges(rev: number, changes: readonly StoredChange[]): Bu
 export function decodeChanges(rev: number, stored: Uint8Array): StoredChange[] {
   const length = stored.byteLength;
   if (length < 8) throw new Error(`record of ${length} bytes is shorter than its header`);
-  // Copied first, as in decodeEntry: no view on the engine's small on-heap array.
-  if (length > decodeScratch.byteLength) decodeScratch = Buffer.allocUnsafeSlow(Math.max(length, decodeScratch.byteLength * 2));
-  decodeScratch.set(stored);
-  const buf = decodeScratch.subarray(0, length);
+  const buf = copyOut(stored);
   if (buf.readUInt32BE(0) !== recordCrc(rev, buf.subarray(4))) throw new Error('checksum mismatch');
   const changes: StoredChange[] = [];
   let at = 8;
@@ -185,11 +163,20 @@ export function removeCopy(dir: string): void {
 
 const VERIFY_SCRIPT = join(import.meta.dirname, 'verify-data-dir.mjs');
 
-/** Walks the whole environment in a child process (verify-data-dir.mjs): a damaged file crashes that, not us. */
-function verifyReadable(dir: string): void {
-  const run = spawnSync(process.execPath, [VERIFY_SCRIPT, dir], { encoding: 'utf8', timeout: 300_000 });
-  if (run.status === 0) return;
-  const how = run.signal !== null ? `the storage engine crashed reading it (${run.signal})` : `it cannot be read: ${(run.stderr || run.error?.message || '').trim().split('\n').at(-1)}`;
+/** What the check of a data dir (verify-data-dir.mjs) reports: the settled values, and the keys of every other entry. */
+type CheckedCopy = SettledSummary & { others: string[] };
+
+const EMPTY_COPY: CheckedCopy = { count: 0, valueBytes: 0, maxRev: 0, aboveStable: [], others: [] };
+
+/**
+ * Walks the whole environment in a child process (verify-data-dir.mjs): a damaged file crashes
+ * that, not us. It checks every entry and sums up the settled values on its way.
+ */
+function checkDataDir(dir: string): CheckedCopy {
+  const run = spawnSync(process.execPath, [VERIFY_SCRIPT, dir], { encoding: 'utf8', timeout: 300_000, maxBuffer: 1 << 30 });
+  if (run.status === 0) return JSON.parse(run.stdout) as CheckedCopy;
+  const said = (run.stderr || run.error?.message || '').trim().split('\n').at(-1);
+  const how = run.signal !== null ? `the storage engine crashed reading it (${run.signal})` : run.status === 2 ? said : `it cannot be read: ${said}`;
   throw new DataDirError(`the data dir ${dir} (file ${join(dir, 'data.mdb')}) is damaged: ${how}; start with --reset-data to drop the copy and resynchronise from the cluster`);
 }
 
@@ -261,6 +248,8 @@ export class LmdbDisk implements ReplicaDisk {
   /** Clears not yet committed: until then the engine's entries are gone for reads. */
   private clearsUnsettled = 0;
   private readonly peek: RecordPeek<Buffer>;
+  /** The copy as the check at open found it (load hands it out). */
+  private checked: CheckedCopy = EMPTY_COPY;
 
   private constructor(
     private readonly root: RootDatabase,
@@ -281,7 +270,7 @@ export class LmdbDisk implements ReplicaDisk {
     const { dir, cluster, nodeId } = options;
     const file = join(dir, 'data.mdb');
     if (options.reset === true) removeCopy(dir);
-    if (existsSync(file)) verifyReadable(dir);
+    const checked = existsSync(file) ? checkDataDir(dir) : EMPTY_COPY;
     let root: RootDatabase;
     try {
       mkdirSync(dir, { recursive: true });
@@ -295,6 +284,7 @@ export class LmdbDisk implements ReplicaDisk {
     const meta = root.openDB<unknown, string>('meta', { encoding: 'json' });
     const changeRecords = root.openDB<Buffer, number>('changes', { encoding: 'binary' });
     const disk = new LmdbDisk(root, entries, meta, changeRecords, options);
+    disk.checked = checked;
     const owner = meta.get(OWNER_KEY) as Owner | undefined;
     if (owner !== undefined && (owner.cluster !== cluster || owner.nodeId !== nodeId)) {
       void root.close();
@@ -316,14 +306,19 @@ export class LmdbDisk implements ReplicaDisk {
     return disk;
   }
 
-  load(): { meta: CopyMeta | null; count: number; entries: Iterable<[string, StoredEntry]>; changes: Iterable<[number, StoredChange[]]> } {
+  load(): { meta: CopyMeta | null; settled: SettledSummary; others: Iterable<[string, StoredEntry]>; changes: Iterable<[number, StoredChange[]]> } {
     const { entries, changeRecords } = this;
     const dir = this.options.dir;
+    const { others, ...settled } = this.checked;
+    this.checked = EMPTY_COPY;
     return {
       meta: (this.meta.get(META_KEY) as CopyMeta | undefined) ?? null,
-      count: (entries.getStats() as { entryCount: number }).entryCount,
-      entries: (function* () {
-        for (const { key, value } of entries.getRange()) yield [key, decodeStored(dir, key, value)] as [string, StoredEntry];
+      settled,
+      others: (function* () {
+        for (const key of others) {
+          const value = entries.get(key);
+          if (value !== undefined) yield [key, decodeStored(dir, key, value)] as [string, StoredEntry];
+        }
       })(),
       changes: (function* () {
         for (const { key, value } of changeRecords.getRange()) {

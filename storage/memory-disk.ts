@@ -3,7 +3,7 @@
 // every write not yet synced, as a power loss does to an fsync-always disk whose flush had not
 // returned, or to an interval disk whose page cache was not yet written.
 import { compareKeys } from '../actors/key-order.ts';
-import type { Clock, CopyMeta, ReplicaDisk, StoredChange, StoredEntry } from '../actors/ports.ts';
+import type { Clock, CopyMeta, ReplicaDisk, SettledSummary, StoredChange, StoredEntry } from '../actors/ports.ts';
 import { takePage, type RecordPeek } from './disk-view.ts';
 
 type Write =
@@ -43,11 +43,24 @@ export class MemoryDisk implements ReplicaDisk {
     private readonly syncMs: number,
   ) {}
 
-  load(): { meta: CopyMeta | null; count: number; entries: Iterable<[string, StoredEntry]>; changes: Iterable<[number, StoredChange[]]> } {
+  load(): { meta: CopyMeta | null; settled: SettledSummary; others: Iterable<[string, StoredEntry]>; changes: Iterable<[number, StoredChange[]]> } {
+    const stable = this.syncedMeta?.watchHistory?.stable ?? Number.POSITIVE_INFINITY;
+    const settled: SettledSummary = { count: 0, valueBytes: 0, maxRev: 0, aboveStable: [] };
+    const others: [string, StoredEntry][] = [];
+    for (const [key, e] of this.synced) {
+      if (e.value === null || e.pendingRev > 0 || (e.ttl ?? 0) !== 0) {
+        others.push([key, copyEntry(e)]);
+        continue;
+      }
+      settled.count++;
+      settled.valueBytes += e.value.byteLength;
+      settled.maxRev = Math.max(settled.maxRev, e.rev);
+      if (e.rev > stable) settled.aboveStable.push([key, e.rev]);
+    }
     return {
       meta: this.syncedMeta === null ? null : { ...this.syncedMeta },
-      count: this.synced.size,
-      entries: [...this.synced].map(([k, e]) => [k, copyEntry(e)] as [string, StoredEntry]),
+      settled,
+      others,
       changes: [...this.syncedChanges].sort((a, b) => a[0] - b[0]).map(([rev, group]) => [rev, group.map(copyChange)] as [number, StoredChange[]]),
     };
   }
