@@ -274,6 +274,22 @@ export class ChangeLog {
   }
 
   /**
+   * The keys of the changes above `after` and at or below `through`, when this log holds every
+   * one of them (null when it does not: it starts later, or has not decided them all yet). A
+   * catch-up sends these keys as they stand rather than walking the whole copy.
+   */
+  keysChanged(after: number, through: number): Set<string> | null {
+    this.expire();
+    if (this._floor > after || this._stable < through || this.transferring) return null;
+    const keys = new Set<string>();
+    for (const c of this.since(after)) {
+      if (c.rev > through) break;
+      keys.add(c.key);
+    }
+    return keys;
+  }
+
+  /**
    * Every write committed at or below `rev` is in this copy (the leader's lease says so). A write
    * in flight here stays so until its validate (resent until it arrives), a newer write of its
    * key, or a catch-up decides it: only then does `stable` pass it.

@@ -952,7 +952,7 @@ export class LeaderTerm {
       // A value written after the admission reaches the joiner as a write (it is a target): not
       // here too, where it could arrive first and hide that write from the joiner's change log.
       const beforeAdmission = (e: SnapshotEntry) => e.rev <= what.lastRevBefore;
-      for (const all of store.chunks(this.config.snapshotChunkEntries, this.config.snapshotChunkBytes, since)) {
+      for (const all of store.chunks(this.config.snapshotChunkEntries, this.config.snapshotChunkBytes, since, what.lastRevBefore)) {
         if (!stillJoining()) return;
         const chunk = all.filter(beforeAdmission);
         await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq: seq++, entries: chunk, done: false, maxRev: 0 });

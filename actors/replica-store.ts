@@ -46,6 +46,22 @@ function owned(e: StoredEntry): StoredEntry {
   return { ...e, value: copy(e.value), pendingValue: copy(e.pendingValue) };
 }
 
+/** `entries` in chunks of at most `maxEntries`, or about `maxBytes` of keys and values. */
+function* inChunks(entries: Iterable<SnapshotEntry>, maxEntries: number, maxBytes: number): Generator<SnapshotEntry[]> {
+  let chunk: SnapshotEntry[] = [];
+  let bytes = 0;
+  for (const e of entries) {
+    chunk.push(e);
+    bytes += (e.value?.byteLength ?? 0) + e.key.length + 16;
+    if (chunk.length >= maxEntries || bytes >= maxBytes) {
+      yield chunk;
+      chunk = [];
+      bytes = 0;
+    }
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
 const snapshotOf = (key: string, e: Pick<StoredEntry, 'rev' | 'value' | 'ttl'>): SnapshotEntry => ({ key, rev: e.rev, value: e.value, ...((e.ttl ?? 0) > 0 ? { ttl: e.ttl } : {}) });
 
 export class ReplicaStore {
@@ -585,10 +601,20 @@ export class ReplicaStore {
   /**
    * Committed values in chunks for state transfer; the walk stays valid across writes (an entry
    * written meanwhile may come out twice, at different revisions: the joiner keeps the newer).
-   * With `since` above 0, a catch-up: only what changed above `since`, deletes as null values
-   * (the caller checks deletesKnownAbove first).
+   * With `since` above 0, a catch-up: only what changed above `since` (up to `through`, the last
+   * revision before the admission), deletes as null values (the caller checks deletesKnownAbove
+   * first). When the watch history holds every change in between, just the keys it names, as
+   * they stand: work in proportion to the changes, not to the copy.
    */
-  *chunks(maxEntries: number, maxBytes: number, since = 0): Generator<SnapshotEntry[]> {
+  *chunks(maxEntries: number, maxBytes: number, since = 0, through = this._maxRev): Generator<SnapshotEntry[]> {
+    const changed = since > 0 ? this.changes.keysChanged(since, through) : null;
+    if (changed !== null) {
+      const states = function* (store: ReplicaStore) {
+        for (const key of changed) yield store.stateOf(key, through);
+      };
+      yield* inChunks(states(this), maxEntries, maxBytes);
+      return;
+    }
     if (this.valuesOnDisk !== null) {
       // Page by page from the disk, each as the disk holds it then. A page may come out empty
       // (a catch-up sends few of many entries): the walk still gives the node back now and then.
@@ -599,18 +625,7 @@ export class ReplicaStore {
         after = next;
       }
     }
-    let chunk: SnapshotEntry[] = [];
-    let bytes = 0;
-    for (const e of this.committed(since)) {
-      chunk.push(e);
-      bytes += (e.value?.byteLength ?? 0) + e.key.length + 16;
-      if (chunk.length >= maxEntries || bytes >= maxBytes) {
-        yield chunk;
-        chunk = [];
-        bytes = 0;
-      }
-    }
-    if (chunk.length > 0) yield chunk;
+    yield* inChunks(this.committed(since), maxEntries, maxBytes);
   }
 
   /**

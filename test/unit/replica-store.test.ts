@@ -76,6 +76,28 @@ describe('replica store', () => {
     expect(s.apply('k70000', { type: 'invalidate', rev: 200_000, value: v('new') })).toBe(true);
   });
 
+  it('replica store - a catch-up sends the keys the watch history names when it holds every change since; else it walks the copy', () => {
+    const s = new ReplicaStore();
+    for (let i = 1; i <= 50; i++) s.apply(`k${i}`, { type: 'fill', rev: i, value: v(`v${i}`) });
+    const write = (key: string, rev: number, value: Uint8Array | null) => {
+      s.apply(key, { type: 'invalidate', rev, value });
+      s.apply(key, { type: 'validate', rev });
+    };
+    write('k3', 51, v('new3'));
+    write('k7', 52, null);
+    write('k60', 53, v('v60'));
+    write('k3', 54, v('newer3'));
+    write('k9', 55, v('after')); // after the admission (through 54): it reaches the joiner as a write
+    const show = (e: { key: string; rev: number; value: Uint8Array | null }) => `${e.key}@${e.rev}:${e.value === null ? 'deleted' : new TextDecoder().decode(e.value)}`;
+    const catchUp = (since: number) => [...s.chunks(2, 1 << 20, since, 54)].flat().map(show).sort();
+    expect(s.changes.floor).toBe(50); // the fills came in no validate
+    // From the history: the keys changed in 51..54, as they stand, and nothing else.
+    expect(catchUp(50)).toEqual(['k3@54:newer3', 'k60@53:v60', 'k7@52:deleted']);
+    expect(catchUp(52)).toEqual(['k3@54:newer3', 'k60@53:v60']);
+    // Below the history's floor: a walk of the copy (which meets k9 too; the leader drops it).
+    expect(catchUp(49)).toEqual(['k3@54:newer3', 'k50@50:v50', 'k60@53:v60', 'k7@52:deleted', 'k9@55:after']);
+  });
+
   it('replica store - snapshot chunks respect entry and byte bounds and skip pending-only keys', () => {
     const s = new ReplicaStore();
     for (let i = 0; i < 10; i++) s.apply(`k${i}`, { type: 'fill', rev: i + 1, value: new Uint8Array(100) });
