@@ -5,6 +5,7 @@
 // [crc32 u32][flags u8][rev f64][pendingRev f64][value length u32][value][pending value][ttl f64]
 // [pendingTtl f64], the times to live only with HAS_TTL (copies written before keys could expire
 // have none). LMDB keeps no checksums: the CRC (over the key, then the rest) finds a damaged entry.
+import { Buffer } from 'node:buffer';
 import { crc32 } from 'node:zlib';
 
 export const HAS_VALUE = 1;
