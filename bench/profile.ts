@@ -2,7 +2,7 @@
 // (through NODE_OPTIONS, which LocalCluster passes on; node refuses --cpu-prof there), drive a
 // closed-loop load at the leader, profile exactly the measured window (SIGUSR2 starts and stops
 // V8's sampling profiler in every node), and print the top functions by self time, per node.
-//   node --import tsx bench/profile.ts [put|get] [--inflight N] [--size BYTES] [--seconds S] [--out DIR]
+//   node --import tsx bench/profile.ts [put|get] [--inflight N] [--size BYTES] [--seconds S] [--fsync always|interval] [--out DIR]
 // The .cpuprofile files stay in <out>/profile-<op>-<timestamp>/ (open them in Chrome DevTools).
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -91,11 +91,14 @@ async function main(): Promise<void> {
       inflight: { type: 'string', default: '1' },
       size: { type: 'string', default: '16' },
       seconds: { type: 'string', default: '10' },
+      fsync: { type: 'string' },
       out: { type: 'string' },
     },
   });
   const op = positionals[0] ?? 'put';
   if (op !== 'put' && op !== 'get') throw new Error('op must be put or get');
+  const fsync = values.fsync;
+  if (fsync !== undefined && fsync !== 'always' && fsync !== 'interval') throw new Error('--fsync must be always or interval (nodes with data dirs; memory only without it)');
   const inflight = Number(values.inflight);
   const valueBytes = Number(values.size);
   const seconds = Number(values.seconds);
@@ -108,7 +111,7 @@ async function main(): Promise<void> {
   process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --import=${hook}`.trim();
   process.env.ZISTORE_CPU_PROFILE_DIR = dir;
   const progress = new Progress();
-  const cluster = await progress.step('starting the cluster (profiled nodes)', () => BenchCluster.start({ nodes: 3 }));
+  const cluster = await progress.step('starting the cluster (profiled nodes)', () => BenchCluster.start({ nodes: 3, ...(fsync !== undefined ? { durable: fsync } : {}) }));
   onInterrupt(() => cluster.stop(), () => progress.stop());
   delete process.env.NODE_OPTIONS;
   delete process.env.ZISTORE_CPU_PROFILE_DIR;
