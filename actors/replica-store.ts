@@ -609,10 +609,7 @@ export class ReplicaStore {
   *chunks(maxEntries: number, maxBytes: number, since = 0, through = this._maxRev): Generator<SnapshotEntry[]> {
     const changed = since > 0 ? this.changes.keysChanged(since, through) : null;
     if (changed !== null) {
-      const states = function* (store: ReplicaStore) {
-        for (const key of changed) yield store.stateOf(key, through);
-      };
-      yield* inChunks(states(this), maxEntries, maxBytes);
+      yield* inChunks(this.statesOf(changed, through), maxEntries, maxBytes);
       return;
     }
     if (this.valuesOnDisk !== null) {
@@ -626,6 +623,11 @@ export class ReplicaStore {
       }
     }
     yield* inChunks(this.committed(since), maxEntries, maxBytes);
+  }
+
+  /** Each of `keys` as this copy holds it now (stateOf), read as the walk reaches it. */
+  private *statesOf(keys: Iterable<string>, noRecordRev: number): Generator<SnapshotEntry> {
+    for (const key of keys) yield this.stateOf(key, noRecordRev);
   }
 
   /**

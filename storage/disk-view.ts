@@ -7,15 +7,14 @@ import type { StoredEntry } from '../actors/ports.ts';
 const SCAN_PER_ENTRY = 8;
 
 /**
- * `stored` (in key order, from `first` or after `after`) with `overlay` laid over it: a key in
- * the overlay is as the overlay says (null: it holds nothing), in its place in the key order.
+ * `stored` (in key order, from `from`, or after it when `exclusive`) with `overlay` laid over it:
+ * a key in the overlay is as the overlay says (null: it holds nothing), in its place in the order.
  */
 export function* overlaid<R>(stored: Iterable<[string, R]>, overlay: ReadonlyMap<string, R | null>, from: string | undefined, exclusive: boolean): Generator<[string, R]> {
   const inRange = (key: string) => from === undefined || (exclusive ? compareKeys(key, from) > 0 : compareKeys(key, from) >= 0);
   const laid = [...overlay.keys()].filter(inRange).sort(compareKeys);
   let i = 0;
   for (const [key, record] of stored) {
-    if (exclusive && key === from) continue;
     for (; i < laid.length && compareKeys(laid[i]!, key) < 0; i++) {
       const over = overlay.get(laid[i]!)!;
       if (over !== null) yield [laid[i]!, over];

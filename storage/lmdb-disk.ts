@@ -356,12 +356,6 @@ export class LmdbDisk implements ReplicaDisk {
   }
 
   *keysFrom(first: string | undefined): Generator<string> {
-    if (this.unsettled.size === 0 && this.clearsUnsettled === 0) {
-      // Nothing laid over the engine (the common case): its entries as they come, so that a
-      // count of a large range walks no more layers than it must.
-      for (const { key, value } of this.entries.getRange(first === undefined ? {} : { start: first })) if ((value[4]! & HAS_VALUE) !== 0) yield key;
-      return;
-    }
     for (const [key, stored] of this.current(first, false)) if ((stored[4]! & HAS_VALUE) !== 0) yield key;
   }
 
@@ -369,13 +363,18 @@ export class LmdbDisk implements ReplicaDisk {
     return takePage(this.current(after, true), this.peek, since, limit, maxBytes);
   }
 
-  /** Entries as last written, in key order, from `from` (after it when `exclusive`). */
+  /**
+   * Entries as last written, in key order, from `from` (after it when `exclusive`). With nothing
+   * laid over the engine (the common case) its entries as they come: a count of a large range
+   * walks no more layers than it must.
+   */
   private current(from: string | undefined, exclusive: boolean): Iterable<[string, Buffer]> {
-    return overlaid(this.clearsUnsettled > 0 ? [] : this.stored(from), this.unsettled, from, exclusive);
+    const stored = this.clearsUnsettled > 0 ? [] : this.stored(from, exclusive);
+    return this.unsettled.size === 0 ? stored : overlaid(stored, this.unsettled, from, exclusive);
   }
 
-  private *stored(from: string | undefined): Generator<[string, Buffer]> {
-    for (const { key, value } of this.entries.getRange(from === undefined ? {} : { start: from })) yield [key, value];
+  private *stored(from: string | undefined, exclusive: boolean): Generator<[string, Buffer]> {
+    for (const { key, value } of this.entries.getRange(from === undefined ? {} : { start: from })) if (!exclusive || key !== from) yield [key, value];
   }
 
   /** A committed write: reads find it in the engine now, unless the key was written again since. */
