@@ -972,7 +972,7 @@ export class LeaderTerm {
       // While writes of the previous term wait to be re-committed (they wait for a second copy:
       // maybe this joiner), they come later, in a 'history' message (sendHistoryLater).
       const changes = what.changesAfter === undefined ? null : this.changesUpTo(what.changesAfter, what.lastRevBefore);
-      const historyFollows = what.changesAfter !== undefined && changes === null && !this.decidedUpTo(what.lastRevBefore);
+      const historyFollows = what.changesAfter !== undefined && changes === null && !this.vouchesUpTo(what.lastRevBefore);
       const done: PeerMessage = { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq, entries: [], done: true, maxRev: Math.max(store.maxRev, this.nextRev - 1) };
       await this.sendChunk(id, changes !== null ? { ...done, changes } : historyFollows ? { ...done, historyFollows } : done);
       // Dropped while the last chunk was in flight (suspected, or gone from ZooKeeper): not a
@@ -1008,18 +1008,30 @@ export class LeaderTerm {
   }
 
   /**
-   * Is every revision up to `rev` decided here? Nothing at or below it is in flight any more (new
-   * writes are above it, earlier ones have finished, recommits too): a revision up to it that our
-   * copy never saw committed was given to a write that failed, so our log may vouch for all of them.
+   * Is every revision up to `rev` that this term gave decided here? Nothing at or below it is in
+   * flight any more (new writes are above it, earlier ones have finished, recommits too): a
+   * revision up to it that our copy never saw committed was given to a write that failed, or
+   * skipped by our recovery (see vouchesUpTo).
    */
   private decidedUpTo(rev: number): boolean {
     return this.recommitting === 0 && ![...this.inflightRevs].some((r) => r <= rev);
   }
 
+  /**
+   * May a history (ours, a joiner's) vouch for every revision up to `rev`? Each is decided here,
+   * and a write at or above it is committed (F16): a revision our recovery skipped, because a
+   * replica that answered held a write at it, may still be in flight at a replica that has not
+   * answered yet, and a later leader may commit it. Once we have committed a write above it, every
+   * replica has joined us (which rolled that write back) or left the set.
+   */
+  private vouchesUpTo(rev: number): boolean {
+    return this.decidedUpTo(rev) && this.ports.store.committedMaxRev >= rev;
+  }
+
   /** Our committed changes in (after, through] for a joiner's change log, null when we cannot vouch for them (yet). */
   private changesUpTo(after: number, through: number): ChangeTransfer | null {
     const { changes } = this.ports.store;
-    if (this.decidedUpTo(through)) changes.held(through);
+    if (this.vouchesUpTo(through)) changes.held(through);
     return changes.transferable(after, through, CHANGES_TRANSFER_BYTES);
   }
 
@@ -1029,7 +1041,7 @@ export class LeaderTerm {
    */
   private async sendHistoryLater(id: string, admission: number, after: number, through: number): Promise<void> {
     const stillOurs = () => this.ended === null && this.replicas.has(id) && !this.joining.has(id) && !this.removing.has(id);
-    while (!this.decidedUpTo(through)) {
+    while (!this.vouchesUpTo(through)) {
       if (!stillOurs()) return;
       await sleep(this.ports.clock, this.config.leaseMs / 8);
     }

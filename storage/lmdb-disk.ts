@@ -184,10 +184,11 @@ function checkDataDir(dir: string): CheckedCopy {
 type QueuedWrite = { key: string; entry: Buffer | null } | { meta: CopyMeta } | { rev: number; record: Buffer } | 'clear';
 
 /**
- * `always`: how long a change nobody waits for (a validate, a meta update) may wait for a commit
- * that someone does wait for, ms. An fsync costs a few hundred µs: one per acknowledged write, not
- * one more for each validate. A crash before it loses nothing acknowledged: the copy then holds the
- * write as in flight, which the protocol settles as after any crash.
+ * How long a change nobody waits for (a validate, a meta update) may wait for a commit that someone
+ * does wait for, ms. A commit costs a few hundred µs with `always` (an fsync), tens with `interval`
+ * (page writes): one per acknowledged write, not one more for each validate. A crash before it
+ * loses nothing acknowledged: the copy then holds the write as in flight, which the protocol
+ * settles as after any crash.
  */
 export const LAZY_COMMIT_MS = 5;
 
@@ -214,14 +215,14 @@ const queuedBytes = (w: QueuedWrite): number => (w === 'clear' || 'meta' in w ? 
 export class LmdbDisk implements ReplicaDisk {
   /**
    * Changes not yet handed to the engine. They go together once a flush is asked for (an ack waits
-   * for it), or else at the end of the turn (`interval`) or after LAZY_COMMIT_MS (`always`).
+   * for it), or else after LAZY_COMMIT_MS.
    * `interval` commits them on this thread in one synchronous transaction: without an fsync that is
    * a few writes to the page cache, far quicker than the engine's asynchronous commit, whose reply
    * crosses threads. `always` hands them to the engine's asynchronous commit, whose fsync runs off
    * this thread (a synchronous one measured no quicker, and would stall the node on a slow disk).
    */
   private queued: QueuedWrite[] = [];
-  private commitTimer: NodeJS.Timeout | NodeJS.Immediate | null = null;
+  private commitTimer: NodeJS.Timeout | null = null;
   /** The commit a flush asked for, due in a microtask; later flushes until then share it. */
   private commitAsked: Promise<void> | null = null;
   /** `interval` only: the periodic sync. */
@@ -455,14 +456,13 @@ export class LmdbDisk implements ReplicaDisk {
     if (this.failure !== null) return;
     if (write !== null) this.queued.push(write);
     if (this.commitTimer !== null) return;
-    this.commitTimer = this.options.fsync === 'interval' ? setImmediate(() => this.commitQueued()) : setTimeout(() => this.commitQueued(), LAZY_COMMIT_MS);
+    this.commitTimer = setTimeout(() => this.commitQueued(), LAZY_COMMIT_MS);
   }
 
   /** Every queued change to the engine, in the order they were made (`interval`: in one synchronous transaction). */
   private commitQueued(): void {
     if (this.commitTimer !== null) {
-      clearTimeout(this.commitTimer as NodeJS.Timeout);
-      clearImmediate(this.commitTimer as NodeJS.Immediate);
+      clearTimeout(this.commitTimer);
       this.commitTimer = null;
     }
     const forget = this.forgetThrough > this.removedThrough ? [...this.changeRecords.getKeys({ end: this.forgetThrough + 1 })] : [];

@@ -270,6 +270,8 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   // F15: found by a 600-seed multi-key sweep on 2026-12-04 (beyond the seeds CI sweeps).
   seedCase('F15', 5322, 'a transaction of k1 and k2 at revision 57 told k1 first at one node, k2 first at another', true);
   seedCase('F15', 5427, 'same, with a delete', true);
+  // F16: found by a multi-key sweep (listed as an open watch gap for two stops).
+  seedCase('F16', 30342, 'n2 led epoch 2 over the skipped k1@3 and vouched for it in its history; n1 recommitted it in epoch 4', true);
 });
 
 // Keep the checker honest about what "fails" means here: a history from the sweep must check.

@@ -107,4 +107,10 @@ export const FINDINGS: Record<string, Finding> = {
     title: "nodes told a transaction's writes in the order their validates came: a watcher moving between nodes saw one revision in two orders",
     where: 'actors/change-log.ts committed(): fixed (the changes of one revision in key order)',
   },
+  F16: {
+    id: 'F16',
+    status: 'fixed',
+    title: 'a leader vouched in its watch history for a revision its recovery skipped; a later leader committed a write at it, missing from that history',
+    where: "actors/leader-term.ts changesUpTo(): fixed (a joiner's history is vouched for no higher than the leader's highest committed revision)",
+  },
 };
