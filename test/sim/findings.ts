@@ -111,6 +111,6 @@ export const FINDINGS: Record<string, Finding> = {
     id: 'F16',
     status: 'fixed',
     title: 'a leader vouched in its watch history for a revision its recovery skipped; a later leader committed a write at it, missing from that history',
-    where: "actors/leader-term.ts changesUpTo(): fixed (a joiner's history is vouched for no higher than the leader's highest committed revision)",
+    where: 'actors/leader-term.ts vouchesUpTo(): fixed (a history vouches for a revision only once a write at or above it is committed)',
   },
 };
