@@ -28,6 +28,12 @@ import type { FsyncPolicy } from '../storage/lmdb-disk.ts';
 const PROJECT_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 // Nodes run the compiled CLI: the launcher from the sources (tests), main.js beside us in dist/.
 const ZISTORE_BIN = join(PROJECT_ROOT, 'cli', import.meta.url.endsWith('.ts') ? 'zistore.js' : 'main.js');
+/**
+ * V8 flags for node processes, as cli/zistore.js's first line sets them: semi-spaces of 4 MiB
+ * rather than 16. A node's garbage dies young, and after a load of 1,000,000 keys each node kept
+ * 15–30 MB less (bench/results/restart-*); docs/deployment.md.
+ */
+const NODE_V8_FLAGS = ['--max-semi-space-size=4'];
 /** How long a socket-mode fault waits for the node to confirm it (a paused node cannot). */
 const LINK_FAULT_ACK_MS = 5000;
 
@@ -221,7 +227,7 @@ export class LocalCluster {
   private async startProcess(handle: NodeHandle): Promise<void> {
     const o = this.options;
     const args = [
-      ZISTORE_BIN, 'node',
+      ...NODE_V8_FLAGS, ZISTORE_BIN, 'node',
       '--id', handle.id,
       '--cluster', this.name,
       '--zk', handle.zkProxy?.address ?? `127.0.0.1:${this.zookeeper.port}`,
