@@ -516,7 +516,7 @@ export class LeaderTerm {
       }
       const { store } = this.ports;
       const failed = failedCompare(store, txn.compare);
-      if (failed !== null) return fail(409, failed);
+      if (failed !== null) return failed;
       // A delete of a key that does not exist writes nothing (as a delete outside a transaction would not).
       const writes = txn.ops.filter((o) => o.op === 'put' || store.committedRevision(o.key) !== null);
       if (writes.length === 0) return txnReply(store.committedMaxRev, 0);

@@ -11,6 +11,8 @@ export const REVISION_HEADER = 'Zi-Revision';
 export const IF_REVISION_HEADER = 'Zi-If-Revision';
 /** A put's time to live, ms (PROTOCOL.md "Expiring keys"). */
 export const TTL_HEADER = 'Zi-TTL';
+/** On a transaction's 409: the index of the first compare that does not hold (PROTOCOL.md "Transactions"). */
+export const FAILED_COMPARE_HEADER = 'Zi-Failed-Compare';
 export const MAX_TTL_MS = 365 * 24 * 3600 * 1000;
 /** A time to live a write may carry: whole milliseconds, 1 to MAX_TTL_MS. */
 export const isTtl = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 1 && x <= MAX_TTL_MS;
@@ -27,7 +29,7 @@ export type ErrorCode = 400 | 404 | 409 | 410 | 413 | 500 | 503 | 504;
 
 export type ClientReply =
   | { ok: true; revision?: number; data?: Uint8Array }
-  | { ok: false; code: ErrorCode; description: string };
+  | { ok: false; code: ErrorCode; description: string; failedCompare?: number };
 
 export interface MembersView {
   cluster: string;

@@ -118,19 +118,18 @@ export function txnReply(revision: number, written: number): ClientReply {
   return { ok: true, revision, data: encoder.encode(JSON.stringify({ revision, written } satisfies TxnResult)) };
 }
 
-/** The first compare that does not hold in `store`'s committed values, as a 409 reason; null when all hold. */
-export function failedCompare(store: ReplicaStore, compare: readonly TxnCompare[]): string | null {
-  for (const c of compare) {
+/** The 409 for the first compare that does not hold in `store`'s committed values (its index with it); null when all hold. */
+export function failedCompare(store: ReplicaStore, compare: readonly TxnCompare[]): ClientReply | null {
+  for (const [index, c] of compare.entries()) {
+    const conflict = (why: string): ClientReply => ({ ok: false, code: 409, description: `compare failed: ${JSON.stringify(c.key)} ${why}`, failedCompare: index });
     const revision = store.committedRevision(c.key);
     if ('revision' in c) {
-      if (revision !== c.revision) return `compare failed: ${JSON.stringify(c.key)} is at ${revision ?? 'absent'}, not ${c.revision}`;
+      if (revision !== c.revision) return conflict(`is at ${revision ?? 'absent'}, not ${c.revision}`);
     } else if ('absent' in c) {
-      if (revision !== null) return `compare failed: ${JSON.stringify(c.key)} exists (revision ${revision})`;
+      if (revision !== null) return conflict(`exists (revision ${revision})`);
     } else {
       const value = revision === null ? null : store.get(c.key)!.value;
-      if (value === null || !Buffer.from(value.buffer, value.byteOffset, value.byteLength).equals(c.value)) {
-        return `compare failed: ${JSON.stringify(c.key)} does not hold the value compared`;
-      }
+      if (value === null || !Buffer.from(value.buffer, value.byteOffset, value.byteLength).equals(c.value)) return conflict('does not hold the value compared');
     }
   }
   return null;

@@ -2,7 +2,7 @@
 // service `zistore` (so $SRV.PING/INFO/STATS discover nodes), and peer request-reply.
 import { connect, ErrorCode, headers as natsHeaders, NatsError, type Msg, type NatsConnection, type ServiceMsg, type Subscription } from 'nats';
 import type { Bus, ClientHandler, Log, PeerHandler } from '../actors/ports.ts';
-import { REVISION_HEADER, type ClientOp, type ClientReply, type PeerMessage, type PeerReply } from '../actors/protocol.ts';
+import { FAILED_COMPARE_HEADER, REVISION_HEADER, type ClientOp, type ClientReply, type PeerMessage, type PeerReply } from '../actors/protocol.ts';
 import { checkPeerMessage, checkSender } from '../actors/peer-check.ts';
 import { decode, encode } from './codec.ts';
 import { RequestMux } from './request-mux.ts';
@@ -218,7 +218,9 @@ export class NatsBus implements Bus {
     try {
       if (!reply.ok) {
         // A header value cannot carry CR or LF; descriptions never should, but make sure.
-        msg.respondError(reply.code, reply.description.replace(/[\r\n]+/g, ' '));
+        const h = natsHeaders();
+        if (reply.failedCompare !== undefined) h.set(FAILED_COMPARE_HEADER, String(reply.failedCompare));
+        msg.respondError(reply.code, reply.description.replace(/[\r\n]+/g, ' '), undefined, { headers: h });
         return;
       }
       const h = natsHeaders();

@@ -9,7 +9,7 @@ import { BusTimeoutError, NoRespondersError } from '../bus/errors.ts';
 export { BusClosedError } from '../bus/errors.ts';
 import { RequestMux } from '../bus/request-mux.ts';
 
-import { IF_REVISION_HEADER, KEY_HEADER, REVISION_HEADER, TTL_HEADER } from '../actors/protocol.ts';
+import { FAILED_COMPARE_HEADER, IF_REVISION_HEADER, KEY_HEADER, REVISION_HEADER, TTL_HEADER } from '../actors/protocol.ts';
 import { SCAN_HEADERS, readBinaryScanReply, type ScanForm, type ScanResult } from '../actors/scan.ts';
 import type { TxnResult } from '../actors/txn.ts';
 import { FEED_HEARTBEAT_MS, WATCH_HEADERS, type WatchResult } from '../actors/watch.ts';
@@ -20,7 +20,7 @@ import { WatchRetry, type WatchFailure } from './watch-retry.ts';
 export { CredentialsError, credentialsPath, readCredentials, type ZiCredentials } from './credentials.ts';
 
 // Wire names and shapes are the nodes' own: one definition.
-export { IF_REVISION_HEADER, KEY_HEADER, REVISION_HEADER, TTL_HEADER } from '../actors/protocol.ts';
+export { FAILED_COMPARE_HEADER, IF_REVISION_HEADER, KEY_HEADER, REVISION_HEADER, TTL_HEADER } from '../actors/protocol.ts';
 export type { MembersView } from '../actors/protocol.ts';
 import type { ClientOp, MembersView } from '../actors/protocol.ts';
 
@@ -29,6 +29,8 @@ export class ZiStoreError extends Error {
   constructor(
     readonly code: number,
     readonly reason: string,
+    /** A transaction's 409: the index of the first compare that did not hold. */
+    readonly failedCompare?: number,
   ) {
     super(`${code} ${reason}`);
     this.name = 'ZiStoreError';
@@ -240,7 +242,10 @@ export class ZiClient {
       throw err;
     }
     const errorCode = msg.headers?.get('Nats-Service-Error-Code');
-    if (errorCode) throw new ZiStoreError(Number(errorCode), msg.headers?.get('Nats-Service-Error') ?? '');
+    if (errorCode) {
+      const failed = msg.headers?.get(FAILED_COMPARE_HEADER);
+      throw new ZiStoreError(Number(errorCode), msg.headers?.get('Nats-Service-Error') ?? '', failed ? Number(failed) : undefined);
+    }
     return msg;
   }
 
@@ -308,7 +313,8 @@ export class ZiClient {
 
   /**
    * Writes every op at one revision if every compare holds, atomically (PROTOCOL.md
-   * "Transactions"). A compare that does not hold throws ZiStoreError 409 and writes nothing.
+   * "Transactions"). A compare that does not hold throws ZiStoreError 409 (with the index of the
+   * first compare that did not: failedCompare) and writes nothing.
    */
   async txn(ops: TxnWrite[], compare: TxnCondition[] = [], opts: CallOptions = {}): Promise<TxnResult> {
     const b64 = (v: Uint8Array | string) => Buffer.from(toBytes(v)).toString('base64');

@@ -40,8 +40,8 @@ export type KvOutput =
   | { status: 'ok'; value?: string; revision?: number; entries?: ScanEntryOutput[] }
   /** get or delete of a missing key (HTTP 404). */
   | { status: 'not-found' }
-  /** Zi-If-Revision mismatch (HTTP 409). */
-  | { status: 'conflict' }
+  /** Zi-If-Revision mismatch, or a transaction's compare that does not hold: failedCompare, the first (HTTP 409). */
+  | { status: 'conflict'; failedCompare?: number }
   /** HTTP 503: the store guarantees the operation had no effect. */
   | { status: 'unavailable' }
   /** 504, timeout or no reply: the operation may or may not have taken effect. */

@@ -665,11 +665,12 @@ export function expandMultiKey(history: readonly Operation[]): Operation[] {
 /**
  * Each transaction as single-key operations with its interval. Answered: a put per put, at the
  * transaction's revision; a delete per delete whose effect is unknown (a delete of a missing key
- * writes nothing); a get per compare (a revision, not-found, or a value). 409: no effect, and
- * with one compare that compare failed (a conflicting conditional put for a revision, a get that
- * found the key for `absent`; a failed value compare has no such operation); with several, which
- * one failed is not known. 503: no effect, left out. Unknown outcome: its writes with unknown
- * outcomes. What this cannot see (all writes at one point) checkTornTransactions looks at.
+ * writes nothing); a get per compare (a revision, not-found, or a value). 409: no effect; the
+ * compares before the first that failed (the reply names it; with one compare, that one) held, as
+ * above, and that one did not (a conflicting conditional put for a revision, a get that found the
+ * key for `absent`; a failed value compare has no such operation). 503: no effect, left out.
+ * Unknown outcome: its writes with unknown outcomes. What this cannot see (all writes at one
+ * point) checkTornTransactions looks at.
  */
 export function expandTxns(history: readonly Operation[]): Operation[] {
   if (!history.some((op) => op.input.op === 'txn')) return [...history];
@@ -683,17 +684,17 @@ export function expandTxns(history: readonly Operation[]): Operation[] {
     const part = (input: KvInput, output: KvOutput): Operation => ({ id: nextId++, client: `${op.client} (txn op${op.id})`, input, call: op.call, ret: op.ret, output });
     const { compare, ops } = op.input.txn;
     const status = op.output.status;
-    if (status === 'conflict' && compare.length === 1) {
-      const c = compare[0]!;
+    const held = (c: (typeof compare)[number]) =>
+      part({ op: 'get', key: c.key }, 'revision' in c ? { status: 'ok', revision: c.revision } : 'absent' in c ? { status: 'not-found' } : { status: 'ok', value: c.value });
+    const failed = op.output.status === 'conflict' ? (op.output.failedCompare ?? (compare.length === 1 ? 0 : undefined)) : undefined;
+    if (failed !== undefined && failed < compare.length) {
+      for (const c of compare.slice(0, failed)) out.push(held(c));
+      const c = compare[failed]!;
       // The model's revision 0 stands for a missing key; a transaction's compare names a revision of a key that exists.
       if ('revision' in c && c.revision > 0) out.push(part({ op: 'put', key: c.key, ifRevision: c.revision, value: '' }, { status: 'conflict' }));
       else if ('absent' in c) out.push(part({ op: 'get', key: c.key }, { status: 'ok' }));
     }
-    if (status === 'ok') {
-      for (const c of compare) {
-        out.push(part({ op: 'get', key: c.key }, 'revision' in c ? { status: 'ok', revision: c.revision } : 'absent' in c ? { status: 'not-found' } : { status: 'ok', value: c.value }));
-      }
-    }
+    if (status === 'ok') for (const c of compare) out.push(held(c));
     if (status !== 'ok' && status !== 'unknown') continue;
     for (const o of ops) {
       if (o.op === 'put') out.push(part({ op: 'put', key: o.key, value: o.value }, status === 'ok' ? { status: 'ok', revision: op.output.revision } : { status: 'unknown' }));

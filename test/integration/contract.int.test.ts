@@ -348,6 +348,10 @@ describe('contract - transactions (an addition)', () => {
     const value = await txn({ compare: [{ key: 't/a', value: b64('A1') }], ops: [{ op: 'put', key: 't/c', value: b64('x') }] });
     expect(`${value.code} ${value.description}`).toBe('409 compare failed: "t/a" does not hold the value compared');
     expect((await store.get('t/c', 'n2')).code).toBe(404);
+    // The 409 names the first compare that does not hold (Zi-Failed-Compare, from 0), at any node.
+    const third = { compare: [{ key: 't/a', revision: ok.revision }, { key: 't/none', absent: true }, { key: 't/a', absent: true }], ops: [{ op: 'put', key: 't/c', value: b64('x') }] };
+    for (const node of [undefined, 'n2']) expect((await txn(third, node)).headers.get('Zi-Failed-Compare')).toEqual(['2']);
+    expect(stale.headers.get('Zi-Failed-Compare')).toEqual(['0']);
   });
 
   it('txn - bad bodies and the bounds get 400 or 413 with the reason', async () => {
@@ -401,6 +405,7 @@ describe('contract - transactions (an addition)', () => {
     const r = await client.txn([{ op: 'put', key: 'typed/a', value: '1' }, { op: 'put', key: 'typed/b', value: new Uint8Array([0, 255]) }], [{ key: 'typed/a', absent: true }]);
     expect(r.written).toBe(2);
     expect([...(await client.get('typed/b', { node: 'n3' }))!.value]).toEqual([0, 255]);
-    await expect(client.txn([{ op: 'delete', key: 'typed/a' }], [{ key: 'typed/a', value: '2' }])).rejects.toMatchObject({ code: 409 });
+    await expect(client.txn([{ op: 'delete', key: 'typed/a' }], [{ key: 'typed/a', value: '2' }])).rejects.toMatchObject({ code: 409, failedCompare: 0 });
+    await expect(client.txn([{ op: 'delete', key: 'typed/a' }], [{ key: 'typed/a', value: '1' }, { key: 'typed/b', absent: true }])).rejects.toMatchObject({ code: 409, failedCompare: 1 });
   });
 });

@@ -4,6 +4,7 @@
 import { Buffer } from 'node:buffer';
 import type { NatsConnection, NatsError } from 'nats';
 import { readBinaryScanReply, type ScanResult } from '../../actors/scan.ts';
+import { FAILED_COMPARE_HEADER } from '../../actors/protocol.ts';
 import type { TxnResult } from '../../actors/txn.ts';
 import { txnBody } from '../support/txn-body.ts';
 import type { KvInput, KvOutput } from '../check/index.ts';
@@ -52,8 +53,10 @@ export function classify(input: KvInput, reply: RawReply, binaryScan = false): {
     }
     case 404:
       return { output: { status: 'not-found' }, replied: true, code };
-    case 409:
-      return { output: { status: 'conflict' }, replied: true, code };
+    case 409: {
+      const failed = reply.headers.get(FAILED_COMPARE_HEADER)?.[0];
+      return { output: { status: 'conflict', ...(failed !== undefined ? { failedCompare: Number(failed) } : {}) }, replied: true, code };
+    }
     case 503:
       return { output: { status: 'unavailable' }, replied: true, code };
     default:

@@ -551,7 +551,7 @@ export class SimCluster {
       case 404:
         return { status: 'not-found' };
       case 409:
-        return { status: 'conflict' };
+        return { status: 'conflict', ...(reply.failedCompare !== undefined ? { failedCompare: reply.failedCompare } : {}) };
       case 503:
         return { status: 'unavailable' };
       case 504:

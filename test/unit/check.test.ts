@@ -711,9 +711,24 @@ describe('transactions (multi-key writes)', () => {
     // `absent`: refused while the key was missing all along is a violation; refused once it exists is fine.
     expect(expectFailure(checkHistory(new H().txn('t', cmp({ key: 'a', absent: true }), [0, 1], CONFLICT).ops)).key).toBe('a');
     expect(checkHistory(new H().put('w', 'a', '0', [0, 1], ok(1)).txn('t', cmp({ key: 'a', absent: true }), [2, 3], CONFLICT).ops)).toEqual({ ok: true });
-    // Two compares: which one failed is not known, so nothing is concluded.
+    // Two compares, and a reply that does not say which one failed: nothing is concluded.
     const two = new H().put('w', 'a', '0', [0, 1], ok(1)).txn('t', { compare: [{ key: 'a', revision: 1 }, { key: 'b', absent: true }], ops: both.ops }, [2, 3], CONFLICT);
     expect(checkHistory(two.ops)).toEqual({ ok: true });
+  });
+
+  it('check - a transaction answered 409 naming its first failed compare: the compares before it held, that one did not', () => {
+    const compare: TxnInput['compare'] = [{ key: 'a', revision: 1 }, { key: 'b', absent: true }];
+    const refused = (failedCompare: number) => new H().put('w', 'a', '0', [0, 1], ok(1)).txn('t', { compare, ops: both.ops }, [2, 3], { status: 'conflict', failedCompare });
+    // `a` was at 1 and `b` absent: neither compare failed, whichever the reply names.
+    expect(expectFailure(checkHistory(refused(0).ops)).key).toBe('a');
+    expect(expectFailure(checkHistory(refused(1).ops)).key).toBe('b');
+    // `b` exists: the second failed, and the first held.
+    const bExists = (failedCompare: number) => refused(failedCompare).put('w', 'b', '0', [0, 1], ok(2));
+    expect(checkHistory(bExists(1).ops)).toEqual({ ok: true });
+    // `a` moved to 3 while `b` exists: the first failed, and a reply naming the second claims the first held.
+    const aMoved = (failedCompare: number) => bExists(failedCompare).put('w', 'a', '1', [0, 1], ok(3));
+    expect(checkHistory(aMoved(0).ops)).toEqual({ ok: true });
+    expect(expectFailure(checkHistory(aMoved(1).ops)).key).toBe('a');
   });
 
   it('check - a scan that shows one key of a transaction and an older revision of another is torn', () => {
