@@ -360,6 +360,16 @@ export class ChangeLog {
     return true;
   }
 
+  /** Whether a state transfer is open (kept with the copy: see transferLost). */
+  get isTransferring(): boolean {
+    return this.transferring;
+  }
+
+  /** A state transfer was open when the node stopped, its leader's changes never in: nothing up to `rev` is known. */
+  transferLost(rev: number): void {
+    this.raiseFloor(rev, 'a state transfer was open when the node stopped');
+  }
+
   private raiseFloor(rev: number, why: string): void {
     if (rev <= this._floor) return;
     this.onFloorRaised?.(rev, why);

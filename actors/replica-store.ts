@@ -282,6 +282,9 @@ export class ReplicaStore {
       if (e.pendingRev > 0) inFlight.push(e.pendingRev);
     }
     this.changes.restore(kept, records, inFlight, unrecorded);
+    // The leader's changes for a transfer open when the node stopped never came: the transfer may
+    // have brought writes whose revisions the history then skips (F17), up to the copy's highest.
+    if (kept.transferring === true) this.changes.transferLost(this._maxRev);
   }
 
   /** Is the copy kept on a disk (changes then count as held only once durable() resolves)? */
@@ -316,7 +319,7 @@ export class ReplicaStore {
       snapshotRev: this.snapshotRev,
       deletesForgottenThrough: this.forgottenTombstoneRev,
       roster: [...this._roster],
-      watchHistory: { floor: this.changes.floor, stable: this.changes.stable },
+      watchHistory: { floor: this.changes.floor, stable: this.changes.stable, ...(this.changes.isTransferring ? { transferring: true } : {}) },
       intact: this._intact,
       rolledBack: [...this.rolledBack],
       ...(this._replicaSet !== null ? { replicaSet: this._replicaSet } : {}),

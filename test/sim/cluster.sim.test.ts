@@ -272,6 +272,8 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   seedCase('F15', 5427, 'same, with a delete', true);
   // F16: found by a multi-key sweep (listed as an open watch gap for two stops).
   seedCase('F16', 30342, 'n2 led epoch 2 over the skipped k1@3 and vouched for it in its history; n1 recommitted it in epoch 4', true);
+  // F17: found by a 2,000-seed sweep (60000-61999) on 2026-12-05; it failed on the code before F16 too.
+  seedCase('F17', 60171, 'n4 restarted with its catch-up history still to come; k2@11 came only as k2@12, and as leader it vouched for 11');
 });
 
 // Keep the checker honest about what "fails" means here: a history from the sweep must check.

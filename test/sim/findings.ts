@@ -113,4 +113,10 @@ export const FINDINGS: Record<string, Finding> = {
     title: 'a leader vouched in its watch history for a revision its recovery skipped; a later leader committed a write at it, missing from that history',
     where: 'actors/leader-term.ts vouchesUpTo(): fixed (a history vouches for a revision only once a write at or above it is committed)',
   },
+  F17: {
+    id: 'F17',
+    status: 'fixed',
+    title: 'a node restarted while its catch-up history was still to come; its history later went over a revision it never saw',
+    where: "actors/replica-store.ts restoreHistory(): fixed (an open transfer is kept with the copy's meta; after a restart the floor rises over the copy)",
+  },
 };

@@ -404,6 +404,29 @@ describe('lmdb disk', () => {
     await root.close();
   });
 
+  it('lmdb disk - a state transfer open when the node stopped: its history starts above the copy (F17)', async () => {
+    const dir = tempDir();
+    const { disk, store } = openStore(dir);
+    store.apply('a', { type: 'invalidate', rev: 1, value: v('one') });
+    store.apply('a', { type: 'validate', rev: 1 });
+    // A catch-up brings b@2 (a write this copy never saw), then b@3 arrives as a write, as usual;
+    // the leader's changes up to 2 are still to come when the node stops.
+    store.changes.beginTransfer();
+    store.apply('b', { type: 'fill', rev: 2, value: v('two') });
+    store.apply('b', { type: 'invalidate', rev: 3, value: v('three') });
+    store.apply('b', { type: 'validate', rev: 3 });
+    await store.durable();
+    expect(store.changes.stable).toBe(1);
+    await disk.close();
+    const { disk: reopened, store: again } = openStore(dir);
+    // Nothing up to the copy's highest revision may be vouched for: once a lease says the copy
+    // holds every write up to 3, the history would go from 1 to 3 without revision 2.
+    again.changes.held(3);
+    expect(again.changes.floor).toBe(3);
+    expect([...again.changes.since(0)].map((c) => c.rev)).toEqual([]);
+    await reopened.close();
+  });
+
   it('lmdb disk - a change the copy holds above the stable revision without its record lifts the floor over it; a damaged record stops the start', async () => {
     const dir = tempDir();
     const { disk, store } = openStore(dir);
