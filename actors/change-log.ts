@@ -360,9 +360,9 @@ export class ChangeLog {
     return true;
   }
 
-  /** Whether a state transfer is open (kept with the copy: see transferLost). */
-  get isTransferring(): boolean {
-    return this.transferring;
+  /** What the copy's meta keeps of this log (restore takes it back; an open transfer: see transferLost). */
+  get kept(): { floor: number; stable: number; transferring?: boolean } {
+    return { floor: this._floor, stable: this._stable, ...(this.transferring ? { transferring: true } : {}) };
   }
 
   /** A state transfer was open when the node stopped, its leader's changes never in: nothing up to `rev` is known. */

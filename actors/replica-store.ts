@@ -319,7 +319,7 @@ export class ReplicaStore {
       snapshotRev: this.snapshotRev,
       deletesForgottenThrough: this.forgottenTombstoneRev,
       roster: [...this._roster],
-      watchHistory: { floor: this.changes.floor, stable: this.changes.stable, ...(this.changes.isTransferring ? { transferring: true } : {}) },
+      watchHistory: this.changes.kept,
       intact: this._intact,
       rolledBack: [...this.rolledBack],
       ...(this._replicaSet !== null ? { replicaSet: this._replicaSet } : {}),

@@ -218,9 +218,9 @@ export class NatsBus implements Bus {
     try {
       if (!reply.ok) {
         // A header value cannot carry CR or LF; descriptions never should, but make sure.
-        const h = natsHeaders();
-        if (reply.failedCompare !== undefined) h.set(FAILED_COMPARE_HEADER, String(reply.failedCompare));
-        msg.respondError(reply.code, reply.description.replace(/[\r\n]+/g, ' '), undefined, { headers: h });
+        const headers = reply.failedCompare === undefined ? undefined : natsHeaders();
+        headers?.set(FAILED_COMPARE_HEADER, String(reply.failedCompare));
+        msg.respondError(reply.code, reply.description.replace(/[\r\n]+/g, ' '), undefined, headers && { headers });
         return;
       }
       const h = natsHeaders();
