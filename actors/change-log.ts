@@ -365,6 +365,35 @@ export class ChangeLog {
     return { floor: this._floor, stable: this._stable, ...(this.transferring ? { transferring: true } : {}) };
   }
 
+  /**
+   * Older changes of the same history, from a copy that kept them: those in (`older.after`,
+   * floor] go in below the ones held, and the floor comes down to `older.after`. Only changes
+   * that meet the ones held are taken (`older.through` at or above the floor); false when
+   * nothing was taken.
+   */
+  backfill(older: ChangeTransfer): boolean {
+    if (this.transferring || older.after >= this._floor || older.through < this._floor) return false;
+    // Retention by age looks at the oldest first: these count as old as the oldest held.
+    const at = this.size > 0 ? this.changes[this.head]!.at : this.now();
+    const taken: Change[] = [];
+    let group: Change[] = [];
+    for (const c of older.changes) {
+      if (c.rev <= older.after || c.rev > this._floor) continue;
+      const change: Change = { rev: c.rev, key: c.key, kind: c.kind, value: c.value === null ? null : slabCopy(c.value), at };
+      taken.push(change);
+      this.bytes += changeBytes(change);
+      if (group.length > 0 && group[0]!.rev !== c.rev) group = [];
+      group.push(change);
+      this.onRecorded?.(c.rev, group);
+    }
+    this.changes = taken.concat(this.changes.slice(this.head));
+    this.head = 0;
+    this._floor = older.after;
+    this.trim();
+    this.notify();
+    return true;
+  }
+
   /** A state transfer was open when the node stopped, its leader's changes never in: nothing up to `rev` is known. */
   transferLost(rev: number): void {
     this.raiseFloor(rev, 'a state transfer was open when the node stopped');

@@ -9,6 +9,7 @@ import { assert } from './assert.ts';
 import { EXPIRY } from './cache-entry.machine.ts';
 import { Expiries } from './expiries.ts';
 import { KeyTurns } from './key-turns.ts';
+import { checkChanges } from './peer-check.ts';
 import { newerReplicaSet, type Bus, type Clock, type Coordinator, type EpochClaim, type Log, type NodeObserver } from './ports.ts';
 import type { ChangeTransfer, ClientReply, PeerMessage, PeerReply, PendingEntry, SnapshotEntry, WriteCommand } from './protocol.ts';
 import { ReplicaLink } from './replica-link.ts';
@@ -236,7 +237,10 @@ export class LeaderTerm {
     const { coordinator, store, bus, clock } = this.ports;
     const self = this.config.nodeId;
     let previous = await coordinator.readReplicas();
-    const sync: PeerMessage = { type: 'sync', from: self, epoch: this.epoch };
+    // Our change log may have lost its oldest changes (a state transfer that never got its
+    // leader's): a complete replica that kept them sends them back in its reply.
+    const floor = store.changes.floor;
+    const sync: PeerMessage = { type: 'sync', from: self, epoch: this.epoch, ...(floor > 0 ? { changesThrough: floor } : {}) };
     const synced = new Map<string, Extract<PeerReply, { type: 'synced' }>>();
     const wasReplica = (id: string) => previous.ids.length === 0 || previous.ids.includes(id);
     const completePeers = () => [...synced].filter(([id, r]) => r.serving && wasReplica(id)).map(([id]) => id);
@@ -302,6 +306,8 @@ export class LeaderTerm {
       this.persistedIds = new Set();
       store.history = this.epoch;
     }
+
+    this.takeBackHistory(completePeers().map((id) => [id, synced.get(id)!]));
 
     // Highest revision per key over every write still in flight at a complete replica.
     const winners = new Map<string, PendingEntry>();
@@ -570,6 +576,28 @@ export class LeaderTerm {
       // Our own changes become watchable once nothing below them is in flight.
       this.ports.store.changes.held(this.heldThrough());
     }
+  }
+
+  /**
+   * The oldest changes our change log lost, from the complete replica (same history as ours)
+   * that sent back the most of them: joiners then get them from us, rather than our floor.
+   */
+  private takeBackHistory(replies: [string, Extract<PeerReply, { type: 'synced' }>][]): void {
+    const { changes } = this.ports.store;
+    let best: { peer: string; older: ChangeTransfer } | null = null;
+    for (const [peer, reply] of replies) {
+      if (reply.changes === undefined) continue;
+      try {
+        checkChanges(reply.changes);
+      } catch (err) {
+        this.log.warn({ err, peer }, 'a sync reply with malformed changes');
+        continue;
+      }
+      if (best === null || reply.changes.after < best.older.after) best = { peer, older: reply.changes };
+    }
+    if (best === null) return;
+    const was = changes.floor;
+    if (changes.backfill(best.older)) this.log.info({ peer: best.peer, floor: changes.floor, was }, 'took back the oldest changes of the watch history from a replica');
   }
 
   /** Our own copy holds the write as the disk's policy promises. A leader that cannot store steps down: it cannot acknowledge anything. */

@@ -35,7 +35,8 @@ function checkEntries(x: unknown, allowDelete: boolean): void {
   }
 }
 
-function checkChanges(x: unknown): void {
+/** The shape of changes from a peer (a message's, or a reply's); throws BadPeerMessageError. */
+export function checkChanges(x: unknown): void {
   need(isObject(x) && isCount(x.after) && isCount(x.through) && Array.isArray(x.changes), 'changes need after, through and a list');
   const t = x as { after: number; through: number; changes: unknown[] };
   let last = t.after;
@@ -132,6 +133,7 @@ export function checkPeerMessage(x: unknown): PeerMessage {
       checkValidated(m.validated);
       break;
     case 'sync':
+      need(m.changesThrough === undefined || isCount(m.changesThrough), 'changesThrough must be a count');
       break;
     case 'snapshot':
       need(isCount(m.seq) && isCount(m.admission) && isCount(m.maxRev) && typeof m.done === 'boolean', 'snapshot needs admission, seq, maxRev, done');

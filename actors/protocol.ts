@@ -104,7 +104,11 @@ export type PeerMessage =
   // Writes in flight (batched per replica), with validations of earlier writes riding along.
   | { type: 'invalidate'; from: string; epoch: number; entries: PendingEntry[]; validated: KeyRevision[] }
   | { type: 'validate'; from: string; epoch: number; validated: KeyRevision[] }
-  | { type: 'sync'; from: string; epoch: number }
+  /**
+   * `changesThrough`: the new leader's change log starts above it (its floor); a replica that
+   * holds older changes up to it sends them in its reply (`synced.changes`).
+   */
+  | { type: 'sync'; from: string; epoch: number; changesThrough?: number }
   /** `admission` names the admission the chunk belongs to: a joiner takes chunks of its own only. */
   /**
    * The last chunk (`done`) may carry the leader's committed changes in (`changes.after`,
@@ -123,7 +127,8 @@ export type PeerReply =
   /** A lease, and the revision up to which the follower holds every committed write. */
   | { ok: true; type: 'leased'; heldThrough: number; replicaSet: KnownReplicaSet | null }
   | { ok: true; type: 'replies'; replies: ClientReply[] }
-  | { ok: true; type: 'synced'; maxRev: number; pending: PendingEntry[]; serving: boolean; replicaSet: KnownReplicaSet | null; roster?: string[] }
+  /** `changes`: this replica's changes up to the sync's `changesThrough`, when it holds older ones than the leader. */
+  | { ok: true; type: 'synced'; maxRev: number; pending: PendingEntry[]; serving: boolean; replicaSet: KnownReplicaSet | null; roster?: string[]; changes?: ChangeTransfer }
   | { ok: false; code: PeerErrorCode; epoch: number; reason: string };
 
 export type PeerErrorCode = 'STALE_EPOCH' | 'NOT_LEADER' | 'NOT_READY' | 'NOT_REPLICA' | 'BAD_MESSAGE';

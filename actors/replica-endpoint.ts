@@ -8,7 +8,7 @@
 import type { FollowerEvent } from './follower.machine.ts';
 import type { NodeConfig, NodeParts } from './node.ts';
 import type { Log } from './ports.ts';
-import type { PeerMessage, PeerReply } from './protocol.ts';
+import type { ChangeTransfer, PeerMessage, PeerReply } from './protocol.ts';
 import { deferred, type Deferred } from './time.ts';
 
 /** What the endpoint reads of its node, and the two things it tells it. */
@@ -20,6 +20,9 @@ export interface ReplicaHost {
   /** The leader we forward to changed: requests waiting on the old one stop waiting (ClientFront.abandonLeader). */
   leaderGone(why: string): void;
 }
+
+/** Older changes a sync's reply carries at most, in bytes of keys and values (the newest that fit). */
+const OLDER_CHANGES_BYTES = 256 * 1024;
 
 type EndpointConfig = Pick<NodeConfig, 'nodeId' | 'opTimeoutMs' | 'leaseMs' | 'joinTimeoutMs'>;
 type LeaderMessage = Extract<PeerMessage, { type: 'invalidate' | 'validate' | 'snapshot' | 'history' }>;
@@ -126,7 +129,16 @@ export class ReplicaEndpoint {
     this.syncedLeader = message.from;
     this.host.toFollower({ type: 'leader.synced', epoch: message.epoch, leader: message.from, replica: fullCopy });
     const { store } = this.parts;
-    return { ok: true, type: 'synced', maxRev: store.maxRev, pending: store.pending(), serving: fullCopy, replicaSet: store.knownReplicaSet, roster: [...store.roster] };
+    // Only a complete copy's history is the leader's too (one that is not may be of an older history).
+    const older = fullCopy ? this.olderChanges(message.changesThrough ?? 0) : null;
+    return { ok: true, type: 'synced', maxRev: store.maxRev, pending: store.pending(), serving: fullCopy, replicaSet: store.knownReplicaSet, roster: [...store.roster], ...(older !== null ? { changes: older } : {}) };
+  }
+
+  /** Our changes up to `through` when we hold some the new leader lost (its change log starts above ours), else null. */
+  private olderChanges(through: number): ChangeTransfer | null {
+    const { changes } = this.parts.store;
+    if (through === 0 || changes.floor >= through) return null;
+    return changes.transferable(changes.floor, through, OLDER_CHANGES_BYTES);
   }
 
   receive(message: LeaderMessage): PeerReply | Promise<PeerReply> {

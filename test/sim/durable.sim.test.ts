@@ -76,6 +76,28 @@ describe('durable - stories', () => {
     }
   });
 
+  it('a node that stopped in a state transfer lost its watch history; leading after a whole-cluster crash, it takes the history back from a replica (F17)', async () => {
+    const c = await startStory({ diskSyncMs: 2, trace: true });
+    const leader = c.leader()!;
+    const [target] = c.ids.filter((id) => id !== leader) as [string];
+    expect((await c.put(leader, 'a', 'v1')).output.status).toBe('ok');
+    // As if a catch-up were still open at `target` (its leader's changes to come) when it stopped.
+    c.node(target)!.store.changes.beginTransfer();
+    expect((await c.put(leader, 'b', 'v2')).output.status).toBe('ok');
+    await c.run(100);
+    for (const id of c.ids) c.crash(id);
+    await c.run(300);
+    // Back first, it leads; the others are back before it has recovered, and answer its sync.
+    for (const id of [target, ...c.ids.filter((id) => id !== target)]) c.restart(id);
+    expect(await c.waitFor(() => c.leader() === target && c.allServing(), 10_000), c.describe()).toBe(true);
+    const result = await verifyStory(c, ['a', 'b'], 'whole-cluster crash with a state transfer open');
+    expect(result.ok, report(result)).toBe(true);
+    const floors = c.trace.lines.filter((l) => / (watch history now|took back)/.test(l)).join('\n');
+    expect(floors).toMatch(new RegExp(`${target} .*a state transfer was open when the node stopped`));
+    expect(floors).toMatch(new RegExp(`${target} .*took back the oldest changes`));
+    for (const id of c.ids) expect({ id, ...c.changesOf(id)!, node: undefined, stable: undefined }, floors).toEqual({ id, ...c.changesOf(leader)!, node: undefined, stable: undefined, floor: 0 });
+  });
+
   it('ZooKeeper loses its data in a power cut: the node left out of the last replica set, back first, never serves; every acknowledged write survives', async () => {
     const c = await startStory({ diskSyncMs: 2 });
     const leader = c.leader()!;

@@ -427,6 +427,40 @@ describe('lmdb disk', () => {
     await reopened.close();
   });
 
+  it("lmdb disk - history lost by an open transfer is taken back from another copy's changes, below the ones held, and kept across a restart", async () => {
+    const dir = tempDir();
+    const { disk, store } = openStore(dir);
+    store.changes.beginTransfer();
+    store.apply('a', { type: 'fill', rev: 1, value: v('one') });
+    store.apply('b', { type: 'fill', rev: 2, value: v('two') });
+    store.changes.endTransfer(null, store.maxRev);
+    store.apply('c', { type: 'invalidate', rev: 3, value: v('three') });
+    store.apply('c', { type: 'validate', rev: 3 });
+    expect([store.changes.floor, store.changes.stable]).toEqual([2, 3]);
+    // A copy that kept them, as its sync reply sends them.
+    const keeper = new ReplicaStore();
+    for (const [key, rev] of [['a', 1], ['b', 2]] as const) {
+      keeper.apply(key, { type: 'invalidate', rev, value: v(key) });
+      keeper.apply(key, { type: 'validate', rev });
+    }
+    const older = keeper.changes.transferable(keeper.changes.floor, store.changes.floor, 1 << 20)!;
+    // Changes that do not meet the ones held, or while a transfer is open, are not taken.
+    expect(store.changes.backfill({ ...older, through: 1 })).toBe(false);
+    store.changes.beginTransfer();
+    expect(store.changes.backfill(older)).toBe(false);
+    store.changes.endTransfer(null, 2);
+    expect(store.changes.backfill(older)).toBe(true);
+    const history = (s: ReplicaStore) => [...s.changes.since(0)].map((c) => `${c.rev}:${c.key}:${text(c.value)}`);
+    expect(store.changes.floor).toBe(0);
+    expect(history(store)).toEqual(['1:a:a', '2:b:b', '3:c:three']);
+    await store.durable();
+    await disk.close();
+    const { disk: reopened, store: again } = openStore(dir);
+    expect([again.changes.floor, again.changes.stable]).toEqual([0, 3]);
+    expect(history(again)).toEqual(['1:a:a', '2:b:b', '3:c:three']);
+    await reopened.close();
+  });
+
   it('lmdb disk - a change the copy holds above the stable revision without its record lifts the floor over it; a damaged record stops the start', async () => {
     const dir = tempDir();
     const { disk, store } = openStore(dir);
