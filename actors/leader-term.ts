@@ -76,6 +76,8 @@ interface Joiner {
 
 /** At most this much of keys and values of its change log goes to a joiner (in the last snapshot chunk, within max_payload). */
 const CHANGES_TRANSFER_BYTES = 512 * 1024;
+/** After an expiry could not be committed (writes refused, no quorum of copies), how long until the next try, ms. */
+const EXPIRY_RETRY_MS = 100;
 
 export class LeaderTerm {
   readonly epoch: number;
@@ -133,6 +135,9 @@ export class LeaderTerm {
   private expiryTimer: unknown = null;
   /** Keys whose expiry the timer has started and not yet finished. */
   private readonly expiring = new Set<string>();
+  /** Why the last expiry could not be committed (null: it could), and when to try again. */
+  private expiryStall: string | null = null;
+  private expiryRetryAt = 0;
   private readonly log: Log;
 
   constructor(
@@ -465,14 +470,14 @@ export class LeaderTerm {
     if (changed) this.armExpiryTimer();
   }
 
-  /** One timer, for the earliest deadline; while expiries run, it looks again at most every 50 ms. */
+  /** One timer, for the earliest deadline (not before a retry is due); while expiries run, it looks again at most every 50 ms. */
   private armExpiryTimer(): void {
     const { clock } = this.ports;
     if (this.expiryTimer !== null) clock.clearTimeout(this.expiryTimer);
     this.expiryTimer = null;
     const next = this.expiries.next();
     if (next === undefined || this.ended !== null) return;
-    const waitMs = Math.min(Math.max(next - clock.now(), this.expiring.size > 0 ? 50 : 0), 2 ** 31 - 1);
+    const waitMs = Math.min(Math.max(Math.max(next, this.expiryRetryAt) - clock.now(), this.expiring.size > 0 ? 50 : 0), 2 ** 31 - 1);
     this.expiryTimer = clock.setTimeout(() => {
       this.expiryTimer = null;
       this.expireDue();
@@ -480,24 +485,36 @@ export class LeaderTerm {
   }
 
   private expireDue(): void {
-    if (!this.isServing) return this.armExpiryTimer();
+    if (!this.isServing) {
+      this.expiryStalled(this.notServingReason());
+      return this.armExpiryTimer();
+    }
     for (const key of this.dueKeys()) {
       if (this.expiring.has(key)) continue;
       this.expiring.add(key);
       void this.expireNow(key).then(
         (reply) => {
           this.expiring.delete(key);
-          if (reply !== null) this.log.warn({ key, reply }, 'could not expire a key yet; trying again');
+          if (reply === null) this.expiryStall = null;
+          else this.expiryStalled(reply.ok ? 'unexpected reply' : reply.description, key);
           this.armExpiryTimer();
         },
         (err: unknown) => {
           this.expiring.delete(key);
           this.log.error({ err, key }, 'expiry failed');
+          this.expiryStalled(err instanceof Error ? err.message : String(err), key);
           this.armExpiryTimer();
         },
       );
     }
     this.armExpiryTimer();
+  }
+
+  /** Expiries cannot be committed now (`why`): they are tried again in EXPIRY_RETRY_MS, and each new cause is logged once. */
+  private expiryStalled(why: string, key?: string): void {
+    this.expiryRetryAt = this.ports.clock.now() + EXPIRY_RETRY_MS;
+    if (why !== this.expiryStall) this.log.warn({ why, ...(key !== undefined ? { key } : {}), retryMs: EXPIRY_RETRY_MS }, 'could not expire keys past their time to live yet; trying again');
+    this.expiryStall = why;
   }
 
   /**

@@ -21,6 +21,8 @@ export function formatInput(input: KvInput): string {
       return `delete(${input.key}${ifText(input.ifRevision)})`;
     case 'scan':
       return `scan(${quote(input.key)}*)`;
+    case 'expire':
+      return `expire(${input.key}, ${quote(input.value)})`;
     case 'txn': {
       const cmp = input.txn.compare.map((c) => ('revision' in c ? `${c.key}@${c.revision}` : 'absent' in c ? `${c.key} absent` : `${c.key}==${quote(c.value)}`));
       const ops = input.txn.ops.map((o) => (o.op === 'put' ? `put ${o.key}=${quote(o.value)}` : `delete ${o.key}`));

@@ -14,12 +14,20 @@
 export type KvInput =
   | { op: 'get'; key: string }
   /** `ifRevision: 0` means "the key must not exist". */
-  /** `ttlMs`: the put's time to live (Zi-TTL); the checker takes it as a plain put, so runs use times that do not run out. */
+  /**
+   * `ttlMs`: the put's time to live (Zi-TTL). The checker adds the cluster's delete of that value
+   * (`expire`) as a write that may happen at any time from `call + ttlMs` on, or never.
+   */
   | { op: 'put'; key: string; value: string; ifRevision?: number; ttlMs?: number }
   | { op: 'delete'; key: string; ifRevision?: number }
   | { op: 'scan'; key: string; ifRevision?: undefined }
+  /** Added by the checker, never sent: the cluster deletes the key if it still holds `value` (a put with a time to live); see expandExpiries. */
+  | { op: 'expire'; key: string; value: string; ifRevision?: undefined }
   /** Compares, then writes at one revision if all hold; `key` is unused (''). Split by expandMultiKey. */
   | { op: 'txn'; key: string; ifRevision?: undefined; txn: TxnInput };
+
+/** What a client may send: every operation but the checker's own (`expire`). */
+export type ClientInput = Exclude<KvInput, { op: 'expire' }>;
 
 /** A transaction as the client sent it (values as strings). */
 export interface TxnInput {

@@ -3,6 +3,7 @@ export type {
   CheckOptions,
   CheckResult,
   CheckUnknown,
+  ClientInput,
   FailureKind,
   KvInput,
   KvOutput,
@@ -13,5 +14,5 @@ export type {
 export type { KvState, StepResult } from './kv-model.ts';
 export { applyUnknown, describeState, initialState, step } from './kv-model.ts';
 export type { KeyCheck } from './linearizability.ts';
-export { checkHistory, checkKeyHistory, checkTornTransactions, expandMultiKey, expandScans, expandTxns, checkRevisions, hasUnknownOutcome, relevantOps } from './linearizability.ts';
+export { checkHistory, checkKeyHistory, checkTornTransactions, expandExpiries, expandMultiKey, expandScans, expandTxns, checkRevisions, hasUnknownOutcome, relevantOps } from './linearizability.ts';
 export { describeOp, formatFailure, formatInput, formatOperations, formatOutput } from './format.ts';

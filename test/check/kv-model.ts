@@ -150,6 +150,8 @@ export function step(s: KvState, input: KvInput, output: KvOutput): StepResult {
     case 'scan':
     case 'txn':
       return { ok: false, reason: `a ${input.op} must be split into single-key operations first (expandMultiKey)` };
+    case 'expire':
+      return { ok: false, reason: 'an expiry has no reply: its outcome is always unknown' };
   }
 }
 
@@ -161,6 +163,8 @@ export function step(s: KvState, input: KvInput, output: KvOutput): StepResult {
  */
 export function applyUnknown(s: KvState, input: KvInput): KvState | null {
   if (input.op === 'get' || input.op === 'scan' || input.op === 'txn') return null;
+  // The cluster expires a value, not whatever the key holds by then (a newer write has its own time to live).
+  if (input.op === 'expire' && !(s.exists && s.value === input.value)) return null;
   if (input.op === 'delete' && !s.exists) return null;
   const cond = checkCondition(s, input.ifRevision);
   if (cond.kind === 'mismatch') return null;

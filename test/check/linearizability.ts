@@ -53,6 +53,11 @@ export function hasUnknownOutcome(op: Operation): boolean {
   return op.ret === null || op.output.status === 'unknown';
 }
 
+/** A write whose effect does not depend on what the key holds (an expiry does: it deletes one value). */
+function unconditionalWrite(op: Operation): boolean {
+  return op.input.op !== 'get' && op.input.op !== 'expire' && op.input.ifRevision === undefined;
+}
+
 /** Operations the checker actually considers. */
 export function relevantOps(ops: readonly Operation[]): Operation[] {
   return ops.filter((op) => {
@@ -304,7 +309,7 @@ function searchKey(ops: readonly Operation[], budget: Budget, maxUnknownDelay = 
     if (entry !== null && entry.isCall) {
       const idx = entry.idx;
       const op = ops[idx] as Operation;
-      if (unknown[idx] !== (pass === 1) || (pass === 1 && chained && op.input.op !== 'get' && op.input.ifRevision === undefined)) {
+      if (unknown[idx] !== (pass === 1) || (pass === 1 && chained && unconditionalWrite(op))) {
         entry = entry.next;
         continue;
       }
@@ -753,6 +758,22 @@ export function expandScans(history: readonly Operation[]): Operation[] {
   return out;
 }
 
+/**
+ * Each put with a time to live that may have taken effect brings the cluster's delete of its
+ * value: from `call + ttlMs` on (the deadline runs from when the leader takes the write), at any
+ * time or never (a newer write of the key, a keep-alive, or a failover, which starts the time
+ * again, may put it off). Values are unique per put, so the expiry names the write it ends.
+ */
+export function expandExpiries(history: readonly Operation[]): Operation[] {
+  let nextId = Math.max(0, ...history.map((op) => op.id)) + 1;
+  const out = [...history];
+  for (const op of history) {
+    if (op.input.op !== 'put' || op.input.ttlMs === undefined || op.output.status === 'unavailable' || op.output.status === 'conflict') continue;
+    out.push({ id: nextId++, client: 'expiry', input: { op: 'expire', key: op.input.key, value: op.input.value }, call: op.call + op.input.ttlMs, ret: null, output: { status: 'unknown' } });
+  }
+  return out;
+}
+
 /** Reject malformed histories up front rather than report nonsense. */
 function validate(history: readonly Operation[]): void {
   for (const op of history) {
@@ -771,7 +792,7 @@ export function checkHistory(history: readonly Operation[], opts: CheckOptions =
   // Revisions are checked before transactions are split: all of one transaction's writes share one.
   const revFailure = checkRevisions(relevantOps(history)) ?? checkTornTransactions(history);
   if (revFailure !== null) return revFailure;
-  const ops = relevantOps(expandMultiKey(history));
+  const ops = relevantOps(expandExpiries(expandMultiKey(history)));
   const budget = new Budget(performance.now() + (opts.budgetMs ?? DEFAULT_BUDGET_MS), opts.maxSteps ?? Infinity);
 
   const delay = opts.maxUnknownDelay ?? Infinity;

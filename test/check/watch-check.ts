@@ -2,7 +2,8 @@
 // change log would hand a watcher, between its floor and its stable revision, is every
 // acknowledged write of that range, once, in revision order, nothing that was not written, and
 // the same at every node. A watcher may move between nodes, so any difference between two logs
-// over the revisions both cover is a gap or a duplicate for someone.
+// over the revisions both cover is a gap or a duplicate for someone. An expiry is a change too,
+// of a key some put gave a time to live (the linearizability check places it in time).
 import type { Operation } from './history.ts';
 
 /** One node's change log as a watcher would read it. */
@@ -38,7 +39,10 @@ export function checkChangeLogs(history: readonly Operation[], logs: readonly No
   const acked = new Map<number, Write[]>();
   /** Writes whose outcome the client did not learn: they may or may not show up. */
   const maybe = new Set<string>();
+  /** Keys some put gave a time to live: the cluster's expiry of them is a change nobody wrote. */
+  const expiring = new Set<string>();
   for (const op of history) {
+    if (op.input.op === 'put' && op.input.ttlMs !== undefined) expiring.add(op.input.key);
     const writes = writesOf(op);
     if (writes.length === 0) continue;
     if (op.output.status === 'ok' && op.output.revision !== undefined) acked.set(op.output.revision, writes);
@@ -56,6 +60,10 @@ export function checkChangeLogs(history: readonly Operation[], logs: readonly No
       const keys = byRev.get(c.rev) ?? new Map<string, string | null>();
       keys.set(c.key, c.value);
       byRev.set(c.rev, keys);
+      if (c.kind === 'expire') {
+        if (!expiring.has(c.key) || c.value !== null) problems.push(`${where}: expiry ${describe(c)} of a key no put gave a time to live`);
+        continue;
+      }
       const writes = acked.get(c.rev);
       const written = writes?.find((w) => w.key === c.key && w.value === c.value);
       if (writes !== undefined ? written === undefined : !maybe.has(`${c.key}=${c.value ?? '<deleted>'}`)) problems.push(`${where}: change ${describe(c)} was never written`);

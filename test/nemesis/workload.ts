@@ -11,7 +11,7 @@ import type { KvInput, KvOutput } from '../check/index.ts';
 import { raw, type RawReply } from '../support/raw-client.ts';
 import type { Recorder, RecordedOp } from './history.ts';
 import { Rng } from '../sim/rng.ts';
-import { LONG_TTL_MS } from '../sim/workload.ts';
+import { LONG_TTL_MS, SHORT_TTL_MS } from '../sim/workload.ts';
 
 export interface WorkloadContext {
   cluster: string;
@@ -132,8 +132,9 @@ export class Client {
       return { op: 'txn', key: '', txn: { compare, ops: [{ op: 'put', key: a!, value: value() }, { op: 'put', key: b!, value: value() }] } };
     }
     if (r < 0.4) return { op: 'get', key };
-    // A quarter with a time to live that no run reaches: the deadline goes through every fault.
-    if (r < 0.65) return { op: 'put', key, value: value(), ...(rng.chance(0.25) ? { ttlMs: LONG_TTL_MS } : {}) };
+    // A quarter with a time to live: half of them run out within the run (the checker places each
+    // expiry in time), half never do (the deadline goes through every fault).
+    if (r < 0.65) return { op: 'put', key, value: value(), ...(rng.chance(0.25) ? { ttlMs: rng.chance(0.5) ? rng.int(...SHORT_TTL_MS) : LONG_TTL_MS } : {}) };
     if (r < 0.82) {
       const ifRevision = known !== undefined && rng.chance(0.8) ? known : rng.chance(0.7) ? 0 : rng.int(1, 1000);
       return { op: 'put', key, value: value(), ifRevision };

@@ -200,7 +200,7 @@ describe('simulation - seeds', () => {
 
   it(`simulation - ${MULTI_KEY_SEEDS} random seeds with scans, transactions and expiring keys keep every promise (each one point in time)`, async () => {
     const failing: SeedResult[] = [];
-    const answered = { scan: 0, txn: 0, ttl: 0 };
+    const answered = { scan: 0, txn: 0, ttl: 0, expired: 0 };
     for (let seed = SWEEP_START; seed < SWEEP_START + MULTI_KEY_SEEDS; seed++) {
       const result = await runSeed({ seed, multiKey: true });
       for (const op of result.history) {
@@ -208,6 +208,7 @@ describe('simulation - seeds', () => {
         if (op.input.op === 'scan' || op.input.op === 'txn') answered[op.input.op]++;
         else if (op.input.op === 'put' && op.input.ttlMs !== undefined) answered.ttl++;
       }
+      answered.expired += result.expiries;
       if (!result.ok) failing.push(result);
     }
     expect(failing.map(report).join('\n\n'), 'seeds that broke a promise').toBe('');
@@ -215,6 +216,8 @@ describe('simulation - seeds', () => {
     expect(answered.scan).toBeGreaterThan(MULTI_KEY_SEEDS * 10);
     expect(answered.txn).toBeGreaterThan(MULTI_KEY_SEEDS * 5);
     expect(answered.ttl).toBeGreaterThan(MULTI_KEY_SEEDS * 5);
+    // Keys that ran out within the runs: the checker placed each expiry in time.
+    expect(answered.expired).toBeGreaterThan(MULTI_KEY_SEEDS / 4);
   }, 150_000);
 });
 
@@ -274,6 +277,9 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   seedCase('F16', 30342, 'n2 led epoch 2 over the skipped k1@3 and vouched for it in its history; n1 recommitted it in epoch 4', true);
   // F17: found by a 2,000-seed sweep (60000-61999) on 2026-12-05; it failed on the code before F16 too.
   seedCase('F17', 60171, 'n4 restarted with its catch-up history still to come; k2@11 came only as k2@12, and as leader it vouched for 11');
+  // F18: found by the first multi-key sweep with keys that expire within a run (2026-12-05).
+  seedCase('F18', 30205, 'k3 past its time to live while the replica set is rewritten: the expiry is refused, and tried again at once', true);
+  seedCase('F18', 30275, 'same', true);
 });
 
 // Keep the checker honest about what "fails" means here: a history from the sweep must check.

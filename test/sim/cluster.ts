@@ -9,7 +9,7 @@ import type { CoordEvent, MemberState, Role } from '../../actors/ports.ts';
 import type { ClientReply, ClientRequest, PeerMessage } from '../../actors/protocol.ts';
 import { readBinaryScanReply, type ScanResult } from '../../actors/scan.ts';
 import { MemoryNetwork, type ClientOutcome, type LinkProfile } from '../../bus/memory-bus.ts';
-import type { KvInput, KvOutput, Operation } from '../check/history.ts';
+import type { ClientInput, KvInput, KvOutput, Operation } from '../check/history.ts';
 import { txnBody } from '../support/txn-body.ts';
 import { formatInput } from '../check/format.ts';
 import type { TxnResult } from '../../actors/txn.ts';
@@ -494,7 +494,7 @@ export class SimCluster {
    * One client operation through `nodeId`, recorded in the history. The client waits a little
    * longer than the node's operation timeout (PROTOCOL.md); no reply means an unknown outcome.
    */
-  async op(client: string, nodeId: string, input: KvInput, timeoutMs = this.config.opTimeoutMs + 1000): Promise<Operation> {
+  async op(client: string, nodeId: string, input: ClientInput, timeoutMs = this.config.opTimeoutMs + 1000): Promise<Operation> {
     const op: Operation = { id: this.opCounter++, client, input, call: this.now(), ret: null, output: { status: 'unknown' } };
     this.history.push(op);
     const headers = new Map<string, string[]>();
@@ -617,6 +617,12 @@ export class SimCluster {
       out.set(key, { committed, pending });
     }
     return out;
+  }
+
+  /** Whether the leader has a write in flight (an expiry, say, after the clients stopped). */
+  leaderWriting(): boolean {
+    const leader = this.leader();
+    return leader !== null && [...this.storeOf(leader).values()].some((e) => e.pending !== null);
   }
 
   /** Differences between the leader's committed data and every other serving node's. */

@@ -119,4 +119,10 @@ export const FINDINGS: Record<string, Finding> = {
     title: 'a node restarted while its catch-up history was still to come; its history later went over a revision it never saw',
     where: "actors/replica-store.ts restoreHistory(): fixed (an open transfer is kept with the copy's meta; after a restart the floor rises over the copy)",
   },
+  F18: {
+    id: 'F18',
+    status: 'fixed',
+    title: 'a leader that could not commit an expiry (writes refused) tried again at once, for ever: a busy loop and a log line per try',
+    where: 'actors/leader-term.ts expiryStalled(): fixed (the next try after EXPIRY_RETRY_MS; each new cause logged once)',
+  },
 };

@@ -76,11 +76,13 @@ async function main(): Promise<void> {
   const byKind = new Map<string, number>();
   let virtualMs = 0;
   let events = 0;
+  let expiries = 0;
   const historyLost: number[] = [];
   for (let seed = args.start; seed < args.start + args.seeds; seed++) {
     const result = await runSeed({ seed, faults, multiKey: args.multiKey });
     virtualMs += result.virtualMs;
     events += result.events;
+    expiries += result.expiries;
     if (result.historyLostThrough > 0) historyLost.push(seed);
     if (!result.ok) {
       failed.push({ seed, failures: result.failures });
@@ -97,7 +99,7 @@ async function main(): Promise<void> {
     `\n${args.seeds} seeds (${args.start}..${args.start + args.seeds - 1}), faults=${args.faults ?? 'default'}: ` +
       `${args.seeds - failed.length} passed, ${failed.length} failed${kinds ? ` (${kinds})` : ''}; ` +
       `${seconds.toFixed(1)} s, ${(args.seeds / seconds).toFixed(1)} seeds/s, ` +
-      `${(virtualMs / 1000 / seconds).toFixed(0)}x real time, ${events} events`,
+      `${(virtualMs / 1000 / seconds).toFixed(0)}x real time, ${events} events${expiries > 0 ? `, ${expiries} keys expired` : ''}`,
   );
   if (failed.length > 0) {
     console.log(`failing seeds: ${failed.map((f) => f.seed).join(' ')}`);

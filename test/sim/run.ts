@@ -37,6 +37,8 @@ export interface SeedResult {
   events: number;
   /** Changes at or below this revision are at no node's watch history at the end (0: none lost). */
   historyLostThrough: number;
+  /** Keys the cluster expired, as the node's watch history that tells the most of them says. */
+  expiries: number;
   /** Node log lines at error level (not failures by themselves; e.g. data-loss warnings). */
   errors: string[];
   violations: Violation[];
@@ -105,6 +107,7 @@ export class Outcome {
   readonly rejections: unknown[] = [];
   /** The lowest watch-history floor over the nodes at the end: changes at or below it are at no node any more. */
   historyLostThrough = 0;
+  expiries = 0;
 
   fail(kind: string, ...details: string[]): void {
     this.failures.push(kind);
@@ -146,8 +149,11 @@ export async function settleAndVerify(cluster: SimCluster, keys: readonly string
   const logs = cluster.ids.map((id) => cluster.changesOf(id)).filter((l): l is NodeChanges => l !== null);
   const watchProblems = checkChangeLogs(cluster.history, logs);
   outcome.historyLostThrough = logs.length === 0 ? 0 : Math.min(...logs.map((l) => l.floor));
+  outcome.expiries = Math.max(0, ...logs.map((l) => l.changes.filter((c) => c.kind === 'expire').length));
   if (watchProblems.length > 0) outcome.fail('watch', 'watch history broken:', ...watchProblems.map((p) => `  ${p}`));
   if (!outcome.failures.includes('liveness')) {
+    // A key whose time to live ran out meanwhile is being expired (a write): compare once it is done.
+    await cluster.waitFor(() => !cluster.leaderWriting(), 2000);
     const diverged = cluster.convergence();
     if (diverged.length > 0) outcome.fail('convergence', 'copies differ after settling:', ...diverged.slice(0, 10).map((d) => `  ${d}`));
   }
@@ -200,6 +206,7 @@ export function assess(cluster: SimCluster, outcome: Outcome, name: string, shap
     history,
     virtualMs: cluster.now(),
     historyLostThrough: outcome.historyLostThrough,
+    expiries: outcome.expiries,
     events: cluster.scheduler.events,
     errors,
     violations: cluster.violations,

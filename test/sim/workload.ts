@@ -19,15 +19,18 @@ export interface WorkloadOptions {
   /** Weight of transactions (compares and writes over two or three keys); 0 unless asked for. */
   txnWeight?: number;
   /**
-   * Share of puts (plain and conditional) that carry a time to live, LONG_TTL_MS: the replicated
-   * deadline goes through every fault, and no key expires within a run (the checker knows no
-   * expiry). 0 unless asked for, and then only it draws from the seed's stream.
+   * Share of puts (plain and conditional) that carry a time to live: half of them SHORT_TTL_MS
+   * (they expire within the run, through whatever faults come, and the checker places each
+   * expiry in time), half LONG_TTL_MS (the deadline goes through every fault and never runs
+   * out). 0 unless asked for, and then only it draws from the seed's stream.
    */
   ttlShare?: number;
 }
 
 /** A time to live no run reaches, however many leader changes restart it. */
 export const LONG_TTL_MS = 60 * 60 * 1000;
+/** Times to live that run out within a run, ms. */
+export const SHORT_TTL_MS: readonly [number, number] = [100, 1500];
 
 /**
  * Concurrent clients: each picks a random node and a random key, and issues get, put, delete or a
@@ -97,7 +100,8 @@ async function runClient(cluster: SimCluster, rng: Rng, name: string, options: W
 }
 
 function withTtl(rng: Rng, options: WorkloadOptions): { ttlMs?: number } {
-  return (options.ttlShare ?? 0) > 0 && rng.chance(options.ttlShare!) ? { ttlMs: LONG_TTL_MS } : {};
+  if (!((options.ttlShare ?? 0) > 0 && rng.chance(options.ttlShare!))) return {};
+  return { ttlMs: rng.chance(0.5) ? rng.int(...SHORT_TTL_MS) : LONG_TTL_MS };
 }
 
 /** Two or three keys written (puts, sometimes a delete), under compares that hold often: what this client last saw. */

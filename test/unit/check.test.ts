@@ -17,6 +17,9 @@ class H {
     const input: KvInput = ifRevision === undefined ? { op: 'put', key, value } : { op: 'put', key, value, ifRevision };
     return this.add(c, input, span, output);
   }
+  putTtl(c: string, key: string, value: string, ttlMs: number, span: Span, output: KvOutput): this {
+    return this.add(c, { op: 'put', key, value, ttlMs }, span, output);
+  }
   get(c: string, key: string, span: Span, output: KvOutput): this {
     return this.add(c, { op: 'get', key }, span, output);
   }
@@ -673,6 +676,30 @@ describe('scans (multi-key reads)', () => {
     h.ops.push({ id: 9, client: 'r', input: { op: 'scan', key: '' }, call: 2, ret: null, output: UNKNOWN });
     h.ops.push({ id: 10, client: 'r', input: { op: 'scan', key: '' }, call: 2, ret: 3, output: UNAVAILABLE });
     expect(checkHistory(h.ops)).toEqual({ ok: true });
+  });
+});
+
+describe('expiring keys', () => {
+  it('check - a value put with a time to live may be gone once it ran out, never before', () => {
+    const expired = new H().putTtl('a', 'k', 'v', 100, [0, 10], ok(1)).get('b', 'k', [50, 60], val('v', 1)).get('b', 'k', [200, 210], NF);
+    expect(checkHistory(expired.ops)).toEqual({ ok: true });
+    // Still there after its time: a failover starts the time again; the checker allows it.
+    expect(checkHistory(new H().putTtl('a', 'k', 'v', 100, [0, 10], ok(1)).get('b', 'k', [500, 510], val('v', 1)).ops)).toEqual({ ok: true });
+    const early = new H().putTtl('a', 'k', 'v', 100, [0, 10], ok(1)).get('b', 'k', [50, 60], NF);
+    expect(expectFailure(checkHistory(early.ops)).kind).toBe('not-linearizable');
+    // A put whose outcome is unknown may have been written, and then expired.
+    expect(checkHistory(new H().putTtl('a', 'k', 'v', 100, [0, null], UNKNOWN).get('b', 'k', [50, 60], val('v', 1)).get('b', 'k', [200, 210], NF).ops)).toEqual({ ok: true });
+  });
+
+  it('check - an expiry deletes the value it was put with: not a newer write, and nothing comes back after it', () => {
+    const newer = new H().putTtl('a', 'k', 'v1', 100, [0, 10], ok(1)).put('a', 'k', 'v2', [20, 30], ok(2)).get('b', 'k', [200, 210], NF);
+    expect(expectFailure(checkHistory(newer.ops)).kind).toBe('not-linearizable');
+    const back = new H().putTtl('a', 'k', 'v', 100, [0, 10], ok(1)).get('b', 'k', [200, 210], NF).get('b', 'k', [300, 310], val('v', 1));
+    expect(expectFailure(checkHistory(back.ops)).kind).toBe('not-linearizable');
+    // The expiry is a write with a revision of its own: the next write's is higher still.
+    const after = (rev: number) => new H().putTtl('a', 'k', 'v', 100, [0, 10], ok(5)).get('b', 'k', [200, 210], NF).put('a', 'k', 'w', [300, 310], { status: 'ok' }).get('b', 'k', [400, 410], val('w', rev));
+    expect(checkHistory(after(7).ops)).toEqual({ ok: true });
+    expect(expectFailure(checkHistory(after(6).ops)).kind).toBe('not-linearizable');
   });
 });
 

@@ -32,4 +32,11 @@ describe('watch check', () => {
     expect(checkChangeLogs(history, [log('n1', 0, 2, [[2, 'b', '2'], [1, 'a', '1']])])[0]).toMatch(/1:a=1 after 2:b/);
     expect(checkChangeLogs(history, [log('n1', 2, 4, [[3, 'a', '3'], [4, 'a', '4']]), log('n2', 2, 4, [[4, 'a', '4']])])).toEqual(['n1 and n2 differ over revisions 3..4: [3:a=3 4:a=4] vs [4:a=4]']);
   });
+
+  it('takes an expiry as a change of a key some put gave a time to live, and of no other', () => {
+    const withTtl: Operation = { ...put('c', '5', 5), input: { op: 'put', key: 'c', value: '5', ttlMs: 100 } };
+    const expired = (key: string): NodeChanges => ({ node: 'n1', floor: 4, stable: 6, changes: [{ rev: 5, key: 'c', kind: 'put', value: '5' }, { rev: 6, key, kind: 'expire', value: null }] });
+    expect(checkChangeLogs([...history, withTtl], [expired('c')])).toEqual([]);
+    expect(checkChangeLogs([...history, withTtl], [expired('a')])).toEqual(['n1 (history 4..6): expiry 6:a=<deleted> of a key no put gave a time to live']);
+  });
 });
