@@ -67,6 +67,7 @@ const TITLES: Record<CheckFailure['kind'], string> = {
   'duplicate-revision': 'two acknowledged writes share a revision',
   'revision-order': 'revisions are not ordered with real time',
   'torn-transaction': 'a scan saw part of a transaction',
+  'expired-read': 'a read saw a value past its time to live',
 };
 
 /** Multi-line report: header, the failing operations, and a one-line explanation. */

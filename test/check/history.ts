@@ -77,7 +77,9 @@ export type FailureKind =
   /** Two acknowledged writes were given the same revision. */
   | 'duplicate-revision'
   /** A write that started after another write had finished got a smaller revision. */
-  | 'revision-order';
+  | 'revision-order'
+  /** A read saw a value past its time to live (and past any leader change that restarted it). */
+  | 'expired-read';
 
 export interface CheckFailure {
   ok: false;
@@ -134,4 +136,9 @@ export interface CheckOptions {
    * search small. A bound the store does not guarantee can cause false alarms.
    */
   maxUnknownDelay?: number;
+  /**
+   * When a leader began to serve, each time one did (same clock as `call`/`ret`). With them, no
+   * read may see a value past the time to live PROTOCOL.md promises (checkExpiredReads).
+   */
+  takeovers?: readonly number[];
 }

@@ -14,5 +14,5 @@ export type {
 export type { KvState, StepResult } from './kv-model.ts';
 export { applyUnknown, describeState, initialState, step } from './kv-model.ts';
 export type { KeyCheck } from './linearizability.ts';
-export { checkHistory, checkKeyHistory, checkTornTransactions, expandExpiries, expandMultiKey, expandScans, expandTxns, checkRevisions, hasUnknownOutcome, relevantOps } from './linearizability.ts';
+export { checkExpiredReads, checkHistory, checkKeyHistory, checkTornTransactions, expandExpiries, expandMultiKey, expandScans, expandTxns, checkRevisions, hasUnknownOutcome, relevantOps } from './linearizability.ts';
 export { describeOp, formatFailure, formatInput, formatOperations, formatOutput } from './format.ts';

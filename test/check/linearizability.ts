@@ -760,9 +760,10 @@ export function expandScans(history: readonly Operation[]): Operation[] {
 
 /**
  * Each put with a time to live that may have taken effect brings the cluster's delete of its
- * value: from `call + ttlMs` on (the deadline runs from when the leader takes the write), at any
- * time or never (a newer write of the key, a keep-alive, or a failover, which starts the time
- * again, may put it off). Values are unique per put, so the expiry names the write it ends.
+ * value: from `call + ttlMs` on (the deadline runs from when the leader commits the write), at
+ * any time or never (a newer write, a keep-alive, or a leader change, which starts the time again,
+ * may put it off). Values are unique per put, so the expiry names the write it ends. When it
+ * must have happened is checkExpiredReads' business.
  */
 export function expandExpiries(history: readonly Operation[]): Operation[] {
   let nextId = Math.max(0, ...history.map((op) => op.id)) + 1;
@@ -772,6 +773,53 @@ export function expandExpiries(history: readonly Operation[]): Operation[] {
     out.push({ id: nextId++, client: 'expiry', input: { op: 'expire', key: op.input.key, value: op.input.value }, call: op.call + op.input.ttlMs, ret: null, output: { status: 'unknown' } });
   }
   return out;
+}
+
+/**
+ * No read returns a value past its time to live (PROTOCOL.md "Expiring keys"): a read that began
+ * more than `ttlMs` after its acknowledged put returned, and after the last leader takeover between
+ * the put's call and the read's return (a new leader gives the key its whole time again), must
+ * not see that value.
+ * `takeovers`: when a leader began to serve, each time one did.
+ */
+export function checkExpiredReads(history: readonly Operation[], takeovers: readonly number[]): CheckFailure | null {
+  const puts = new Map<string, Operation & { ret: number; input: { ttlMs: number } }>();
+  for (const op of history) {
+    if (op.input.op === 'put' && op.input.ttlMs !== undefined && op.output.status === 'ok' && op.ret !== null) puts.set(`${op.input.key}=${op.input.value}`, op as Operation & { ret: number; input: { ttlMs: number } });
+  }
+  if (puts.size === 0) return null;
+  const sorted = [...takeovers].sort((a, b) => a - b);
+  const reads = (op: Operation): { key: string; value: string }[] => {
+    if (op.output.status !== 'ok') return [];
+    if (op.input.op === 'get' && op.output.value !== undefined) return [{ key: op.input.key, value: op.output.value }];
+    if (op.input.op === 'scan') return (op.output.entries ?? []).map((e) => ({ key: e.key, value: e.value }));
+    return [];
+  };
+  for (const read of history) {
+    for (const seen of reads(read)) {
+      const put = puts.get(`${seen.key}=${seen.value}`);
+      if (put === undefined) continue;
+      const ttl = put.input.ttlMs;
+      let due = put.ret + ttl;
+      // A takeover before the read returned may have restarted the time (the read may take effect that late).
+      for (const t of sorted) if (t >= put.call && t <= (read.ret ?? Infinity)) due = Math.max(due, t + ttl);
+      if (read.call <= due) continue;
+      const keyOpCount = history.filter((o) => o.input.key === seen.key).length;
+      return {
+        ok: false,
+        kind: 'expired-read',
+        key: seen.key,
+        ops: [put, read],
+        explanation:
+          `op${read.id} ${formatInput(read.input)}, called at ${fmtTime(read.call)}, saw ${seen.key}=${JSON.stringify(seen.value)}, ` +
+          `past its time to live: op${put.id} put it with ttl=${ttl} ms, acknowledged at ${fmtTime(put.ret)}, and no leader took over between ${fmtTime(due - ttl)} and its return`,
+        keyOpCount,
+        totalOpCount: history.length,
+        shrunk: keyOpCount > 2,
+      };
+    }
+  }
+  return null;
 }
 
 /** Reject malformed histories up front rather than report nonsense. */
@@ -792,6 +840,8 @@ export function checkHistory(history: readonly Operation[], opts: CheckOptions =
   // Revisions are checked before transactions are split: all of one transaction's writes share one.
   const revFailure = checkRevisions(relevantOps(history)) ?? checkTornTransactions(history);
   if (revFailure !== null) return revFailure;
+  const expired = opts.takeovers === undefined ? null : checkExpiredReads(history, opts.takeovers);
+  if (expired !== null) return expired;
   const ops = relevantOps(expandExpiries(expandMultiKey(history)));
   const budget = new Budget(performance.now() + (opts.budgetMs ?? DEFAULT_BUDGET_MS), opts.maxSteps ?? Infinity);
 

@@ -96,6 +96,8 @@ export class SimCluster {
   readonly config: Omit<NodeConfig, 'nodeId'>;
   private readonly slots = new Map<string, Slot>();
   private readonly leaderOfEpoch = new Map<number, string>();
+  /** When a leader began to serve (the first time one of its epoch was seen serving): the checker's bound on expiries. */
+  readonly takeovers: number[] = [];
   /** Lease-holders missing from their leader's targets, by "follower>leader@epoch", since when. */
   private readonly untargeted = new Map<string, number>();
   private opCounter = 0;
@@ -432,6 +434,7 @@ export class SimCluster {
       const known = this.leaderOfEpoch.get(epoch);
       if (known === undefined) {
         this.leaderOfEpoch.set(epoch, id);
+        this.takeovers.push(this.now());
         this.trace.note(id, `LEADER SERVING epoch ${epoch}`);
       } else if (known !== id) {
         this.violation('two-leaders', `two leaders serve epoch ${epoch}: ${known} and ${id}`);

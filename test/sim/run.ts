@@ -181,7 +181,7 @@ export function assess(cluster: SimCluster, outcome: Outcome, name: string, shap
     .map((p) => `t=${p.timeMs.toFixed(1)} ${String(p.bindings.node)}: ${p.msg} ${describeObj(p.obj)}`);
 
   const history = cluster.history;
-  const check = checkHistory(history, { budgetMs: 20_000, maxSteps: 3_000_000, shrinkBudgetMs: 5_000 });
+  const check = checkHistory(history, { budgetMs: 20_000, maxSteps: 3_000_000, shrinkBudgetMs: 5_000, takeovers: cluster.takeovers });
   if (check.ok === false) {
     failures.push('linearizability');
     details.unshift(formatFailure(check));

@@ -703,6 +703,30 @@ describe('expiring keys', () => {
   });
 });
 
+describe('expiring keys: no read past the time to live', () => {
+  const history = (readAt: number) => new H().putTtl('a', 'k', 'v', 100, [0, 10], ok(1)).get('b', 'k', [readAt, readAt + 5], val('v', 1)).ops;
+
+  it('check - a read that began after the time to live ran out, with no leader change since, fails', () => {
+    expect(checkHistory(history(105), { takeovers: [] })).toEqual({ ok: true });
+    const late = expectFailure(checkHistory(history(120), { takeovers: [] }));
+    expect(late.kind).toBe('expired-read');
+    expect(formatFailure(late)).toMatch(/past its time to live: op1 put it with ttl=100 ms/);
+    // A scan sees it too.
+    expect(expectFailure(checkHistory(new H().putTtl('a', 'k', 'v', 100, [0, 10], ok(1)).scan('b', '', [200, 205], [['k', 'v', 1]]).ops, { takeovers: [] })).kind).toBe('expired-read');
+    // Without the leaders' takeovers the check is not made.
+    expect(checkHistory(history(120))).toEqual({ ok: true });
+  });
+
+  it('check - a leader change restarts the time: a takeover before the read returned, after the put was sent, counts', () => {
+    expect(checkHistory(history(120), { takeovers: [50] })).toEqual({ ok: true });
+    // Taken over while the read was on its way: it may have been answered after.
+    expect(checkHistory(history(300), { takeovers: [302] })).toEqual({ ok: true });
+    expect(expectFailure(checkHistory(history(300), { takeovers: [50, 400] })).kind).toBe('expired-read');
+    // One before the put was sent restarts nothing.
+    expect(expectFailure(checkHistory(history(120), { takeovers: [-5] })).kind).toBe('expired-read');
+  });
+});
+
 describe('transactions (multi-key writes)', () => {
   const both: TxnInput = { compare: [], ops: [{ op: 'put', key: 'a', value: 'A' }, { op: 'put', key: 'b', value: 'B' }] };
 
