@@ -141,4 +141,10 @@ export interface CheckOptions {
    * read may see a value past the time to live PROTOCOL.md promises (checkExpiredReads).
    */
   takeovers?: readonly number[];
+  /**
+   * How far `takeovers` may be off from the history's clock (times read from node logs): a
+   * takeover counts for a read that returned up to this long before it, and restarts the time
+   * from up to this long after it. Default 0.
+   */
+  takeoverSlackMs?: number;
 }

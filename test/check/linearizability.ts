@@ -780,9 +780,9 @@ export function expandExpiries(history: readonly Operation[]): Operation[] {
  * more than `ttlMs` after its acknowledged put returned, and after the last leader takeover between
  * the put's call and the read's return (a new leader gives the key its whole time again), must
  * not see that value.
- * `takeovers`: when a leader began to serve, each time one did.
+ * `takeovers`: when a leader began to serve, each time one did, give or take `slackMs`.
  */
-export function checkExpiredReads(history: readonly Operation[], takeovers: readonly number[]): CheckFailure | null {
+export function checkExpiredReads(history: readonly Operation[], takeovers: readonly number[], slackMs = 0): CheckFailure | null {
   const puts = new Map<string, Operation & { ret: number; input: { ttlMs: number } }>();
   for (const op of history) {
     if (op.input.op === 'put' && op.input.ttlMs !== undefined && op.output.status === 'ok' && op.ret !== null) puts.set(`${op.input.key}=${op.input.value}`, op as Operation & { ret: number; input: { ttlMs: number } });
@@ -802,7 +802,7 @@ export function checkExpiredReads(history: readonly Operation[], takeovers: read
       const ttl = put.input.ttlMs;
       let due = put.ret + ttl;
       // A takeover before the read returned may have restarted the time (the read may take effect that late).
-      for (const t of sorted) if (t >= put.call && t <= (read.ret ?? Infinity)) due = Math.max(due, t + ttl);
+      for (const t of sorted) if (t + slackMs >= put.call && t - slackMs <= (read.ret ?? Infinity)) due = Math.max(due, t + slackMs + ttl);
       if (read.call <= due) continue;
       const keyOpCount = history.filter((o) => o.input.key === seen.key).length;
       return {
@@ -812,7 +812,7 @@ export function checkExpiredReads(history: readonly Operation[], takeovers: read
         ops: [put, read],
         explanation:
           `op${read.id} ${formatInput(read.input)}, called at ${fmtTime(read.call)}, saw ${seen.key}=${JSON.stringify(seen.value)}, ` +
-          `past its time to live: op${put.id} put it with ttl=${ttl} ms, acknowledged at ${fmtTime(put.ret)}, and no leader took over between ${fmtTime(due - ttl)} and its return`,
+          `past its time to live: op${put.id} put it with ttl=${ttl} ms, acknowledged at ${fmtTime(put.ret)}, and no leader took over between ${fmtTime(due - ttl - slackMs)} and its return`,
         keyOpCount,
         totalOpCount: history.length,
         shrunk: keyOpCount > 2,
@@ -840,7 +840,7 @@ export function checkHistory(history: readonly Operation[], opts: CheckOptions =
   // Revisions are checked before transactions are split: all of one transaction's writes share one.
   const revFailure = checkRevisions(relevantOps(history)) ?? checkTornTransactions(history);
   if (revFailure !== null) return revFailure;
-  const expired = opts.takeovers === undefined ? null : checkExpiredReads(history, opts.takeovers);
+  const expired = opts.takeovers === undefined ? null : checkExpiredReads(history, opts.takeovers, opts.takeoverSlackMs);
   if (expired !== null) return expired;
   const ops = relevantOps(expandExpiries(expandMultiKey(history)));
   const budget = new Budget(performance.now() + (opts.budgetMs ?? DEFAULT_BUDGET_MS), opts.maxSteps ?? Infinity);

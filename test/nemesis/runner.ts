@@ -10,7 +10,7 @@ import { checkHistory, formatFailure, formatOperations, type CheckFailure, type 
 import { finalReads, waitAllServing, type Convergence } from './final.ts';
 import { Recorder, type RecordedOp } from './history.ts';
 import { Nemesis, type FaultRecord, type NemesisEvent } from './nemesis.ts';
-import { buildTimeline } from './timeline.ts';
+import { buildTimeline, leaderTakeovers } from './timeline.ts';
 import { changedSources, stampSources } from './sources.ts';
 import type { NemesisOptions } from './options.ts';
 import { Rng } from '../sim/rng.ts';
@@ -45,6 +45,9 @@ export interface NemesisResult {
   /** The whole text report, as printed by `npm run nemesis`. */
   report: string;
 }
+
+/** How far a takeover read from a node's log may be off the run's clock (Date.now() against performance.now(), log latency), ms. */
+const TAKEOVER_SLACK_MS = 20;
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((r) => {
@@ -216,7 +219,9 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
 
     if (!o.signal?.aborted) {
       log(`checking ${recorder.ops.length} operations for linearizability`);
-      check = checkHistory(recorder.ops, { budgetMs: o.checkBudgetMs, shrinkBudgetMs: 15_000 });
+      // Takeovers from the node logs (wall clock, ms): a few ms either way.
+      const takeovers = await leaderTakeovers(dataDir, ids, t0Wall);
+      check = checkHistory(recorder.ops, { budgetMs: o.checkBudgetMs, shrinkBudgetMs: 15_000, takeovers, takeoverSlackMs: TAKEOVER_SLACK_MS });
       if (check.ok === false) {
         const key = check.key;
         const keyOps = recorder.ops.filter((x) => x.input.key === key);

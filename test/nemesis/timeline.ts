@@ -48,3 +48,24 @@ export async function buildTimeline(dataDir: string, nodeIds: readonly string[],
   lines.sort((a, b) => a.t - b.t);
   return lines.map((l) => `${(l.t / 1000).toFixed(3).padStart(9)}s  ${l.who.padEnd(7)} ${l.text}`).join('\n') + '\n';
 }
+
+/**
+ * When a leader began to serve, on the run's clock: each node log's "leader serving" lines (a new
+ * leader gives expiring keys their whole time to live again; the checker needs to know when).
+ */
+export async function leaderTakeovers(dataDir: string, nodeIds: readonly string[], t0Wall: number): Promise<number[]> {
+  const times: number[] = [];
+  for (const id of nodeIds) {
+    const text = await readFile(join(dataDir, `${id}.log`), 'utf8').catch(() => '');
+    for (const raw of text.split('\n')) {
+      if (!raw.includes('"leader serving"')) continue;
+      try {
+        const d = JSON.parse(raw) as { time?: unknown; msg?: unknown };
+        if (d.msg === 'leader serving' && typeof d.time === 'number') times.push(d.time - t0Wall);
+      } catch {
+        // Not a log line of ours.
+      }
+    }
+  }
+  return times.sort((a, b) => a - b);
+}
