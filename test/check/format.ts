@@ -15,6 +15,8 @@ export function formatInput(input: KvInput): string {
   switch (input.op) {
     case 'get':
       return `get(${input.key})`;
+    case 'keepalive':
+      return `keepalive(${input.key})`;
     case 'put':
       return `put(${input.key}, ${quote(input.value)}${ifText(input.ifRevision)})`;
     case 'delete':

@@ -13,6 +13,8 @@
  */
 export type KvInput =
   | { op: 'get'; key: string }
+  /** Restarts the time to live of the key's value (PROTOCOL.md "Expiring keys"); writes nothing. */
+  | { op: 'keepalive'; key: string; ifRevision?: undefined }
   /** `ifRevision: 0` means "the key must not exist". */
   /**
    * `ttlMs`: the put's time to live (Zi-TTL). The checker adds the cluster's delete of that value
@@ -48,6 +50,8 @@ export type KvOutput =
   | { status: 'ok'; value?: string; revision?: number; entries?: ScanEntryOutput[] }
   /** get or delete of a missing key (HTTP 404). */
   | { status: 'not-found' }
+  /** keepalive of a value put without a time to live (HTTP 400, "the key has no time to live"). */
+  | { status: 'no-ttl' }
   /** Zi-If-Revision mismatch, or a transaction's compare that does not hold: failedCompare, the first (HTTP 409). */
   | { status: 'conflict'; failedCompare?: number }
   /** HTTP 503: the store guarantees the operation had no effect. */

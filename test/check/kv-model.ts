@@ -56,6 +56,8 @@ export interface KvState {
   /** Revision of the last write (exact) or a lower bound on it. */
   readonly rev: number;
   readonly exact: boolean;
+  /** The value was put with a time to live (a keep-alive of it succeeds). Values are unique per put, so the value tells it too. */
+  readonly ttl?: boolean;
 }
 
 export const initialState: KvState = { exists: false, value: null, rev: 0, exact: true };
@@ -76,16 +78,17 @@ function checkCondition(s: KvState, ifRevision: number | undefined): Condition {
 }
 
 /** State after a write that took effect, given the (possibly unobserved) revision it got. */
-function afterWrite(prev: KvState, exists: boolean, value: string | null, revision: number | undefined): StepResult {
+function afterWrite(prev: KvState, exists: boolean, value: string | null, revision: number | undefined, ttl = false): StepResult {
   const minNext = prev.rev + 1;
-  if (revision === undefined) return { ok: true, state: { exists, value, rev: minNext, exact: false } };
+  const withTtl = ttl ? { ttl: true } : {};
+  if (revision === undefined) return { ok: true, state: { exists, value, rev: minNext, exact: false, ...withTtl } };
   if (revision < minNext) {
     return {
       ok: false,
       reason: `got rev=${revision}, which is not greater than the key's previous revision ${prev.exact ? '' : '>='}${prev.rev}`,
     };
   }
-  return { ok: true, state: { exists, value, rev: revision, exact: true } };
+  return { ok: true, state: { exists, value, rev: revision, exact: true, ...withTtl } };
 }
 
 function condText(ifRevision: number | undefined): string {
@@ -115,7 +118,7 @@ export function step(s: KvState, input: KvInput, output: KvOutput): StepResult {
       if (output.status === 'ok') {
         if (cond.kind === 'mismatch') return { ok: false, reason: `${what} succeeded although the revision did not match` };
         const base = cond.kind === 'match' ? cond.state : cond.matched;
-        const next = afterWrite(base, true, input.value, output.revision);
+        const next = afterWrite(base, true, input.value, output.revision, input.ttlMs !== undefined);
         return next.ok ? next : { ok: false, reason: `${what} ${next.reason}` };
       }
       if (output.status === 'conflict') {
@@ -152,6 +155,14 @@ export function step(s: KvState, input: KvInput, output: KvOutput): StepResult {
       return { ok: false, reason: `a ${input.op} must be split into single-key operations first (expandMultiKey)` };
     case 'expire':
       return { ok: false, reason: 'an expiry has no reply: its outcome is always unknown' };
+    case 'keepalive': {
+      // Writes nothing: it tells what the key holds, as a get without the value.
+      if (output.status === 'not-found') return s.exists ? { ok: false, reason: 'keepalive returned not-found although the key exists' } : { ok: true, state: s };
+      if (output.status === 'no-ttl') return s.exists && s.ttl !== true ? { ok: true, state: s } : { ok: false, reason: s.exists ? 'keepalive said the value has no time to live, but it has' : 'keepalive said the value has no time to live, but the key does not exist' };
+      if (output.status !== 'ok') return { ok: false, reason: `keepalive returned ${output.status}, which a keepalive cannot return` };
+      if (!s.exists || s.ttl !== true) return { ok: false, reason: `keepalive succeeded although ${s.exists ? 'the value has no time to live' : 'the key does not exist'}` };
+      return step(s, { op: 'get', key: input.key }, { status: 'ok', revision: output.revision });
+    }
   }
 }
 
@@ -162,14 +173,14 @@ export function step(s: KvState, input: KvInput, output: KvOutput): StepResult {
  * the same as not linearizing it at all, so the search skips it.
  */
 export function applyUnknown(s: KvState, input: KvInput): KvState | null {
-  if (input.op === 'get' || input.op === 'scan' || input.op === 'txn') return null;
+  if (input.op === 'get' || input.op === 'keepalive' || input.op === 'scan' || input.op === 'txn') return null;
   // The cluster expires a value, not whatever the key holds by then (a newer write has its own time to live).
   if (input.op === 'expire' && !(s.exists && s.value === input.value)) return null;
   if (input.op === 'delete' && !s.exists) return null;
   const cond = checkCondition(s, input.ifRevision);
   if (cond.kind === 'mismatch') return null;
   const base = cond.kind === 'match' ? cond.state : cond.matched;
-  const r = afterWrite(base, input.op === 'put', input.op === 'put' ? input.value : null, undefined);
+  const r = afterWrite(base, input.op === 'put', input.op === 'put' ? input.value : null, undefined, input.op === 'put' && input.ttlMs !== undefined);
   return r.ok ? r.state : null;
 }
 

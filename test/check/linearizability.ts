@@ -55,14 +55,14 @@ export function hasUnknownOutcome(op: Operation): boolean {
 
 /** A write whose effect does not depend on what the key holds (an expiry does: it deletes one value). */
 function unconditionalWrite(op: Operation): boolean {
-  return op.input.op !== 'get' && op.input.op !== 'expire' && op.input.ifRevision === undefined;
+  return op.input.op !== 'get' && op.input.op !== 'keepalive' && op.input.op !== 'expire' && op.input.ifRevision === undefined;
 }
 
 /** Operations the checker actually considers. */
 export function relevantOps(ops: readonly Operation[]): Operation[] {
   return ops.filter((op) => {
     if (op.output.status === 'unavailable') return false;
-    if (op.input.op === 'get' && hasUnknownOutcome(op)) return false;
+    if ((op.input.op === 'get' || op.input.op === 'keepalive') && hasUnknownOutcome(op)) return false;
     return true;
   });
 }
@@ -451,7 +451,7 @@ interface AckedWrite {
 function ackedWrites(ops: readonly Operation[]): AckedWrite[] {
   const out: AckedWrite[] = [];
   for (const op of ops) {
-    if (op.input.op === 'get' || op.input.op === 'scan' || op.ret === null || op.output.status !== 'ok') continue;
+    if (op.input.op === 'get' || op.input.op === 'keepalive' || op.input.op === 'scan' || op.ret === null || op.output.status !== 'ok') continue;
     // A transaction that wrote nothing answers with no revision of its own.
     const rev = op.output.revision;
     if (typeof rev !== 'number') continue;
@@ -727,7 +727,7 @@ export function expandScans(history: readonly Operation[]): Operation[] {
     nextId = Math.max(nextId, op.id + 1);
     if (op.input.op === 'scan') continue;
     keys.add(op.input.key);
-    if (op.input.op !== 'get' && op.output.status === 'ok' && op.output.revision !== undefined) writeCalls.set(op.output.revision, op.call);
+    if (op.input.op !== 'get' && op.input.op !== 'keepalive' && op.output.status === 'ok' && op.output.revision !== undefined) writeCalls.set(op.output.revision, op.call);
   }
   const out: Operation[] = [];
   for (const op of history) {
@@ -777,18 +777,21 @@ export function expandExpiries(history: readonly Operation[]): Operation[] {
 
 /**
  * No read returns a value past its time to live (PROTOCOL.md "Expiring keys"): a read that began
- * more than `ttlMs` after its acknowledged put returned, and after the last leader takeover between
- * the put's call and the read's return (a new leader gives the key its whole time again), must
- * not see that value.
+ * more than `ttlMs` after its acknowledged put returned, after the last leader takeover between the
+ * put's call and the read's return (a new leader gives the key its whole time again), and after
+ * the last keep-alive of that value before the read returned, must not see that value.
  * `takeovers`: when a leader began to serve, each time one did, give or take `slackMs`.
  */
 export function checkExpiredReads(history: readonly Operation[], takeovers: readonly number[], slackMs = 0): CheckFailure | null {
-  const puts = new Map<string, Operation & { ret: number; input: { ttlMs: number } }>();
+  /** Acknowledged puts with a time to live, by key and value (values are unique per put). */
+  const puts = new Map<string, { op: Operation; ret: number; ttl: number; rev: number | undefined }>();
   for (const op of history) {
-    if (op.input.op === 'put' && op.input.ttlMs !== undefined && op.output.status === 'ok' && op.ret !== null) puts.set(`${op.input.key}=${op.input.value}`, op as Operation & { ret: number; input: { ttlMs: number } });
+    if (op.input.op !== 'put' || op.input.ttlMs === undefined || op.output.status !== 'ok' || op.ret === null) continue;
+    puts.set(`${op.input.key}=${op.input.value}`, { op, ret: op.ret, ttl: op.input.ttlMs, rev: op.output.revision });
   }
   if (puts.size === 0) return null;
   const sorted = [...takeovers].sort((a, b) => a - b);
+  const keepAlives = history.filter((op) => op.input.op === 'keepalive' && (op.output.status === 'ok' || hasUnknownOutcome(op)));
   const reads = (op: Operation): { key: string; value: string }[] => {
     if (op.output.status !== 'ok') return [];
     if (op.input.op === 'get' && op.output.value !== undefined) return [{ key: op.input.key, value: op.output.value }];
@@ -796,23 +799,30 @@ export function checkExpiredReads(history: readonly Operation[], takeovers: read
     return [];
   };
   for (const read of history) {
+    const readEnd = read.ret ?? Infinity;
     for (const seen of reads(read)) {
       const put = puts.get(`${seen.key}=${seen.value}`);
       if (put === undefined) continue;
-      const ttl = put.input.ttlMs;
-      let due = put.ret + ttl;
+      let due = put.ret + put.ttl;
       // A takeover before the read returned may have restarted the time (the read may take effect that late).
-      for (const t of sorted) if (t + slackMs >= put.call && t - slackMs <= (read.ret ?? Infinity)) due = Math.max(due, t + slackMs + ttl);
-      if (read.call <= due) continue;
+      for (const t of sorted) if (t + slackMs >= put.op.call && t - slackMs <= readEnd) due = Math.max(due, t + slackMs + put.ttl);
+      // So may a keep-alive of this value; one whose outcome is unknown, at any time.
+      let unbounded = false;
+      for (const k of keepAlives) {
+        if (k.input.key !== seen.key || k.call > readEnd || k.call < put.op.call) continue;
+        if (hasUnknownOutcome(k)) unbounded = true;
+        else if (k.output.status === 'ok' && (k.output.revision === undefined || put.rev === undefined || k.output.revision === put.rev)) due = Math.max(due, k.ret! + put.ttl);
+      }
+      if (unbounded || read.call <= due) continue;
       const keyOpCount = history.filter((o) => o.input.key === seen.key).length;
       return {
         ok: false,
         kind: 'expired-read',
         key: seen.key,
-        ops: [put, read],
+        ops: [put.op, read],
         explanation:
-          `op${read.id} ${formatInput(read.input)}, called at ${fmtTime(read.call)}, saw ${seen.key}=${JSON.stringify(seen.value)}, ` +
-          `past its time to live: op${put.id} put it with ttl=${ttl} ms, acknowledged at ${fmtTime(put.ret)}, and no leader took over between ${fmtTime(due - ttl - slackMs)} and its return`,
+          `op${read.id} ${formatInput(read.input)}, called at ${fmtTime(read.call)}, saw ${seen.key}=${JSON.stringify(seen.value)} past its time to live: ` +
+          `op${put.op.id} put it with ttl=${put.ttl} ms, acknowledged at ${fmtTime(put.ret)}; the last leader takeover or keep-alive that restarted it left it until ${fmtTime(due)}`,
         keyOpCount,
         totalOpCount: history.length,
         shrunk: keyOpCount > 2,

@@ -25,6 +25,8 @@ export function outcomeColumn(op: RecordedOp): OutcomeColumn {
       if (op.code === '504') return 'unknown(504)';
       if (op.code === 'timeout' || op.code === 'pending') return 'unknown(timeout)';
       return 'other';
+    case 'no-ttl':
+      return 'other';
   }
 }
 

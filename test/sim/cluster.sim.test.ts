@@ -200,12 +200,12 @@ describe('simulation - seeds', () => {
 
   it(`simulation - ${MULTI_KEY_SEEDS} random seeds with scans, transactions and expiring keys keep every promise (each one point in time)`, async () => {
     const failing: SeedResult[] = [];
-    const answered = { scan: 0, txn: 0, ttl: 0, expired: 0 };
+    const answered = { scan: 0, txn: 0, ttl: 0, keepalive: 0, expired: 0 };
     for (let seed = SWEEP_START; seed < SWEEP_START + MULTI_KEY_SEEDS; seed++) {
       const result = await runSeed({ seed, multiKey: true });
       for (const op of result.history) {
         if (op.output.status !== 'ok') continue;
-        if (op.input.op === 'scan' || op.input.op === 'txn') answered[op.input.op]++;
+        if (op.input.op === 'scan' || op.input.op === 'txn' || op.input.op === 'keepalive') answered[op.input.op]++;
         else if (op.input.op === 'put' && op.input.ttlMs !== undefined) answered.ttl++;
       }
       answered.expired += result.expiries;
@@ -216,6 +216,7 @@ describe('simulation - seeds', () => {
     expect(answered.scan).toBeGreaterThan(MULTI_KEY_SEEDS * 10);
     expect(answered.txn).toBeGreaterThan(MULTI_KEY_SEEDS * 5);
     expect(answered.ttl).toBeGreaterThan(MULTI_KEY_SEEDS * 5);
+    expect(answered.keepalive).toBeGreaterThan(MULTI_KEY_SEEDS / 4);
     // Keys that ran out within the runs: the checker placed each expiry in time.
     expect(answered.expired).toBeGreaterThan(MULTI_KEY_SEEDS / 4);
   }, 150_000);

@@ -560,6 +560,7 @@ export class SimCluster {
       case 504:
         return { status: 'unknown' };
       default:
+        if (reply.code === 400 && op.input.op === 'keepalive' && reply.description.includes('no time to live')) return { status: 'no-ttl' };
         // 500 is a bug in the node; 400 and 413 a bug in the harness. Either fails the run.
         this.violation('bad-status', `op${op.id} ${describeInput(op.input)} answered ${reply.code}: ${reply.description}`);
         return { status: 'unknown' };

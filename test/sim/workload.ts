@@ -1,5 +1,5 @@
 // Simulated clients and the nemesis (random faults), both driven by the seed.
-import type { KvInput, TxnInput } from '../check/history.ts';
+import type { ClientInput, TxnInput } from '../check/history.ts';
 import { clusterPaths } from '../../coordination/paths.ts';
 import { SIM_CLUSTER, type SimCluster } from './cluster.ts';
 import type { Rng } from './rng.ts';
@@ -29,6 +29,8 @@ export interface WorkloadOptions {
 
 /** A time to live no run reaches, however many leader changes restart it. */
 export const LONG_TTL_MS = 60 * 60 * 1000;
+/** Weight of keep-alives among the operations, with times to live in the workload (the other weights sum to 100 and more). */
+const KEEPALIVE_WEIGHT = 6;
 /** Times to live that run out within a run, ms. */
 export const SHORT_TTL_MS: readonly [number, number] = [100, 1500];
 
@@ -60,10 +62,11 @@ async function runClient(cluster: SimCluster, rng: Rng, name: string, options: W
       // Last, so that a weight of 0 leaves every other draw (and so every seed) as it was.
       [options.scanWeight ?? 0, 'scan'],
       [options.txnWeight ?? 0, 'txn'],
+      [(options.ttlShare ?? 0) > 0 ? KEEPALIVE_WEIGHT : 0, 'keepalive'],
     ] as const);
     const expected = rng.chance(0.85) ? (seen.get(key) ?? 0) : rng.int(0, 20);
     const value = `${name}.${++n}`;
-    let input: KvInput;
+    let input: ClientInput;
     switch (kind) {
       case 'get':
         input = { op: 'get', key };
@@ -85,6 +88,9 @@ async function runClient(cluster: SimCluster, rng: Rng, name: string, options: W
         break;
       case 'txn':
         input = { op: 'txn', key: '', txn: randomTxn(rng, options.keys, seen, value) };
+        break;
+      case 'keepalive':
+        input = { op: 'keepalive', key };
         break;
     }
     const op = await cluster.op(name, node, input);

@@ -20,6 +20,9 @@ class H {
   putTtl(c: string, key: string, value: string, ttlMs: number, span: Span, output: KvOutput): this {
     return this.add(c, { op: 'put', key, value, ttlMs }, span, output);
   }
+  keepAlive(c: string, key: string, span: Span, output: KvOutput): this {
+    return this.add(c, { op: 'keepalive', key }, span, output);
+  }
   get(c: string, key: string, span: Span, output: KvOutput): this {
     return this.add(c, { op: 'get', key }, span, output);
   }
@@ -691,6 +694,16 @@ describe('expiring keys', () => {
     expect(checkHistory(new H().putTtl('a', 'k', 'v', 100, [0, null], UNKNOWN).get('b', 'k', [50, 60], val('v', 1)).get('b', 'k', [200, 210], NF).ops)).toEqual({ ok: true });
   });
 
+  it('check - a keep-alive writes nothing: it succeeds on a value with a time to live, says "no time to live" of any other, 404 of a missing key', () => {
+    const plain = new H().put('a', 'k', 'p', [0, 10], ok(1));
+    expect(checkHistory(new H().putTtl('a', 'k', 'v', 1000, [0, 10], ok(1)).keepAlive('b', 'k', [20, 30], ok(1)).get('a', 'k', [40, 50], val('v', 1)).ops)).toEqual({ ok: true });
+    expect(checkHistory(plain.keepAlive('b', 'k', [20, 30], { status: 'no-ttl' }).keepAlive('b', 'x', [20, 30], NF).ops)).toEqual({ ok: true });
+    expect(expectFailure(checkHistory(new H().put('a', 'k', 'p', [0, 10], ok(1)).keepAlive('b', 'k', [20, 30], ok(1)).ops)).kind).toBe('not-linearizable');
+    expect(expectFailure(checkHistory(new H().putTtl('a', 'k', 'v', 1000, [0, 10], ok(1)).keepAlive('b', 'k', [20, 30], { status: 'no-ttl' }).ops)).kind).toBe('not-linearizable');
+    // It answers with the key's revision (no clash with the put's, above): any other fails.
+    expect(checkHistory(new H().putTtl('a', 'k', 'v', 1000, [0, 10], ok(1)).keepAlive('b', 'k', [20, 30], ok(2)).ops).ok).toBe(false);
+  });
+
   it('check - an expiry deletes the value it was put with: not a newer write, and nothing comes back after it', () => {
     const newer = new H().putTtl('a', 'k', 'v1', 100, [0, 10], ok(1)).put('a', 'k', 'v2', [20, 30], ok(2)).get('b', 'k', [200, 210], NF);
     expect(expectFailure(checkHistory(newer.ops)).kind).toBe('not-linearizable');
@@ -725,6 +738,10 @@ describe('expiring keys: no read past the time to live', () => {
     // Times read from logs may be off by the slack: a takeover just after the read returned may still count.
     expect(expectFailure(checkHistory(history(300), { takeovers: [310] })).kind).toBe('expired-read');
     expect(checkHistory(history(300), { takeovers: [310], takeoverSlackMs: 10 })).toEqual({ ok: true });
+    // A keep-alive of that value restarts it too; one whose outcome is unknown may have, at any time.
+    expect(checkHistory(new H().putTtl('a', 'k', 'v', 100, [0, 10], ok(1)).keepAlive('a', 'k', [90, 95], ok(1)).get('b', 'k', [150, 155], val('v', 1)).ops, { takeovers: [] })).toEqual({ ok: true });
+    expect(checkHistory(new H().putTtl('a', 'k', 'v', 100, [0, 10], ok(1)).keepAlive('a', 'k', [90, null], UNKNOWN).get('b', 'k', [400, 405], val('v', 1)).ops, { takeovers: [] })).toEqual({ ok: true });
+    expect(expectFailure(checkHistory(new H().putTtl('a', 'k', 'v', 100, [0, 10], ok(1)).keepAlive('a', 'k', [90, 95], ok(1)).get('b', 'k', [200, 205], val('v', 1)).ops, { takeovers: [] })).kind).toBe('expired-read');
     // One before the put was sent restarts nothing.
     expect(expectFailure(checkHistory(history(120), { takeovers: [-5] })).kind).toBe('expired-read');
   });
