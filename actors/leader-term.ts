@@ -98,6 +98,8 @@ export class LeaderTerm {
   private readonly lastSynced = new Map<string, number>();
   /** The replica set as last written to ZooKeeper: what a next leader would trust. */
   private persistedIds = new Set<string>();
+  /** Members admitted (joined or caught up) in this term (allAdmitted). */
+  private readonly admitted = new Set<string>();
   /** How many times ZooKeeper's replica set record was rebuilt from the nodes' (KnownReplicaSet). */
   private era = 0;
   /** Replica sets written in this term, for their order (KnownReplicaSet.seq). */
@@ -1016,8 +1018,8 @@ export class LeaderTerm {
       // Our committed changes up to the admission: the joiner's change log goes on from them.
       // While writes of the previous term wait to be re-committed (they wait for a second copy:
       // maybe this joiner), they come later, in a 'history' message (sendHistoryLater).
-      const changes = what.changesAfter === undefined ? null : this.changesUpTo(what.changesAfter, what.lastRevBefore);
-      const historyFollows = what.changesAfter !== undefined && changes === null && !this.vouchesUpTo(what.lastRevBefore);
+      const changes = what.changesAfter === undefined ? null : this.changesUpTo(what.changesAfter, what.lastRevBefore, id);
+      const historyFollows = what.changesAfter !== undefined && changes === null && !this.vouchesUpTo(what.lastRevBefore, id);
       const done: PeerMessage = { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq, entries: [], done: true, maxRev: Math.max(store.maxRev, this.nextRev - 1) };
       await this.sendChunk(id, changes !== null ? { ...done, changes } : historyFollows ? { ...done, historyFollows } : done);
       // Dropped while the last chunk was in flight (suspected, or gone from ZooKeeper): not a
@@ -1028,6 +1030,7 @@ export class LeaderTerm {
         return;
       }
       this.replicas.add(id);
+      this.admitted.add(id);
       try {
         await this.persistReplicas();
       } catch (err) {
@@ -1069,14 +1072,26 @@ export class LeaderTerm {
    * answered yet, and a later leader may commit it. Once we have committed a write above it, every
    * replica has joined us (which rolled that write back) or left the set.
    */
-  private vouchesUpTo(rev: number): boolean {
-    return this.decidedUpTo(rev) && this.ports.store.committedMaxRev >= rev;
+  private vouchesUpTo(rev: number, joiner?: string): boolean {
+    return this.decidedUpTo(rev) && (this.ports.store.committedMaxRev >= rev || this.allAdmitted(joiner));
+  }
+
+  /**
+   * Was every member of the replica set but us (as we hold it, and as ZooKeeper records it)
+   * admitted in this term, `joiner` too? Each admission rolled back the member's writes of earlier
+   * terms, so no copy but ours holds one that our recovery skipped: those revisions are dead
+   * before we commit anything (a leader that admitted every member and then stopped would
+   * otherwise leave their histories to follow, for ever).
+   */
+  private allAdmitted(joiner?: string): boolean {
+    for (const id of new Set([...this.replicas, ...this.persistedIds])) if (id !== this.config.nodeId && id !== joiner && !this.admitted.has(id)) return false;
+    return true;
   }
 
   /** Our committed changes in (after, through] for a joiner's change log, null when we cannot vouch for them (yet). */
-  private changesUpTo(after: number, through: number): ChangeTransfer | null {
+  private changesUpTo(after: number, through: number, joiner?: string): ChangeTransfer | null {
     const { changes } = this.ports.store;
-    if (this.vouchesUpTo(through)) changes.held(through);
+    if (this.vouchesUpTo(through, joiner)) changes.held(through);
     return changes.transferable(after, through, CHANGES_TRANSFER_BYTES);
   }
 

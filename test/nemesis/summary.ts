@@ -4,12 +4,12 @@ import type { FaultRecord } from './nemesis.ts';
 
 export const OUTCOME_COLUMNS = ['ok', 'not-found', 'conflict', 'unavailable', 'unknown(504)', 'unknown(timeout)', 'other'] as const;
 export type OutcomeColumn = (typeof OUTCOME_COLUMNS)[number];
-export const OP_ROWS = ['get', 'scan', 'txn', 'put', 'put-if', 'delete', 'delete-if'] as const;
+export const OP_ROWS = ['get', 'keepalive', 'scan', 'txn', 'put', 'put-if', 'delete', 'delete-if'] as const;
 export type OpRow = (typeof OP_ROWS)[number];
 
 export function opRow(op: RecordedOp): OpRow {
   const { input } = op;
-  if (input.op === 'get' || input.op === 'scan' || input.op === 'txn') return input.op;
+  if (input.op === 'get' || input.op === 'keepalive' || input.op === 'scan' || input.op === 'txn') return input.op;
   if (input.op === 'put') return input.ifRevision === undefined ? 'put' : 'put-if';
   return input.ifRevision === undefined ? 'delete' : 'delete-if';
 }
@@ -31,7 +31,7 @@ export function outcomeColumn(op: RecordedOp): OutcomeColumn {
 }
 
 /** Answered with a definite outcome: the store did its job for this request. */
-const definite = (op: RecordedOp) => op.output.status === 'ok' || op.output.status === 'not-found' || op.output.status === 'conflict';
+const definite = (op: RecordedOp) => op.output.status === 'ok' || op.output.status === 'not-found' || op.output.status === 'conflict' || op.output.status === 'no-ttl';
 
 export interface Gap {
   from: number;

@@ -59,6 +59,10 @@ export function classify(input: KvInput, reply: RawReply, binaryScan = false): {
     }
     case 503:
       return { output: { status: 'unavailable' }, replied: true, code };
+    case 400:
+      // A keep-alive of a value put without a time to live; any other 400 is an anomaly (below).
+      if (input.op === 'keepalive' && reply.description.includes('no time to live')) return { output: { status: 'no-ttl' }, replied: true, code: 'no-ttl' };
+      return { output: { status: 'unknown' }, replied: true, code };
     default:
       // 504: may or may not have happened. 500 (a bug), 400 and 413 (cannot happen with this
       // workload) are reported as anomalies and treated as unknown by the checker.
@@ -131,7 +135,8 @@ export class Client {
       const compare = seenA !== undefined && rng.chance(0.5) ? [seenA === 0 ? { key: a!, absent: true as const } : { key: a!, revision: seenA }] : [];
       return { op: 'txn', key: '', txn: { compare, ops: [{ op: 'put', key: a!, value: value() }, { op: 'put', key: b!, value: value() }] } };
     }
-    if (r < 0.4) return { op: 'get', key };
+    if (r < 0.37) return { op: 'get', key };
+    if (r < 0.4) return { op: 'keepalive', key };
     // A quarter with a time to live: half of them run out within the run (the checker places each
     // expiry in time), half never do (the deadline goes through every fault).
     if (r < 0.65) return { op: 'put', key, value: value(), ...(rng.chance(0.25) ? { ttlMs: rng.chance(0.5) ? rng.int(...SHORT_TTL_MS) : LONG_TTL_MS } : {}) };
