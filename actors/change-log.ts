@@ -235,17 +235,7 @@ export class ChangeLog {
     if (received.after > this._stable) this.raiseFloor(received.after, 'the leader\'s changes start above ours');
     this.staged.deleteRange(0, received.through, true);
     this.inFlight.deleteRange(0, received.through, true);
-    const now = this.now();
-    let group: Change[] = [];
-    for (const c of received.changes) {
-      if (c.rev <= this._stable) continue;
-      const change: Change = { ...c, value: c.value === null ? null : slabCopy(c.value), at: now };
-      this.changes.push(change);
-      this.bytes += changeBytes(change);
-      if (group.length > 0 && group[0]!.rev !== c.rev) group = [];
-      group.push(change);
-      this.onRecorded?.(c.rev, group);
-    }
+    this.changes.push(...this.takeIn(received.changes.filter((c) => c.rev > this._stable), this.now()));
     this._stable = Math.max(this._stable, received.through);
     this.transferring = false;
     this.trim();
@@ -375,10 +365,23 @@ export class ChangeLog {
     if (this.transferring || older.after >= this._floor || older.through < this._floor) return false;
     // Retention by age looks at the oldest first: these count as old as the oldest held.
     const at = this.size > 0 ? this.changes[this.head]!.at : this.now();
+    const taken = this.takeIn(older.changes.filter((c) => c.rev > older.after && c.rev <= this._floor), at);
+    this.changes = taken.concat(this.changes.slice(this.head));
+    this.head = 0;
+    this._floor = older.after;
+    this.trim();
+    this.notify();
+    return true;
+  }
+
+  /**
+   * Changes another copy sent (in revision order), as this log keeps them: values copied, seen
+   * `at`, counted, and recorded by revision (a transaction's changes together) for the disk.
+   */
+  private takeIn(sent: ChangeTransfer['changes'], at: number): Change[] {
     const taken: Change[] = [];
     let group: Change[] = [];
-    for (const c of older.changes) {
-      if (c.rev <= older.after || c.rev > this._floor) continue;
+    for (const c of sent) {
       const change: Change = { rev: c.rev, key: c.key, kind: c.kind, value: c.value === null ? null : slabCopy(c.value), at };
       taken.push(change);
       this.bytes += changeBytes(change);
@@ -386,12 +389,7 @@ export class ChangeLog {
       group.push(change);
       this.onRecorded?.(c.rev, group);
     }
-    this.changes = taken.concat(this.changes.slice(this.head));
-    this.head = 0;
-    this._floor = older.after;
-    this.trim();
-    this.notify();
-    return true;
+    return taken;
   }
 
   /** A state transfer was open when the node stopped, its leader's changes never in: nothing up to `rev` is known. */

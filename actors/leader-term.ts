@@ -11,7 +11,7 @@ import { Expiries } from './expiries.ts';
 import { KeyTurns } from './key-turns.ts';
 import { checkChanges } from './peer-check.ts';
 import { newerReplicaSet, type Bus, type Clock, type Coordinator, type EpochClaim, type Log, type NodeObserver } from './ports.ts';
-import type { ChangeTransfer, ClientReply, PeerMessage, PeerReply, PendingEntry, SnapshotEntry, WriteCommand } from './protocol.ts';
+import { NO_TTL_DESCRIPTION, type ChangeTransfer, type ClientReply, type PeerMessage, type PeerReply, type PendingEntry, type SnapshotEntry, type WriteCommand } from './protocol.ts';
 import { ReplicaLink } from './replica-link.ts';
 import type { ReplicaStore } from './replica-store.ts';
 import { fail } from './request.ts';
@@ -419,7 +419,7 @@ export class LeaderTerm {
   private keepAlive(key: string): ClientReply {
     const entry = this.ports.store.get(key);
     if (entry === undefined || entry.value === null) return fail(404, 'no such key');
-    if (entry.ttl <= 0) return fail(400, 'the key has no time to live (put it with Zi-TTL)');
+    if (entry.ttl <= 0) return fail(400, NO_TTL_DESCRIPTION);
     this.expiries.set(key, this.ports.clock.now() + entry.ttl);
     this.armExpiryTimer();
     return { ok: true, revision: entry.rev };

@@ -133,5 +133,8 @@ export type PeerReply =
 
 export type PeerErrorCode = 'STALE_EPOCH' | 'NOT_LEADER' | 'NOT_READY' | 'NOT_REPLICA' | 'BAD_MESSAGE';
 
+/** The 400 of a keep-alive of a value put without a time to live (PROTOCOL.md "Expiring keys"). */
+export const NO_TTL_DESCRIPTION = 'the key has no time to live (put it with Zi-TTL)';
+
 export const MAX_KEY_BYTES = 1024;
 export const MAX_VALUE_BYTES = 1024 * 1024;

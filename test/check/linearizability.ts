@@ -53,6 +53,9 @@ export function hasUnknownOutcome(op: Operation): boolean {
   return op.ret === null || op.output.status === 'unknown';
 }
 
+/** A get or a keep-alive: it tells what one key holds and writes nothing. */
+const readsOnly = (op: Operation): boolean => op.input.op === 'get' || op.input.op === 'keepalive';
+
 /** A write whose effect does not depend on what the key holds (an expiry does: it deletes one value). */
 function unconditionalWrite(op: Operation): boolean {
   return op.input.op !== 'get' && op.input.op !== 'keepalive' && op.input.op !== 'expire' && op.input.ifRevision === undefined;
@@ -62,7 +65,7 @@ function unconditionalWrite(op: Operation): boolean {
 export function relevantOps(ops: readonly Operation[]): Operation[] {
   return ops.filter((op) => {
     if (op.output.status === 'unavailable') return false;
-    if ((op.input.op === 'get' || op.input.op === 'keepalive') && hasUnknownOutcome(op)) return false;
+    if (readsOnly(op) && hasUnknownOutcome(op)) return false;
     return true;
   });
 }
@@ -451,7 +454,7 @@ interface AckedWrite {
 function ackedWrites(ops: readonly Operation[]): AckedWrite[] {
   const out: AckedWrite[] = [];
   for (const op of ops) {
-    if (op.input.op === 'get' || op.input.op === 'keepalive' || op.input.op === 'scan' || op.ret === null || op.output.status !== 'ok') continue;
+    if (readsOnly(op) || op.input.op === 'scan' || op.ret === null || op.output.status !== 'ok') continue;
     // A transaction that wrote nothing answers with no revision of its own.
     const rev = op.output.revision;
     if (typeof rev !== 'number') continue;
@@ -727,7 +730,7 @@ export function expandScans(history: readonly Operation[]): Operation[] {
     nextId = Math.max(nextId, op.id + 1);
     if (op.input.op === 'scan') continue;
     keys.add(op.input.key);
-    if (op.input.op !== 'get' && op.input.op !== 'keepalive' && op.output.status === 'ok' && op.output.revision !== undefined) writeCalls.set(op.output.revision, op.call);
+    if (!readsOnly(op) && op.output.status === 'ok' && op.output.revision !== undefined) writeCalls.set(op.output.revision, op.call);
   }
   const out: Operation[] = [];
   for (const op of history) {
@@ -791,7 +794,11 @@ export function checkExpiredReads(history: readonly Operation[], takeovers: read
   }
   if (puts.size === 0) return null;
   const sorted = [...takeovers].sort((a, b) => a - b);
-  const keepAlives = history.filter((op) => op.input.op === 'keepalive' && (op.output.status === 'ok' || hasUnknownOutcome(op)));
+  const keepAlives = new Map<string, Operation[]>();
+  for (const op of history) {
+    if (op.input.op !== 'keepalive' || !(op.output.status === 'ok' || hasUnknownOutcome(op))) continue;
+    keepAlives.set(op.input.key, [...(keepAlives.get(op.input.key) ?? []), op]);
+  }
   const reads = (op: Operation): { key: string; value: string }[] => {
     if (op.output.status !== 'ok') return [];
     if (op.input.op === 'get' && op.output.value !== undefined) return [{ key: op.input.key, value: op.output.value }];
@@ -808,8 +815,8 @@ export function checkExpiredReads(history: readonly Operation[], takeovers: read
       for (const t of sorted) if (t + slackMs >= put.op.call && t - slackMs <= readEnd) due = Math.max(due, t + slackMs + put.ttl);
       // So may a keep-alive of this value; one whose outcome is unknown, at any time.
       let unbounded = false;
-      for (const k of keepAlives) {
-        if (k.input.key !== seen.key || k.call > readEnd || k.call < put.op.call) continue;
+      for (const k of keepAlives.get(seen.key) ?? []) {
+        if (k.call > readEnd || k.call < put.op.call) continue;
         if (hasUnknownOutcome(k)) unbounded = true;
         else if (k.output.status === 'ok' && (k.output.revision === undefined || put.rev === undefined || k.output.revision === put.rev)) due = Math.max(due, k.ret! + put.ttl);
       }

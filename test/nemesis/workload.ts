@@ -4,7 +4,7 @@
 import { Buffer } from 'node:buffer';
 import type { NatsConnection, NatsError } from 'nats';
 import { readBinaryScanReply, type ScanResult } from '../../actors/scan.ts';
-import { FAILED_COMPARE_HEADER } from '../../actors/protocol.ts';
+import { FAILED_COMPARE_HEADER, NO_TTL_DESCRIPTION } from '../../actors/protocol.ts';
 import type { TxnResult } from '../../actors/txn.ts';
 import { txnBody } from '../support/txn-body.ts';
 import type { KvInput, KvOutput } from '../check/index.ts';
@@ -61,7 +61,7 @@ export function classify(input: KvInput, reply: RawReply, binaryScan = false): {
       return { output: { status: 'unavailable' }, replied: true, code };
     case 400:
       // A keep-alive of a value put without a time to live; any other 400 is an anomaly (below).
-      if (input.op === 'keepalive' && reply.description.includes('no time to live')) return { output: { status: 'no-ttl' }, replied: true, code: 'no-ttl' };
+      if (input.op === 'keepalive' && reply.description === NO_TTL_DESCRIPTION) return { output: { status: 'no-ttl' }, replied: true, code: 'no-ttl' };
       return { output: { status: 'unknown' }, replied: true, code };
     default:
       // 504: may or may not have happened. 500 (a bug), 400 and 413 (cannot happen with this

@@ -6,7 +6,7 @@ import type { NodeChanges } from '../check/watch-check.ts';
 import { Buffer } from 'node:buffer';
 import { defaultNodeConfig, ZiNode, type NodeConfig } from '../../actors/node.ts';
 import type { CoordEvent, MemberState, Role } from '../../actors/ports.ts';
-import type { ClientReply, ClientRequest, PeerMessage } from '../../actors/protocol.ts';
+import { NO_TTL_DESCRIPTION, type ClientReply, type ClientRequest, type PeerMessage } from '../../actors/protocol.ts';
 import { readBinaryScanReply, type ScanResult } from '../../actors/scan.ts';
 import { MemoryNetwork, type ClientOutcome, type LinkProfile } from '../../bus/memory-bus.ts';
 import type { ClientInput, KvInput, KvOutput, Operation } from '../check/history.ts';
@@ -560,7 +560,7 @@ export class SimCluster {
       case 504:
         return { status: 'unknown' };
       default:
-        if (reply.code === 400 && op.input.op === 'keepalive' && reply.description.includes('no time to live')) return { status: 'no-ttl' };
+        if (reply.code === 400 && op.input.op === 'keepalive' && reply.description === NO_TTL_DESCRIPTION) return { status: 'no-ttl' };
         // 500 is a bug in the node; 400 and 413 a bug in the harness. Either fails the run.
         this.violation('bad-status', `op${op.id} ${describeInput(op.input)} answered ${reply.code}: ${reply.description}`);
         return { status: 'unknown' };
