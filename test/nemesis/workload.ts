@@ -1,6 +1,7 @@
 // Closed-loop clients: each on its own NATS connection, issuing a random mix of get / put /
-// delete / conditional put and delete / keep-alive / scan / two-key transaction over a few keys, to a random node's own subjects or
-// to the queue-group subjects, and recording every operation with its outcome.
+// delete / conditional put and delete / keep-alive / scan / two-key transaction over a few keys,
+// to a random node's own subjects or to the queue-group subjects, and recording every operation
+// with its outcome.
 import { Buffer } from 'node:buffer';
 import type { NatsConnection, NatsError } from 'nats';
 import { readBinaryScanReply, type ScanResult } from '../../actors/scan.ts';
