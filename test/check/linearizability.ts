@@ -797,7 +797,9 @@ export function checkExpiredReads(history: readonly Operation[], takeovers: read
   const keepAlives = new Map<string, Operation[]>();
   for (const op of history) {
     if (op.input.op !== 'keepalive' || !(op.output.status === 'ok' || hasUnknownOutcome(op))) continue;
-    keepAlives.set(op.input.key, [...(keepAlives.get(op.input.key) ?? []), op]);
+    const ofKey = keepAlives.get(op.input.key);
+    if (ofKey === undefined) keepAlives.set(op.input.key, [op]);
+    else ofKey.push(op);
   }
   const reads = (op: Operation): { key: string; value: string }[] => {
     if (op.output.status !== 'ok') return [];
