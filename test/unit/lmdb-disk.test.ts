@@ -13,7 +13,7 @@ import type { Clock } from '../../actors/ports.ts';
 import { ReplicaStore } from '../../actors/replica-store.ts';
 import { MemoryDisk } from '../../storage/memory-disk.ts';
 import { parseFsync } from '../../storage/fsync-policy.ts';
-import { DataDirError, LmdbDisk, RESERVE_MAX_BYTES, decodeChanges, encodeChanges, reserveShortfall } from '../../storage/lmdb-disk.ts';
+import { DataDirError, LmdbDisk, READ_CACHE_ENTRIES, RESERVE_MAX_BYTES, decodeChanges, encodeChanges, reserveShortfall } from '../../storage/lmdb-disk.ts';
 
 const v = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array | null | undefined) => (b == null ? null : new TextDecoder().decode(b));
@@ -186,6 +186,32 @@ describe('lmdb disk', () => {
       await disk.close();
     });
   }
+
+  it('lmdb disk - entries read from the engine stay decoded, bounded; a write, a clear and a caller changing what it got never leave a stale one', async () => {
+    const entry = (rev: number, value: string) => ({ rev, value: v(value), pendingRev: 0, pendingValue: null });
+    const disk = LmdbDisk.open({ ...options(tempDir()), fsync: 'interval' });
+    const count = READ_CACHE_ENTRIES + 100;
+    for (let i = 0; i < count; i++) disk.write(`k${i}`, entry(i + 1, `v${i}`));
+    await disk.flushed();
+    for (let i = 0; i < count; i++) expect(text(disk.read(`k${i}`)?.value)).toBe(`v${i}`);
+    const held = (disk as unknown as { recentReads: Map<string, unknown> }).recentReads;
+    expect(held.size).toBe(READ_CACHE_ENTRIES);
+    expect(held.has('k0')).toBe(false);
+    expect(held.has(`k${count - 1}`)).toBe(true);
+    // The caller owns what it gets: changing it changes nothing held.
+    disk.read(`k${count - 1}`)!.value![0] = 0;
+    expect(text(disk.read(`k${count - 1}`)?.value)).toBe(`v${count - 1}`);
+    // Rewritten after it was read: the new value, before its commit and after.
+    disk.write(`k${count - 1}`, entry(count + 1, 'new'));
+    expect(text(disk.read(`k${count - 1}`)?.value)).toBe('new');
+    await disk.flushed();
+    expect(disk.read(`k${count - 1}`)).toMatchObject({ rev: count + 1 });
+    expect(text(disk.read(`k${count - 1}`)?.value)).toBe('new');
+    disk.clear();
+    await disk.flushed();
+    expect(disk.read(`k${count - 2}`)).toBeUndefined();
+    await disk.close();
+  });
 
   it('lmdb disk - a transfer pages through the entries as last written: values for a full copy, changes above a revision (deletes too) for a catch-up', async () => {
     const disk = LmdbDisk.open(options(tempDir()));
