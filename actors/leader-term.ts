@@ -442,7 +442,7 @@ export class LeaderTerm {
     if (!this.isServing) return fail(503, this.notServingReason());
     const refusal = this.writeRefusal();
     if (refusal !== null) return fail(503, `${refusal} (a key past its time to live cannot be expired)`);
-    return this.turns.run(key, () => this.expireIfDue(key));
+    return this.turns.run(key, async () => (this.isServing && this.sessionLive() ? this.expireIfDue(key) : fail(503, 'leader has no live ZooKeeper session')));
   }
 
   /**
@@ -575,6 +575,9 @@ export class LeaderTerm {
   private async replicate(entries: PendingEntry[]): Promise<void> {
     const { store } = this.ports;
     const rev = entries[0]!.rev;
+    // A turn queued before the term ended must not start a write after it: the write would
+    // replace one in flight here whose outcome only the next leader knows.
+    if (this.ended !== null) throw new TermEndedError(this.ended);
     this.inflightRevs.add(rev);
     const work = (async () => {
       for (const e of entries) store.apply(e.key, { type: 'invalidate', rev: e.rev, value: e.value, ttl: e.ttl ?? 0 });

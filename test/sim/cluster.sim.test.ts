@@ -281,6 +281,16 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   // F18: found by the first multi-key sweep with keys that expire within a run (2026-12-05).
   seedCase('F18', 30205, 'k3 past its time to live while the replica set is rewritten: the expiry is refused, and tried again at once', true);
   seedCase('F18', 30275, 'same', true);
+  // F19: found by a 1,500-seed multi-key sweep (83000-84499) on 2026-12-05, as seeds where no node kept the oldest changes.
+  const keepsHistory = (seed: number, note: string) => {
+    it(`F19 (${FINDINGS.F19!.status}) seed ${seed} multi-key - ${note}`, async () => {
+      const result = await runSeed({ seed, multiKey: true });
+      expect(result.ok, report(result)).toBe(true);
+      expect(result.historyLostThrough, 'the oldest changes were lost at every node').toBe(0);
+    });
+  };
+  keepsHistory(83526, 'the expiry of k3 queued behind its write k3@21 started after the term ended and replaced it');
+  keepsHistory(83644, 'same, with k2@24');
 });
 
 // Keep the checker honest about what "fails" means here: a history from the sweep must check.

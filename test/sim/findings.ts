@@ -125,4 +125,10 @@ export const FINDINGS: Record<string, Finding> = {
     title: 'a leader that could not commit an expiry (writes refused) tried again at once, for ever: a busy loop and a log line per try',
     where: 'actors/leader-term.ts expiryStalled(): fixed (the next try after EXPIRY_RETRY_MS; each new cause logged once)',
   },
+  F19: {
+    id: 'F19',
+    status: 'fixed',
+    title: "an expiry queued behind a key's write started after the leader's term had ended: it replaced that write in flight, and every node's watch history lost it",
+    where: 'actors/leader-term.ts replicate() and expireNow(): fixed (no write starts once the term has ended; an expiry checks the session in its turn, as a write does)',
+  },
 };
