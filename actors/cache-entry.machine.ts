@@ -24,7 +24,7 @@ export interface EntryContext {
 export type EntryEvent =
   /** A committed value from a state transfer; null (a delete) only in a catch-up. */
   | { type: 'fill'; rev: number; value: Uint8Array | null; ttl?: number }
-  | { type: 'invalidate'; rev: number; value: Uint8Array | null; ttl?: number }
+  | { type: 'invalidate'; rev: number; value: Uint8Array | null; ttl?: number; recommit?: true }
   | { type: 'validate'; rev: number }
   | { type: 'abort'; rev: number };
 

@@ -134,6 +134,8 @@ export class LeaderTerm {
   private watchTimer: unknown = null;
   /** When each key with a time to live expires (restarted in full when a term begins: never early). */
   private readonly expiries = new Expiries();
+  /** When this term began to serve (its clock): every time to live runs from then at the latest. */
+  private takeoverAt = 0;
   private expiryTimer: unknown = null;
   /** Keys whose expiry the timer has started and not yet finished. */
   private readonly expiring = new Set<string>();
@@ -356,10 +358,13 @@ export class LeaderTerm {
     // those keys (a joiner's snapshot carries the leader's), so it must not answer reads alone.
     // The writes of one transaction share a revision: they are re-committed together, so that a
     // replica takes all of them or none.
+    // A recommitted put's time to live runs from the takeover, as every other key's does.
+    this.takeoverAt = clock.now();
     const groups = new Map<number, PendingEntry[]>();
     for (const w of winners.values()) {
       store.apply(w.key, { type: 'invalidate', rev: w.rev, value: w.value, ttl: w.ttl ?? 0 });
-      groups.set(w.rev, [...(groups.get(w.rev) ?? []), w]);
+      const entry: PendingEntry = w.value !== null && (w.ttl ?? 0) > 0 ? { key: w.key, rev: w.rev, value: w.value, ttl: w.ttl!, recommit: true } : w;
+      groups.set(w.rev, [...(groups.get(w.rev) ?? []), entry]);
     }
     this.recommitting = groups.size;
     const recommits = Promise.all(
@@ -381,7 +386,7 @@ export class LeaderTerm {
     this.startLeaseWatch();
     // The previous leader's deadlines (and its keep-alives) died with it: every key gets its
     // whole time to live again from now, so none expires before its time.
-    for (const key of store.keysWithTtl()) this.expiries.set(key, clock.now() + store.get(key)!.ttl);
+    for (const key of store.keysWithTtl()) this.expiries.set(key, this.takeoverAt + store.get(key)!.ttl);
     this.armExpiryTimer();
   }
 
@@ -464,7 +469,7 @@ export class LeaderTerm {
   private expiryChanged(entries: readonly PendingEntry[]): void {
     let changed = false;
     for (const e of entries) {
-      if (e.value !== null && (e.ttl ?? 0) > 0) this.expiries.set(e.key, this.ports.clock.now() + e.ttl!);
+      if (e.value !== null && (e.ttl ?? 0) > 0) this.expiries.set(e.key, (e.recommit ? this.takeoverAt : this.ports.clock.now()) + e.ttl!);
       else if (this.expiries.deadline(e.key) !== undefined) this.expiries.delete(e.key);
       else continue;
       changed = true;

@@ -29,9 +29,10 @@ function checkEntries(x: unknown, allowDelete: boolean): void {
   need(Array.isArray(x), 'entries must be an array');
   for (const e of x as unknown[]) {
     need(isObject(e) && typeof e.key === 'string' && isCount(e.rev), 'entry needs key and rev');
-    const { value: v, ttl } = e as Record<string, unknown>;
+    const { value: v, ttl, recommit } = e as Record<string, unknown>;
     need(isBytes(v) || (allowDelete && v === null), 'entry value must be bytes');
     need(ttl === undefined || (v === null ? ttl === EXPIRY : isCount(ttl)), 'entry ttl must be a count (on a put) or the expiry mark (on a delete)');
+    need(recommit === undefined || recommit === true, 'entry recommit must be true or absent');
   }
 }
 

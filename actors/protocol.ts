@@ -80,6 +80,12 @@ export interface PendingEntry {
   value: Uint8Array | null;
   /** Time to live of a put, ms, or EXPIRY on the cluster's delete of an expired key (cache-entry.machine.ts); absent: 0. */
   ttl?: number;
+  /**
+   * A put with a time to live that a new leader commits again (its recovery): the time to live
+   * runs from that leader's takeover, which a replica did not see, so a replica must not answer
+   * for the key on its own (reads of it go to the leader).
+   */
+  recommit?: true;
 }
 
 /** Every peer message names its sender and the epoch it belongs to (fencing). */

@@ -146,7 +146,7 @@ export class ReplicaEndpoint {
     switch (message.type) {
       case 'invalidate':
         for (const v of message.validated) store.apply(v.key, { type: 'validate', rev: v.rev });
-        for (const e of message.entries) store.apply(e.key, { type: 'invalidate', rev: e.rev, value: e.value, ttl: e.ttl ?? 0 });
+        for (const e of message.entries) store.apply(e.key, { type: 'invalidate', rev: e.rev, value: e.value, ttl: e.ttl ?? 0, ...(e.recommit ? { recommit: true as const } : {}) });
         // Acked only once stored as the disk's policy promises (at once without a disk).
         return store.onDisk ? this.stored() : ACK;
       case 'validate':

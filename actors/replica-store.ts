@@ -420,7 +420,8 @@ export class ReplicaStore {
   /** Keep the deadline of a key with a time to live (see `deadlines`) as an applied event leaves it. */
   private track(key: string, event: EntryEvent, entry: EntryRecord): void {
     if (event.type === 'invalidate') {
-      if (entry.pendingTtl > 0) this.pendingSince.set(key, this.now());
+      // A recommit's time to live ran from a takeover this copy did not see: none of it is left here.
+      if (entry.pendingTtl > 0) this.pendingSince.set(key, event.recommit ? -Infinity : this.now());
       else this.pendingSince.delete(key);
       return;
     }

@@ -291,6 +291,8 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   };
   keepsHistory(83526, 'the expiry of k3 queued behind its write k3@21 started after the term ended and replaced it');
   keepsHistory(83644, 'same, with k2@24');
+  // F20: found by the multi-key sweep 85000-86499 on 2026-12-05.
+  seedCase('F20', 85250, 'k3@17 (ttl 542 ms) recommitted 400 ms after the takeover; read at the leader 20 ms past takeover + ttl', true);
 });
 
 // Keep the checker honest about what "fails" means here: a history from the sweep must check.

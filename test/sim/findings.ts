@@ -131,4 +131,10 @@ export const FINDINGS: Record<string, Finding> = {
     title: "an expiry queued behind a key's write started after the leader's term had ended: it replaced that write in flight, and every node's watch history lost it",
     where: 'actors/leader-term.ts replicate() and expireNow(): fixed (no write starts once the term has ended; an expiry checks the session in its turn, as a write does)',
   },
+  F20: {
+    id: 'F20',
+    status: 'fixed',
+    title: "a put with a time to live that a new leader recommitted lived a time to live from the recommit, not from the takeover: a read saw it past its time",
+    where: "actors/leader-term.ts recover() and expiryChanged(): fixed (a recommit's deadline runs from the takeover; replicas take it as recommitted and leave its reads to the leader)",
+  },
 };

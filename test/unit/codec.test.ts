@@ -32,6 +32,13 @@ describe('codec', () => {
     }
   });
 
+  it("peer check - a recommitted put's mark travels (as JSON) and is true or absent", () => {
+    const invalidate = (mark: unknown) => ({ type: 'invalidate', from: 'n1', epoch: 2, validated: [], entries: [{ key: 'k', rev: 7, value: new Uint8Array([1]), ttl: 500, recommit: mark }] });
+    const out = checkPeerMessage(decode(encode(invalidate(true))));
+    expect(out.type === 'invalidate' && out.entries[0]!.recommit).toBe(true);
+    for (const bad of [false, 1, 'yes']) expect(() => checkPeerMessage(decode(encode(invalidate(bad))))).toThrowError(expect.objectContaining({ name: 'BadPeerMessageError' }));
+  });
+
   it("peer check - a leader's promised history: changes in order within its bounds, or none", () => {
     const history = (changes: unknown) => ({ type: 'history', from: 'n1', epoch: 2, admission: 4, ...(changes === undefined ? {} : { changes }) });
     const change = (rev: number) => ({ rev, key: 'k', kind: 'put', value: new Uint8Array([1]) });
