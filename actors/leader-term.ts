@@ -363,7 +363,7 @@ export class LeaderTerm {
     const groups = new Map<number, PendingEntry[]>();
     for (const w of winners.values()) {
       store.apply(w.key, { type: 'invalidate', rev: w.rev, value: w.value, ttl: w.ttl ?? 0 });
-      const entry: PendingEntry = w.value !== null && (w.ttl ?? 0) > 0 ? { key: w.key, rev: w.rev, value: w.value, ttl: w.ttl!, recommit: true } : w;
+      const entry: PendingEntry = w.value !== null && (w.ttl ?? 0) > 0 ? { ...w, recommit: true } : w;
       groups.set(w.rev, [...(groups.get(w.rev) ?? []), entry]);
     }
     this.recommitting = groups.size;
@@ -398,10 +398,8 @@ export class LeaderTerm {
     const refusal = this.writeRefusal();
     if (refusal !== null) return fail(503, refusal);
     return this.turns.run(command.key, async () => {
-      // Thesis 3.3 case 3: check the session before each write starts.
-      if (!this.isServing || !this.sessionLive()) {
-        return fail(503, 'leader has no live ZooKeeper session');
-      }
+      const refused = this.turnRefusal();
+      if (refused !== null) return refused;
       const expired = await this.expireIfDue(command.key);
       if (expired !== null) return expired;
       if (command.keepAlive) return this.keepAlive(command.key);
@@ -447,7 +445,12 @@ export class LeaderTerm {
     if (!this.isServing) return fail(503, this.notServingReason());
     const refusal = this.writeRefusal();
     if (refusal !== null) return fail(503, `${refusal} (a key past its time to live cannot be expired)`);
-    return this.turns.run(key, async () => (this.isServing && this.sessionLive() ? this.expireIfDue(key) : fail(503, 'leader has no live ZooKeeper session')));
+    return this.turns.run(key, async () => this.turnRefusal() ?? this.expireIfDue(key));
+  }
+
+  /** Thesis 3.3 case 3: a write checks the session when its key's turn comes, not only when it queued. */
+  private turnRefusal(): ClientReply | null {
+    return this.isServing && this.sessionLive() ? null : fail(503, 'leader has no live ZooKeeper session');
   }
 
   /**
@@ -539,7 +542,8 @@ export class LeaderTerm {
     const comparedOnly = new Set(txn.compare.map((c) => c.key).filter((key) => !written.has(key)));
     const keys = [...written, ...comparedOnly].sort();
     return this.turns.runAll(keys, async () => {
-      if (!this.isServing || !this.sessionLive()) return fail(503, 'leader has no live ZooKeeper session');
+      const refused = this.turnRefusal();
+      if (refused !== null) return refused;
       for (const key of keys) {
         const expired = await this.expireIfDue(key);
         if (expired !== null) return expired;

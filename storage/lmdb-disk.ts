@@ -380,19 +380,21 @@ export class LmdbDisk implements ReplicaDisk {
     const stored = this.entries.get(key);
     if (stored === undefined) return undefined;
     entry = ownCopy(decodeStored(this.options.dir, key, stored));
-    this.rememberRead(key, entry);
-    return ownCopy(entry);
+    // What is kept must not be the caller's: it gets a copy of its own.
+    return this.rememberRead(key, entry) ? ownCopy(entry) : entry;
   }
 
-  private rememberRead(key: string, entry: StoredEntry): void {
+  /** Keep `entry` decoded, unless it is too large to; whether it was kept. */
+  private rememberRead(key: string, entry: StoredEntry): boolean {
     const bytes = entryBytes(key, entry);
-    if (bytes > READ_CACHE_BYTES / 16) return;
+    if (bytes > READ_CACHE_BYTES / 16) return false;
     this.recentReads.set(key, entry);
     this.recentReadBytes += bytes;
     for (const [oldest] of this.recentReads) {
       if (this.recentReads.size <= READ_CACHE_ENTRIES && this.recentReadBytes <= READ_CACHE_BYTES) break;
       this.forgetRead(oldest);
     }
+    return true;
   }
 
   private forgetRead(key: string): void {
