@@ -246,10 +246,8 @@ export class LeaderTerm {
     const { coordinator, store, bus, clock } = this.ports;
     const self = this.config.nodeId;
     let previous = await coordinator.readReplicas();
-    // Our change log may have lost its oldest changes (a state transfer that never got its
-    // leader's): a complete replica that kept them sends them back in its reply.
-    const floor = store.changes.floor;
-    const sync: PeerMessage = { type: 'sync', from: self, epoch: this.epoch, ...(floor > 0 ? { changesThrough: floor } : {}) };
+    const sync = this.syncMessage();
+    const history = store.history;
     const synced = new Map<string, Extract<PeerReply, { type: 'synced' }>>();
     const wasReplica = (id: string) => previous.ids.length === 0 || previous.ids.includes(id);
     const completePeers = () => [...synced].filter(([id, r]) => r.serving && wasReplica(id)).map(([id]) => id);
@@ -316,7 +314,8 @@ export class LeaderTerm {
       store.history = this.epoch;
     }
 
-    this.takeBackHistory(completePeers().map((id) => [id, synced.get(id)!]));
+    // Not when the operator's order started a new history: the others' changes are of the old one.
+    if (store.history === history) this.takeBackHistory([...synced]);
 
     // Highest revision per key over every write still in flight at a complete replica.
     const winners = new Map<string, PendingEntry>();
@@ -610,8 +609,17 @@ export class LeaderTerm {
   }
 
   /**
-   * The oldest changes our change log lost, from the complete replica (same history as ours)
-   * that sent back the most of them: joiners then get them from us, rather than our floor.
+   * A sync of this term. Our change log may have lost its oldest changes (a state transfer that
+   * never got its leader's): a member of our history that kept them sends them back in its reply.
+   */
+  private syncMessage(): Extract<PeerMessage, { type: 'sync' }> {
+    const { changes, history } = this.ports.store;
+    return { type: 'sync', from: this.config.nodeId, epoch: this.epoch, history, ...(changes.floor > 0 ? { changesThrough: changes.floor } : {}) };
+  }
+
+  /**
+   * The oldest changes our change log lost, from the member (same history as ours) that sent
+   * back the most of them: joiners then get them from us, rather than our floor.
    */
   private takeBackHistory(replies: [string, Extract<PeerReply, { type: 'synced' }>][]): void {
     const { changes } = this.ports.store;
@@ -726,9 +734,10 @@ export class LeaderTerm {
     this.log.debug({ peer: id }, 'syncing a late member');
     this.lastSynced.set(id, this.ports.clock.now());
     this.ports.observer?.message?.('out', 'sync', id, []);
-    this.ports.bus.request(id, { type: 'sync', from: this.config.nodeId, epoch: this.epoch }, this.config.ackTimeoutMs * 2).then(
+    this.ports.bus.request(id, this.syncMessage(), this.config.ackTimeoutMs * 2).then(
       (reply) => {
         this.log.debug({ peer: id, ok: reply.ok, ...(reply.ok ? {} : { code: reply.code, reason: reply.reason }) }, 'late member answered');
+        if (reply.ok && reply.type === 'synced' && this.ended === null) this.takeBackHistory([[id, reply]]);
         if (!reply.ok && reply.code === 'STALE_EPOCH' && reply.epoch > this.epoch) this.end(`member ${id} is at epoch ${reply.epoch}`);
         // A restarted node is listed (its old session's znode) before its new session is up, and
         // cannot confirm our epoch until it is: ask again soon rather than at the next lease tick.

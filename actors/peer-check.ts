@@ -135,6 +135,7 @@ export function checkPeerMessage(x: unknown): PeerMessage {
       break;
     case 'sync':
       need(m.changesThrough === undefined || isCount(m.changesThrough), 'changesThrough must be a count');
+      need(m.history === undefined || isCount(m.history), 'history must be a count');
       break;
     case 'snapshot':
       need(isCount(m.seq) && isCount(m.admission) && isCount(m.maxRev) && typeof m.done === 'boolean', 'snapshot needs admission, seq, maxRev, done');

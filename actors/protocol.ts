@@ -111,10 +111,11 @@ export type PeerMessage =
   | { type: 'invalidate'; from: string; epoch: number; entries: PendingEntry[]; validated: KeyRevision[] }
   | { type: 'validate'; from: string; epoch: number; validated: KeyRevision[] }
   /**
-   * `changesThrough`: the new leader's change log starts above it (its floor); a replica that
-   * holds older changes up to it sends them in its reply (`synced.changes`).
+   * `changesThrough`: the new leader's change log starts above it (its floor); a replica of the
+   * same `history` (ReplicaStore.history) that holds older changes up to it sends them in its
+   * reply (`synced.changes`), complete copy or not: committed changes are the same at every copy.
    */
-  | { type: 'sync'; from: string; epoch: number; changesThrough?: number }
+  | { type: 'sync'; from: string; epoch: number; changesThrough?: number; history?: number }
   /** `admission` names the admission the chunk belongs to: a joiner takes chunks of its own only. */
   /**
    * The last chunk (`done`) may carry the leader's committed changes in (`changes.after`,

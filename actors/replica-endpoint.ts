@@ -129,8 +129,10 @@ export class ReplicaEndpoint {
     this.syncedLeader = message.from;
     this.host.toFollower({ type: 'leader.synced', epoch: message.epoch, leader: message.from, replica: fullCopy });
     const { store } = this.parts;
-    // Only a complete copy's history is the leader's too (one that is not may be of an older history).
-    const older = fullCopy ? this.olderChanges(message.changesThrough ?? 0) : null;
+    // A copy of the leader's history (complete or not) vouches for the changes it holds decided;
+    // one of an older history (before an operator accepted data loss) may hold others.
+    const sameHistory = message.history === undefined ? fullCopy : message.history === store.history;
+    const older = sameHistory ? this.olderChanges(message.changesThrough ?? 0) : null;
     return { ok: true, type: 'synced', maxRev: store.maxRev, pending: store.pending(), serving: fullCopy, replicaSet: store.knownReplicaSet, roster: [...store.roster], ...(older !== null ? { changes: older } : {}) };
   }
 

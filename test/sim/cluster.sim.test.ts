@@ -282,8 +282,8 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   seedCase('F18', 30205, 'k3 past its time to live while the replica set is rewritten: the expiry is refused, and tried again at once', true);
   seedCase('F18', 30275, 'same', true);
   // F19: found by a 1,500-seed multi-key sweep (83000-84499) on 2026-12-05, as seeds where no node kept the oldest changes.
-  const keepsHistory = (seed: number, note: string) => {
-    it(`F19 (${FINDINGS.F19!.status}) seed ${seed} multi-key - ${note}`, async () => {
+  const keepsHistory = (seed: number, note: string, id = 'F19') => {
+    it(`${id} (${FINDINGS[id]!.status}) seed ${seed} multi-key - ${note}`, async () => {
       const result = await runSeed({ seed, multiKey: true });
       expect(result.ok, report(result)).toBe(true);
       expect(result.historyLostThrough, 'the oldest changes were lost at every node').toBe(0);
@@ -293,6 +293,8 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   keepsHistory(83644, 'same, with k2@24');
   // F20: found by the multi-key sweep 85000-86499 on 2026-12-05.
   seedCase('F20', 85250, 'k3@17 (ttl 542 ms) recommitted 400 ms after the takeover; read at the leader 20 ms past takeover + ttl', true);
+  // F21: found by the multi-key sweep 88500-89999 on 2026-12-05.
+  keepsHistory(88978, "n2 won an election with its transfer's history still to come (floor 3); n3, which kept the changes, synced late and lost them when it joined n2", 'F21');
 });
 
 // Keep the checker honest about what "fails" means here: a history from the sweep must check.

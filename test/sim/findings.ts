@@ -137,4 +137,10 @@ export const FINDINGS: Record<string, Finding> = {
     title: "a put with a time to live that a new leader recommitted lived a time to live from the recommit, not from the takeover: a read saw it past its time",
     where: "actors/leader-term.ts recover() and expiryChanged(): fixed (a recommit's deadline runs from the takeover; replicas take it as recommitted and leave its reads to the leader)",
   },
+  F21: {
+    id: 'F21',
+    status: 'fixed',
+    title: "a leader whose watch history had lost its oldest changes took them back only from complete replicas in its recovery: a member that kept them, syncing later or no longer complete, lost them to the leader's floor when it joined",
+    where: 'actors/leader-term.ts syncMessage() and syncLateMember(), actors/replica-endpoint.ts sync(): fixed (every member of the same history sends back the older changes it holds decided, at recovery and when synced late)',
+  },
 };

@@ -32,6 +32,16 @@ describe('codec', () => {
     }
   });
 
+  it("peer check - a sync names the leader's history and the floor of its change log as counts", () => {
+    const sync = (history: unknown, changesThrough: unknown) => ({ type: 'sync', from: 'n1', epoch: 4, history, changesThrough });
+    const out = checkPeerMessage(decode(encode(sync(3, 38))));
+    expect(out.type === 'sync' && [out.history, out.changesThrough]).toEqual([3, 38]);
+    expect(checkPeerMessage({ type: 'sync', from: 'n1', epoch: 4 }).type).toBe('sync');
+    expect(() => checkPeerMessage(sync(-1, 38))).toThrowError(/history must be a count/);
+    expect(() => checkPeerMessage(sync('3', 38))).toThrowError(/history must be a count/);
+    expect(() => checkPeerMessage(sync(3, 1.5))).toThrowError(/changesThrough must be a count/);
+  });
+
   it("peer check - a recommitted put's mark travels (as JSON) and is true or absent", () => {
     const invalidate = (mark: unknown) => ({ type: 'invalidate', from: 'n1', epoch: 2, validated: [], entries: [{ key: 'k', rev: 7, value: new Uint8Array([1]), ttl: 500, recommit: mark }] });
     const out = checkPeerMessage(decode(encode(invalidate(true))));
