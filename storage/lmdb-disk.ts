@@ -228,7 +228,7 @@ export class LmdbDisk implements ReplicaDisk {
    */
   private queued: QueuedWrite[] = [];
   private commitTimer: NodeJS.Timeout | null = null;
-  /** The commit a flush asked for, due in a microtask; later flushes until then share it. */
+  /** The commit a flush asked for, due once this turn of the event loop is done (setImmediate); later flushes until then share it. */
   private commitAsked: Promise<void> | null = null;
   /** `interval` only: the periodic sync. */
   private syncTimer: NodeJS.Timeout | undefined;
@@ -445,11 +445,12 @@ export class LmdbDisk implements ReplicaDisk {
   }
 
   async flushed(): Promise<void> {
-    // Not at once: the writes the code running now still makes (the other puts of a batch at
-    // the leader, say) go into the same commit.
+    // Not at once: the writes of this turn of the event loop and of the messages read with it (a
+    // batch of puts, the invalidates of several leaders' messages) go into the same commit, and a
+    // leader's invalidates reach the socket before its own commit holds this thread up.
     if (this.queued.length > 0) {
       this.commitAsked ??= new Promise<void>((resolve) =>
-        queueMicrotask(() => {
+        setImmediate(() => {
           this.commitAsked = null;
           this.commitQueued();
           resolve();
