@@ -446,8 +446,8 @@ export class LmdbDisk implements ReplicaDisk {
 
   async flushed(): Promise<void> {
     // Not at once: the writes of this turn of the event loop and of the messages read with it (a
-    // batch of puts, the invalidates of several leaders' messages) go into the same commit, and a
-    // leader's invalidates reach the socket before its own commit holds this thread up.
+    // batch of puts, several invalidate messages) go into the same commit, and a leader's
+    // invalidates reach the socket before its own commit holds this thread up.
     if (this.queued.length > 0) {
       this.commitAsked ??= new Promise<void>((resolve) =>
         setImmediate(() => {
