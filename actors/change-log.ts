@@ -216,7 +216,8 @@ export class ChangeLog {
   }
 
   /**
-   * The state transfer ended. With the leader's changes (`received`), this log goes on from them:
+   * The state transfer ended. With the leader's changes (`received`), this log goes on from them
+   * (and those below our floor, if they reach that low, go in below as `backfill` takes them):
    * they cover every revision up to `received.through`, and the leader sent nothing above it but
    * writes this copy sees committed itself; a write above it left undecided here meanwhile (a
    * newer one replaced it) still raises the floor, a write rolled back does not (rolledBack).
@@ -240,6 +241,8 @@ export class ChangeLog {
     this.transferring = false;
     this.trim();
     if (this.deferredFloor > received.through) this.raiseFloor(this.deferredFloor, 'a write left undecided during a state transfer');
+    // Older than ours too (we asked for them: our floor had risen): they go in below.
+    if (received.after < this._floor) this.backfill(received);
     if (!this.advance()) this.notify();
   }
 

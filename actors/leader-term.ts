@@ -958,8 +958,11 @@ export class LeaderTerm {
     const earlier = this.admissions.get(from);
     if (earlier !== undefined && earlier.session === session && earlier.attempt === attempt) return earlier.reply;
     const since = this.catchUpFrom(request);
-    // Changes of another history would not go on from the joiner's log.
-    const changesAfter = request.history === this.ports.store.history ? request.changesAfter : undefined;
+    // Changes of another history would not go on from the joiner's log. A joiner whose log
+    // starts above ours gets all we have (the newest that fit), its older changes back too.
+    const { history, changes } = this.ports.store;
+    const olderWanted = request.changesFloor !== undefined && request.changesFloor > changes.floor && request.changesAfter !== undefined;
+    const changesAfter = request.history !== history ? undefined : olderWanted ? changes.floor : request.changesAfter;
     const reply = this.startAdmission(from, session, attempt, since, since > 0 ? request.pending : [], changesAfter);
     this.admissions.set(from, { session, attempt, reply });
     return reply;

@@ -122,6 +122,7 @@ export function checkPeerMessage(x: unknown): PeerMessage {
       need(isCount(m.since) && isCount(m.history), 'join needs since and history');
       need(Array.isArray(m.pending) && (m.pending as unknown[]).every((k) => typeof k === 'string'), 'join needs pending keys');
       need(m.changesAfter === undefined || isCount(m.changesAfter), 'changesAfter must be a count');
+      need(m.changesFloor === undefined || isCount(m.changesFloor), 'changesFloor must be a count');
       break;
     case 'lease':
       need(typeof m.session === 'string', 'lease needs a session');

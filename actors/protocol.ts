@@ -103,8 +103,12 @@ export type PeerMessage =
    * (ReplicaStore.heldThrough), so it may catch up with what changed since, plus the keys it rolls
    * back (`pending`: its writes in flight) as they stand.
    */
-  /** `changesAfter`: the joiner's change log is complete up to it (ChangeLog.stable); the leader sends what it has after. */
-  | { type: 'join'; from: string; epoch: number; session: string; attempt: number; since: number; history: number; pending: string[]; changesAfter?: number }
+  /**
+   * `changesAfter`: the joiner's change log is complete up to it (ChangeLog.stable); the leader
+   * sends what it has after. `changesFloor`: the joiner's change log starts above it (its floor
+   * rose); a leader whose log starts lower sends its older changes too.
+   */
+  | { type: 'join'; from: string; epoch: number; session: string; attempt: number; since: number; history: number; pending: string[]; changesAfter?: number; changesFloor?: number }
   | { type: 'lease'; from: string; epoch: number; session: string }
   // leader -> follower
   // Writes in flight (batched per replica), with validations of earlier writes riding along.

@@ -247,6 +247,7 @@ export class ReplicaEndpoint {
         history: store.history,
         pending: store.pendingKeys(),
         changesAfter: store.changes.stable,
+        ...(store.changes.floor > 0 ? { changesFloor: store.changes.floor } : {}),
       },
       this.config.opTimeoutMs,
     );

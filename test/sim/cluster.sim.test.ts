@@ -295,6 +295,9 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   seedCase('F20', 85250, 'k3@17 (ttl 542 ms) recommitted 400 ms after the takeover; read at the leader 20 ms past takeover + ttl', true);
   // F21: found by the multi-key sweep 88500-89999 on 2026-12-05.
   keepsHistory(88978, "n2 won an election with its transfer's history still to come (floor 3); n3, which kept the changes, synced late and lost them when it joined n2", 'F21');
+  // F22: found by the multi-key sweeps 88500-89999 and 93000-94499 on 2026-12-05.
+  keepsHistory(93053, "n2's floor rose to 53 (its transfer's history never came); it caught up from n1, which held every change, and kept the floor; later it led", 'F22');
+  keepsHistory(89086, 'same kind: a joiner whose floor had risen took only the changes above its own', 'F22');
 });
 
 // Keep the checker honest about what "fails" means here: a history from the sweep must check.

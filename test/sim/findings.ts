@@ -143,4 +143,10 @@ export const FINDINGS: Record<string, Finding> = {
     title: "a leader whose watch history had lost its oldest changes took them back only from complete replicas in its recovery: a member that kept them, syncing later or no longer complete, lost them to the leader's floor when it joined",
     where: 'actors/leader-term.ts syncMessage() and syncLateMember(), actors/replica-endpoint.ts sync(): fixed (every member of the same history sends back the older changes it holds decided, at recovery and when synced late)',
   },
+  F22: {
+    id: 'F22',
+    status: 'fixed',
+    title: "a joiner whose watch history's floor had risen took from its leader only the changes above its own stable revision; the older ones the leader held never came back, and that node later led",
+    where: 'actors/leader-term.ts admit(), actors/change-log.ts endTransfer(): fixed (the join names the joiner\'s floor; a leader whose history starts lower sends all it has, and the joiner takes the older changes in below)',
+  },
 };

@@ -165,6 +165,30 @@ describe('ChangeLog', () => {
     expect(log.stable).toBe(10);
   });
 
+  it("takes back the changes below its floor that a leader's transfer brings, and only those it asked for", () => {
+    const change = (rev: number) => ({ rev, key: `k${rev}`, kind: 'put' as const, value: bytes(String(rev)) });
+    const risen = () => {
+      const log = new ChangeLog(() => 0);
+      for (let rev = 1; rev <= 6; rev++) log.committed(rev, `k${rev}`, bytes(String(rev)));
+      log.beginTransfer();
+      log.endTransfer(null, 6); // a transfer that ended without its leader's changes: the floor rose to 6
+      log.committed(7, 'k7', bytes('7'));
+      expect({ floor: log.floor, stable: log.stable }).toEqual({ floor: 6, stable: 7 });
+      return log;
+    };
+    const log = risen();
+    log.beginTransfer();
+    // The leader holds every change from 2 on, through the admission's revision 8.
+    log.endTransfer({ after: 1, through: 8, changes: [2, 3, 4, 5, 6, 7, 8].map(change) }, 8);
+    expect(log.floor).toBe(1);
+    expect(revs(log)).toEqual(['2:k2:put', '3:k3:put', '4:k4:put', '5:k5:put', '6:k6:put', '7:k7:put', '8:k8:put']);
+    // Changes that start at or above the floor leave it where it is.
+    const same = risen();
+    same.beginTransfer();
+    same.endTransfer({ after: 6, through: 8, changes: [7, 8].map(change) }, 8);
+    expect({ floor: same.floor, revs: revs(same) }).toEqual({ floor: 6, revs: ['7:k7:put', '8:k8:put'] });
+  });
+
   it("ignores a late validate of a change the leader's changes already brought", () => {
     const log = new ChangeLog(() => 0);
     log.beginTransfer();

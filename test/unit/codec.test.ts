@@ -32,7 +32,7 @@ describe('codec', () => {
     }
   });
 
-  it("peer check - a sync names the leader's history and the floor of its change log as counts", () => {
+  it("peer check - a sync names the leader's history and the floor of its change log as counts, a join its own floor", () => {
     const sync = (history: unknown, changesThrough: unknown) => ({ type: 'sync', from: 'n1', epoch: 4, history, changesThrough });
     const out = checkPeerMessage(decode(encode(sync(3, 38))));
     expect(out.type === 'sync' && [out.history, out.changesThrough]).toEqual([3, 38]);
@@ -40,6 +40,9 @@ describe('codec', () => {
     expect(() => checkPeerMessage(sync(-1, 38))).toThrowError(/history must be a count/);
     expect(() => checkPeerMessage(sync('3', 38))).toThrowError(/history must be a count/);
     expect(() => checkPeerMessage(sync(3, 1.5))).toThrowError(/changesThrough must be a count/);
+    const join = (changesFloor: unknown) => ({ type: 'join', from: 'n2', epoch: 4, session: 's', attempt: 1, since: 0, history: 3, pending: [], changesAfter: 9, changesFloor });
+    expect(checkPeerMessage(decode(encode(join(6)))).type).toBe('join');
+    expect(() => checkPeerMessage(join(-6))).toThrowError(/changesFloor must be a count/);
   });
 
   it("peer check - a recommitted put's mark travels (as JSON) and is true or absent", () => {
