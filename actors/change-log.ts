@@ -76,6 +76,13 @@ export class ChangeLog {
   private deferredFloor = 0;
   /** The highest revision of this copy's writes that the transfer rolled back or flushed (rolledBack). */
   private rolledBackThrough = 0;
+  /**
+   * The last revision the transfer covers (its leader gave every later one as a write, which this
+   * log sees as any other): null until its last chunk says so, and for good once a second
+   * admission joined the same open transfer (what the first left is not bounded by the second).
+   */
+  private coveredThrough: number | null = null;
+  private coverable = false;
   retention: ChangeRetention = defaultChangeRetention;
   /** Told each time the floor rises for another reason than retention (the node logs it); must not throw. */
   onFloorRaised: ((floor: number, why: string) => void) | null = null;
@@ -206,9 +213,12 @@ export class ChangeLog {
 
   /**
    * A state transfer starts (see `transferring`). One that did not end (it failed) is still
-   * undecided here: the new one's changes must cover it too, so what it left stays.
+   * undecided here: the new one's changes must cover it too, so what it left stays (and how far
+   * it reached is unknown: see coveredThrough).
    */
   beginTransfer(): void {
+    this.coveredThrough = null;
+    this.coverable = !this.transferring;
     if (this.transferring) return;
     this.transferring = true;
     this.deferredFloor = 0;
@@ -221,14 +231,16 @@ export class ChangeLog {
    * they cover every revision up to `received.through`, and the leader sent nothing above it but
    * writes this copy sees committed itself; a write above it left undecided here meanwhile (a
    * newer one replaced it) still raises the floor, a write rolled back does not (rolledBack).
-   * Without (an older leader, a failed transfer),
-   * the floor rises over everything the transfer may have brought: up to `fallback`.
+   * Without (an older leader, a failed transfer, changes still to come), the floor rises over
+   * everything the transfer may have brought: up to the revision its last chunk said it covers,
+   * else up to `fallback`. Not higher: a write given after the admission reached this copy as a
+   * write, decided here as any other (a new leader's recovery decides one still in flight).
    */
   endTransfer(received: ChangeTransfer | null, fallback: number): void {
     if (!this.transferring) return;
     if (received === null || received.through < this._stable) {
       this.transferring = false;
-      this.raiseFloor(Math.max(this.deferredFloor, this.rolledBackThrough, fallback), 'a state transfer without the leader\'s changes');
+      this.raiseFloor(this.transferCeiling() ?? Math.max(this.deferredFloor, this.rolledBackThrough, fallback), 'a state transfer without the leader\'s changes');
       return;
     }
     // The leader's changes start above our stable revision, or ours are gone: drop what does not
@@ -244,6 +256,11 @@ export class ChangeLog {
     // Older than ours too (we asked for them: our floor had risen): they go in below.
     if (received.after < this._floor) this.backfill(received);
     if (!this.advance()) this.notify();
+  }
+
+  /** The current admission's transfer covers revisions up to `rev` (its last chunk): see coveredThrough. */
+  transferCovers(rev: number): void {
+    if (this.transferring && this.coverable) this.coveredThrough = rev;
   }
 
   /**
@@ -354,8 +371,15 @@ export class ChangeLog {
   }
 
   /** What the copy's meta keeps of this log (restore takes it back; an open transfer: see transferLost). */
-  get kept(): { floor: number; stable: number; transferring?: boolean } {
-    return { floor: this._floor, stable: this._stable, ...(this.transferring ? { transferring: true } : {}) };
+  get kept(): { floor: number; stable: number; transferring?: boolean; transferCovers?: number } {
+    if (!this.transferring) return { floor: this._floor, stable: this._stable };
+    const covers = this.transferCeiling();
+    return { floor: this._floor, stable: this._stable, transferring: true, ...(covers !== null ? { transferCovers: covers } : {}) };
+  }
+
+  /** The highest revision the open transfer may have brought unseen, once its last chunk said how far it covers; null before. */
+  private transferCeiling(): number | null {
+    return this.coveredThrough === null ? null : Math.max(this.coveredThrough, this.deferredFloor, this.rolledBackThrough);
   }
 
   /**

@@ -1044,7 +1044,7 @@ export class LeaderTerm {
       // maybe this joiner), they come later, in a 'history' message (sendHistoryLater).
       const changes = what.changesAfter === undefined ? null : this.changesUpTo(what.changesAfter, what.lastRevBefore, id);
       const historyFollows = what.changesAfter !== undefined && changes === null && !this.vouchesUpTo(what.lastRevBefore, id);
-      const done: PeerMessage = { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq, entries: [], done: true, maxRev: Math.max(store.maxRev, this.nextRev - 1) };
+      const done: PeerMessage = { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq, entries: [], done: true, maxRev: Math.max(store.maxRev, this.nextRev - 1), lastRevBefore: what.lastRevBefore };
       await this.sendChunk(id, changes !== null ? { ...done, changes } : historyFollows ? { ...done, historyFollows } : done);
       // Dropped while the last chunk was in flight (suspected, or gone from ZooKeeper): not a
       // replica. Forget the admission too, or its lease requests would hear "still joining" for

@@ -141,6 +141,7 @@ export function checkPeerMessage(x: unknown): PeerMessage {
     case 'snapshot':
       need(isCount(m.seq) && isCount(m.admission) && isCount(m.maxRev) && typeof m.done === 'boolean', 'snapshot needs admission, seq, maxRev, done');
       need(m.historyFollows === undefined || typeof m.historyFollows === 'boolean', 'historyFollows must be a boolean');
+      need(m.lastRevBefore === undefined || isCount(m.lastRevBefore), 'lastRevBefore must be a count');
       checkEntries(m.entries, true);
       if (m.changes !== undefined) checkChanges(m.changes);
       break;

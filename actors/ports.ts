@@ -196,9 +196,11 @@ export interface CopyMeta {
    * The watch history kept with the copy (ChangeLog): it holds every committed change above
    * `floor` up to `stable`, their records written before this meta. Absent in copies written
    * before the history was kept: then none is known. `transferring`: a state transfer was open
-   * (its leader's changes not yet in), so what it brought is not covered by the history.
+   * (its leader's changes not yet in), so what it brought is not covered by the history;
+   * `transferCovers`, once its last chunk came: the highest revision it may have brought (absent:
+   * any up to the copy's highest).
    */
-  watchHistory?: { floor: number; stable: number; transferring?: boolean };
+  watchHistory?: { floor: number; stable: number; transferring?: boolean; transferCovers?: number };
 }
 
 /** A committed change as the watch history keeps it on disk, under its revision (a transaction's changes share one). */

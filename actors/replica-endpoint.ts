@@ -161,6 +161,7 @@ export class ReplicaEndpoint {
         this.lastChunkAt = this.parts.clock.now();
         if (message.done) {
           store.maxRev = Math.max(store.maxRev, message.maxRev);
+          if (message.lastRevBefore !== undefined) store.changes.transferCovers(message.lastRevBefore);
           if (this.admission.since > 0) store.caughtUp();
           else store.snapshotComplete(message.maxRev);
           if (message.historyFollows === true) this.awaitingHistory = message.admission;

@@ -283,8 +283,9 @@ export class ReplicaStore {
     }
     this.changes.restore(kept, records, inFlight, unrecorded);
     // The leader's changes for a transfer open when the node stopped never came: the transfer may
-    // have brought writes whose revisions the history then skips (F17), up to the copy's highest.
-    if (kept.transferring === true) this.changes.transferLost(this._maxRev);
+    // have brought writes whose revisions the history then skips (F17), up to what its last chunk
+    // said it covers, else up to the copy's highest. Writes after it came as writes, recorded.
+    if (kept.transferring === true) this.changes.transferLost(kept.transferCovers ?? this._maxRev);
   }
 
   /** Is the copy kept on a disk (changes then count as held only once durable() resolves)? */

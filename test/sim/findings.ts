@@ -149,4 +149,10 @@ export const FINDINGS: Record<string, Finding> = {
     title: "a joiner whose watch history's floor had risen took from its leader only the changes above its own stable revision; the older ones the leader held never came back, and that node later led",
     where: 'actors/leader-term.ts admit(), actors/change-log.ts endTransfer(): fixed (the join names the joiner\'s floor; a leader whose history starts lower sends all it has, and the joiner takes the older changes in below)',
   },
+  F23: {
+    id: 'F23',
+    status: 'fixed',
+    title: 'a node restarted with a state transfer open raised its history floor over its whole copy, over writes it had seen and recorded after the admission; every node that joined it lost its history (nemesis seed 9404)',
+    where: "actors/change-log.ts kept and transferCovers(), actors/replica-store.ts restoreHistory(): fixed (the last chunk says how far the transfer reached; the meta keeps it, and the floor rises only to there)",
+  },
 };

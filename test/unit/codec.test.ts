@@ -61,6 +61,8 @@ describe('codec', () => {
     expect(() => checkPeerMessage(history({ after: 3, through: 6, changes: [change(7)] }))).toThrowError(/within after..through/);
     expect(() => checkPeerMessage({ type: 'history', from: 'n1', epoch: 2, admission: -1 })).toThrowError(/admission/);
     expect(() => checkPeerMessage({ type: 'snapshot', from: 'n1', epoch: 3, admission: 1, seq: 0, done: true, maxRev: 9, entries: [], historyFollows: 'yes' })).toThrowError(/historyFollows/);
+    expect(() => checkPeerMessage({ type: 'snapshot', from: 'n1', epoch: 3, admission: 1, seq: 0, done: true, maxRev: 9, entries: [], lastRevBefore: -1 })).toThrowError(/lastRevBefore/);
+    expect(checkPeerMessage(decode(encode({ type: 'snapshot', from: 'n1', epoch: 3, admission: 1, seq: 0, done: true, maxRev: 9, entries: [], lastRevBefore: 7 }))).type).toBe('snapshot');
   });
 
   it('peer check - a forward or a read is held to the client rules: key rules and the 1 MiB value limit', () => {

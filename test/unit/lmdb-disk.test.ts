@@ -453,6 +453,27 @@ describe('lmdb disk', () => {
     await reopened.close();
   });
 
+  it("lmdb disk - an open transfer whose last chunk came: its history starts above what the transfer covered, the writes after it kept", async () => {
+    const dir = tempDir();
+    const { disk, store } = openStore(dir);
+    store.apply('a', { type: 'invalidate', rev: 1, value: v('one') });
+    store.apply('a', { type: 'validate', rev: 1 });
+    // As above, and the last chunk came: the transfer covered the revisions up to 2 (the leader
+    // gave 3 after the admission); only the leader's changes are still to come.
+    store.changes.beginTransfer();
+    store.apply('b', { type: 'fill', rev: 2, value: v('two') });
+    store.changes.transferCovers(2);
+    store.apply('c', { type: 'invalidate', rev: 3, value: v('three') });
+    store.apply('c', { type: 'validate', rev: 3 });
+    await store.durable();
+    await disk.close();
+    const { disk: reopened, store: again } = openStore(dir);
+    again.changes.held(3);
+    expect(again.changes.floor).toBe(2);
+    expect([...again.changes.since(0)].map((c) => `${c.rev} ${c.key}`)).toEqual(['3 c']);
+    await reopened.close();
+  });
+
   it("lmdb disk - history lost by an open transfer is taken back from another copy's changes, below the ones held, and kept across a restart", async () => {
     const dir = tempDir();
     const { disk, store } = openStore(dir);
