@@ -430,48 +430,43 @@ describe('lmdb disk', () => {
     await root.close();
   });
 
-  it('lmdb disk - a state transfer open when the node stopped: its history starts above the copy (F17)', async () => {
+  /**
+   * A copy that committed a@1, then began a catch-up that brought b@2 (a write it never saw), then
+   * took `after` at 3 as a write, as usual; the node stops with the leader's changes still to
+   * come, `covered` (the last chunk's `lastRevBefore`) said or not. Reopened, with a lease that
+   * says the copy holds every write up to 3.
+   */
+  async function restartedInTransfer(after: string, covered?: number): Promise<ReplicaStore> {
     const dir = tempDir();
     const { disk, store } = openStore(dir);
     store.apply('a', { type: 'invalidate', rev: 1, value: v('one') });
     store.apply('a', { type: 'validate', rev: 1 });
-    // A catch-up brings b@2 (a write this copy never saw), then b@3 arrives as a write, as usual;
-    // the leader's changes up to 2 are still to come when the node stops.
     store.changes.beginTransfer();
     store.apply('b', { type: 'fill', rev: 2, value: v('two') });
-    store.apply('b', { type: 'invalidate', rev: 3, value: v('three') });
-    store.apply('b', { type: 'validate', rev: 3 });
+    if (covered !== undefined) store.changes.transferCovers(covered);
+    store.apply(after, { type: 'invalidate', rev: 3, value: v('three') });
+    store.apply(after, { type: 'validate', rev: 3 });
     await store.durable();
     expect(store.changes.stable).toBe(1);
     await disk.close();
     const { disk: reopened, store: again } = openStore(dir);
-    // Nothing up to the copy's highest revision may be vouched for: once a lease says the copy
-    // holds every write up to 3, the history would go from 1 to 3 without revision 2.
     again.changes.held(3);
+    await reopened.close();
+    return again;
+  }
+
+  it('lmdb disk - a state transfer open when the node stopped: its history starts above the copy (F17)', async () => {
+    // Nothing up to the copy's highest revision may be vouched for: the history would go from 1
+    // to 3 without revision 2.
+    const again = await restartedInTransfer('b');
     expect(again.changes.floor).toBe(3);
     expect([...again.changes.since(0)].map((c) => c.rev)).toEqual([]);
-    await reopened.close();
   });
 
-  it("lmdb disk - an open transfer whose last chunk came: its history starts above what the transfer covered, the writes after it kept", async () => {
-    const dir = tempDir();
-    const { disk, store } = openStore(dir);
-    store.apply('a', { type: 'invalidate', rev: 1, value: v('one') });
-    store.apply('a', { type: 'validate', rev: 1 });
-    // As above, and the last chunk came: the transfer covered the revisions up to 2 (the leader
-    // gave 3 after the admission); only the leader's changes are still to come.
-    store.changes.beginTransfer();
-    store.apply('b', { type: 'fill', rev: 2, value: v('two') });
-    store.changes.transferCovers(2);
-    store.apply('c', { type: 'invalidate', rev: 3, value: v('three') });
-    store.apply('c', { type: 'validate', rev: 3 });
-    await store.durable();
-    await disk.close();
-    const { disk: reopened, store: again } = openStore(dir);
-    again.changes.held(3);
+  it('lmdb disk - an open transfer whose last chunk came: its history starts above what the transfer covered, the writes after it kept (F23)', async () => {
+    const again = await restartedInTransfer('c', 2);
     expect(again.changes.floor).toBe(2);
     expect([...again.changes.since(0)].map((c) => `${c.rev} ${c.key}`)).toEqual(['3 c']);
-    await reopened.close();
   });
 
   it("lmdb disk - history lost by an open transfer is taken back from another copy's changes, below the ones held, and kept across a restart", async () => {
