@@ -131,8 +131,7 @@ export class ReplicaEndpoint {
     const { store } = this.parts;
     // A copy of the leader's history (complete or not) vouches for the changes it holds decided;
     // one of an older history (before an operator accepted data loss) may hold others.
-    const sameHistory = message.history === undefined ? fullCopy : message.history === store.history;
-    const older = sameHistory ? this.olderChanges(message.changesThrough ?? 0) : null;
+    const older = message.history === store.history ? this.olderChanges(message.changesThrough ?? 0) : null;
     return { ok: true, type: 'synced', maxRev: store.maxRev, pending: store.pending(), serving: fullCopy, replicaSet: store.knownReplicaSet, roster: [...store.roster], ...(older !== null ? { changes: older } : {}) };
   }
 
