@@ -7,7 +7,7 @@ import { machineBusyPct } from './cpu.ts';
 import { echoOperation } from './echo.ts';
 import { formatBytes } from './format.ts';
 import { inParallel, key16, preloadGetKeys, resolveZiNode, size36, zistoreSession, zistoreWriterSession, type ZiTarget } from './kv-systems.ts';
-import { LoadAccumulator, runRound, type Operation } from './load.ts';
+import { LoadAccumulator, runClosedLoop, runRound, type Operation } from './load.ts';
 import { SYSTEM_NAMES, type KvPeer, type KvSession, type PeerId, type SystemId } from './peers/types.ts';
 import type { Measurement, Target } from './report.ts';
 import type { ScenarioContext } from './scenario.ts';
@@ -224,6 +224,20 @@ async function waitQuiet(ctx: ScenarioContext): Promise<void> {
     while (busy >= ctx.quietPct && performance.now() < deadline) busy = await machineBusyPct(500);
   });
   if (busy >= ctx.quietPct) ctx.log(`  host still ${busy.toFixed(0)}% busy after ${Math.round(ctx.waitQuietMs / 1000)} s; measuring anyway`);
+}
+
+/**
+ * Run each spec for `ms`, unrecorded, one after the other: every system then starts its measured
+ * rounds equally warm. A ZiStore node runs on a JIT: its first few thousand puts are up to twice
+ * as slow as the rest, and a group at 1 in flight makes too few requests in its warm-up to get past them.
+ */
+export async function prime(ctx: ScenarioContext, cluster: BenchCluster, specs: RunSpec[], ms: number): Promise<void> {
+  for (const spec of specs) {
+    const p = await prepare(ctx, cluster, spec);
+    if (!p) continue;
+    await runClosedLoop({ label: `${p.label} (warm-up, not measured)`, inflight: spec.inflight, warmupMs: 0, durationMs: ms, operation: p.operation, watched: [], progress: ctx.progress });
+    if (p.after) await p.after();
+  }
 }
 
 /** Warm-up of rounds after the first: the processes are warm, but caches and the JIT's focus moved. */
