@@ -181,7 +181,7 @@ function checkDataDir(dir: string): CheckedCopy {
 }
 
 /** A change held until the next commit. */
-type QueuedWrite = { key: string; entry: Buffer | null } | { meta: CopyMeta } | { rev: number; record: Buffer } | 'clear';
+type QueuedWrite = { key: string; entry: Buffer | null } | { rev: number; record: Buffer } | 'clear';
 
 /**
  * How long a change nobody waits for (a validate, a meta update) may wait for a commit that someone
@@ -215,7 +215,8 @@ export const READ_CACHE_ENTRIES = 4096;
 export const READ_CACHE_BYTES = 4 * 1024 * 1024;
 const entryBytes = (key: string, e: StoredEntry): number => 64 + key.length + (e.value?.byteLength ?? 0) + (e.pendingValue?.byteLength ?? 0);
 
-const queuedBytes = (w: QueuedWrite): number => (w === 'clear' || 'meta' in w ? 512 : 'record' in w ? w.record.byteLength + 64 : (w.entry?.byteLength ?? 0) + w.key.length + 64);
+const META_BYTES = 512;
+const queuedBytes = (w: QueuedWrite): number => (w === 'clear' ? 512 : 'record' in w ? w.record.byteLength + 64 : (w.entry?.byteLength ?? 0) + w.key.length + 64);
 
 export class LmdbDisk implements ReplicaDisk {
   /**
@@ -227,6 +228,12 @@ export class LmdbDisk implements ReplicaDisk {
    * this thread (a synchronous one measured no quicker, and would stall the node on a slow disk).
    */
   private queued: QueuedWrite[] = [];
+  /**
+   * The newest meta not yet handed to the engine. It describes the copy after every queued write,
+   * so it goes last in the commit, and one written later replaces it: a leader asks for one with
+   * every write it stores, and a commit of 64 writes need not encode and store 64 metas.
+   */
+  private queuedMeta: CopyMeta | null = null;
   private commitTimer: NodeJS.Timeout | null = null;
   /** The commit a flush asked for, due once this turn of the event loop is done (setImmediate); later flushes until then share it. */
   private commitAsked: Promise<void> | null = null;
@@ -433,7 +440,9 @@ export class LmdbDisk implements ReplicaDisk {
   }
 
   writeMeta(meta: CopyMeta): void {
-    this.enqueue({ meta });
+    if (this.failure !== null) return;
+    this.queuedMeta = meta;
+    this.enqueue(null);
   }
 
   clear(): void {
@@ -448,7 +457,7 @@ export class LmdbDisk implements ReplicaDisk {
     // Not at once: the writes of this turn of the event loop and of the messages read with it (a
     // batch of puts, several invalidate messages) go into the same commit, and a leader's
     // invalidates reach the socket before its own commit holds this thread up.
-    if (this.queued.length > 0) {
+    if (this.queued.length > 0 || this.queuedMeta !== null) {
       this.commitAsked ??= new Promise<void>((resolve) =>
         setImmediate(() => {
           this.commitAsked = null;
@@ -510,7 +519,7 @@ export class LmdbDisk implements ReplicaDisk {
     this.commitTimer = setTimeout(() => this.commitQueued(), LAZY_COMMIT_MS);
   }
 
-  /** Every queued change to the engine, in the order they were made (`interval`: in one synchronous transaction). */
+  /** Every queued change to the engine, in the order they were made, then the newest meta (`interval`: in one synchronous transaction). */
   private commitQueued(): void {
     if (this.commitTimer !== null) {
       clearTimeout(this.commitTimer);
@@ -518,19 +527,21 @@ export class LmdbDisk implements ReplicaDisk {
     }
     const forget = this.forgetThrough > this.removedThrough ? [...this.changeRecords.getKeys({ end: this.forgetThrough + 1 })] : [];
     this.removedThrough = this.forgetThrough;
-    if ((this.queued.length === 0 && forget.length === 0) || this.failure !== null) return;
+    if ((this.queued.length === 0 && this.queuedMeta === null && forget.length === 0) || this.failure !== null) return;
     const writes = this.queued;
+    const meta = this.queuedMeta;
     this.queued = [];
-    const refused = this.spaceRefusal(writes.reduce((sum, w) => sum + queuedBytes(w), 0));
+    this.queuedMeta = null;
+    const refused = this.spaceRefusal(writes.reduce((sum, w) => sum + queuedBytes(w), meta === null ? 0 : META_BYTES));
     if (refused !== null) return this.failWith('write to', refused);
     // Records are forgotten after the writes: the meta with the floor that drops them goes first.
     if (this.options.fsync === 'always') {
       for (const w of writes) {
         if (w === 'clear') this.track(this.entries.clearAsync(), w);
-        else if ('meta' in w) this.track(this.meta.put(META_KEY, w.meta));
         else if ('record' in w) this.track(this.changeRecords.put(w.rev, w.record));
         else this.track(w.entry === null ? this.entries.remove(w.key) : this.entries.put(w.key, w.entry), w);
       }
+      if (meta !== null) this.track(this.meta.put(META_KEY, meta));
       for (const rev of forget) this.track(this.changeRecords.remove(rev));
       return;
     }
@@ -538,11 +549,11 @@ export class LmdbDisk implements ReplicaDisk {
       this.root.transactionSync(() => {
         for (const w of writes) {
           if (w === 'clear') this.entries.clearSync();
-          else if ('meta' in w) this.meta.putSync(META_KEY, w.meta);
           else if ('record' in w) this.changeRecords.putSync(w.rev, w.record);
           else if (w.entry === null) this.entries.removeSync(w.key);
           else this.entries.putSync(w.key, w.entry);
         }
+        if (meta !== null) this.meta.putSync(META_KEY, meta);
         for (const rev of forget) this.changeRecords.removeSync(rev);
       });
     } catch (err) {

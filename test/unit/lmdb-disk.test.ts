@@ -187,6 +187,30 @@ describe('lmdb disk', () => {
     });
   }
 
+  for (const fsync of ['always', 'interval'] as const) {
+    it(`lmdb disk - fsync ${fsync}: of the metas written between two commits the newest is stored, with every write made before it, and a clear among them`, async () => {
+      const dir = tempDir();
+      const meta = (maxRev: number) => ({ maxRev, heldThrough: maxRev, history: 1, snapshotRev: 0, intact: true });
+      const entry = (rev: number, value: string) => ({ rev, value: v(value), pendingRev: 0, pendingValue: null });
+      const disk = LmdbDisk.open({ ...options(dir), fsync });
+      disk.write('old', entry(1, 'gone'));
+      await disk.flushed();
+      disk.writeMeta(meta(1));
+      disk.clear();
+      disk.write('a', entry(2, 'two'));
+      disk.writeMeta(meta(2));
+      disk.write('b', entry(3, 'three'));
+      disk.writeMeta(meta(3));
+      await disk.flushed();
+      await disk.close();
+      const again = LmdbDisk.open({ ...options(dir), fsync });
+      const copy = again.load();
+      expect(copy.meta).toMatchObject({ maxRev: 3 });
+      expect([...again.keysFrom(undefined)]).toEqual(['a', 'b']);
+      await again.close();
+    });
+  }
+
   it('lmdb disk - entries read from the engine stay decoded, bounded; a write, a clear and a caller changing what it got never leave a stale one', async () => {
     const entry = (rev: number, value: string) => ({ rev, value: v(value), pendingRev: 0, pendingValue: null });
     const disk = LmdbDisk.open({ ...options(tempDir()), fsync: 'interval' });
