@@ -226,12 +226,17 @@ async function waitQuiet(ctx: ScenarioContext): Promise<void> {
   if (busy >= ctx.quietPct) ctx.log(`  host still ${busy.toFixed(0)}% busy after ${Math.round(ctx.waitQuietMs / 1000)} s; measuring anyway`);
 }
 
+/** The unmeasured run of each system before a scenario's first group, as a share of its (scaled) window. */
+export const PRIME_SHARE = 0.8;
+
 /**
- * Run each spec for `ms`, unrecorded, one after the other: every system then starts its measured
- * rounds equally warm. A ZiStore node runs on a JIT: its first few thousand puts are up to twice
- * as slow as the rest, and a group at 1 in flight makes too few requests in its warm-up to get past them.
+ * Run each spec for PRIME_SHARE of the window, unrecorded, one after the other: every system then
+ * starts its measured rounds equally warm. A ZiStore node runs on a JIT: its first few thousand
+ * writes are up to twice as slow as the rest, and a group at 1 in flight makes too few requests in
+ * its warm-up to get past them.
  */
-export async function prime(ctx: ScenarioContext, cluster: BenchCluster, specs: RunSpec[], ms: number): Promise<void> {
+export async function prime(ctx: ScenarioContext, cluster: BenchCluster, specs: RunSpec[], opts: SetOptions = {}): Promise<void> {
+  const ms = Math.round(ctx.timing.durationMs * (opts.timeScale ?? 1) * PRIME_SHARE);
   for (const spec of specs) {
     const p = await prepare(ctx, cluster, spec);
     if (!p) continue;

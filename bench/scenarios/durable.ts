@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { BenchCluster } from '../bench-cluster.ts';
 import { formatBytes } from '../format.ts';
 import { key16, loadKeys } from '../kv-systems.ts';
-import { measureSetOptional, prime, ratio, valueOf, type RunSpec } from '../measure.ts';
+import { measureSetOptional, prime, PRIME_SHARE, ratio, valueOf, type RunSpec } from '../measure.ts';
 import { MB, memoryAfterGc, rssBreakdown, withGcHook, type RssBreakdown } from '../memory.ts';
 import { SHORT_DURABILITY, SYSTEM_NAMES, type KvPeer } from '../peers/types.ts';
 import { startZooKeeperEnsembleKv } from '../peers/zookeeper-kv.ts';
@@ -70,9 +70,6 @@ const GROUPS: Group[] = [
   { op: 'put', inflight: 64, ratios: PUT64_RATIOS },
 ];
 
-/** Unmeasured puts at 64 in flight every system serves before the first group (scaled like the window). */
-const PRIME_MS = 8000;
-
 const what = (g: Group) => `${g.op} ${formatBytes(VALUE_BYTES)} ×${g.inflight}`;
 
 function groupColumns(g: Group, kind: 'us' | 'rate'): Column[] {
@@ -93,7 +90,7 @@ export const durable: Scenario = {
     'every session on the ensemble\'s leader server) for fsync always, JetStream KV R3 (file store, no fsync per write) for fsync ' +
     'interval; the NATS echo is the floor. All data dirs are on the same disk. Gets at 1 in flight at the leader and a follower of ' +
     'each cluster; puts of 16 B at the leader at 1 and 64 in flight; each group interleaves every system in rounds. Before the first group, every system serves ' +
-    `${PRIME_MS / 1000} s (scaled like the window) of unmeasured puts at 64 in flight: ZiStore's nodes run on a JIT, and a cold node's first few thousand puts are up to twice as slow.`,
+    `unmeasured puts at 64 in flight for ${PRIME_SHARE * 100} % of a window: ZiStore's nodes run on a JIT, and a cold node's first few thousand puts are up to twice as slow.`,
   estimate: { quick: '~1 min', full: '~4 min' },
   usesPeers: true,
   ownCluster: true,
@@ -128,7 +125,7 @@ async function runDurable(ctx: ScenarioContext): Promise<void> {
     valueBytes: VALUE_BYTES,
     modes: MODES.map((m) => m.id),
     groups: GROUPS.map(what),
-    primeMs: PRIME_MS * timeScale,
+    primeMs: ctx.timing.durationMs * timeScale * PRIME_SHARE,
     warmupMs: ctx.timing.warmupMs * timeScale,
     durationMs: ctx.timing.durationMs * timeScale,
     rounds: ctx.rounds,
@@ -183,7 +180,7 @@ async function compare(
     ...MODES.map((m): RunSpec => ({ system: 'zistore', op: 'put', valueBytes: VALUE_BYTES, inflight: 64, target: 'leader', cluster: clusters[m.id], tag: m.id })),
     ...peers.flatMap(([, peer]) => (peer ? [{ system: peer.id, op: 'put', valueBytes: VALUE_BYTES, inflight: 64, peer } as RunSpec] : [])),
   ];
-  await prime(ctx, clusters.memory, primeSpecs, PRIME_MS * timeScale);
+  await prime(ctx, clusters.memory, primeSpecs, { timeScale });
   for (const g of GROUPS) {
     const base = { op: g.op, valueBytes: VALUE_BYTES, inflight: g.inflight };
     // Gets at 1 in flight go to the leader and a follower (a get must be fast at any node); puts to the leader.
