@@ -248,6 +248,11 @@ export class LmdbDisk implements ReplicaDisk {
   /** `always`: the last asynchronous write handed to the engine (they commit in order). */
   private lastWrite: Promise<unknown> = Promise.resolve();
   /**
+   * `always`: when the commit of that write is on disk (the engine's `separateFlushed`). Not the
+   * engine's `flushed`, which waits for its latest commit: under load a commit begun after ours.
+   */
+  private lastFlush: PromiseLike<unknown> = Promise.resolve();
+  /**
    * `always`: waits for the engine's flush, each ended by the first write error too (after a failed
    * commit the engine's flush promise never settles). A set rather than a race against a long-lived
    * promise: each race would stay attached to it, a leak of one reaction per write.
@@ -297,7 +302,8 @@ export class LmdbDisk implements ReplicaDisk {
       mkdirSync(dir, { recursive: true });
       // noSubdir: a dir whose name has a dot would otherwise be taken for a file name. With
       // `interval` a commit does not wait for the disk (noSync); the timer syncs (LmdbDisk.sync).
-      root = open({ path: dir, maxDbs: 4, noSubdir: false, ...(options.fsync === 'interval' ? { noSync: true } : {}) });
+      // `always`: each write tells when its own commit is on disk (separateFlushed).
+      root = open({ path: dir, maxDbs: 4, noSubdir: false, ...(options.fsync === 'interval' ? { noSync: true } : { separateFlushed: true }) });
     } catch (err) {
       throw new DataDirError(`cannot open the data dir ${dir}: ${(err as Error).message} (is it writable by this user?)`);
     }
@@ -473,7 +479,7 @@ export class LmdbDisk implements ReplicaDisk {
     if (this.failure !== null) throw this.failure;
     await new Promise<void>((resolve, reject) => {
       this.flushWaits.add(reject);
-      this.root.flushed.then(
+      this.lastFlush.then(
         () => {
           this.flushWaits.delete(reject);
           resolve();
@@ -575,6 +581,7 @@ export class LmdbDisk implements ReplicaDisk {
   /** Writes commit in the order they were made: the last one settles after every earlier one. */
   private track(write: Promise<unknown>, entryWrite?: QueuedWrite): void {
     if (entryWrite !== undefined) write.then(() => this.settled(entryWrite), () => undefined);
+    this.lastFlush = (write as Promise<unknown> & { flushed?: Promise<unknown> }).flushed ?? this.root.flushed;
     this.lastWrite = write.catch(async (err: unknown) => {
       // The engine's own error (EIO on a full disk, say) rides on a promise of its own: take it,
       // for the message and because unhandled it would end the process.
