@@ -231,9 +231,8 @@ export const PRIME_SHARE = 0.8;
 
 /**
  * Run each spec for PRIME_SHARE of the window, unrecorded, one after the other: every system then
- * starts its measured rounds equally warm. A ZiStore node runs on a JIT: its first few thousand
- * writes are up to twice as slow as the rest, and a group at 1 in flight makes too few requests in
- * its warm-up to get past them.
+ * starts its measured rounds equally warm. A cold ZiStore cluster's first seconds of writes are up
+ * to twice as slow as the rest (bench/README.md, "Priming"), longer than a group's own warm-up.
  */
 export async function prime(ctx: ScenarioContext, cluster: BenchCluster, specs: RunSpec[], opts: SetOptions = {}): Promise<void> {
   const ms = Math.round(ctx.timing.durationMs * (opts.timeScale ?? 1) * PRIME_SHARE);
