@@ -31,7 +31,7 @@ export const txn: Scenario = {
     `Each transaction compares one guard key (ZiStore: its value; etcd: its value; ZooKeeper: its version, as multi allows) and puts ${VALUE_BYTES} B ` +
     `to two distinct keys drawn at random from ${KEYS} loaded ones, atomically. ZiStore runs 3 nodes with --data-dir --fsync always ` +
     "(on disk before the ack, like the peers) and sends it to the leader (the typed client's routing), " +
-    "etcd to its leader member, ZooKeeper (3 servers, forceSync=yes) to its ensemble's leader server. All systems interleaved in rounds at each writers × in-flight, after each has run the busiest one unmeasured (a ZiStore node runs on a JIT).",
+    "etcd to its leader member, ZooKeeper (3 servers, forceSync=yes) to its ensemble's leader server. All systems interleaved in rounds at each writers × in-flight, after each has run the busiest one unmeasured (a cold ZiStore cluster is slower for its first seconds).",
   estimate: { quick: '~40 s', full: '~4 min' },
   usesPeers: true,
   async run(ctx) {

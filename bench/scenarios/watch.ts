@@ -102,7 +102,7 @@ export const watch: Scenario = {
     'change (the commit included), so like is compared with like: ZiStore with --data-dir --fsync always (3 nodes) against etcd, whose members ' +
     'fsync every write, and ZiStore with --fsync interval against JetStream KV, which does not; ZiStore watchers use the typed client ' +
     '(watch with push: a serving node\'s change feed, each watcher subscribed to one of the nodes at random); etcd: watch streams of the HTTP gateway at its leader member; JetStream KV: nats.js kv.watch (updates only). Systems ' +
-    'take turns in each round, after each has served unmeasured puts at 64 in flight (a ZiStore node runs on a JIT).',
+    'take turns in each round, after each has served unmeasured puts at 64 in flight (a cold ZiStore cluster is slower for its first seconds).',
   estimate: { quick: '~1.5 min', full: '~13 min' },
   usesPeers: true,
   async run(ctx: ScenarioContext) {
