@@ -160,7 +160,8 @@ export function createNodeZkClient(opts: NodeZkClientOptions): ZkClient {
 
   /**
    * Graceful when connected (the server drops our ephemerals at once); otherwise, or if that
-   * takes longer than closeTimeoutMs, the socket is destroyed. The library reconnects on a socket
+   * takes longer than closeTimeoutMs, the socket is destroyed (a session still being connected
+   * then expires on the server). The library reconnects on a socket
    * close in any state but CLOSING, and a reconnect timer may be pending, so the client's
    * connect() is disabled first: a closed client must never revive its session. Done when the
    * library reports CLOSED, or when no live socket is left after any pending reconnect timer (at
@@ -203,15 +204,15 @@ export function createNodeZkClient(opts: NodeZkClientOptions): ZkClient {
           if (live) socket.destroy();
         }, 20);
       };
+      if (!graceful) return reap();
+      // Only once connected: while a connect is pending, the library (CLOSING) would read the
+      // server's connect response as a reply and throw from its socket handler, ending the process.
       try {
         client.close();
       } catch (err) {
-        // The library writes the close request to its socket, and throws if it has none yet
-        // (a connect still pending): nothing to close gracefully then, the reaper takes over.
         log.debug({ err }, 'close without a socket');
       }
-      if (graceful) grace = setTimeout(reap, opts.closeTimeoutMs);
-      else reap();
+      grace = setTimeout(reap, opts.closeTimeoutMs);
     });
   }
 

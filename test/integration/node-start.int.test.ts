@@ -120,7 +120,7 @@ describe('zistore node start-up', () => {
       await nc.close();
     }
     node.child.kill('SIGTERM');
-    expect(await node.exited).toBe(0);
+    expect(await node.exited, `stderr: ${node.stderr}; log: ${JSON.stringify(node.lines.slice(-8))}`).toBe(0);
   });
 
   it('a --lease too long for the session timeout is refused with a clear message, by node, config print and up', () => {
