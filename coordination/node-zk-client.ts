@@ -9,6 +9,9 @@
 //   CONNECTION_LOSS (reconnection itself is unbounded, paced by `spinDelay`). A re-run after the
 //   coordinator gave up on the operation can land a stale write or a duplicate sequential znode,
 //   and against a closed client it retries forever on a timer. So operations fail fast.
+// - Closed while its connect is pending, the library reads the server's connect response as a
+//   reply and throws from its socket handler (an uncaught exception). close() is graceful only
+//   once connected; before, the socket is destroyed.
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
