@@ -446,7 +446,6 @@ export class LmdbDisk implements ReplicaDisk {
   }
 
   writeMeta(meta: CopyMeta): void {
-    if (this.failure !== null) return;
     this.queuedMeta = meta;
     this.enqueue(null);
   }

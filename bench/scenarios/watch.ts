@@ -5,7 +5,6 @@
 // watcher has the change, so it includes the write's own commit: like with like, ZiStore with
 // --fsync always against etcd (which fsyncs before it answers), with --fsync interval against
 // JetStream KV (which does not).
-import type { BenchCluster } from '../bench-cluster.ts';
 import { LatencyRecorder } from '../histogram.ts';
 import { zistoreWriterSession } from '../kv-systems.ts';
 import { prime, valueOf, type RunSpec } from '../measure.ts';
@@ -113,10 +112,8 @@ export const watch: Scenario = {
     // Every system first serves the same unmeasured puts (see prime): the write is most of the latency.
     const primeSpecs: RunSpec[] = [];
     const put = { op: 'put', valueBytes: VALUE_BYTES, inflight: 64 } as const;
-    let first: BenchCluster | null = null;
     for (const mode of ZISTORE_MODES) {
       const cluster = await ctx.cluster({ nodes: 3, fresh: true, durable: mode.key, echoPeers: 0 });
-      first ??= cluster;
       contenders.push({ ...mode, sessionOf: (i) => zistoreWriterSession(cluster, i, 'client', null) });
       primeSpecs.push({ system: 'zistore', ...put, target: 'leader', cluster });
     }
@@ -127,7 +124,7 @@ export const watch: Scenario = {
       contenders.push({ key: p, name: SYSTEM_NAMES[p], durability: SHORT_DURABILITY[p], sessionOf: (i) => peer.session(i) });
       primeSpecs.push({ system: p, ...put, peer });
     }
-    await prime(ctx, first!, primeSpecs);
+    await prime(ctx, primeSpecs[0]!.cluster!, primeSpecs);
     const has = (key: string) => contenders.some((c) => c.key === key);
     const ratios = RATIOS.filter(([a, b]) => has(a) && has(b));
     const nameOf = (key: string) => contenders.find((c) => c.key === key)!.name;
