@@ -14,8 +14,9 @@
 
 import type { StoredChange } from './ports.ts';
 import type { ChangeTransfer } from './protocol.ts';
+import { CHANGE_OVERHEAD_BYTES, ChangeList } from './change-list.ts';
 import { compareKeys } from './key-order.ts';
-import { BTree } from './sorted-btree.ts';
+import { RevisionMap } from './revision-map.ts';
 import { slabCopy } from './value-slab.ts';
 
 export type ChangeKind = 'put' | 'delete' | 'expire';
@@ -24,7 +25,7 @@ export interface Change {
   rev: number;
   key: string;
   kind: ChangeKind;
-  /** The value put (a copy: the log must not pin a received message); null for a delete. */
+  /** The value put; null for a delete. The log keeps its own copy (change-list.ts). */
   value: Uint8Array | null;
   /** When this copy saw it committed (for retention by age). */
   at: number;
@@ -41,7 +42,7 @@ export interface ChangeRetention {
 
 export const defaultChangeRetention: ChangeRetention = { maxChanges: 100_000, maxAgeMs: 60 * 60 * 1000, maxBytes: 64 * 1024 * 1024 };
 
-const changeBytes = (c: Change): number => c.key.length + (c.value?.byteLength ?? 0) + 48;
+const changeBytes = (c: Change): number => c.key.length + (c.value?.byteLength ?? 0) + CHANGE_OVERHEAD_BYTES;
 
 // The changes of one revision (a transaction's writes) are kept in key order: every node then
 // tells them in the same order, whatever order their validates came in.
@@ -54,17 +55,15 @@ function inKeyOrder(group: Change[], change: Change): void {
 }
 
 export class ChangeLog {
-  /** Stable changes in revision order; those before `head` are dropped (compacted now and then). */
-  private changes: Change[] = [];
-  private head = 0;
-  private bytes = 0;
+  /** Stable changes in revision order. */
+  private readonly changes = new ChangeList();
   private _floor = 0;
   private _stable = 0;
   private heldThrough = 0;
   /** Revision → entries of this copy in flight at it (a transaction's writes share one revision). */
-  private readonly inFlight = new BTree<number, number>();
+  private readonly inFlight = new RevisionMap<number>();
   /** Committed above `stable`, waiting for the revisions below: revision → its changes. */
-  private readonly staged = new BTree<number, Change[]>();
+  private readonly staged = new RevisionMap<Change[]>();
   private readonly listeners = new Set<() => void>();
   /**
    * A state transfer is under way (a join or catch-up): what it brings was not seen change by
@@ -126,7 +125,7 @@ export class ChangeLog {
       if (!this.holds(rev, key)) this.raiseFloor(rev, 'a change came below the stable revision');
       return;
     }
-    const change: Change = { rev, key, kind, value: value === null ? null : slabCopy(value), at: this.now() };
+    const change: Change = { rev, key, kind, value, at: this.now() };
     let group = this.staged.get(rev);
     if (group === undefined) this.staged.set(rev, (group = [change]));
     else inKeyOrder(group, change);
@@ -134,6 +133,8 @@ export class ChangeLog {
     // Held back for long (no lease, a decision that does not come): bounded like the log.
     if (this.staged.size > this.retention.maxChanges) this.raiseFloor(this.staged.minKey()!, 'changes held back too long');
     this.advance();
+    // Still waiting for a lower revision: a copy, so that the log does not pin the message the value came in.
+    if (value !== null && this.staged.has(rev)) change.value = slabCopy(value);
   }
 
   /** The write in flight at `rev` was dropped by this copy's leader itself: nobody committed it. */
@@ -186,9 +187,7 @@ export class ChangeLog {
    * its change (it came some other way: the floor rises to it). What the log held is dropped.
    */
   restore(kept: { floor: number; stable: number }, recorded: Iterable<[number, StoredChange[]]>, inFlight: Iterable<number>, unrecorded: number): void {
-    this.changes = [];
-    this.head = 0;
-    this.bytes = 0;
+    this.changes.clear();
     this.staged.clear();
     this.inFlight.clear();
     this.transferring = false;
@@ -199,11 +198,7 @@ export class ChangeLog {
       if (rev <= this._floor) continue;
       const changes = group.map((c): Change => ({ rev, key: c.key, kind: c.kind, value: c.value, at: now })).sort(byKey);
       if (rev > this._stable) this.staged.set(rev, changes);
-      else
-        for (const change of changes) {
-          this.changes.push(change);
-          this.bytes += changeBytes(change);
-        }
+      else for (const change of changes) this.changes.push(change);
     }
     for (const rev of inFlight) if (rev > this._stable) this.pending(rev);
     if (unrecorded > this._floor) this.raiseFloor(unrecorded, 'a change the data dir holds without its record');
@@ -246,9 +241,9 @@ export class ChangeLog {
     // The leader's changes start above our stable revision, or ours are gone: drop what does not
     // connect. Still transferring: `stable` must not move past them before they are in.
     if (received.after > this._stable) this.raiseFloor(received.after, 'the leader\'s changes start above ours');
-    this.staged.deleteRange(0, received.through, true);
-    this.inFlight.deleteRange(0, received.through, true);
-    this.changes.push(...this.takeIn(received.changes.filter((c) => c.rev > this._stable), this.now()));
+    this.staged.deleteThrough(received.through);
+    this.inFlight.deleteThrough(received.through);
+    for (const change of this.takeIn(received.changes.filter((c) => c.rev > this._stable), this.now())) this.changes.push(change);
     this._stable = Math.max(this._stable, received.through);
     this.transferring = false;
     this.trim();
@@ -313,14 +308,7 @@ export class ChangeLog {
   /** Changes with a revision above `after` and at or below `stable`, in order, from the first index (binary search). */
   *since(after: number): Generator<Change> {
     this.expire();
-    let lo = this.head;
-    let hi = this.changes.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.changes[mid]!.rev <= after) lo = mid + 1;
-      else hi = mid;
-    }
-    for (let i = lo; i < this.changes.length; i++) yield this.changes[i]!;
+    for (let i = this.changes.indexAbove(after); i < this.changes.length; i++) yield this.changes.get(i);
   }
 
   /** Whether the log holds the change of `key` at `rev`. */
@@ -334,7 +322,7 @@ export class ChangeLog {
 
   /** How many changes are kept now (for metrics). */
   get size(): number {
-    return this.changes.length - this.head;
+    return this.changes.length;
   }
 
   private settle(rev: number): void {
@@ -358,10 +346,7 @@ export class ChangeLog {
     for (;;) {
       const rev = this.staged.minKey();
       if (rev === undefined || rev > stable) break;
-      for (const change of this.staged.get(rev)!) {
-        this.changes.push(change);
-        this.bytes += changeBytes(change);
-      }
+      for (const change of this.staged.get(rev)!) this.changes.push(change);
       this.staged.delete(rev);
     }
     this._stable = stable;
@@ -391,10 +376,11 @@ export class ChangeLog {
   backfill(older: ChangeTransfer): boolean {
     if (this.transferring || older.after >= this._floor || older.through < this._floor) return false;
     // Retention by age looks at the oldest first: these count as old as the oldest held.
-    const at = this.size > 0 ? this.changes[this.head]!.at : this.now();
+    const at = this.size > 0 ? this.changes.at(0) : this.now();
     const taken = this.takeIn(older.changes.filter((c) => c.rev > older.after && c.rev <= this._floor), at);
-    this.changes = taken.concat(this.changes.slice(this.head));
-    this.head = 0;
+    const held = [...this.since(0)];
+    this.changes.clear();
+    for (const change of [...taken, ...held]) this.changes.push(change);
     this._floor = older.after;
     this.trim();
     this.notify();
@@ -402,16 +388,15 @@ export class ChangeLog {
   }
 
   /**
-   * Changes another copy sent (in revision order), as this log keeps them: values copied, seen
-   * `at`, counted, and recorded by revision (a transaction's changes together) for the disk.
+   * Changes another copy sent (in revision order), as this log keeps them: seen `at`, and
+   * recorded by revision (a transaction's changes together) for the disk.
    */
   private takeIn(sent: ChangeTransfer['changes'], at: number): Change[] {
     const taken: Change[] = [];
     let group: Change[] = [];
     for (const c of sent) {
-      const change: Change = { rev: c.rev, key: c.key, kind: c.kind, value: c.value === null ? null : slabCopy(c.value), at };
+      const change: Change = { rev: c.rev, key: c.key, kind: c.kind, value: c.value, at };
       taken.push(change);
-      this.bytes += changeBytes(change);
       if (group.length > 0 && group[0]!.rev !== c.rev) group = [];
       group.push(change);
       this.onRecorded?.(c.rev, group);
@@ -429,10 +414,9 @@ export class ChangeLog {
     this.onFloorRaised?.(rev, why);
     this._floor = rev;
     this.onForgotten?.(rev);
-    this.staged.deleteRange(0, rev, true);
-    this.inFlight.deleteRange(0, rev, true);
-    while (this.head < this.changes.length && this.changes[this.head]!.rev <= rev) this.drop();
-    this.compact();
+    this.staged.deleteThrough(rev);
+    this.inFlight.deleteThrough(rev);
+    while (this.changes.length > 0 && this.changes.rev(0) <= rev) this.changes.shift();
     // Nothing at or below the floor is needed any more: stable may pass it.
     if (this._stable < rev) this._stable = rev;
     if (!this.advance()) this.notify();
@@ -441,39 +425,21 @@ export class ChangeLog {
   /** Retention by count and bytes (age is checked on every read). */
   private trim(): void {
     const { maxChanges, maxBytes } = this.retention;
-    while (this.size > maxChanges || (this.bytes > maxBytes && this.size > 0)) this.dropRevision();
-    this.compact();
+    while (this.size > maxChanges || (this.changes.bytes > maxBytes && this.size > 0)) this.dropRevision();
   }
 
   private expire(): void {
     const oldest = this.now() - this.retention.maxAgeMs;
-    let dropped = false;
-    while (this.size > 0 && this.changes[this.head]!.at < oldest) {
-      this.dropRevision();
-      dropped = true;
-    }
-    if (dropped) this.compact();
+    while (this.size > 0 && this.changes.at(0) < oldest) this.dropRevision();
   }
 
   /** Drop the oldest revision whole (a transaction's changes go together): the floor rises to it. */
   private dropRevision(): void {
-    const rev = this.changes[this.head]!.rev;
-    while (this.head < this.changes.length && this.changes[this.head]!.rev === rev) this.drop();
+    const rev = this.changes.rev(0);
+    while (this.changes.length > 0 && this.changes.rev(0) === rev) this.changes.shift();
     if (rev > this._floor) {
       this._floor = rev;
       this.onForgotten?.(rev);
-    }
-  }
-
-  private drop(): void {
-    this.bytes -= changeBytes(this.changes[this.head]!);
-    this.changes[this.head++] = undefined as unknown as Change;
-  }
-
-  private compact(): void {
-    if (this.head > 1024 && this.head * 2 > this.changes.length) {
-      this.changes = this.changes.slice(this.head);
-      this.head = 0;
     }
   }
 
