@@ -1,8 +1,9 @@
 // The stable changes of the change log (change-log.ts), oldest first, packed: revisions and times
 // in typed arrays, keys and values as bytes in one buffer. The log keeps up to 100,000 changes by
 // default; as objects (a change, its key, a view of its value) they were old-generation garbage
-// the collector kept walking, and a node spent as much CPU again per write as without a log.
-// Changes leave from the oldest end only (retention, a rising floor); a reader gets a copy.
+// the collector kept walking (README, "Where the cost goes"). Changes leave from the oldest end
+// only (retention, a rising floor); a reader gets a copy. The buffer grows to fit and never
+// shrinks: it stays within a few times the log's byte budget.
 import { Buffer } from 'node:buffer';
 import type { Change, ChangeKind } from './change-log.ts';
 
