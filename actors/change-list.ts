@@ -14,6 +14,9 @@ const NO_VALUE = 0xffffffff;
 /** What a kept change counts for against the log's byte budget, besides its key's and value's bytes. */
 export const CHANGE_OVERHEAD_BYTES = 48;
 
+/** What a change counts for against a byte budget (the log's retention, a transfer's size). */
+export const changeBytes = (c: Change): number => Buffer.byteLength(c.key) + (c.value?.byteLength ?? 0) + CHANGE_OVERHEAD_BYTES;
+
 export class ChangeList {
   private revs = new Float64Array(1024);
   private ats = new Float64Array(1024);

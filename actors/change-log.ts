@@ -14,7 +14,7 @@
 
 import type { StoredChange } from './ports.ts';
 import type { ChangeTransfer } from './protocol.ts';
-import { CHANGE_OVERHEAD_BYTES, ChangeList } from './change-list.ts';
+import { ChangeList, changeBytes } from './change-list.ts';
 import { compareKeys } from './key-order.ts';
 import { RevisionMap } from './revision-map.ts';
 import { slabCopy } from './value-slab.ts';
@@ -41,8 +41,6 @@ export interface ChangeRetention {
 }
 
 export const defaultChangeRetention: ChangeRetention = { maxChanges: 100_000, maxAgeMs: 60 * 60 * 1000, maxBytes: 64 * 1024 * 1024 };
-
-const changeBytes = (c: Change): number => c.key.length + (c.value?.byteLength ?? 0) + CHANGE_OVERHEAD_BYTES;
 
 // The changes of one revision (a transaction's writes) are kept in key order: every node then
 // tells them in the same order, whatever order their validates came in.
@@ -378,7 +376,8 @@ export class ChangeLog {
     // Retention by age looks at the oldest first: these count as old as the oldest held.
     const at = this.size > 0 ? this.changes.at(0) : this.now();
     const taken = this.takeIn(older.changes.filter((c) => c.rev > older.after && c.rev <= this._floor), at);
-    const held = [...this.since(0)];
+    // Read as kept (since() would also apply retention by age here).
+    const held = Array.from({ length: this.changes.length }, (_, i) => this.changes.get(i));
     this.changes.clear();
     for (const change of [...taken, ...held]) this.changes.push(change);
     this._floor = older.after;
