@@ -71,14 +71,18 @@ export class ChangeLog {
    */
   private transferring = false;
   private deferredFloor = 0;
-  /** The highest revision of this copy's writes that the transfer rolled back or flushed (rolledBack). */
-  private rolledBackThrough = 0;
+  /** The highest revision of this copy that the transfer flushed (flushed). */
+  private flushedThrough = 0;
+  /** Revisions of this copy's writes that the transfer rolled back and that did not come back in flight (rolledBack). */
+  private readonly rolledBackRevs = new Set<number>();
   /**
    * The last revision the transfer covers (its leader gave every later one as a write, which this
    * log sees as any other): null until its last chunk says so, and for good once a second
    * admission joined the same open transfer (what the first left is not bounded by the second).
    */
   private coveredThrough: number | null = null;
+  /** The last revision the transfer's leader had given before the admission (its last chunk). */
+  private lastGiven = 0;
   private coverable = false;
   retention: ChangeRetention = defaultChangeRetention;
   /** Told each time the floor rises for another reason than retention (the node logs it); must not throw. */
@@ -111,6 +115,8 @@ export class ChangeLog {
   /** A write entered this copy in flight at `rev`. */
   pending(rev: number): void {
     this.inFlight.set(rev, (this.inFlight.get(rev) ?? 0) + 1);
+    // In flight here again (the leader's own, still to be re-committed): decided here as any write.
+    if (this.transferring) this.rolledBackRevs.delete(rev);
   }
 
   /** The write in flight at `rev` was committed here: `value` null is a delete. */
@@ -157,7 +163,7 @@ export class ChangeLog {
    * the last revision it had given. Without them, the floor rises over it.
    */
   rolledBack(rev: number): void {
-    if (this.transferring) this.rolledBackThrough = Math.max(this.rolledBackThrough, rev);
+    if (this.transferring) this.rolledBackRevs.add(rev);
     else this.raiseFloor(rev, 'a write rolled back outside a state transfer');
   }
 
@@ -173,7 +179,7 @@ export class ChangeLog {
    */
   flushed(rev: number): void {
     this.inFlight.clear();
-    if (this.transferring) this.rolledBack(rev);
+    if (this.transferring) this.flushedThrough = Math.max(this.flushedThrough, rev);
     else this.raiseFloor(rev, 'the copy was flushed');
   }
 
@@ -215,7 +221,8 @@ export class ChangeLog {
     if (this.transferring) return;
     this.transferring = true;
     this.deferredFloor = 0;
-    this.rolledBackThrough = 0;
+    this.flushedThrough = 0;
+    this.rolledBackRevs.clear();
   }
 
   /**
@@ -233,7 +240,7 @@ export class ChangeLog {
     if (!this.transferring) return;
     if (received === null || received.through < this._stable) {
       this.transferring = false;
-      this.raiseFloor(this.transferCeiling() ?? Math.max(this.deferredFloor, this.rolledBackThrough, fallback), 'a state transfer without the leader\'s changes');
+      this.raiseFloor(this.transferCeiling() ?? Math.max(this.transferBrought(), fallback), 'a state transfer without the leader\'s changes');
       return;
     }
     // The leader's changes start above our stable revision, or ours are gone: drop what does not
@@ -251,9 +258,15 @@ export class ChangeLog {
     if (!this.advance()) this.notify();
   }
 
-  /** The current admission's transfer covers revisions up to `rev` (its last chunk): see coveredThrough. */
-  transferCovers(rev: number): void {
-    if (this.transferring && this.coverable) this.coveredThrough = rev;
+  /**
+   * The current admission's last chunk: its leader had given revisions up to `lastGiven`, and the
+   * writes at `inFlight` came to this copy in flight (it was re-committing them), to be decided
+   * here as any write. The transfer covers the revisions below them (see coveredThrough).
+   */
+  transferCovers(lastGiven: number, inFlight: readonly number[] = []): void {
+    if (!this.transferring || !this.coverable) return;
+    this.coveredThrough = Math.min(lastGiven, ...inFlight.map((rev) => rev - 1));
+    this.lastGiven = lastGiven;
   }
 
   /**
@@ -362,7 +375,16 @@ export class ChangeLog {
 
   /** The highest revision the open transfer may have brought unseen, once its last chunk said how far it covers; null before. */
   private transferCeiling(): number | null {
-    return this.coveredThrough === null ? null : Math.max(this.coveredThrough, this.deferredFloor, this.rolledBackThrough);
+    if (this.coveredThrough === null) return null;
+    // A write rolled back above the last revision the leader had given was committed nowhere: a
+    // complete copy (the leader's) would hold it.
+    const undecided = [...this.rolledBackRevs].filter((rev) => rev <= this.lastGiven);
+    return Math.max(this.coveredThrough, this.deferredFloor, this.flushedThrough, ...undecided);
+  }
+
+  /** The highest revision the open transfer took in unseen, flushed, or left rolled back here. */
+  private transferBrought(): number {
+    return Math.max(this.deferredFloor, this.flushedThrough, ...this.rolledBackRevs);
   }
 
   /**

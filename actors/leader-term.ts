@@ -117,12 +117,12 @@ export class LeaderTerm {
   private liveIds = new Set<string>();
   private nextRev = 1;
   private serving = false;
-  /** Writes of the previous term still to be re-committed (recover). */
-  private recommitting = 0;
+  /** Writes of the previous term still to be re-committed (recover), by revision (a transaction's share one). */
+  private readonly recommits = new Map<number, PendingEntry[]>();
 
   /** Writes of the previous term are still being re-committed: that term may have acknowledged them. */
   get recommitsPending(): boolean {
-    return this.recommitting > 0;
+    return this.recommits.size > 0;
   }
   /** Whether our copy holds every acknowledged write: we came in with one and did not step aside, or recovered. */
   private copyComplete = false;
@@ -365,15 +365,15 @@ export class LeaderTerm {
       const entry: PendingEntry = w.value !== null && (w.ttl ?? 0) > 0 ? { ...w, recommit: true } : w;
       groups.set(w.rev, [...(groups.get(w.rev) ?? []), entry]);
     }
-    this.recommitting = groups.size;
+    for (const [rev, group] of groups) this.recommits.set(rev, group);
     const recommits = Promise.all(
-      [...groups.values()].map((group) =>
+      [...groups].map(([rev, group]) =>
         this.turns.runAll(group.map((w) => w.key).sort(), async () => {
           try {
             await this.untilWritable();
             await this.replicate(group);
           } finally {
-            this.recommitting--;
+            this.recommits.delete(rev);
           }
         }),
       ),
@@ -795,7 +795,7 @@ export class LeaderTerm {
     if (!this.replicas.has(from) || this.removing.has(from) || (known !== undefined && known !== session)) {
       return { ok: false, code: 'NOT_REPLICA', epoch: this.epoch, reason: 'not in the replica set' };
     }
-    if (this.recommitting > 0) return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'writes of the previous term still to be re-committed' };
+    if (this.recommitsPending) return { ok: false, code: 'NOT_READY', epoch: this.epoch, reason: 'writes of the previous term still to be re-committed' };
     this.replicaSession.set(from, session);
     this.lastGrant.set(from, this.ports.clock.now());
     this.unreachable.delete(from);
@@ -1044,7 +1044,12 @@ export class LeaderTerm {
       // maybe this joiner), they come later, in a 'history' message (sendHistoryLater).
       const changes = what.changesAfter === undefined ? null : this.changesUpTo(what.changesAfter, what.lastRevBefore, id);
       const historyFollows = what.changesAfter !== undefined && changes === null && !this.vouchesUpTo(what.lastRevBefore, id);
-      const done: PeerMessage = { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq, entries: [], done: true, maxRev: Math.max(store.maxRev, this.nextRev - 1), lastRevBefore: what.lastRevBefore };
+      // Writes of the previous term not re-committed yet are in flight here, and that term may
+      // have acknowledged them: the joiner takes them in flight too, as every replica holds them,
+      // so that it re-commits them if it leads next (one whose re-commit started before the
+      // admission was awaited above; one that starts later reaches it as a write as well).
+      const inFlight = [...this.recommits.values()].flat();
+      const done: PeerMessage = { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq, entries: [], done: true, maxRev: Math.max(store.maxRev, this.nextRev - 1), lastRevBefore: what.lastRevBefore, ...(inFlight.length > 0 ? { inFlight } : {}) };
       await this.sendChunk(id, changes !== null ? { ...done, changes } : historyFollows ? { ...done, historyFollows } : done);
       // Dropped while the last chunk was in flight (suspected, or gone from ZooKeeper): not a
       // replica. Forget the admission too, or its lease requests would hear "still joining" for
@@ -1086,7 +1091,7 @@ export class LeaderTerm {
    * skipped by our recovery (see vouchesUpTo).
    */
   private decidedUpTo(rev: number): boolean {
-    return this.recommitting === 0 && ![...this.inflightRevs].some((r) => r <= rev);
+    return !this.recommitsPending && ![...this.inflightRevs].some((r) => r <= rev);
   }
 
   /**

@@ -143,6 +143,7 @@ export function checkPeerMessage(x: unknown): PeerMessage {
       need(m.historyFollows === undefined || typeof m.historyFollows === 'boolean', 'historyFollows must be a boolean');
       need(m.lastRevBefore === undefined || isCount(m.lastRevBefore), 'lastRevBefore must be a count');
       checkEntries(m.entries, true);
+      if (m.inFlight !== undefined) checkEntries(m.inFlight, true);
       if (m.changes !== undefined) checkChanges(m.changes);
       break;
     case 'history':

@@ -125,11 +125,12 @@ export type PeerMessage =
    * The last chunk (`done`) may carry the leader's committed changes in (`changes.after`,
    * `changes.through`]: the joiner's change log goes on from them rather than losing its history.
    * `historyFollows`: the leader cannot vouch for them yet (writes of the previous term still to
-   * be re-committed); a `history` message brings them later. `lastRevBefore`: the last revision
-   * given before the admission, the last the transfer covers (every later one reached the joiner
-   * as a write).
+   * be re-committed); a `history` message brings them later. `inFlight`: those writes still to be
+   * re-committed, which the joiner holds in flight as any replica does (they may have been
+   * acknowledged). `lastRevBefore`: the last revision given before the admission, the last the
+   * transfer covers (every later one reached the joiner as a write, as did those in flight).
    */
-  | { type: 'snapshot'; from: string; epoch: number; admission: number; seq: number; entries: SnapshotEntry[]; done: boolean; maxRev: number; changes?: ChangeTransfer; historyFollows?: boolean; lastRevBefore?: number }
+  | { type: 'snapshot'; from: string; epoch: number; admission: number; seq: number; entries: SnapshotEntry[]; done: boolean; maxRev: number; changes?: ChangeTransfer; historyFollows?: boolean; lastRevBefore?: number; inFlight?: PendingEntry[] }
   /** The changes a `historyFollows` snapshot promised; absent: the leader has none to give after all. */
   | { type: 'history'; from: string; epoch: number; admission: number; changes?: ChangeTransfer };
 

@@ -5,10 +5,11 @@
 // Nothing else writes them; ZiNode reads them, and checks every peer message's epoch against
 // them in its one place (ZiNode.checkEpoch, through refuseUnlessFromLeader) before it hands a
 // leader's message here.
+import type { EntryEvent } from './cache-entry.machine.ts';
 import type { FollowerEvent } from './follower.machine.ts';
 import type { NodeConfig, NodeParts } from './node.ts';
 import type { Log } from './ports.ts';
-import type { ChangeTransfer, PeerMessage, PeerReply } from './protocol.ts';
+import type { ChangeTransfer, PendingEntry, PeerMessage, PeerReply } from './protocol.ts';
 import { deferred, type Deferred } from './time.ts';
 
 /** What the endpoint reads of its node, and the two things it tells it. */
@@ -147,7 +148,7 @@ export class ReplicaEndpoint {
     switch (message.type) {
       case 'invalidate':
         for (const v of message.validated) store.apply(v.key, { type: 'validate', rev: v.rev });
-        for (const e of message.entries) store.apply(e.key, { type: 'invalidate', rev: e.rev, value: e.value, ttl: e.ttl ?? 0, ...(e.recommit ? { recommit: true as const } : {}) });
+        for (const e of message.entries) store.apply(e.key, invalidation(e));
         // Acked only once stored as the disk's policy promises (at once without a disk).
         return store.onDisk ? this.stored() : ACK;
       case 'validate':
@@ -159,8 +160,10 @@ export class ReplicaEndpoint {
         for (const e of message.entries) store.apply(e.key, { type: 'fill', rev: e.rev, value: e.value, ttl: e.ttl ?? 0 });
         this.lastChunkAt = this.parts.clock.now();
         if (message.done) {
+          // The leader's writes still to be re-committed: held in flight here too (protocol.ts).
+          for (const e of message.inFlight ?? []) store.apply(e.key, invalidation(e));
           store.maxRev = Math.max(store.maxRev, message.maxRev);
-          if (message.lastRevBefore !== undefined) store.changes.transferCovers(message.lastRevBefore);
+          if (message.lastRevBefore !== undefined) store.changes.transferCovers(message.lastRevBefore, (message.inFlight ?? []).map((e) => e.rev));
           if (this.admission.since > 0) store.caughtUp();
           else store.snapshotComplete(message.maxRev);
           if (message.historyFollows === true) this.awaitingHistory = message.admission;
@@ -328,3 +331,6 @@ export class ReplicaEndpoint {
 }
 
 const ACK: PeerReply = { ok: true, type: 'ack' };
+
+/** A leader's write in flight, as this copy takes it. */
+const invalidation = (e: PendingEntry): EntryEvent => ({ type: 'invalidate', rev: e.rev, value: e.value, ttl: e.ttl ?? 0, ...(e.recommit ? { recommit: true as const } : {}) });

@@ -282,9 +282,9 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   seedCase('F18', 30205, 'k3 past its time to live while the replica set is rewritten: the expiry is refused, and tried again at once', true);
   seedCase('F18', 30275, 'same', true);
   // F19: found by a 1,500-seed multi-key sweep (83000-84499) on 2026-12-05, as seeds where no node kept the oldest changes.
-  const keepsHistory = (seed: number, note: string, id = 'F19') => {
-    it(`${id} (${FINDINGS[id]!.status}) seed ${seed} multi-key - ${note}`, async () => {
-      const result = await runSeed({ seed, multiKey: true });
+  const keepsHistory = (seed: number, note: string, id = 'F19', multiKey = true) => {
+    it(`${id} (${FINDINGS[id]!.status}) seed ${seed}${multiKey ? ' multi-key' : ''} - ${note}`, async () => {
+      const result = await runSeed({ seed, multiKey });
       expect(result.ok, report(result)).toBe(true);
       expect(result.historyLostThrough, 'the oldest changes were lost at every node').toBe(0);
     });
@@ -298,6 +298,10 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   // F22: found by the multi-key sweeps 88500-89999 and 93000-94499 on 2026-12-05.
   keepsHistory(93053, "n2's floor rose to 53 (its transfer's history never came); it caught up from n1, which held every change, and kept the floor; later it led", 'F22');
   keepsHistory(89086, 'same kind: a joiner whose floor had risen took only the changes above its own', 'F22');
+  // F24: seed 138's kind (open since the first watch sweeps), closed on 2026-12-05.
+  keepsHistory(138, "n1 led re-committing k@5; n2 caught up, rolling back its own k@5, and won the next election before n1's changes came: its floor rose to 5", 'F24', false);
+  keepsHistory(90099, 'n3 re-committing k2@35 and k1@37 admitted n2; n2 also rolled back a write at 38 that no complete copy held; it led before the history came', 'F24', false);
+  keepsHistory(89746, 'same kind, multi-key: a catch-up whose leader was re-committing, its history still to come when the joiner led', 'F24');
 });
 
 // Keep the checker honest about what "fails" means here: a history from the sweep must check.

@@ -76,6 +76,50 @@ describe('durable - stories', () => {
     }
   });
 
+  it('a leader admits a node while a write of the previous term waits to be re-committed, and dies: the joiner, leading next, re-commits it, as a change too (F24)', async () => {
+    const c = await startStory({ diskSyncMs: 2, trace: true });
+    const leader = c.leader()!;
+    const [holder, joiner] = c.ids.filter((id) => id !== leader) as [string, string];
+    expect((await c.put(leader, 'a', 'v1')).output.status).toBe('ok');
+    // The joiner leaves the replica set; the next write is then held by the leader and `holder` only.
+    c.isolate(joiner);
+    const replicas = () => c.node(leader)?.status().replicas ?? [];
+    expect(await c.waitFor(() => !replicas().includes(joiner), 10_000)).toBe(true);
+    const put = await c.put(leader, 'b', 'v2');
+    expect(put.output.status).toBe('ok');
+    const rev = (put.output as { revision: number }).revision;
+    // Its validate is still on the way: `holder` keeps it in flight, the only copy that does once
+    // the leader is gone.
+    c.pause(holder, 60_000);
+    await c.run(400);
+    expect(c.storeOf(holder)?.get('b')).toMatchObject({ pending: `${rev}:v2` });
+    for (const id of c.ids) c.crash(id);
+    c.zkRestore(holder);
+    c.unclog(holder);
+    c.rejoin(joiner);
+    await c.run(300);
+    // Back alone, `holder` leads; the write waits for a second copy to be re-committed.
+    c.restart(holder);
+    expect(await c.waitFor(() => c.leader() === holder, 10_000), c.describe()).toBe(true);
+    // The joiner is admitted and enters the replica set; the leader dies before the re-commit has
+    // reached it.
+    const admitted = new RegExp(`${holder} +info leader: (joined|caught up) peer=${joiner} `);
+    const from = c.trace.lines.length;
+    c.restart(joiner);
+    expect(await c.waitFor(() => c.trace.lines.slice(from).some((l) => admitted.test(l)), 10_000), c.describe()).toBe(true);
+    c.crash(holder);
+    expect(await c.waitFor(() => c.leader() === joiner, 10_000), c.describe()).toBe(true);
+    c.restart(leader);
+    const result = await verifyStory(c, ['a', 'b'], 'a leader that admitted a node while re-committing died');
+    expect(result.ok, report(result)).toBe(true);
+    for (const id of c.ids) expect((await c.get(id, 'b')).output).toMatchObject({ status: 'ok', value: 'v2', revision: rev });
+    // The joiner re-committed it as a change: a watch from before it sees it at every node.
+    for (const id of c.ids) {
+      const log = c.changesOf(id)!;
+      expect({ id, floor: log.floor <= rev - 1, has: log.changes.some((ch) => ch.rev === rev && ch.key === 'b') }, c.trace.lines.filter((l) => l.includes('floor')).join('\n')).toEqual({ id, floor: true, has: true });
+    }
+  });
+
   it('a node that stopped in a state transfer lost its watch history; leading after a whole-cluster crash, it takes the history back from a replica (F17)', async () => {
     const c = await startStory({ diskSyncMs: 2, trace: true });
     const leader = c.leader()!;

@@ -155,4 +155,10 @@ export const FINDINGS: Record<string, Finding> = {
     title: 'a node restarted with a state transfer open raised its history floor over its whole copy, over writes it had seen and recorded after the admission; every node that joined it lost its history (nemesis seed 9404)',
     where: "actors/change-log.ts kept and transferCovers(), actors/replica-store.ts restoreHistory(): fixed (the last chunk says how far the transfer reached; the meta keeps it, and the floor rises only to there)",
   },
+  F24: {
+    id: 'F24',
+    status: 'fixed',
+    title: "a leader re-committing writes of the previous term admitted a joiner into the replica set without them; had it died before the re-commit reached the joiner, the joiner could lead without an acknowledged write (and its watch history rose over them: nemesis seed 9601, sim seeds 138 and 90099)",
+    where: "actors/leader-term.ts transfer(), actors/replica-endpoint.ts receive(), actors/change-log.ts transferCovers(): fixed (the last chunk carries the writes still to be re-committed, which the joiner holds in flight; its floor stays below them, and over no rolled-back write above the leader's last revision)",
+  },
 };

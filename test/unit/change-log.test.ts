@@ -151,6 +151,37 @@ describe('ChangeLog', () => {
     expect(leader.changes.transferable(0, 6, 130)).toMatchObject({ after: 4, through: 6 });
   });
 
+  it("a catch-up whose leader's changes never come: the floor stops below the writes it brought in flight, and over no write committed nowhere", () => {
+    // The joiner held k1@3 and k2@5 in flight; the leader had given revisions up to 4, and was
+    // re-committing k1@3 (it sends it in flight again). k2@5 is above anything the leader gave.
+    const joiner = new ReplicaStore();
+    write(joiner, 'k1', 1, 'v1');
+    write(joiner, 'k1', 3, 'v3', false);
+    write(joiner, 'k2', 5, 'x', false);
+    joiner.changes.beginTransfer();
+    joiner.rollBackTo(1);
+    joiner.apply('k0', { type: 'fill', rev: 2, value: bytes('v2') });
+    write(joiner, 'k1', 3, 'v3', false);
+    joiner.changes.transferCovers(4, [3]);
+    expect(joiner.changes.kept).toMatchObject({ transferring: true, transferCovers: 2 });
+    // It leads before the leader's changes come, and its recovery re-commits k1@3.
+    joiner.changes.endTransfer(null, joiner.maxRev);
+    expect(joiner.changes.floor).toBe(2);
+    joiner.apply('k1', { type: 'validate', rev: 3 });
+    joiner.changes.held(4);
+    expect(revs(joiner.changes)).toEqual(['3:k1:put']);
+
+    // The same, but a write rolled back at or below the last revision given did not come back: its
+    // outcome is unknown here, and the floor rises over it.
+    const other = new ReplicaStore();
+    write(other, 'k1', 4, 'v4', false);
+    other.changes.beginTransfer();
+    other.rollBackTo(0);
+    other.changes.transferCovers(4, [3]);
+    other.changes.endTransfer(null, other.maxRev);
+    expect(other.changes.floor).toBe(4);
+  });
+
   it("takes in the leader's changes that start above its own, even when a lease already covers them", () => {
     const log = new ChangeLog(() => 0);
     log.committed(1, 'a', bytes('1'));
