@@ -77,13 +77,15 @@ export class ChangeLog {
   private readonly rolledBackRevs = new Set<number>();
   /**
    * The last revision the transfer covers (its leader gave every later one as a write, which this
-   * log sees as any other): null until its last chunk says so, and for good once a second
-   * admission joined the same open transfer (what the first left is not bounded by the second).
+   * log sees as any other): null until the current admission's last chunk says so. A second
+   * admission into the same open transfer covers what the first left too: every revision
+   * committed up to its leader's last is either in the copy it sends (the revisions it brings
+   * unseen, `deferredFloor`, count those of both) or covered; the writes of ours that it rolled
+   * back or flushed count as ever.
    */
   private coveredThrough: number | null = null;
   /** The last revision the transfer's leader had given before the admission (its last chunk). */
   private lastGiven = 0;
-  private coverable = false;
   retention: ChangeRetention = defaultChangeRetention;
   /** Told each time the floor rises for another reason than retention (the node logs it); must not throw. */
   onFloorRaised: ((floor: number, why: string) => void) | null = null;
@@ -175,9 +177,16 @@ export class ChangeLog {
 
   /**
    * The copy was flushed: nothing in flight any more, and nothing at or below `rev` is known. In
-   * a state transfer, the leader's changes decide it, as for a write rolled back.
+   * a state transfer, the leader's changes decide it, as for a write rolled back. A copy flushed
+   * to take a snapshot of its own history (`sameHistory`) keeps its changes true: only its writes
+   * in flight are undecided, as if the transfer had rolled them back.
    */
-  flushed(rev: number): void {
+  flushed(rev: number, sameHistory = false): void {
+    if (sameHistory && this.transferring) {
+      for (const pending of this.inFlight.keys()) this.rolledBack(pending);
+      this.inFlight.clear();
+      return;
+    }
     this.inFlight.clear();
     if (this.transferring) this.flushedThrough = Math.max(this.flushedThrough, rev);
     else this.raiseFloor(rev, 'the copy was flushed');
@@ -212,12 +221,11 @@ export class ChangeLog {
 
   /**
    * A state transfer starts (see `transferring`). One that did not end (it failed) is still
-   * undecided here: the new one's changes must cover it too, so what it left stays (and how far
-   * it reached is unknown: see coveredThrough).
+   * undecided here: the new one's changes must cover it too, so what it left stays (see
+   * coveredThrough).
    */
   beginTransfer(): void {
     this.coveredThrough = null;
-    this.coverable = !this.transferring;
     if (this.transferring) return;
     this.transferring = true;
     this.deferredFloor = 0;
@@ -264,7 +272,7 @@ export class ChangeLog {
    * here as any write. The transfer covers the revisions below them (see coveredThrough).
    */
   transferCovers(lastGiven: number, inFlight: readonly number[] = []): void {
-    if (!this.transferring || !this.coverable) return;
+    if (!this.transferring) return;
     this.coveredThrough = Math.min(lastGiven, ...inFlight.map((rev) => rev - 1));
     this.lastGiven = lastGiven;
   }

@@ -399,7 +399,8 @@ export class LeaderTerm {
     return this.turns.run(command.key, async () => {
       const refused = this.turnRefusal();
       if (refused !== null) return refused;
-      const expired = await this.expireIfDue(command.key);
+      // Most keys have no deadline: no await (and no promise) for them.
+      const expired = this.isDue(command.key) ? await this.expireIfDue(command.key) : null;
       if (expired !== null) return expired;
       if (command.keepAlive) return this.keepAlive(command.key);
       const { store } = this.ports;

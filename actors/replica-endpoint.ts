@@ -263,7 +263,7 @@ export class ReplicaEndpoint {
     // for the next join (awaitingHistory).
     store.changes.beginTransfer();
     if (reply.since > 0) store.rollBackTo(reply.since);
-    else store.clear();
+    else store.clear(reply.history);
     store.history = reply.history;
     this.host.toFollower({ type: 'store.flushed' });
     store.keepTombstones = true;

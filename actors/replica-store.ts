@@ -476,8 +476,11 @@ export class ReplicaStore {
     for (const w of list) w();
   }
 
-  /** Forget everything (a node that rejoins flushes its copy and takes a fresh snapshot). */
-  clear(): void {
+  /**
+   * Forget everything (a node that rejoins flushes its copy and takes a fresh snapshot). A
+   * snapshot of our own `history` leaves the watch history's changes true (ChangeLog.flushed).
+   */
+  clear(history?: number): void {
     this.entries.clear();
     this.packed.clear();
     this.ordered.clear();
@@ -490,7 +493,7 @@ export class ReplicaStore {
     this.deadlines.clear();
     this.pendingSince.clear();
     this.disk?.clear();
-    this.changes.flushed(this._maxRev);
+    this.changes.flushed(this._maxRev, history === this.history);
     this._intact = false;
     this.heldThrough = 0;
     this.valueBytes = 0;

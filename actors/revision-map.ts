@@ -21,6 +21,11 @@ export class RevisionMap<V> {
     return this.values.has(rev);
   }
 
+  /** The revisions held, in no particular order. */
+  keys(): IterableIterator<number> {
+    return this.values.keys();
+  }
+
   minKey(): number | undefined {
     return this.values.size === 0 ? undefined : this.revs[this.head];
   }
