@@ -302,6 +302,7 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   keepsHistory(138, "n1 led re-committing k@5; n2 caught up, rolling back its own k@5, and won the next election before n1's changes came: its floor rose to 5", 'F24', false);
   keepsHistory(90099, 'n3 re-committing k2@35 and k1@37 admitted n2; n2 also rolled back a write at 38 that no complete copy held; it led before the history came', 'F24', false);
   keepsHistory(89746, 'same kind, multi-key: a catch-up whose leader was re-committing, its history still to come when the joiner led', 'F24');
+  keepsHistory(93321, "n2's full transfer never finished; admitted again with a full snapshot, it led before the history came", 'F24');
 });
 
 // Keep the checker honest about what "fails" means here: a history from the sweep must check.

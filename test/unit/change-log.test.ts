@@ -182,6 +182,36 @@ describe('ChangeLog', () => {
     expect(other.changes.floor).toBe(4);
   });
 
+  it('a second admission into an open transfer covers what the first left; a flush for a snapshot of the same history leaves only the writes in flight undecided', () => {
+    const joiner = new ReplicaStore();
+    write(joiner, 'k1', 1, 'v1');
+    write(joiner, 'k2', 6, 'x', false);
+    joiner.changes.beginTransfer();
+    joiner.rollBackTo(1); // a catch-up whose last chunk never came
+    joiner.apply('k3', { type: 'fill', rev: 3, value: bytes('v3') });
+    joiner.changes.beginTransfer(); // admitted again: a full snapshot of the same history
+    joiner.clear(joiner.history);
+    joiner.apply('k3', { type: 'fill', rev: 3, value: bytes('v3') });
+    joiner.apply('k1', { type: 'fill', rev: 4, value: bytes('v4') });
+    write(joiner, 'k2', 6, 'x', false); // the leader's, still to be re-committed
+    joiner.changes.transferCovers(6, [6]);
+    joiner.changes.endTransfer(null, joiner.maxRev);
+    expect(joiner.changes.floor).toBe(5);
+    joiner.apply('k2', { type: 'validate', rev: 6 });
+    joiner.changes.held(6);
+    expect(revs(joiner.changes)).toEqual(['6:k2:put']);
+
+    // A snapshot of another history (an operator accepted data loss): nothing of the copy is known.
+    const other = new ReplicaStore();
+    write(other, 'k1', 1, 'v1');
+    write(other, 'k2', 6, 'x', false);
+    other.changes.beginTransfer();
+    other.clear(other.history + 1);
+    other.changes.transferCovers(3);
+    other.changes.endTransfer(null, other.maxRev);
+    expect(other.changes.floor).toBe(6);
+  });
+
   it("takes in the leader's changes that start above its own, even when a lease already covers them", () => {
     const log = new ChangeLog(() => 0);
     log.committed(1, 'a', bytes('1'));
