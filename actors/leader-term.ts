@@ -314,6 +314,10 @@ export class LeaderTerm {
       store.history = this.epoch;
     }
 
+    // We lead with our copy: a state transfer still open here will get no leader's changes, so
+    // the change log's floor rises over what it brought. Not before: a leader that steps aside
+    // (incomplete) joins again, and that join's changes cover the open transfer too.
+    store.changes.endTransfer(null, store.maxRev);
     // Not when the operator's order started a new history: the others' changes are of the old one.
     if (store.history === history) this.takeBackHistory([...synced]);
 

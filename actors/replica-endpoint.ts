@@ -49,7 +49,7 @@ export class ReplicaEndpoint {
    * The admission whose leader promised its changes for later (`historyFollows`): the change log
    * stays in its transfer until they come. A transfer that did not end (this, or a join that
    * failed) stays open for the next join, whose changes cover it too; a sync that takes our copy
-   * as it is, or our own claim, ends it with the floor raised (endOpenTransfer).
+   * as it is, or our recovery as leader, ends it with the floor raised (endOpenTransfer).
    */
   private awaitingHistory: number | null = null;
   /** Why the data dir failed (this node then acks no write), null while it works. */
@@ -93,9 +93,12 @@ export class ReplicaEndpoint {
     return true;
   }
 
-  /** We claimed `epoch` and lead it: we take our own writes. */
+  /**
+   * We claimed `epoch` and lead it: we take our own writes, and wait for no leader's changes (our
+   * recovery ends an open transfer once it leads with our copy: LeaderTerm.recoverWith).
+   */
   claimed(epoch: number): void {
-    this.endOpenTransfer();
+    this.awaitingHistory = null;
     this.promised = Math.max(this.promised, epoch);
     this.syncedEpoch = epoch;
     this.syncedLeader = this.leader = this.config.nodeId;
