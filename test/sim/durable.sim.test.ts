@@ -142,6 +142,35 @@ describe('durable - stories', () => {
     for (const id of c.ids) expect({ id, ...c.changesOf(id)!, node: undefined, stable: undefined }, floors).toEqual({ id, ...c.changesOf(leader)!, node: undefined, stable: undefined, floor: 0 });
   });
 
+  it('a node elected with its state transfer open steps aside (incomplete) and keeps the transfer open: its next join brings the history, no floor rises', async () => {
+    const c = await startStory({ diskSyncMs: 2, trace: true });
+    const leader = c.leader()!;
+    const [target, other] = c.ids.filter((id) => id !== leader) as [string, string];
+    expect((await c.put(leader, 'a', 'v1')).output.status).toBe('ok');
+    c.isolate(target);
+    const replicas = () => c.node(leader)?.status().replicas ?? [];
+    expect(await c.waitFor(() => !replicas().includes(target), 10_000)).toBe(true);
+    expect((await c.put(leader, 'b', 'v2')).output.status).toBe('ok');
+    // Back on the bus, it joins; the others crash once its first chunk came: the transfer stays open.
+    const from = c.trace.lines.length;
+    c.rejoin(target);
+    const chunk = new RegExp(`${target} +<- ${leader} snapshot .*seq=0`);
+    expect(await c.waitFor(() => c.trace.lines.slice(from).some((l) => chunk.test(l)), 10_000), c.describe()).toBe(true);
+    c.crash(leader);
+    c.crash(other);
+    // Elected alone, its copy not complete: it waits for a member of the last replica set.
+    const waiting = new RegExp(`${target} .*waiting for a complete replica`);
+    expect(await c.waitFor(() => c.trace.lines.slice(from).some((l) => waiting.test(l)), 10_000), c.describe()).toBe(true);
+    c.restart(other);
+    c.restart(leader);
+    expect(await c.waitFor(() => c.leader() !== null && c.leader() !== target && c.allServing(), 15_000), c.describe()).toBe(true);
+    const result = await verifyStory(c, ['a', 'b'], 'an incomplete node elected with its transfer open');
+    expect(result.ok, report(result)).toBe(true);
+    const floors = c.trace.lines.slice(from).filter((l) => / (watch history now|waiting for a complete|stepping aside)/.test(l)).join('\n');
+    expect(floors).not.toMatch(/watch history now starts/);
+    for (const id of c.ids) expect({ id, floor: c.changesOf(id)!.floor, keys: c.changesOf(id)!.changes.map((ch) => ch.key) }, floors).toEqual({ id, floor: 0, keys: ['a', 'b'] });
+  });
+
   it('ZooKeeper loses its data in a power cut: the node left out of the last replica set, back first, never serves; every acknowledged write survives', async () => {
     const c = await startStory({ diskSyncMs: 2 });
     const leader = c.leader()!;
