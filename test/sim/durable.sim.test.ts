@@ -5,7 +5,7 @@
 // Method: scripted stories on the simulated 3-node cluster with simulated disks (a crash loses
 // what was not synced; storage/memory-disk.ts), ending with the seed checks.
 import { describe, expect, it } from 'vitest';
-import { report, startStory, verifyStory } from './story.ts';
+import { isolateUntilRemoved, report, startStory, verifyStory } from './story.ts';
 
 describe('durable - stories', () => {
   it('every node crashes at once, and they come back in another order: every acknowledged write is there, revisions go on', async () => {
@@ -82,9 +82,7 @@ describe('durable - stories', () => {
     const [holder, joiner] = c.ids.filter((id) => id !== leader) as [string, string];
     expect((await c.put(leader, 'a', 'v1')).output.status).toBe('ok');
     // The joiner leaves the replica set; the next write is then held by the leader and `holder` only.
-    c.isolate(joiner);
-    const replicas = () => c.node(leader)?.status().replicas ?? [];
-    expect(await c.waitFor(() => !replicas().includes(joiner), 10_000)).toBe(true);
+    await isolateUntilRemoved(c, leader, joiner);
     const put = await c.put(leader, 'b', 'v2');
     expect(put.output.status).toBe('ok');
     const rev = (put.output as { revision: number }).revision;
@@ -147,9 +145,7 @@ describe('durable - stories', () => {
     const leader = c.leader()!;
     const [target, other] = c.ids.filter((id) => id !== leader) as [string, string];
     expect((await c.put(leader, 'a', 'v1')).output.status).toBe('ok');
-    c.isolate(target);
-    const replicas = () => c.node(leader)?.status().replicas ?? [];
-    expect(await c.waitFor(() => !replicas().includes(target), 10_000)).toBe(true);
+    await isolateUntilRemoved(c, leader, target);
     expect((await c.put(leader, 'b', 'v2')).output.status).toBe('ok');
     // Back on the bus, it joins; the others crash once its first chunk came: the transfer stays open.
     const from = c.trace.lines.length;
@@ -177,9 +173,7 @@ describe('durable - stories', () => {
     const [stale, other] = c.ids.filter((id) => id !== leader) as [string, string];
     expect((await c.put(leader, 'k', 'v1')).output.status).toBe('ok');
     // Cut off the bus until the leader has removed it: it keeps v1 and a replica set naming it.
-    c.isolate(stale);
-    const replicas = () => c.node(leader)?.status().replicas ?? [];
-    expect(await c.waitFor(() => !replicas().includes(stale), 10_000)).toBe(true);
+    await isolateUntilRemoved(c, leader, stale);
     expect((await c.put(leader, 'k', 'v2')).output.status).toBe('ok');
     c.rejoin(stale);
     for (const id of c.ids) c.crash(id);

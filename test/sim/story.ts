@@ -28,3 +28,9 @@ export async function verifyStory(c: SimCluster, keys: string[], name: string): 
   await outcome.guard(() => settleAndVerify(c, keys, outcome, 20_000));
   return assess(c, outcome, name, 'story', c.options.seed);
 }
+
+/** Cut `id` off the bus until `leader` has removed it from the replica set (it keeps its copy). */
+export async function isolateUntilRemoved(c: SimCluster, leader: string, id: string): Promise<void> {
+  c.isolate(id);
+  expect(await c.waitFor(() => !(c.node(leader)?.status().replicas ?? []).includes(id), 10_000), c.describe()).toBe(true);
+}
