@@ -6,6 +6,7 @@
 // shrinks: it stays within a few times the log's byte budget.
 import { Buffer } from 'node:buffer';
 import type { Change, ChangeKind } from './change-log.ts';
+import { firstAbove } from './revision-map.ts';
 
 const KINDS: readonly ChangeKind[] = ['put', 'delete', 'expire'];
 /** A record: kind (1 byte), key length (4), value length (4; NO_VALUE for a delete), key, value. */
@@ -63,14 +64,7 @@ export class ChangeList {
 
   /** The index of the first change above `rev` (length when none is). */
   indexAbove(rev: number): number {
-    let lo = this.head;
-    let hi = this.tail;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.revs[mid]! <= rev) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo - this.head;
+    return firstAbove(this.revs, this.head, this.tail, rev) - this.head;
   }
 
   /** Append a change (revisions ascending, as the log takes them). */
@@ -79,7 +73,8 @@ export class ChangeList {
     const keyBytes = Buffer.byteLength(change.key);
     const valueBytes = change.value?.byteLength ?? 0;
     this.makeRoomForData(HEADER_BYTES + keyBytes + valueBytes);
-    let p = this.dataEnd;
+    const start = this.dataEnd;
+    let p = start;
     this.data[p] = KINDS.indexOf(change.kind);
     this.data.writeUInt32LE(keyBytes, p + 1);
     this.data.writeUInt32LE(change.value === null ? NO_VALUE : valueBytes, p + 5);
@@ -89,7 +84,7 @@ export class ChangeList {
     this.dataEnd = p + valueBytes;
     this.revs[this.tail] = change.rev;
     this.ats[this.tail] = change.at;
-    this.offsets[this.tail] = this.dataEnd - HEADER_BYTES - keyBytes - valueBytes;
+    this.offsets[this.tail] = start;
     this.tail++;
     this._bytes += keyBytes + valueBytes + CHANGE_OVERHEAD_BYTES;
   }

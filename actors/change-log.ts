@@ -248,7 +248,7 @@ export class ChangeLog {
     if (!this.transferring) return;
     if (received === null || received.through < this._stable) {
       this.transferring = false;
-      this.raiseFloor(this.transferCeiling() ?? Math.max(this.transferBrought(), fallback), 'a state transfer without the leader\'s changes');
+      this.raiseFloor(this.transferCeiling() ?? Math.max(this.transferBrought(Infinity), fallback), 'a state transfer without the leader\'s changes');
       return;
     }
     // The leader's changes start above our stable revision, or ours are gone: drop what does not
@@ -383,16 +383,16 @@ export class ChangeLog {
 
   /** The highest revision the open transfer may have brought unseen, once its last chunk said how far it covers; null before. */
   private transferCeiling(): number | null {
-    if (this.coveredThrough === null) return null;
     // A write rolled back above the last revision the leader had given was committed nowhere: a
     // complete copy (the leader's) would hold it.
-    const undecided = [...this.rolledBackRevs].filter((rev) => rev <= this.lastGiven);
-    return Math.max(this.coveredThrough, this.deferredFloor, this.flushedThrough, ...undecided);
+    return this.coveredThrough === null ? null : Math.max(this.coveredThrough, this.transferBrought(this.lastGiven));
   }
 
-  /** The highest revision the open transfer took in unseen, flushed, or left rolled back here. */
-  private transferBrought(): number {
-    return Math.max(this.deferredFloor, this.flushedThrough, ...this.rolledBackRevs);
+  /** The highest revision the open transfer took in unseen or flushed here, or left rolled back at or below `rolledBackUpTo`. */
+  private transferBrought(rolledBackUpTo: number): number {
+    let rev = Math.max(this.deferredFloor, this.flushedThrough);
+    for (const r of this.rolledBackRevs) if (r <= rolledBackUpTo && r > rev) rev = r;
+    return rev;
   }
 
   /**

@@ -164,9 +164,10 @@ export class ReplicaEndpoint {
         this.lastChunkAt = this.parts.clock.now();
         if (message.done) {
           // The leader's writes still to be re-committed: held in flight here too (protocol.ts).
-          for (const e of message.inFlight ?? []) store.apply(e.key, invalidation(e));
+          const inFlight = message.inFlight ?? [];
+          for (const e of inFlight) store.apply(e.key, invalidation(e));
           store.maxRev = Math.max(store.maxRev, message.maxRev);
-          if (message.lastRevBefore !== undefined) store.changes.transferCovers(message.lastRevBefore, (message.inFlight ?? []).map((e) => e.rev));
+          if (message.lastRevBefore !== undefined) store.changes.transferCovers(message.lastRevBefore, inFlight.map((e) => e.rev));
           if (this.admission.since > 0) store.caughtUp();
           else store.snapshotComplete(message.maxRev);
           if (message.historyFollows === true) this.awaitingHistory = message.admission;

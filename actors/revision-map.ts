@@ -3,6 +3,16 @@
 // revisions come nearly in order and leave from the low end, so a sorted array whose inserts
 // land at the end and whose removals land at the start costs less than a B-tree.
 
+/** The index of the first entry above `rev` in `sorted[lo, hi)`, ascending (binary search). */
+export function firstAbove(sorted: ArrayLike<number>, lo: number, hi: number, rev: number): number {
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! <= rev) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 export class RevisionMap<V> {
   private readonly values = new Map<number, V>();
   /** The revisions of `values`, ascending, from index `head` on. */
@@ -34,7 +44,7 @@ export class RevisionMap<V> {
     if (!this.values.has(rev)) {
       const last = this.revs.length - 1;
       if (last < this.head || this.revs[last]! < rev) this.revs.push(rev);
-      else this.revs.splice(this.indexAbove(rev), 0, rev);
+      else this.revs.splice(firstAbove(this.revs, this.head, this.revs.length, rev), 0, rev);
     }
     this.values.set(rev, value);
   }
@@ -42,7 +52,7 @@ export class RevisionMap<V> {
   delete(rev: number): void {
     if (!this.values.delete(rev)) return;
     if (this.revs[this.head] === rev) this.head++;
-    else this.revs.splice(this.indexAbove(rev) - 1, 1);
+    else this.revs.splice(firstAbove(this.revs, this.head, this.revs.length, rev) - 1, 1);
     this.compact();
   }
 
@@ -56,18 +66,6 @@ export class RevisionMap<V> {
     this.values.clear();
     this.revs.length = 0;
     this.head = 0;
-  }
-
-  /** The index of the first revision above `rev` (binary search from `head`). */
-  private indexAbove(rev: number): number {
-    let lo = this.head;
-    let hi = this.revs.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.revs[mid]! <= rev) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
   }
 
   private compact(): void {
