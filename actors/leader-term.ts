@@ -9,7 +9,7 @@ import { assert } from './assert.ts';
 import { EXPIRY } from './cache-entry.machine.ts';
 import { Expiries } from './expiries.ts';
 import { KeyTurns } from './key-turns.ts';
-import { checkChanges } from './peer-check.ts';
+import { checkChanges, checkKeyRevisions } from './peer-check.ts';
 import { newerReplicaSet, type Bus, type Clock, type Coordinator, type EpochClaim, type Log, type NodeObserver } from './ports.ts';
 import { NO_TTL_DESCRIPTION, type ChangeTransfer, type ClientReply, type PeerMessage, type PeerReply, type PendingEntry, type SnapshotEntry, type WriteCommand } from './protocol.ts';
 import { ReplicaLink } from './replica-link.ts';
@@ -363,6 +363,14 @@ export class LeaderTerm {
     // replica takes all of them or none.
     // A recommitted put's time to live runs from the takeover, as every other key's does.
     this.takeoverAt = clock.now();
+    // A write a replica still holds in flight may be committed beneath the newer one to re-commit
+    // (its validate was lost): it is validated first, here and at the replicas (each link sends
+    // the validate ahead of the re-commit), so that no copy replaces it undecided: its change
+    // would be unknown there, and that watch history's floor would rise over it.
+    for (const [key, rev] of this.committedBeneath(winners, completePeers().map((id) => synced.get(id)!))) {
+      store.apply(key, { type: 'validate', rev });
+      for (const id of this.targets) this.link(id).validate(key, rev);
+    }
     const groups = new Map<number, PendingEntry[]>();
     for (const w of winners.values()) {
       store.apply(w.key, { type: 'invalidate', rev: w.rev, value: w.value, ttl: w.ttl ?? 0 });
@@ -391,6 +399,27 @@ export class LeaderTerm {
     // whole time to live again from now, so none expires before its time.
     for (const key of store.keysWithTtl()) this.expiries.set(key, this.takeoverAt + store.get(key)!.ttl);
     this.armExpiryTimer();
+  }
+
+  /** For each key to re-commit, the newest committed state beneath its write that this node or a complete replica knows of. */
+  private committedBeneath(winners: ReadonlyMap<string, PendingEntry>, replies: Extract<PeerReply, { type: 'synced' }>[]): Map<string, number> {
+    const beneath = new Map<string, number>();
+    const note = (key: string, rev: number) => {
+      const write = winners.get(key);
+      if (write !== undefined && rev < write.rev && rev > (beneath.get(key) ?? 0)) beneath.set(key, rev);
+    };
+    for (const key of winners.keys()) note(key, this.ports.store.committedStateRev(key));
+    for (const reply of replies) {
+      if (reply.committedBeneath === undefined) continue;
+      try {
+        checkKeyRevisions(reply.committedBeneath, 'committedBeneath');
+      } catch (err) {
+        this.log.warn({ err }, 'a sync reply with malformed committedBeneath');
+        continue;
+      }
+      for (const v of reply.committedBeneath) note(v.key, v.rev);
+    }
+    return beneath;
   }
 
   // ---- writes -----------------------------------------------------------------------------

@@ -50,9 +50,10 @@ export function checkChanges(x: unknown): void {
   }
 }
 
-function checkValidated(x: unknown): void {
-  need(Array.isArray(x), 'validated must be an array');
-  for (const v of x as unknown[]) need(isObject(v) && typeof v.key === 'string' && isCount(v.rev), 'validation needs key and rev');
+/** A list of keys at revisions (`validated`, a sync reply's `committedBeneath`). */
+export function checkKeyRevisions(x: unknown, field = 'validated'): void {
+  need(Array.isArray(x), `${field} must be an array`);
+  for (const v of x as unknown[]) need(isObject(v) && typeof v.key === 'string' && isCount(v.rev), `each of ${field} needs key and rev`);
 }
 
 /**
@@ -129,10 +130,10 @@ export function checkPeerMessage(x: unknown): PeerMessage {
       break;
     case 'invalidate':
       checkEntries(m.entries, true);
-      checkValidated(m.validated);
+      checkKeyRevisions(m.validated);
       break;
     case 'validate':
-      checkValidated(m.validated);
+      checkKeyRevisions(m.validated);
       break;
     case 'sync':
       need(m.changesThrough === undefined || isCount(m.changesThrough), 'changesThrough must be a count');

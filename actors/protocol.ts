@@ -141,8 +141,13 @@ export type PeerReply =
   /** A lease, and the revision up to which the follower holds every committed write. */
   | { ok: true; type: 'leased'; heldThrough: number; replicaSet: KnownReplicaSet | null }
   | { ok: true; type: 'replies'; replies: ClientReply[] }
-  /** `changes`: this replica's changes up to the sync's `changesThrough`, when it holds older ones than the leader. */
-  | { ok: true; type: 'synced'; maxRev: number; pending: PendingEntry[]; serving: boolean; replicaSet: KnownReplicaSet | null; roster?: string[]; changes?: ChangeTransfer }
+  /**
+   * `changes`: this replica's changes up to the sync's `changesThrough`, when it holds older ones than the leader.
+   * `committedBeneath`: for each write in `pending`, the revision of its key's committed state (a
+   * delete's too; none: left out). A replica that missed that write's validate still holds it in
+   * flight: the new leader validates it there before it re-commits a newer write of the key.
+   */
+  | { ok: true; type: 'synced'; maxRev: number; pending: PendingEntry[]; committedBeneath?: KeyRevision[]; serving: boolean; replicaSet: KnownReplicaSet | null; roster?: string[]; changes?: ChangeTransfer }
   | { ok: false; code: PeerErrorCode; epoch: number; reason: string };
 
 export type PeerErrorCode = 'STALE_EPOCH' | 'NOT_LEADER' | 'NOT_READY' | 'NOT_REPLICA' | 'BAD_MESSAGE';

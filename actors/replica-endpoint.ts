@@ -136,7 +136,8 @@ export class ReplicaEndpoint {
     // A copy of the leader's history (complete or not) vouches for the changes it holds decided;
     // one of an older history (before an operator accepted data loss) may hold others.
     const older = message.history === store.history ? this.olderChanges(message.changesThrough ?? 0) : null;
-    return { ok: true, type: 'synced', maxRev: store.maxRev, pending: store.pending(), serving: fullCopy, replicaSet: store.knownReplicaSet, roster: [...store.roster], ...(older !== null ? { changes: older } : {}) };
+    const beneath = store.committedBeneathPending();
+    return { ok: true, type: 'synced', maxRev: store.maxRev, pending: store.pending(), ...(beneath.length > 0 ? { committedBeneath: beneath } : {}), serving: fullCopy, replicaSet: store.knownReplicaSet, roster: [...store.roster], ...(older !== null ? { changes: older } : {}) };
   }
 
   /** Our changes up to `through` when we hold some the new leader lost (its change log starts above ours), else null. */

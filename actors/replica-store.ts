@@ -7,7 +7,7 @@ import { PackedTable } from './packed-table.ts';
 import { BTree } from './sorted-btree.ts';
 import { EXPIRY, stepEntry, type EntryEvent, type EntryRecord } from './cache-entry.machine.ts';
 import { replicaSetOrder, type CopyMeta, type KnownReplicaSet, type ReplicaDisk, type StoredChange, type StoredEntry } from './ports.ts';
-import type { PendingEntry, SnapshotEntry } from './protocol.ts';
+import type { KeyRevision, PendingEntry, SnapshotEntry } from './protocol.ts';
 
 type Waiter = () => void;
 
@@ -604,6 +604,18 @@ export class ReplicaStore {
     const out: PendingEntry[] = [];
     for (const [key, e] of this.entries) if (e.state === 'invalid') out.push({ key, rev: e.pendingRev, value: e.pendingValue, ...(e.pendingTtl !== 0 ? { ttl: e.pendingTtl } : {}) });
     return out;
+  }
+
+  /** For each write in flight here, the revision of its key's committed state beneath it (a delete's too; none: left out). */
+  committedBeneathPending(): KeyRevision[] {
+    const out: KeyRevision[] = [];
+    for (const [key, e] of this.entries) if (e.state === 'invalid' && e.rev > 0) out.push({ key, rev: e.rev });
+    return out;
+  }
+
+  /** The revision of `key`'s committed state, a delete's included, when this copy knows it (else 0). */
+  committedStateRev(key: string): number {
+    return (this.entries.get(key) ?? this.unpack(key))?.rev ?? this.tombstones.get(key) ?? 0;
   }
 
   /**

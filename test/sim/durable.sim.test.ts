@@ -118,6 +118,36 @@ describe('durable - stories', () => {
     }
   });
 
+  // The follower that leads next (the head of the election's line) is, in turn, each of the two.
+  it.each([
+    ['missed the validate', 0],
+    ['holds the newer write in flight', 1],
+  ])('one follower missed the validate of a write, the other holds the next write of that key in flight; the one that %s leads next: the older write is settled before the newer, as a change everywhere, and no floor rises', async (_, missing) => {
+    const c = await startStory({ diskSyncMs: 2, trace: true });
+    const leader = c.leader()!;
+    const followers = c.ids.filter((id) => id !== leader);
+    const [missed, holder] = [followers[missing]!, followers[1 - missing]!];
+    const putting = c.put(leader, 'k', 'v1');
+    // Once `missed` holds v1 in flight nothing more of the leader's reaches it (its ack does reach
+    // the leader): it misses v1's validate, and v2.
+    expect(await c.waitFor(() => c.storeOf(missed)?.get('k')?.pending?.endsWith(':v1') === true, 2_000), c.describe()).toBe(true);
+    c.cut(leader, missed, true);
+    const older = await putting;
+    expect(older.output.status).toBe('ok');
+    const rev = (older.output as { revision: number }).revision;
+    void c.put(leader, 'k', 'v2');
+    expect(await c.waitFor(() => c.storeOf(holder)?.get('k')?.pending?.endsWith(':v2') === true, 2_000), c.describe()).toBe(true);
+    expect(c.storeOf(missed)?.get('k')).toMatchObject({ pending: `${rev}:v1` });
+    c.crash(leader);
+    expect(await c.waitFor(() => c.leader() === followers[0], 10_000), c.describe()).toBe(true);
+    c.restart(leader);
+    const result = await verifyStory(c, ['k'], 'a write held in flight by one replica, committed beneath a newer one at another');
+    expect(result.ok, report(result)).toBe(true);
+    // Not even for a while: a floor that rose comes down only if a replica that kept those changes answers.
+    expect(c.trace.lines.filter((l) => / watch history now starts/.test(l))).toEqual([]);
+    for (const id of c.ids) expect({ id, floor: c.changesOf(id)!.floor, has: c.changesOf(id)!.changes.some((ch) => ch.rev === rev) }).toEqual({ id, floor: 0, has: true });
+  });
+
   it('a node that stopped in a state transfer lost its watch history; leading after a whole-cluster crash, it takes the history back from a replica (F17)', async () => {
     const c = await startStory({ diskSyncMs: 2, trace: true });
     const leader = c.leader()!;
