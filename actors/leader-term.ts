@@ -886,18 +886,28 @@ export class LeaderTerm {
     this.log.warn({ peer: id, why, waitMs }, 'removing replica after its lease');
     // Writes stop waiting for the node only once ZooKeeper no longer lists it as a replica;
     // a persist that fails (ZooKeeper unreachable) is tried again while the removal stands.
+    const retry = () => this.ports.clock.setTimeout(() => void finish(), this.config.ackTimeoutMs);
     const finish = async () => {
       if (!current()) return;
       this.joining.delete(id);
       this.replicas.delete(id);
+      // Below the floor on copies (another replica left meanwhile) a set without it is not written
+      // (persistReplicas): while the record lists it, a next leader may trust its copy. So it
+      // stays a target, and writes in flight wait for it, until a set without it is written (sim
+      // seed 151458: a write acknowledged without it was lost when it led).
+      const listed = () => this.persistedIds.has(id);
       try {
-        if (this.persistedIds.has(id)) await this.persistReplicas();
+        if (listed() && this.replicas.size >= this.config.minReplicas) await this.persistReplicas();
       } catch (err) {
         this.log.warn({ err, peer: id }, 'could not persist replica removal; retrying');
-        this.ports.clock.setTimeout(() => void finish(), this.config.ackTimeoutMs);
+        retry();
         return;
       }
       if (!current()) return;
+      if (listed()) {
+        retry();
+        return;
+      }
       this.targets.delete(id);
       this.removing.delete(id);
       this.log.info({ peer: id, replicas: this.replicaIds() }, 'replica removed');

@@ -303,6 +303,8 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   keepsHistory(90099, 'n3 re-committing k2@35 and k1@37 admitted n2; n2 also rolled back a write at 38 that no complete copy held; it led before the history came', 'F24', false);
   keepsHistory(89746, 'same kind, multi-key: a catch-up whose leader was re-committing, its history still to come when the joiner led', 'F24');
   keepsHistory(93321, "n2's full transfer never finished; admitted again with a full snapshot, it led before the history came", 'F24');
+  // F25: found by the default sweep 150000-151499 on 2026-12-06 (it failed on the code before this stop too).
+  seedCase('F25', 151458, 'n3 removed n2 while n1 left too: the record kept [n1,n2,n3], k1@17 was acknowledged without n2, and n2 led after a ZooKeeper wipe');
 });
 
 // Keep the checker honest about what "fails" means here: a history from the sweep must check.

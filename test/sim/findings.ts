@@ -161,4 +161,10 @@ export const FINDINGS: Record<string, Finding> = {
     title: "a leader re-committing writes of the previous term admitted a joiner into the replica set without them; had it died before the re-commit reached the joiner, the joiner could lead without an acknowledged write (and its watch history rose over them: nemesis seed 9601, sim seeds 138 and 90099)",
     where: "actors/leader-term.ts transfer(), actors/replica-endpoint.ts receive(), actors/change-log.ts transferCovers(): fixed (the last chunk carries the writes still to be re-committed, which the joiner holds in flight; its floor stays below them, and over no rolled-back write above the leader's last revision)",
   },
+  F25: {
+    id: 'F25',
+    status: 'fixed',
+    title: 'a removal that began above the floor on copies ended below it (another replica left meanwhile): the record kept listing the node, yet it stopped being a write target, so a write in flight was acknowledged without it; it later led with its copy and the write was lost',
+    where: 'actors/leader-term.ts remove(): fixed (a node the record still lists stays a target, and writes in flight wait for it, until a set without it is written)',
+  },
 };
