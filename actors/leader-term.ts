@@ -1123,7 +1123,10 @@ export class LeaderTerm {
       this.log.warn({ err, peer: id }, 'state transfer failed');
       if (this.joining.get(id)?.token === token) {
         this.joining.delete(id);
-        this.targets.delete(id);
+        // Still listed (the set below the floor on copies, or a failed write of it): it leaves
+        // the targets only as any listed node does (remove).
+        if (this.persistedIds.has(id)) this.remove(id, 'state transfer failed');
+        else this.targets.delete(id);
       }
     }
   }

@@ -165,6 +165,6 @@ export const FINDINGS: Record<string, Finding> = {
     id: 'F25',
     status: 'fixed',
     title: 'a removal that began above the floor on copies ended below it (another replica left meanwhile): the record kept listing the node, yet it stopped being a write target, so a write in flight was acknowledged without it; it later led with its copy and the write was lost',
-    where: 'actors/leader-term.ts remove(): fixed (a node the record still lists stays a target, and writes in flight wait for it, until a set without it is written)',
+    where: 'actors/leader-term.ts remove() and transfer(): fixed (a node the record still lists, a joiner whose transfer failed too, stays a target, and writes in flight wait for it, until a set without it is written)',
   },
 };
