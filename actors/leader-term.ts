@@ -1123,10 +1123,10 @@ export class LeaderTerm {
       this.log.warn({ err, peer: id }, 'state transfer failed');
       if (this.joining.get(id)?.token === token) {
         this.joining.delete(id);
-        // Still listed (the set below the floor on copies, or a failed write of it): it leaves
-        // the targets only as any listed node does (remove).
-        if (this.persistedIds.has(id)) this.remove(id, 'state transfer failed');
-        else this.targets.delete(id);
+        // It leaves the targets as any node does (remove): once a lease it may hold from before
+        // its join has run out (sim seed 163283: a join delivered late to a serving replica), and
+        // the record no longer lists it (the set below the floor on copies, or its write failed).
+        this.remove(id, 'state transfer failed');
       }
     }
   }

@@ -305,6 +305,8 @@ describe('simulation - regressions (protocol bugs, FINDINGS.md)', () => {
   keepsHistory(93321, "n2's full transfer never finished; admitted again with a full snapshot, it led before the history came", 'F24');
   // F25: found by the default sweep 150000-151499 on 2026-12-06 (it failed on the code before this stop too).
   seedCase('F25', 151458, 'n3 removed n2 while n1 left too: the record kept [n1,n2,n3], k1@17 was acknowledged without n2, and n2 led after a ZooKeeper wipe');
+  // F26: found by the multi-key sweep 163000-164999 on 2026-12-06 (it failed on the code before this stop too).
+  seedCase('F26', 163283, "n5's join of its expired session arrived after it had caught up and leased; the failed transfer dropped it from the targets under that lease", true);
 });
 
 // Keep the checker honest about what "fails" means here: a history from the sweep must check.

@@ -167,4 +167,10 @@ export const FINDINGS: Record<string, Finding> = {
     title: 'a removal that began above the floor on copies ended below it (another replica left meanwhile): the record kept listing the node, yet it stopped being a write target, so a write in flight was acknowledged without it; it later led with its copy and the write was lost',
     where: 'actors/leader-term.ts remove() and transfer(): fixed (a node the record still lists, a joiner whose transfer failed too, stays a target, and writes in flight wait for it, until a set without it is written)',
   },
+  F26: {
+    id: 'F26',
+    status: 'fixed',
+    title: 'a join request of an expired session, delivered late, started a transfer to a serving replica; the transfer failed and the leader dropped the node from its write targets at once, while the node still served reads under the lease granted before',
+    where: 'actors/leader-term.ts transfer(): fixed (a joiner whose transfer fails leaves the targets through remove(), which waits out the last lease granted)',
+  },
 };
