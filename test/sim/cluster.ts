@@ -328,6 +328,12 @@ export class SimCluster {
   }
 
   unclog(id: string): void {
+    // A paused process reads nothing: its messages stay held until it resumes (seed 170911,
+    // multi-key: a clog that ended during a pause let a paused node answer reads).
+    if (this.isPaused(id)) {
+      this.trace.note(id, 'BUS UNCLOG (held while paused)');
+      return;
+    }
     this.trace.note(id, 'BUS UNCLOG');
     this.net.unclogNode(id);
   }
