@@ -202,60 +202,12 @@ export const LAZY_COMMIT_MS = 5;
 export const RESERVE_SHARE = 0.05;
 export const RESERVE_MAX_BYTES = 64 * 1024 * 1024;
 
-type FileSystemSpace = { bavail: number; blocks: number; bsize: number };
-
-const reserveOf = (fs: FileSystemSpace): number => Math.min(RESERVE_MAX_BYTES, Math.floor(fs.blocks * fs.bsize * RESERVE_SHARE));
-
 /** Why a commit of `bytes` is refused, or null: the free space it would leave is below the reserve. */
-export function reserveShortfall(fs: FileSystemSpace, bytes: number): string | null {
+export function reserveShortfall(fs: { bavail: number; blocks: number; bsize: number }, bytes: number): string | null {
   const free = fs.bavail * fs.bsize;
-  const reserve = reserveOf(fs) + 2 * bytes;
+  const reserve = Math.min(RESERVE_MAX_BYTES, Math.floor(fs.blocks * fs.bsize * RESERVE_SHARE)) + 2 * bytes;
   if (free >= reserve) return null;
   return `ENOSPC: ${free} bytes free on its file system, a commit of ${bytes} bytes needs ${reserve} (the reserve kept so that the engine never meets a full disk)`;
-}
-
-/** How long one reading of the free space may stand in for the next ones, ms (FreeSpaceGuard). */
-export const FREE_SPACE_READING_MS = 100;
-
-/** What a commit of `bytes` may add to the file at most, as FreeSpaceGuard counts it: twice its bytes (as the reserve does), plus new tree pages. */
-const growthOf = (bytes: number): number => 2 * bytes + 16 * 4096;
-
-/**
- * The reserve check of each commit (reserveShortfall), without a statfs for every one: a node
- * under load commits thousands of times a second, and a statfs costs it 5 to 40 µs. A reading
- * stands for FREE_SPACE_READING_MS, while what the commits since could have added to the file
- * (growthOf) stays within half the room it found above the reserve.
- */
-export class FreeSpaceGuard {
-  /** The room above the reserve at the last reading that refused nothing, and when it was taken. */
-  private reading: { at: number; room: number } | null = null;
-  private grownSince = 0;
-
-  constructor(
-    private readonly readSpace: () => FileSystemSpace,
-    private readonly now: () => number = () => performance.now(),
-  ) {}
-
-  /** Why a commit of `bytes` must not reach the engine, or null (then it counts as committed). */
-  refusal(bytes: number): string | null {
-    const { reading } = this;
-    if (reading !== null && this.now() - reading.at < FREE_SPACE_READING_MS && 2 * (this.grownSince + growthOf(bytes)) <= reading.room) {
-      this.grownSince += growthOf(bytes);
-      return null;
-    }
-    this.reading = null;
-    let fs: FileSystemSpace;
-    try {
-      fs = this.readSpace();
-    } catch (err) {
-      return (err as Error).message;
-    }
-    const shortfall = reserveShortfall(fs, bytes);
-    if (shortfall !== null) return shortfall;
-    this.reading = { at: this.now(), room: fs.bavail * fs.bsize - reserveOf(fs) };
-    this.grownSince = growthOf(bytes);
-    return null;
-  }
 }
 
 /** At most this many entries, and this many bytes of keys and values, stay decoded after a read (LmdbDisk.recentReads). */
@@ -322,7 +274,6 @@ export class LmdbDisk implements ReplicaDisk {
   private readonly recentReads = new Map<string, StoredEntry>();
   private recentReadBytes = 0;
   private readonly peek: RecordPeek<Buffer>;
-  private readonly freeSpace: FreeSpaceGuard;
   /** The copy as the check at open found it (load hands it out). */
   private checked: CheckedCopy = EMPTY_COPY;
 
@@ -334,7 +285,6 @@ export class LmdbDisk implements ReplicaDisk {
     private readonly options: LmdbDiskOptions,
   ) {
     this.peek = storedPeek(options.dir);
-    this.freeSpace = new FreeSpaceGuard(() => statfsSync(options.dir));
     if (options.fsync === 'interval') {
       this.syncTimer = setInterval(() => this.sync(), options.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS);
       this.syncTimer.unref();
@@ -352,11 +302,8 @@ export class LmdbDisk implements ReplicaDisk {
       mkdirSync(dir, { recursive: true });
       // noSubdir: a dir whose name has a dot would otherwise be taken for a file name. With
       // `interval` a commit does not wait for the disk (noSync); the timer syncs (LmdbDisk.sync).
-      // Its commits write the pages through the map (useWritemap): no write call for each page,
-      // which halves the commit's time here (~45 to ~20 µs). Nothing else writes to the
-      // environment while the node has it open (a backup only reads).
       // `always`: each write tells when its own commit is on disk (separateFlushed).
-      root = open({ path: dir, maxDbs: 4, noSubdir: false, ...(options.fsync === 'interval' ? { noSync: true, useWritemap: true } : { separateFlushed: true }) });
+      root = open({ path: dir, maxDbs: 4, noSubdir: false, ...(options.fsync === 'interval' ? { noSync: true } : { separateFlushed: true }) });
     } catch (err) {
       throw new DataDirError(`cannot open the data dir ${dir}: ${(err as Error).message} (is it writable by this user?)`);
     }
@@ -622,8 +569,12 @@ export class LmdbDisk implements ReplicaDisk {
 
   /** Why a commit of `bytes` must not reach the engine (see RESERVE_SHARE), or null. */
   private spaceRefusal(bytes: number): Error | null {
-    const refusal = this.freeSpace.refusal(bytes);
-    return refusal === null ? null : new Error(refusal);
+    try {
+      const shortfall = reserveShortfall(statfsSync(this.options.dir), bytes);
+      return shortfall === null ? null : new Error(shortfall);
+    } catch (err) {
+      return err as Error;
+    }
   }
 
   /** Writes commit in the order they were made: the last one settles after every earlier one. */

@@ -197,7 +197,6 @@ describe('durable replicas', () => {
     expect(after.revision!).toBeGreaterThan(v2.revision!);
   });
 
-  // `interval` nodes write their pages through the map (useWritemap); the backup reads it from another process.
   it.each(['always', 'interval'] as const)('a backup of a serving follower (--fsync %s), restored as a new cluster on a fresh ZooKeeper: every write acknowledged before it is there, revisions go on', async (fsync) => {
     const { c, store } = await start('durable-backup', 3, fsync);
     const leader = (await store.members()).leader!;

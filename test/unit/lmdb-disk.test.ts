@@ -13,7 +13,7 @@ import type { Clock } from '../../actors/ports.ts';
 import { ReplicaStore } from '../../actors/replica-store.ts';
 import { MemoryDisk } from '../../storage/memory-disk.ts';
 import { parseFsync } from '../../storage/fsync-policy.ts';
-import { DataDirError, FREE_SPACE_READING_MS, FreeSpaceGuard, LmdbDisk, READ_CACHE_ENTRIES, RESERVE_MAX_BYTES, decodeChanges, encodeChanges, reserveShortfall } from '../../storage/lmdb-disk.ts';
+import { DataDirError, LmdbDisk, READ_CACHE_ENTRIES, RESERVE_MAX_BYTES, decodeChanges, encodeChanges, reserveShortfall } from '../../storage/lmdb-disk.ts';
 
 const v = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array | null | undefined) => (b == null ? null : new TextDecoder().decode(b));
@@ -565,45 +565,6 @@ describe('lmdb disk', () => {
     const big = { bsize: 4096, blocks: (1024 * 1024 * MiB) / 4096 };
     expect(reserveShortfall({ ...big, bavail: RESERVE_MAX_BYTES / 4096 }, 0)).toBeNull();
     expect(reserveShortfall({ ...big, bavail: RESERVE_MAX_BYTES / 4096 - 1 }, 0)).toMatch(/^ENOSPC: /);
-  });
-
-  it('lmdb disk - the free space is read again once its reading is old, or the commits since could have used half the room above the reserve', () => {
-    const MiB = 1024 * 1024;
-    // 100 MiB file system: the reserve is 5 MiB.
-    let free = 9 * MiB;
-    let now = 0;
-    let readings = 0;
-    const guard = new FreeSpaceGuard(
-      () => {
-        readings++;
-        return { bsize: 4096, blocks: (100 * MiB) / 4096, bavail: free / 4096 };
-      },
-      () => now,
-    );
-    expect(guard.refusal(1000)).toBeNull();
-    expect(readings).toBe(1);
-    // 4 MiB of room: small commits go on without a reading, until the reading is old.
-    for (let i = 0; i < 10; i++) expect(guard.refusal(1000)).toBeNull();
-    expect(readings).toBe(1);
-    now += FREE_SPACE_READING_MS;
-    expect(guard.refusal(1000)).toBeNull();
-    expect(readings).toBe(2);
-    // Something else fills the disk: a commit within the reading's time that could reach the
-    // reserve reads again, and is refused.
-    free = 5 * MiB + 100 * 1024;
-    expect(guard.refusal(MiB)).toMatch(/^ENOSPC: /);
-    expect(readings).toBe(3);
-    // A refusal leaves no reading standing.
-    expect(guard.refusal(0)).toBeNull();
-    expect(readings).toBe(4);
-    // With 100 KiB of room, every commit reads the free space.
-    expect(guard.refusal(10)).toBeNull();
-    expect(readings).toBe(5);
-    // A reading that fails refuses, with its reason.
-    const broken = new FreeSpaceGuard(() => {
-      throw new Error('ENOENT: no such file or directory');
-    });
-    expect(broken.refusal(0)).toBe('ENOENT: no such file or directory');
   });
 
   it('lmdb disk - --fsync takes always, interval or interval=MS', () => {
