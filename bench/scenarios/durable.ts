@@ -254,21 +254,28 @@ interface NodeMemory {
   id: string;
   leader: boolean;
   found: RssBreakdown | null;
+  /** After IDLE_MS without load, no collection forced (null: not measured then). */
+  idle: RssBreakdown | null;
   afterGc: RssBreakdown | null;
   heapUsed: number | null;
   /** The V8 heap's committed size: what it holds on to from the OS, used or not. */
   heapTotal: number | null;
 }
 
-/** Memory of every running node as found and after two full collections, leader first. */
-async function nodeMemory(cluster: BenchCluster, gcDir: string): Promise<NodeMemory[]> {
+/** How long the nodes are left without load before their memory is read again (V8 gives memory back once the allocation rate falls). */
+const IDLE_MS = 30_000;
+
+/** Memory of every running node as found, after IDLE_MS without load (`idle`), and after two full collections, leader first. */
+async function nodeMemory(cluster: BenchCluster, gcDir: string, idle: boolean): Promise<NodeMemory[]> {
   const leader = await cluster.leader();
+  const nodes = cluster.local.view().filter((v) => v.running && v.pid !== null).map((n) => ({ ...n, dir: cluster.local.nodeDataDir(n.id) }));
+  const found = nodes.map((n) => rssBreakdown(n.pid, n.dir));
+  if (idle) await new Promise((r) => setTimeout(r, IDLE_MS));
+  const idled = nodes.map((n) => (idle ? rssBreakdown(n.pid, n.dir) : null));
   const out: NodeMemory[] = [];
-  for (const n of cluster.local.view().filter((v) => v.running && v.pid !== null)) {
-    const dir = cluster.local.nodeDataDir(n.id);
-    const found = rssBreakdown(n.pid, dir);
+  for (const [i, n] of nodes.entries()) {
     const gc = await memoryAfterGc(gcDir, n.pid!);
-    out.push({ id: n.id, leader: n.id === leader, found, afterGc: gc ? rssBreakdown(n.pid, dir) : null, heapUsed: gc?.heapUsed ?? null, heapTotal: gc?.heapTotal ?? null });
+    out.push({ id: n.id, leader: n.id === leader, found: found[i]!, idle: idled[i]!, afterGc: gc ? rssBreakdown(n.pid, n.dir) : null, heapUsed: gc?.heapUsed ?? null, heapTotal: gc?.heapTotal ?? null });
   }
   return out.sort((a, b) => Number(b.leader) - Number(a.leader));
 }
@@ -353,15 +360,17 @@ async function restartAndMemory(ctx: ScenarioContext, cluster: BenchCluster, cou
     { key: 'heap', label: 'V8 heap used', kind: 'int' },
     { key: 'heapTotal', label: 'V8 heap committed', kind: 'int' },
   ], { live: false });
-  const memRows = (state: string, nodes: NodeMemory[], gc: boolean) => {
+  const memRows = (state: string, nodes: NodeMemory[], which: 'found' | 'idle' | 'afterGc') => {
+    const gc = which === 'afterGc';
     for (const n of nodes) {
-      const r = gc ? n.afterGc : n.found;
+      const r = n[which];
       memory.add({ state, node: `${n.id}${n.leader ? ' (leader)' : ''}`, rss: mb(r?.rss), anon: mb(r?.anon), file: mb(r?.file), mapped: mb(r?.mapped), own: r ? mb(r.rss - r.mapped) : null, heap: gc ? mb(n.heapUsed) : null, heapTotal: gc ? mb(n.heapTotal) : null });
     }
   };
-  const loaded = await ctx.progress.step('reading memory per node', () => nodeMemory(cluster, gcDir));
-  memRows('after the load, as found', loaded, false);
-  memRows('after the load, after GC', loaded, true);
+  const loaded = await ctx.progress.step('reading memory per node', () => nodeMemory(cluster, gcDir, true));
+  memRows('after the load, as found', loaded, 'found');
+  memRows(`after the load, ${IDLE_MS / 1000} s idle`, loaded, 'idle');
+  memRows('after the load, after GC', loaded, 'afterGc');
 
   const table = ctx.section.table('restart', `kill -9 of all 3 nodes and restart, store holds ${set}`, [
     { key: 'trial', label: 'trial', kind: 'int' },
@@ -379,8 +388,8 @@ async function restartAndMemory(ctx: ScenarioContext, cluster: BenchCluster, cou
     table.add({ trial: t, getMs: r.getMs, putMs: r.putMs, servedMs: served, allMs: r.allMs, verified: `${r.verified} of ${VERIFY_KEYS}` });
     if (r.verified < VERIFY_KEYS) ctx.log(`  warning: after restart ${t}, ${VERIFY_KEYS - r.verified} of ${VERIFY_KEYS} sampled keys did not read back`);
   }
-  const restarted = await ctx.progress.step('reading memory per node', () => nodeMemory(cluster, gcDir));
-  memRows('after the restart, after GC', restarted, true);
+  const restarted = await ctx.progress.step('reading memory per node', () => nodeMemory(cluster, gcDir, false));
+  memRows('after the restart, after GC', restarted, 'afterGc');
   table.note(
     'From starting the three killed node processes again (on their data dirs; ZooKeeper and nats-server kept running) until a probe ' +
       `client asking every ${PROBE_EVERY_MS} ms through the cluster's queue group (no retries, ${PROBE_TIMEOUT_MS} ms timeout) got a loaded ` +
@@ -394,7 +403,7 @@ async function restartAndMemory(ctx: ScenarioContext, cluster: BenchCluster, cou
   memory.note(
     'VmRSS = RssAnon (heap, stacks: private) + RssFile (mapped files: the executable, libraries and the LMDB map, whose pages are the ' +
       'OS page cache of data.mdb, shared and reclaimable) from /proc/<pid>/status; "of which LMDB map": resident pages of the node\'s data ' +
-      'dir files (/proc/<pid>/smaps). "After GC": after two full collections (bench/gc-hook.mjs). V8 heap used and committed: ' +
+      `dir files (/proc/<pid>/smaps). "Idle": read again after ${IDLE_MS / 1000} s without load, no collection forced. "After GC": after two full collections (bench/gc-hook.mjs). V8 heap used and committed: ` +
       'process.memoryUsage() heapUsed and heapTotal (committed pages count in RssAnon as far as they were touched).',
   );
 
@@ -413,10 +422,11 @@ async function restartAndMemory(ctx: ScenarioContext, cluster: BenchCluster, cou
   if (largest !== null) {
     const g = largest.n.afterGc!;
     const asFound = Math.max(...loaded.map((n) => own(n.found)));
+    const idled = Math.max(...loaded.map((n) => own(n.idle)));
     ctx.facts.set('durable.memory.mb', own(g) / MB, {
       detail:
         `${quickNote}; VmRSS without the LMDB map's page cache, largest node after GC (${largest.when}): anon ${Math.round(g.anon / MB)} + file ${Math.round((g.file - g.mapped) / MB)} MB; ` +
-        `the map adds ${Math.round(g.mapped / MB)} MB of page cache; as found after the load ≤ ${Math.round(asFound / MB)} MB`,
+        `the map adds ${Math.round(g.mapped / MB)} MB of page cache; as found after the load ≤ ${Math.round(asFound / MB)} MB, after ${IDLE_MS / 1000} s idle ≤ ${Math.round(idled / MB)} MB`,
     });
   }
 }
