@@ -170,6 +170,52 @@ describe('durable - stories', () => {
     for (const id of c.ids) expect({ id, ...c.changesOf(id)!, node: undefined, stable: undefined }, floors).toEqual({ id, ...c.changesOf(leader)!, node: undefined, stable: undefined, floor: 0 });
   });
 
+  it('the same node leads alone, and the others come back only once it serves: it takes the history back from a late member (F21)', async () => {
+    const c = await startStory({ diskSyncMs: 2, trace: true });
+    const leader = c.leader()!;
+    const [target] = c.ids.filter((id) => id !== leader) as [string];
+    expect((await c.put(leader, 'a', 'v1')).output.status).toBe('ok');
+    c.node(target)!.store.changes.beginTransfer();
+    expect((await c.put(leader, 'b', 'v2')).output.status).toBe('ok');
+    await c.run(100);
+    for (const id of c.ids) c.crash(id);
+    await c.run(300);
+    // Alone, it recovers without a sync reply from anyone: nobody can give the history back yet.
+    c.restart(target);
+    expect(await c.waitFor(() => c.leader() === target && c.node(target)!.status().state === 'serving', 15_000), c.describe()).toBe(true);
+    expect(c.changesOf(target)!.floor).toBeGreaterThan(0);
+    const from = c.trace.lines.length;
+    for (const id of c.ids.filter((id) => id !== target)) c.restart(id);
+    expect(await c.waitFor(() => c.allServing(), 15_000), c.describe()).toBe(true);
+    const result = await verifyStory(c, ['a', 'b'], 'a leader that lost its history, its replicas back late');
+    expect(result.ok, report(result)).toBe(true);
+    const floors = c.trace.lines.slice(from).filter((l) => / (watch history now|took back)/.test(l)).join('\n');
+    expect(floors).toMatch(new RegExp(`${target} .*took back the oldest changes`));
+    for (const id of c.ids) expect({ id, floor: c.changesOf(id)!.floor, keys: c.changesOf(id)!.changes.map((ch) => ch.key) }, floors).toEqual({ id, floor: 0, keys: ['a', 'b'] });
+  });
+
+  it('a node whose floor rose at restart joins a leader that kept every change: its join names its floor, and it gets the older changes back (F22)', async () => {
+    const c = await startStory({ diskSyncMs: 2, trace: true });
+    const leader = c.leader()!;
+    const [target, other] = c.ids.filter((id) => id !== leader) as [string, string];
+    expect((await c.put(leader, 'a', 'v1')).output.status).toBe('ok');
+    c.node(target)!.store.changes.beginTransfer();
+    expect((await c.put(leader, 'b', 'v2')).output.status).toBe('ok');
+    await c.run(100);
+    for (const id of c.ids) c.crash(id);
+    await c.run(300);
+    c.restart(leader);
+    c.restart(other);
+    expect(await c.waitFor(() => c.leader() === leader && [leader, other].every((id) => c.node(id)?.status().state === 'serving'), 15_000), c.describe()).toBe(true);
+    const from = c.trace.lines.length;
+    c.restart(target);
+    expect(await c.waitFor(() => c.allServing(), 15_000), c.describe()).toBe(true);
+    const result = await verifyStory(c, ['a', 'b'], 'a joiner whose floor rose at restart');
+    expect(result.ok, report(result)).toBe(true);
+    const floors = c.trace.lines.slice(from).filter((l) => / (watch history now|took back|caught up)/.test(l)).join('\n');
+    for (const id of c.ids) expect({ id, floor: c.changesOf(id)!.floor, keys: c.changesOf(id)!.changes.map((ch) => ch.key) }, floors).toEqual({ id, floor: 0, keys: ['a', 'b'] });
+  });
+
   it('a node elected with its state transfer open steps aside (incomplete) and keeps the transfer open: its next join brings the history, no floor rises', async () => {
     const c = await startStory({ diskSyncMs: 2, trace: true });
     const leader = c.leader()!;
