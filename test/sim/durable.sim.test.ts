@@ -216,6 +216,34 @@ describe('durable - stories', () => {
     for (const id of c.ids) expect({ id, floor: c.changesOf(id)!.floor, keys: c.changesOf(id)!.changes.map((ch) => ch.key) }, floors).toEqual({ id, floor: 0, keys: ['a', 'b'] });
   });
 
+  it('a leader whose recovery skipped a revision vouches for the history once it has admitted every member, and is paused before its first write: no floor rises (allAdmitted)', async () => {
+    // Memory-only nodes, as in the CI nemesis run that found it (F16 follow-up).
+    const c = await startStory({ trace: true });
+    const leader = c.leader()!;
+    const [stayer, joiner] = c.ids.filter((id) => id !== leader) as [string, string];
+    expect((await c.put(leader, 'a', 'v1')).output.status).toBe('ok');
+    await isolateUntilRemoved(c, leader, joiner);
+    const from = c.trace.lines.length;
+    c.rejoin(joiner);
+    const chunk = new RegExp(`${joiner} +<- ${leader} snapshot .*seq=0`);
+    expect(await c.waitFor(() => c.trace.lines.slice(from).some((l) => chunk.test(l)), 10_000), c.describe()).toBe(true);
+    // A write only the joiner takes, in flight; then the leader dies.
+    c.cut(leader, stayer, true);
+    void c.put(leader, 'b', 'v2');
+    expect(await c.waitFor(() => c.storeOf(joiner)?.get('b')?.pending?.endsWith(':v2') === true, 2_000), c.describe()).toBe(true);
+    c.crash(leader);
+    c.uncut(leader, stayer);
+    expect(await c.waitFor(() => c.leader() === stayer, 15_000), c.describe()).toBe(true);
+    c.restart(leader);
+    expect(await c.waitFor(() => c.allServing(), 15_000), c.describe()).toBe(true);
+    c.pause(stayer, 3_000);
+    expect(await c.waitFor(() => c.leader() !== null && c.leader() !== stayer, 15_000), c.describe()).toBe(true);
+    const result = await verifyStory(c, ['a', 'b'], 'a leader that admitted every member, paused before its first write');
+    expect(result.ok, report(result)).toBe(true);
+    const floors = c.trace.lines.slice(from).filter((l) => / (watch history now|took back|recovered|joined|caught up)/.test(l)).join('\n');
+    for (const id of c.ids) expect({ id, floor: c.changesOf(id)!.floor }, floors).toEqual({ id, floor: 0 });
+  });
+
   it('a node elected with its state transfer open steps aside (incomplete) and keeps the transfer open: its next join brings the history, no floor rises', async () => {
     const c = await startStory({ diskSyncMs: 2, trace: true });
     const leader = c.leader()!;
