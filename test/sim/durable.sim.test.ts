@@ -5,7 +5,30 @@
 // Method: scripted stories on the simulated 3-node cluster with simulated disks (a crash loses
 // what was not synced; storage/memory-disk.ts), ending with the seed checks.
 import { describe, expect, it } from 'vitest';
+import type { SimCluster } from './cluster.ts';
 import { isolateUntilRemoved, report, startStory, verifyStory } from './story.ts';
+
+/** Every node's watch history starts at revision 0 and holds a change of each of `keys`, in order (`why`: the trace lines that explain a failure). */
+function expectWholeHistory(c: SimCluster, keys: string[], why: string): void {
+  for (const id of c.ids) expect({ id, floor: c.changesOf(id)!.floor, keys: c.changesOf(id)!.changes.map((ch) => ch.key) }, why).toEqual({ id, floor: 0, keys });
+}
+
+/**
+ * Durable nodes; `a` and `b` written, and `target` (a follower) stops with a state transfer open
+ * (its leader's changes to come) when every node crashes: at restart its floor rises (F17's rule).
+ */
+async function crashWithTransferOpen(): Promise<{ c: SimCluster; leader: string; target: string; other: string }> {
+  const c = await startStory({ diskSyncMs: 2, trace: true });
+  const leader = c.leader()!;
+  const [target, other] = c.ids.filter((id) => id !== leader) as [string, string];
+  expect((await c.put(leader, 'a', 'v1')).output.status).toBe('ok');
+  c.node(target)!.store.changes.beginTransfer();
+  expect((await c.put(leader, 'b', 'v2')).output.status).toBe('ok');
+  await c.run(100);
+  for (const id of c.ids) c.crash(id);
+  await c.run(300);
+  return { c, leader, target, other };
+}
 
 describe('durable - stories', () => {
   it('every node crashes at once, and they come back in another order: every acknowledged write is there, revisions go on', async () => {
@@ -149,16 +172,7 @@ describe('durable - stories', () => {
   });
 
   it('a node that stopped in a state transfer lost its watch history; leading after a whole-cluster crash, it takes the history back from a replica (F17)', async () => {
-    const c = await startStory({ diskSyncMs: 2, trace: true });
-    const leader = c.leader()!;
-    const [target] = c.ids.filter((id) => id !== leader) as [string];
-    expect((await c.put(leader, 'a', 'v1')).output.status).toBe('ok');
-    // As if a catch-up were still open at `target` (its leader's changes to come) when it stopped.
-    c.node(target)!.store.changes.beginTransfer();
-    expect((await c.put(leader, 'b', 'v2')).output.status).toBe('ok');
-    await c.run(100);
-    for (const id of c.ids) c.crash(id);
-    await c.run(300);
+    const { c, leader, target } = await crashWithTransferOpen();
     // Back first, it leads; the others are back before it has recovered, and answer its sync.
     for (const id of [target, ...c.ids.filter((id) => id !== target)]) c.restart(id);
     expect(await c.waitFor(() => c.leader() === target && c.allServing(), 10_000), c.describe()).toBe(true);
@@ -171,15 +185,7 @@ describe('durable - stories', () => {
   });
 
   it('the same node leads alone, and the others come back only once it serves: it takes the history back from a late member (F21)', async () => {
-    const c = await startStory({ diskSyncMs: 2, trace: true });
-    const leader = c.leader()!;
-    const [target] = c.ids.filter((id) => id !== leader) as [string];
-    expect((await c.put(leader, 'a', 'v1')).output.status).toBe('ok');
-    c.node(target)!.store.changes.beginTransfer();
-    expect((await c.put(leader, 'b', 'v2')).output.status).toBe('ok');
-    await c.run(100);
-    for (const id of c.ids) c.crash(id);
-    await c.run(300);
+    const { c, target } = await crashWithTransferOpen();
     // Alone, it recovers without a sync reply from anyone: nobody can give the history back yet.
     c.restart(target);
     expect(await c.waitFor(() => c.leader() === target && c.node(target)!.status().state === 'serving', 15_000), c.describe()).toBe(true);
@@ -191,19 +197,11 @@ describe('durable - stories', () => {
     expect(result.ok, report(result)).toBe(true);
     const floors = c.trace.lines.slice(from).filter((l) => / (watch history now|took back)/.test(l)).join('\n');
     expect(floors).toMatch(new RegExp(`${target} .*took back the oldest changes`));
-    for (const id of c.ids) expect({ id, floor: c.changesOf(id)!.floor, keys: c.changesOf(id)!.changes.map((ch) => ch.key) }, floors).toEqual({ id, floor: 0, keys: ['a', 'b'] });
+    expectWholeHistory(c, ['a', 'b'], floors);
   });
 
   it('a node whose floor rose at restart joins a leader that kept every change: its join names its floor, and it gets the older changes back (F22)', async () => {
-    const c = await startStory({ diskSyncMs: 2, trace: true });
-    const leader = c.leader()!;
-    const [target, other] = c.ids.filter((id) => id !== leader) as [string, string];
-    expect((await c.put(leader, 'a', 'v1')).output.status).toBe('ok');
-    c.node(target)!.store.changes.beginTransfer();
-    expect((await c.put(leader, 'b', 'v2')).output.status).toBe('ok');
-    await c.run(100);
-    for (const id of c.ids) c.crash(id);
-    await c.run(300);
+    const { c, leader, target, other } = await crashWithTransferOpen();
     c.restart(leader);
     c.restart(other);
     expect(await c.waitFor(() => c.leader() === leader && [leader, other].every((id) => c.node(id)?.status().state === 'serving'), 15_000), c.describe()).toBe(true);
@@ -213,7 +211,7 @@ describe('durable - stories', () => {
     const result = await verifyStory(c, ['a', 'b'], 'a joiner whose floor rose at restart');
     expect(result.ok, report(result)).toBe(true);
     const floors = c.trace.lines.slice(from).filter((l) => / (watch history now|took back|caught up)/.test(l)).join('\n');
-    for (const id of c.ids) expect({ id, floor: c.changesOf(id)!.floor, keys: c.changesOf(id)!.changes.map((ch) => ch.key) }, floors).toEqual({ id, floor: 0, keys: ['a', 'b'] });
+    expectWholeHistory(c, ['a', 'b'], floors);
   });
 
   it('a leader whose recovery skipped a revision vouches for the history once it has admitted every member, and is paused before its first write: no floor rises (allAdmitted)', async () => {
@@ -268,7 +266,7 @@ describe('durable - stories', () => {
     expect(result.ok, report(result)).toBe(true);
     const floors = c.trace.lines.slice(from).filter((l) => / (watch history now|waiting for a complete|stepping aside)/.test(l)).join('\n');
     expect(floors).not.toMatch(/watch history now starts/);
-    for (const id of c.ids) expect({ id, floor: c.changesOf(id)!.floor, keys: c.changesOf(id)!.changes.map((ch) => ch.key) }, floors).toEqual({ id, floor: 0, keys: ['a', 'b'] });
+    expectWholeHistory(c, ['a', 'b'], floors);
   });
 
   it('ZooKeeper loses its data in a power cut: the node left out of the last replica set, back first, never serves; every acknowledged write survives', async () => {
