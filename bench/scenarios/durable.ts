@@ -275,7 +275,7 @@ async function nodeMemory(cluster: BenchCluster, gcDir: string, idle: boolean): 
   const out: NodeMemory[] = [];
   for (const [i, n] of nodes.entries()) {
     const gc = await memoryAfterGc(gcDir, n.pid!);
-    out.push({ id: n.id, leader: n.id === leader, found: found[i]!, idle: idled[i]!, afterGc: gc ? rssBreakdown(n.pid, n.dir) : null, heapUsed: gc?.heapUsed ?? null, heapTotal: gc?.heapTotal ?? null });
+    out.push({ id: n.id, leader: n.id === leader, found: found[i] ?? null, idle: idled[i] ?? null, afterGc: gc ? rssBreakdown(n.pid, n.dir) : null, heapUsed: gc?.heapUsed ?? null, heapTotal: gc?.heapTotal ?? null });
   }
   return out.sort((a, b) => Number(b.leader) - Number(a.leader));
 }
