@@ -211,6 +211,7 @@ describe('durable - stories', () => {
     const result = await verifyStory(c, ['a', 'b'], 'a joiner whose floor rose at restart');
     expect(result.ok, report(result)).toBe(true);
     const floors = c.trace.lines.slice(from).filter((l) => / (watch history now|took back|caught up)/.test(l)).join('\n');
+    expect(floors).toMatch(new RegExp(`${target} .*a state transfer was open when the node stopped`));
     expectWholeHistory(c, ['a', 'b'], floors);
   });
 
@@ -232,6 +233,9 @@ describe('durable - stories', () => {
     c.crash(leader);
     c.uncut(leader, stayer);
     expect(await c.waitFor(() => c.leader() === stayer, 15_000), c.describe()).toBe(true);
+    // Its recovery skipped revision 2, which only the joiner (incomplete) held.
+    const recovered = new RegExp(`${stayer} +info leader: recovered replicas=\\["${stayer}"\\] nextRev=3 recommit=0`);
+    expect(c.trace.lines.slice(from).some((l) => recovered.test(l)), c.describe()).toBe(true);
     c.restart(leader);
     expect(await c.waitFor(() => c.allServing(), 15_000), c.describe()).toBe(true);
     c.pause(stayer, 3_000);
