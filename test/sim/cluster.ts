@@ -100,6 +100,8 @@ export class SimCluster {
   readonly takeovers: number[] = [];
   /** Lease-holders missing from their leader's targets, by "follower>leader@epoch", since when. */
   private readonly untargeted = new Map<string, number>();
+  /** Nodes a clog fault holds (clog, until unclog), apart from the clog of a pause. */
+  private readonly clogFaults = new Set<string>();
   private opCounter = 0;
 
   constructor(readonly options: ClusterOptions) {
@@ -315,21 +317,26 @@ export class SimCluster {
     this.zk.partition(id, { detectAfterMs: Infinity });
     this.scheduler.clock.setTimeout(() => {
       if (!clock.alive || !clock.paused) return;
-      this.trace.note(id, 'RESUME');
       clock.resume();
       this.zk.restore(id);
-      this.net.unclogNode(id);
+      this.trace.note(id, this.clogFaults.has(id) ? 'RESUME (its messages still clogged)' : 'RESUME');
+      if (!this.clogFaults.has(id)) this.net.unclogNode(id);
     }, ms);
   }
 
   clog(id: string): void {
     this.trace.note(id, 'BUS CLOG');
+    this.clogFaults.add(id);
     this.net.clogNode(id);
   }
 
+  /**
+   * A node's messages flow again once neither a clog fault nor a pause holds them: a paused
+   * process reads nothing (seed 170911, multi-key: a clog that ended during a pause let a paused
+   * node answer reads), and a resumed one stays clogged while its clog fault lasts.
+   */
   unclog(id: string): void {
-    // A paused process reads nothing: its messages stay held until it resumes (seed 170911,
-    // multi-key: a clog that ended during a pause let a paused node answer reads).
+    this.clogFaults.delete(id);
     if (this.isPaused(id)) {
       this.trace.note(id, 'BUS UNCLOG (held while paused)');
       return;
@@ -346,6 +353,7 @@ export class SimCluster {
   healAll(options: { restart?: boolean } = {}): void {
     this.trace.note('world', 'HEAL ALL');
     this.net.heal();
+    this.clogFaults.clear();
     this.net.profile = { ...this.net.profile, dropRate: 0, duplicateRate: 0, slowRate: 0 };
     this.zk.restoreAll();
     for (const slot of this.slots.values()) if (slot.up) slot.clock.resume();
