@@ -410,14 +410,9 @@ export class LeaderTerm {
     };
     for (const key of winners.keys()) note(key, this.ports.store.committedStateRev(key));
     for (const reply of replies) {
-      if (reply.committedBeneath === undefined) continue;
-      try {
-        checkKeyRevisions(reply.committedBeneath, 'committedBeneath');
-      } catch (err) {
-        this.log.warn({ err }, 'a sync reply with malformed committedBeneath');
-        continue;
-      }
-      for (const v of reply.committedBeneath) note(v.key, v.rev);
+      const { committedBeneath } = reply;
+      if (committedBeneath === undefined || !this.wellFormed(() => checkKeyRevisions(committedBeneath, 'committedBeneath'), 'committedBeneath')) continue;
+      for (const v of committedBeneath) note(v.key, v.rev);
     }
     return beneath;
   }
@@ -659,18 +654,24 @@ export class LeaderTerm {
     const { changes } = this.ports.store;
     let best: { peer: string; older: ChangeTransfer } | null = null;
     for (const [peer, reply] of replies) {
-      if (reply.changes === undefined) continue;
-      try {
-        checkChanges(reply.changes);
-      } catch (err) {
-        this.log.warn({ err, peer }, 'a sync reply with malformed changes');
-        continue;
-      }
-      if (best === null || reply.changes.after < best.older.after) best = { peer, older: reply.changes };
+      const older = reply.changes;
+      if (older === undefined || !this.wellFormed(() => checkChanges(older), 'changes', peer)) continue;
+      if (best === null || older.after < best.older.after) best = { peer, older };
     }
     if (best === null) return;
     const was = changes.floor;
     if (changes.backfill(best.older)) this.log.info({ peer: best.peer, floor: changes.floor, was }, 'took back the oldest changes of the watch history from a replica');
+  }
+
+  /** Does an optional part of a sync reply pass its check? A malformed one is left out, with a warning. */
+  private wellFormed(check: () => void, part: string, peer?: string): boolean {
+    try {
+      check();
+      return true;
+    } catch (err) {
+      this.log.warn({ err, peer }, `a sync reply with malformed ${part}`);
+      return false;
+    }
   }
 
   /** Our own copy holds the write as the disk's policy promises. A leader that cannot store steps down: it cannot acknowledge anything. */
