@@ -112,8 +112,10 @@ export class ZiNode {
     this.store.changes.retention = { ...defaultChangeRetention, ...config.watchHistory };
     this.store.changes.onFloorRaised = (floor, why) => this.log.info({ floor, why }, 'watch history now starts above this revision');
     if (ports.disk !== undefined) {
+      const loadStarted = ports.clock.now();
       this.store.attachDisk(ports.disk);
-      this.log.info({ keys: this.store.size, maxRev: this.store.maxRev, intact: this.store.intact, watchHistory: { floor: this.store.changes.floor, stable: this.store.changes.stable } }, 'copy restored from the data dir');
+      const loadMs = Math.round(ports.clock.now() - loadStarted);
+      this.log.info({ keys: this.store.size, maxRev: this.store.maxRev, intact: this.store.intact, watchHistory: { floor: this.store.changes.floor, stable: this.store.changes.stable }, loadMs }, 'copy restored from the data dir');
     }
     const observer = ports.observer;
     if (observer?.entry) this.store.onEntry = (key, entry) => observer.entry!(key, entry.state, entry.state === 'invalid' ? entry.pendingRev : entry.rev);
