@@ -1065,6 +1065,12 @@ export class LeaderTerm {
       await Promise.allSettled(earlier);
       let seq = 0;
       let entries = 0;
+      // Keys' and values' bytes sent: what a catch-up saves against a full copy (the log says).
+      let bytes = 0;
+      const count = (sent: SnapshotEntry[]) => {
+        entries += sent.length;
+        for (const e of sent) bytes += Buffer.byteLength(e.key) + (e.value?.byteLength ?? 0);
+      };
       // A value written after the admission reaches the joiner as a write (it is a target): not
       // here too, where it could arrive first and hide that write from the joiner's change log.
       const beforeAdmission = (e: SnapshotEntry) => e.rev <= what.lastRevBefore;
@@ -1072,14 +1078,14 @@ export class LeaderTerm {
         if (!stillJoining()) return;
         const chunk = all.filter(beforeAdmission);
         await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq: seq++, entries: chunk, done: false, maxRev: 0 });
-        entries += chunk.length;
+        count(chunk);
         this.ports.observer?.resync?.(id, entries, false);
       }
       if (!stillJoining()) return;
       if (pending.length > 0) {
         const rolledBack = pending.map((key) => store.stateOf(key, what.lastRevBefore)).filter(beforeAdmission);
         await this.sendChunk(id, { type: 'snapshot', from: this.config.nodeId, epoch: this.epoch, admission: token, seq: seq++, entries: rolledBack, done: false, maxRev: 0 });
-        entries += rolledBack.length;
+        count(rolledBack);
       }
       // Deletes forgotten meanwhile (a bounded record, a flood of deletes) may be missing from the
       // changes sent: the joiner must not take them as complete. It tries again, for a full copy.
@@ -1117,7 +1123,7 @@ export class LeaderTerm {
       this.joining.delete(id);
       this.lastGrant.set(id, this.ports.clock.now());
       this.ports.observer?.resync?.(id, entries, true);
-      this.log.info({ peer: id, entries, since, ms: Math.round(this.ports.clock.now() - started) }, since > 0 ? 'caught up' : 'joined');
+      this.log.info({ peer: id, entries, bytes, since, ms: Math.round(this.ports.clock.now() - started) }, since > 0 ? 'caught up' : 'joined');
       if (historyFollows) void this.sendHistoryLater(id, token, what.changesAfter!, what.lastRevBefore);
     } catch (err) {
       this.ports.observer?.resync?.(id, 0, false, true);

@@ -165,10 +165,15 @@ describe('durable replicas', () => {
     const sent = Number(transfers.at(-1)!.entries);
     expect(sent).toBeGreaterThanOrEqual(21);
     expect(sent).toBeLessThan(100);
+    // Keys' and values' bytes: the catch-up's against what a full snapshot of the store would send.
+    const sentBytes = Number(transfers.at(-1)!.bytes);
+    const snapshotBytes = Array.from({ length: 999 }, (_, i) => `key-${i}`.length + (i < 20 ? 'changed'.length : value.length)).reduce((a, b) => a + b, 0);
+    expect(sentBytes).toBeGreaterThan(0);
+    expect(sentBytes).toBeLessThan(snapshotBytes / 10);
     expect((await store.get('key-0', f)).text).toBe('changed');
     expect((await store.get('key-999', f)).code).toBe(404);
     expect((await store.get('key-500', f)).text).toBe(value);
-    console.log(`catch-up after a restart: ${sent} entries sent instead of 1000`);
+    console.log(`catch-up after a restart: ${sent} entries sent instead of 1000, ${sentBytes} bytes of keys and values instead of a full snapshot's ${snapshotBytes}`);
   });
 
   it('kill -9 of every node and a ZooKeeper that lost its data: the node left out of the last replica set, back first, waits; nothing acknowledged is lost', async () => {
