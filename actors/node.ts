@@ -18,7 +18,7 @@ import { followerMachine, type FollowerEvent } from './follower.machine.ts';
 import { LeaderTerm, sessionProven } from './leader-term.ts';
 import { leaderMachine } from './leader.machine.ts';
 import { messageKeys } from './message-keys.ts';
-import type { Bus, Clock, CoordEvent, Coordinator, Log, MemberState, NodeObserver, ReplicaDisk, Role, SessionState } from './ports.ts';
+import { childLog, type Bus, type Clock, type CoordEvent, type Coordinator, type Log, type MemberState, type NodeObserver, type ReplicaDisk, type Role, type SessionState } from './ports.ts';
 import type { ClientReply, ClientRequest, PeerMessage, PeerReply } from './protocol.ts';
 import { ReplicaEndpoint } from './replica-endpoint.ts';
 import { ReplicaStore } from './replica-store.ts';
@@ -106,7 +106,7 @@ export class ZiNode {
     readonly config: NodeConfig,
     private readonly ports: NodePorts,
   ) {
-    this.log = ports.log.child({ node: config.nodeId });
+    this.log = childLog(ports.log, { node: config.nodeId });
     this.deadlines = new Deadlines(ports.clock);
     this.store.now = () => ports.clock.now();
     this.store.changes.retention = { ...defaultChangeRetention, ...config.watchHistory };

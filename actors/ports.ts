@@ -13,11 +13,20 @@ export interface Clock {
 /** The subset of pino the core uses: a structural port, so tests can pass a silent logger. */
 export interface Log {
   child(bindings: Record<string, unknown>): Log;
+  /** What every line already carries (pino's); a logger without it is given every binding again. */
+  bindings?(): Record<string, unknown>;
   debug(obj: object, msg?: string): void;
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
   fatal(obj: object, msg?: string): void;
+}
+
+/** `log` with `bindings` on every line, leaving out the keys it has already (pino would write them twice). */
+export function childLog(log: Log, bindings: Record<string, unknown>): Log {
+  const has = log.bindings?.() ?? {};
+  const added = Object.fromEntries(Object.entries(bindings).filter(([key]) => !(key in has)));
+  return Object.keys(added).length === 0 ? log : log.child(added);
 }
 
 /** Answers at once when it can (a local read), else with a promise. */

@@ -19,7 +19,7 @@
 // - Operations fail fast (NotConnectedError) unless the session is connected, and time out after
 //   opTimeoutMs; the caller decides what to retry, and our own retries are bounded.
 import { createActor, type Actor } from 'xstate';
-import type { Clock, CoordEvent, Coordinator, EpochClaim, Log, MemberInfo, MemberState, Role, SessionState, UncleanGrant } from '../actors/ports.ts';
+import { childLog, type Clock, type CoordEvent, type Coordinator, type EpochClaim, type Log, type MemberInfo, type MemberState, type Role, type SessionState, type UncleanGrant } from '../actors/ports.ts';
 import { sessionMachine, type SessionMachineState } from '../actors/session.machine.ts';
 import { CoordinationError, CoordinationTimeoutError, DeposedError, NotConnectedError, SessionExpiredError } from './errors.ts';
 import { clusterPaths, isValidSegment, sortElectionNames } from './paths.ts';
@@ -144,10 +144,10 @@ export function createCoordinator(opts: CoordinatorOptions): ZkCoordinator {
 
   const base = { node: nodeId, cluster };
   const log = {
-    session: opts.log.child({ ...base, actor: 'session' }),
-    membership: opts.log.child({ ...base, actor: 'membership' }),
-    election: opts.log.child({ ...base, actor: 'election' }),
-    epoch: opts.log.child({ ...base, actor: 'epoch' }),
+    session: childLog(opts.log, { ...base, actor: 'session' }),
+    membership: childLog(opts.log, { ...base, actor: 'membership' }),
+    election: childLog(opts.log, { ...base, actor: 'election' }),
+    epoch: childLog(opts.log, { ...base, actor: 'epoch' }),
   };
   const probeTickMs = Math.min(250, Math.max(20, Math.floor(sessionTimeoutMs / 15)));
 

@@ -1,6 +1,6 @@
 // The production coordinator: coordinator.ts on a real ZooKeeper ensemble through
 // node-zookeeper-client (node-zk-client.ts), on the process's clock.
-import type { Log } from '../actors/ports.ts';
+import { childLog, type Log } from '../actors/ports.ts';
 import { processClock } from '../actors/time.ts';
 import { createCoordinator, type ZkCoordinator } from './coordinator.ts';
 import { createNodeZkClient } from './node-zk-client.ts';
@@ -33,7 +33,7 @@ const OP_TIMEOUT_MS_DEFAULT = 4000;
 export function createZkCoordinator(opts: ZkCoordinatorOptions): ZkCoordinator {
   if (opts.connectString.length === 0) throw new RangeError('connectString is empty');
   const opTimeoutMs = opts.opTimeoutMs ?? OP_TIMEOUT_MS_DEFAULT;
-  const clientLog = opts.log.child({ node: opts.nodeId, cluster: opts.cluster, actor: 'zk-client' });
+  const clientLog = childLog(opts.log, { node: opts.nodeId, cluster: opts.cluster, actor: 'zk-client' });
   return createCoordinator({
     cluster: opts.cluster,
     nodeId: opts.nodeId,

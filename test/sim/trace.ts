@@ -55,24 +55,24 @@ function describe(obj: object): string {
 class TraceLog implements Log {
   constructor(
     private readonly trace: Trace,
-    private readonly bindings: Record<string, unknown>,
+    private readonly bound: Record<string, unknown>,
   ) {}
   child(bindings: Record<string, unknown>): Log {
-    return new TraceLog(this.trace, { ...this.bindings, ...bindings });
+    return new TraceLog(this.trace, { ...this.bound, ...bindings });
   }
   debug(obj: object, msg?: string): void {
-    if (this.trace.enabled) this.trace.write('debug', this.bindings, obj, msg);
+    if (this.trace.enabled) this.trace.write('debug', this.bound, obj, msg);
   }
   info(obj: object, msg?: string): void {
-    if (this.trace.enabled) this.trace.write('info', this.bindings, obj, msg);
+    if (this.trace.enabled) this.trace.write('info', this.bound, obj, msg);
   }
   warn(obj: object, msg?: string): void {
-    if (this.trace.enabled) this.trace.write('warn', this.bindings, obj, msg);
+    if (this.trace.enabled) this.trace.write('warn', this.bound, obj, msg);
   }
   error(obj: object, msg?: string): void {
-    this.trace.write('error', this.bindings, obj, msg);
+    this.trace.write('error', this.bound, obj, msg);
   }
   fatal(obj: object, msg?: string): void {
-    this.trace.write('fatal', this.bindings, obj, msg);
+    this.trace.write('fatal', this.bound, obj, msg);
   }
 }
