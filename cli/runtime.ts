@@ -62,10 +62,13 @@ async function startOnPorts(options: RunNodeOptions, observe: (bus: NatsBus) => 
   const tooLong = leaseProblem(config.leaseMs, options.sessionTimeoutMs);
   if (tooLong !== null) throw new Error(tooLong);
   // The data dir first: one that cannot be used stops the start before anything is connected.
-  // Opening walks every entry (checksums) before anything is read: most of a restart's time with a large copy.
-  const checkStarted = performance.now();
-  const disk = options.storage === undefined ? undefined : LmdbDisk.open({ ...options.storage, cluster, nodeId });
-  if (disk !== undefined) log.info({ dir: options.storage!.dir, ms: Math.round(performance.now() - checkStarted) }, 'data dir opened and checked');
+  let disk: LmdbDisk | undefined;
+  if (options.storage !== undefined) {
+    // Opening walks every entry (checksums) before anything is read: most of a restart's time with a large copy.
+    const started = performance.now();
+    disk = LmdbDisk.open({ ...options.storage, cluster, nodeId });
+    log.info({ dir: options.storage.dir, ms: Math.round(performance.now() - started) }, 'data dir opened and checked');
+  }
   // An unreachable NATS is waited for (with backoff, logged), as ZooKeeper is; a refusal that
   // retrying cannot cure (credentials, max_payload) still fails the start.
   const bus = await createNatsBus({ servers: options.nats, cluster, nodeId, log, connectOptions: options.natsOptions, retryConnect: true, signal: options.signal }).catch((err: unknown) => {

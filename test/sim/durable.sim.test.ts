@@ -6,7 +6,7 @@
 // what was not synced; storage/memory-disk.ts), ending with the seed checks.
 import { describe, expect, it } from 'vitest';
 import type { SimCluster } from './cluster.ts';
-import { isolateUntilRemoved, report, startStory, verifyStory } from './story.ts';
+import { isolateUntilRemoved, report, startStory, traceSince, verifyStory } from './story.ts';
 
 /** Every node's watch history starts at revision 0 and holds a change of each of `keys`, in order (`why`: the trace lines that explain a failure). */
 function expectWholeHistory(c: SimCluster, keys: string[], why: string): void {
@@ -89,7 +89,7 @@ describe('durable - stories', () => {
     expect(result.ok, report(result)).toBe(true);
     for (const id of c.ids) expect((await c.get(id, 'b')).output).toMatchObject({ status: 'ok', value: 'v2', revision: rev });
     // Each of the others catches up from the last write's revision: no full snapshot.
-    const transfers = c.trace.lines.slice(firstLeads).filter((l) => / info (joined|caught up) /.test(l));
+    const transfers = traceSince(c, firstLeads, / info (joined|caught up) /);
     expect(transfers.filter((l) => l.includes(' joined ')), transfers.join('\n')).toEqual([]);
     expect(transfers.filter((l) => l.includes(` since=${rev}`)).length, transfers.join('\n')).toBe(2);
     // The watch history survives too: every node can still tell both changes.
@@ -127,7 +127,7 @@ describe('durable - stories', () => {
     const admitted = new RegExp(`${holder} +info leader: (joined|caught up) peer=${joiner} `);
     const from = c.trace.lines.length;
     c.restart(joiner);
-    expect(await c.waitFor(() => c.trace.lines.slice(from).some((l) => admitted.test(l)), 10_000), c.describe()).toBe(true);
+    expect(await c.waitFor(() => traceSince(c, from, admitted).length > 0, 10_000), c.describe()).toBe(true);
     c.crash(holder);
     expect(await c.waitFor(() => c.leader() === joiner, 10_000), c.describe()).toBe(true);
     c.restart(leader);
@@ -195,7 +195,7 @@ describe('durable - stories', () => {
     expect(await c.waitFor(() => c.allServing(), 15_000), c.describe()).toBe(true);
     const result = await verifyStory(c, ['a', 'b'], 'a leader that lost its history, its replicas back late');
     expect(result.ok, report(result)).toBe(true);
-    const floors = c.trace.lines.slice(from).filter((l) => / (watch history now|took back)/.test(l)).join('\n');
+    const floors = traceSince(c, from, / (watch history now|took back)/).join('\n');
     expect(floors).toMatch(new RegExp(`${target} .*took back the oldest changes`));
     expectWholeHistory(c, ['a', 'b'], floors);
   });
@@ -210,7 +210,7 @@ describe('durable - stories', () => {
     expect(await c.waitFor(() => c.allServing(), 15_000), c.describe()).toBe(true);
     const result = await verifyStory(c, ['a', 'b'], 'a joiner whose floor rose at restart');
     expect(result.ok, report(result)).toBe(true);
-    const floors = c.trace.lines.slice(from).filter((l) => / (watch history now|took back|caught up)/.test(l)).join('\n');
+    const floors = traceSince(c, from, / (watch history now|took back|caught up)/).join('\n');
     expect(floors).toMatch(new RegExp(`${target} .*a state transfer was open when the node stopped`));
     expectWholeHistory(c, ['a', 'b'], floors);
   });
@@ -225,7 +225,7 @@ describe('durable - stories', () => {
     const from = c.trace.lines.length;
     c.rejoin(joiner);
     const chunk = new RegExp(`${joiner} +<- ${leader} snapshot .*seq=0`);
-    expect(await c.waitFor(() => c.trace.lines.slice(from).some((l) => chunk.test(l)), 10_000), c.describe()).toBe(true);
+    expect(await c.waitFor(() => traceSince(c, from, chunk).length > 0, 10_000), c.describe()).toBe(true);
     // A write only the joiner takes, in flight; then the leader dies.
     c.cut(leader, stayer, true);
     void c.put(leader, 'b', 'v2');
@@ -235,14 +235,14 @@ describe('durable - stories', () => {
     expect(await c.waitFor(() => c.leader() === stayer, 15_000), c.describe()).toBe(true);
     // Its recovery skipped revision 2, which only the joiner (incomplete) held.
     const recovered = new RegExp(`${stayer} +info leader: recovered replicas=\\["${stayer}"\\] nextRev=3 recommit=0`);
-    expect(c.trace.lines.slice(from).some((l) => recovered.test(l)), c.describe()).toBe(true);
+    expect(traceSince(c, from, recovered).length > 0, c.describe()).toBe(true);
     c.restart(leader);
     expect(await c.waitFor(() => c.allServing(), 15_000), c.describe()).toBe(true);
     c.pause(stayer, 3_000);
     expect(await c.waitFor(() => c.leader() !== null && c.leader() !== stayer, 15_000), c.describe()).toBe(true);
     const result = await verifyStory(c, ['a', 'b'], 'a leader that admitted every member, paused before its first write');
     expect(result.ok, report(result)).toBe(true);
-    const floors = c.trace.lines.slice(from).filter((l) => / (watch history now|took back|recovered|joined|caught up)/.test(l)).join('\n');
+    const floors = traceSince(c, from, / (watch history now|took back|recovered|joined|caught up)/).join('\n');
     for (const id of c.ids) expect({ id, floor: c.changesOf(id)!.floor }, floors).toEqual({ id, floor: 0 });
   });
 
@@ -257,18 +257,18 @@ describe('durable - stories', () => {
     const from = c.trace.lines.length;
     c.rejoin(target);
     const chunk = new RegExp(`${target} +<- ${leader} snapshot .*seq=0`);
-    expect(await c.waitFor(() => c.trace.lines.slice(from).some((l) => chunk.test(l)), 10_000), c.describe()).toBe(true);
+    expect(await c.waitFor(() => traceSince(c, from, chunk).length > 0, 10_000), c.describe()).toBe(true);
     c.crash(leader);
     c.crash(other);
     // Elected alone, its copy not complete: it waits for a member of the last replica set.
     const waiting = new RegExp(`${target} .*waiting for a complete replica`);
-    expect(await c.waitFor(() => c.trace.lines.slice(from).some((l) => waiting.test(l)), 10_000), c.describe()).toBe(true);
+    expect(await c.waitFor(() => traceSince(c, from, waiting).length > 0, 10_000), c.describe()).toBe(true);
     c.restart(other);
     c.restart(leader);
     expect(await c.waitFor(() => c.leader() !== null && c.leader() !== target && c.allServing(), 15_000), c.describe()).toBe(true);
     const result = await verifyStory(c, ['a', 'b'], 'an incomplete node elected with its transfer open');
     expect(result.ok, report(result)).toBe(true);
-    const floors = c.trace.lines.slice(from).filter((l) => / (watch history now|waiting for a complete|stepping aside)/.test(l)).join('\n');
+    const floors = traceSince(c, from, / (watch history now|waiting for a complete|stepping aside)/).join('\n');
     expect(floors).not.toMatch(/watch history now starts/);
     expectWholeHistory(c, ['a', 'b'], floors);
   });

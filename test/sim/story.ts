@@ -34,3 +34,8 @@ export async function isolateUntilRemoved(c: SimCluster, leader: string, id: str
   c.isolate(id);
   expect(await c.waitFor(() => !(c.node(leader)?.status().replicas ?? []).includes(id), 10_000), c.describe()).toBe(true);
 }
+
+/** The trace lines from line `from` on that `pattern` matches. */
+export function traceSince(c: SimCluster, from: number, pattern: RegExp): string[] {
+  return c.trace.lines.slice(from).filter((l) => pattern.test(l));
+}
